@@ -1,0 +1,3 @@
+from aml_client.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""The ``amlc`` command line: a thin layer over the library."""

@@ -1,0 +1,29 @@
+"""Where the CLI writes: people read stderr (rich), scripts read stdout (``--json``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+
+#: Tables, progress and messages for people.
+console = Console(stderr=True, highlight=False)
+#: Machine output (``--json``) and data the user asked for on stdout.
+stdout = Console(highlight=False, soft_wrap=True)
+
+
+def print_json(data: Any) -> None:
+    """Plain JSON on stdout, nothing else, so ``amlc ... --json | jq`` works."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def error(message: str) -> None:
+    """One red line on stderr."""
+    console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+
+
+def note(message: str) -> None:
+    console.print(message, soft_wrap=True)

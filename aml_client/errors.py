@@ -1,0 +1,154 @@
+"""One exception tree for everything amlc raises, drawn once so callers know what to catch.
+
+    AmlcError
+    ├── ConfigError             no endpoint configured, unknown profile, unreadable config file
+    ├── InputError              an input file that cannot be read (file, line)
+    ├── SchemaError             a swagger / OpenAPI document that cannot be understood
+    ├── ValidationError         rows that do not match the schema (row, column, message)
+    └── EndpointError           anything that went wrong talking to the endpoint
+        ├── ConnectionFailedError      refused, DNS, TLS
+        ├── EndpointTimeoutError       408, or the client gave up waiting
+        ├── AuthenticationError        401 / 403
+        ├── NotFoundError              404
+        ├── BadRequestError            400, 415 and other 4xx the caller must fix
+        │   └── PayloadTooLargeError   413
+        ├── RateLimitError             429 (``retry_after_s``)
+        ├── ModelError                 424 / 500: the scoring script failed
+        ├── UnavailableError           502 / 503 / 504
+        └── ResponseFormatError        a 2xx body that is not a prediction amlc recognises
+
+Messages never contain a credential.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class AmlcError(Exception):
+    """Base of every error amlc raises on purpose."""
+
+    #: Process exit code the CLI uses for this error.
+    exit_code: int = 1
+
+
+class ConfigError(AmlcError):
+    exit_code = 2
+
+
+class InputError(AmlcError):
+    """An input that cannot be read; says which file and, where known, which line."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None):
+        where = ""
+        if path is not None:
+            where = f"{path}:{line}: " if line is not None else f"{path}: "
+        super().__init__(f"{where}{message}")
+        self.path = path
+        self.line = line
+
+
+class SchemaError(AmlcError):
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """One thing wrong with one row: ``row`` counts from 1, ``column`` may be None for the row."""
+
+    row: int | None
+    column: str | None
+    message: str
+
+    def __str__(self) -> str:
+        parts = []
+        if self.row is not None:
+            parts.append(f"row {self.row}")
+        if self.column is not None:
+            parts.append(f"column '{self.column}'")
+        prefix = ", ".join(parts)
+        return f"{prefix}: {self.message}" if prefix else self.message
+
+
+class ValidationError(AmlcError):
+    """Rows that would be rejected by the endpoint, caught before anything is sent."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[RowProblem], *, source: str | None = None):
+        self.problems = list(problems)
+        self.source = source
+        first = str(self.problems[0]) if self.problems else "invalid payload"
+        more = len(self.problems) - 1
+        suffix = f" (and {more} more problem{'s' if more != 1 else ''})" if more > 0 else ""
+        where = f"{source}: " if source else ""
+        super().__init__(f"{where}{first}{suffix}")
+
+
+class EndpointError(AmlcError):
+    """The endpoint answered with an error, or could not be reached."""
+
+    exit_code = 4
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        request_id: str | None = None,
+        body: str | None = None,
+    ):
+        super().__init__(message)
+        self.status_code = status_code
+        self.request_id = request_id
+        self.body = body
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        if self.request_id:
+            text = f"{text} (request id {self.request_id})"
+        return text
+
+
+class ConnectionFailedError(EndpointError):
+    pass
+
+
+class EndpointTimeoutError(EndpointError):
+    pass
+
+
+class AuthenticationError(EndpointError):
+    exit_code = 3
+
+
+class NotFoundError(EndpointError):
+    pass
+
+
+class BadRequestError(EndpointError):
+    pass
+
+
+class PayloadTooLargeError(BadRequestError):
+    pass
+
+
+class RateLimitError(EndpointError):
+    def __init__(self, message: str, *, retry_after_s: float | None = None, **kwargs):
+        super().__init__(message, **kwargs)
+        self.retry_after_s = retry_after_s
+
+
+class ModelError(EndpointError):
+    pass
+
+
+class UnavailableError(EndpointError):
+    pass
+
+
+class ResponseFormatError(EndpointError):
+    pass
