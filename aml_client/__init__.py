@@ -1,0 +1,106 @@
+"""amlc: call, prove and load-test machine-learning scoring endpoints (Azure ML first).
+
+The public API is this module's ``__all__``; the modules behind it may move. The client and
+schema classes are loaded on first use, so ``import aml_client`` (and ``amlc --help``) stays
+cheap: no httpx or pydantic until they are needed, and never Locust, pandas or scikit-learn.
+
+    from aml_client import Endpoint, KeyCredential
+    with Endpoint("https://…/score", KeyCredential(key)) as endpoint:
+        print(endpoint.score(rows).predictions)
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from aml_client.auth import KeyCredential, TokenCredential, entra_id_credential
+from aml_client.errors import (
+    AmlcError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigError,
+    ConnectionFailedError,
+    EndpointError,
+    EndpointTimeoutError,
+    InputError,
+    ModelError,
+    NotFoundError,
+    PayloadTooLargeError,
+    RateLimitError,
+    ResponseFormatError,
+    RowProblem,
+    SchemaError,
+    UnavailableError,
+    ValidationError,
+)
+
+if TYPE_CHECKING:
+    from aml_client.client import AsyncEndpoint, Endpoint, RetryPolicy, ScoreResult
+    from aml_client.config import Target, open_async_endpoint, open_endpoint, resolve_target
+    from aml_client.schema import Convention, ScoringSchema, load_schema
+
+__version__ = "0.1.0"
+
+# name -> module that defines it; imported on first attribute access (PEP 562).
+_LAZY = {
+    "Endpoint": "aml_client.client",
+    "AsyncEndpoint": "aml_client.client",
+    "ScoreResult": "aml_client.client",
+    "RetryPolicy": "aml_client.client",
+    "ScoringSchema": "aml_client.schema",
+    "Convention": "aml_client.schema",
+    "load_schema": "aml_client.schema",
+    "Target": "aml_client.config",
+    "resolve_target": "aml_client.config",
+    "open_endpoint": "aml_client.config",
+    "open_async_endpoint": "aml_client.config",
+}
+
+__all__ = [
+    "AmlcError",
+    "AsyncEndpoint",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigError",
+    "ConnectionFailedError",
+    "Convention",
+    "Endpoint",
+    "EndpointError",
+    "EndpointTimeoutError",
+    "InputError",
+    "KeyCredential",
+    "ModelError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "RateLimitError",
+    "ResponseFormatError",
+    "RetryPolicy",
+    "RowProblem",
+    "SchemaError",
+    "ScoreResult",
+    "ScoringSchema",
+    "Target",
+    "TokenCredential",
+    "UnavailableError",
+    "ValidationError",
+    "__version__",
+    "entra_id_credential",
+    "load_schema",
+    "open_async_endpoint",
+    "open_endpoint",
+    "resolve_target",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aml_client' has no attribute '{name}'")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

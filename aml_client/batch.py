@@ -1,0 +1,884 @@
+"""Scoring a large file: batches in flight concurrently, results in input order, nothing lost.
+
+One pipeline, four parts, all on one asyncio loop:
+
+- the **reader** streams rows (CSV, JSON Lines, JSON) into batches, but only while the window of
+  unfinished batches has room, so memory stays flat however large the input is;
+- each **batch task** validates its rows against the swagger, sends them through
+  :class:`~aml_client.client.AsyncEndpoint` under a :class:`~aml_client.concurrency.
+  ConcurrencyLimiter` (fixed, or AIMD with ``concurrency="auto"``), retries what the endpoint
+  pushed back (``Retry-After`` pauses every request, not just one), and bisects a batch that
+  failed because of its rows until the offending rows are alone;
+- the **writer** takes finished batches in input order, appends predictions to the output and
+  the rejected rows to the errors file, then commits both through the
+  :mod:`~aml_client.journal`, so a killed run resumes where it stopped;
+- a **ticker** reports progress even while the endpoint asks for a pause.
+
+Every input row ends in exactly one of the output or the errors file; the counts are checked at
+the end. Failures that are not the rows' fault (authentication, an endpoint that stays down)
+stop the run with the endpoint's error; what was committed stays, and ``resume=True`` carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import io
+import itertools
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aml_client import errors
+from aml_client.concurrency import AimdSettings, ConcurrencyLimiter, PauseGate
+from aml_client.journal import (
+    Checkpoint,
+    CommittedFile,
+    Journal,
+    fingerprint,
+    journal_path,
+    partial_path,
+)
+
+if TYPE_CHECKING:
+    from aml_client.client import AsyncEndpoint
+    from aml_client.config import Target
+    from aml_client.schema import ScoringSchema
+
+__all__ = ["BatchProgress", "BatchSummary", "score_file", "score_file_async"]
+
+log = logging.getLogger("aml_client.batch")
+
+#: Errors that may be caused by the rows themselves: worth splitting the batch to find them.
+ROW_LEVEL_ERRORS: tuple[type[errors.AmlcError], ...] = (
+    errors.ValidationError,
+    errors.BadRequestError,  # 400, 413 (PayloadTooLargeError), other 4xx
+    errors.ModelError,  # 424/500: the script failed, perhaps on one row
+)
+#: The endpoint is overloaded or said "later": pause everything, send less.
+OVERLOAD_ERRORS: tuple[type[errors.AmlcError], ...] = (
+    errors.RateLimitError,  # 429
+    errors.UnavailableError,  # 502/503/504
+)
+#: Worth retrying this one request after a backoff.
+TRANSIENT_ERRORS: tuple[type[errors.AmlcError], ...] = (
+    errors.EndpointTimeoutError,
+    errors.ConnectionFailedError,
+)
+
+MAX_OVERLOAD_RETRIES = 30
+MAX_TRANSIENT_RETRIES = 5
+#: Rows failing on the endpoint before the run is judged broken rather than the rows bad.
+BROKEN_AFTER_ROWS = 20
+_PROGRESS_EVERY_S = 0.25
+
+
+@dataclass
+class BatchProgress:
+    """A snapshot for a progress display.
+
+    ``rows_done`` counts finished rows, scored or failed (``rows_failed`` of them went to the
+    errors file), including rows finished before a resume; ``rows_total`` is estimated from the
+    file's line count and is None when unknown; ``rows_per_s`` is this run's rate.
+    """
+
+    rows_total: int | None
+    rows_done: int
+    rows_failed: int
+    retries: int
+    batches_done: int
+    rows_per_s: float
+    eta_s: float | None
+    in_flight: int
+    concurrency: int = 0
+    paused: bool = False
+
+
+@dataclass
+class BatchSummary:
+    """What a finished run did; ``rows_in == rows_out + rows_failed`` always holds."""
+
+    rows_in: int
+    rows_out: int
+    rows_failed: int
+    output_path: str
+    errors_path: str | None  # None when no row failed
+    elapsed_s: float
+    rows_per_s: float
+    batches: int
+    retries: int
+    resumed_rows: int = 0
+    requests: int = 0
+    concurrency_peak: int = 0
+    concurrency_final: int = 0
+
+
+def score_file(
+    target: Target,
+    input_path: str,
+    output_path: str,
+    *,
+    errors_path: str | None = None,
+    batch_size: int = 200,
+    concurrency: int | str = 8,
+    resume: bool = False,
+    method: str | None = None,
+    coerce: bool = True,
+    progress: Callable[[BatchProgress], None] | None = None,
+) -> BatchSummary:
+    """Score every row of ``input_path`` into ``output_path`` (CSV, or JSON Lines / JSON by
+    extension); rows the endpoint or the swagger rejects go to ``errors_path`` (JSON Lines,
+    default ``<output stem>.errors.jsonl``).
+
+    ``concurrency`` is a number of requests in flight, or ``"auto"`` to find the endpoint's
+    capacity. ``resume=True`` continues an interrupted run from its journal.
+    """
+    return asyncio.run(
+        score_file_async(
+            target,
+            input_path,
+            output_path,
+            errors_path=errors_path,
+            batch_size=batch_size,
+            concurrency=concurrency,
+            resume=resume,
+            method=method,
+            coerce=coerce,
+            progress=progress,
+        )
+    )
+
+
+async def score_file_async(
+    target: Target | AsyncEndpoint,
+    input_path: str,
+    output_path: str,
+    *,
+    errors_path: str | None = None,
+    batch_size: int = 200,
+    concurrency: int | str = 8,
+    resume: bool = False,
+    method: str | None = None,
+    coerce: bool = True,
+    progress: Callable[[BatchProgress], None] | None = None,
+) -> BatchSummary:
+    """:func:`score_file` for callers already inside an event loop; also takes an endpoint."""
+    run = _Run(
+        target,
+        input_path,
+        output_path,
+        errors_path=errors_path,
+        batch_size=batch_size,
+        concurrency=_parse_concurrency(concurrency),
+        resume=resume,
+        method=method,
+        coerce=coerce,
+        progress=progress,
+    )
+    return await run.run()
+
+
+def default_errors_path(output_path: str | Path) -> Path:
+    """``predictions.csv`` -> ``predictions.errors.jsonl``."""
+    output = Path(output_path)
+    return output.with_name(f"{output.stem}.errors.jsonl")
+
+
+def _parse_concurrency(value: int | str) -> int | None:
+    """A number of requests in flight, or None for adaptive."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "auto":
+            return None
+        try:
+            value = int(text)
+        except ValueError:
+            raise errors.ConfigError(
+                f"concurrency must be a number or 'auto', not {value!r}"
+            ) from None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise errors.ConfigError(f"concurrency must be at least 1, not {value!r}")
+    return value
+
+
+# -- output formats ------------------------------------------------------------------------------
+
+
+def _cell(value: Any) -> str:
+    """A CSV cell: strings as they are, JSON for structures and booleans."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, bool | dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+class _OutputFormat:
+    """Encodes ``(input row, prediction)`` pairs; a CSV, JSON Lines or JSON array output."""
+
+    def __init__(self, path: Path):
+        suffix = path.suffix.lower()
+        self.kind = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}.get(suffix, "csv")
+        self.columns: list[str] | None = None
+        self.prediction_column = "prediction"
+
+    def learn(self, first_row: Any) -> None:
+        """Fix the columns from the first input row (also on resume, so they never change)."""
+        if isinstance(first_row, dict):
+            self.columns = [str(name) for name in first_row]
+        else:
+            self.columns = ["input"]
+        name = "prediction"
+        while name in self.columns:
+            name = f"_{name}"
+        self.prediction_column = name
+
+    def prologue(self) -> bytes:
+        """Bytes that open a fresh output file."""
+        if self.kind == "csv" and self.columns is not None:
+            return self._csv_line([*self.columns, self.prediction_column])
+        if self.kind == "json":
+            return b"["
+        return b""
+
+    def epilogue(self, rows_written: int) -> bytes:
+        if self.kind == "json":
+            return b"\n]\n" if rows_written else b"]\n"
+        return b""
+
+    def encode(self, pairs: list[tuple[Any, Any]], rows_before: int) -> bytes:
+        if not pairs:
+            return b""
+        if self.kind == "csv":
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
+            columns = self.columns or []
+            for row, prediction in pairs:
+                if isinstance(row, dict):
+                    cells = [_cell(row.get(name)) for name in columns]
+                else:
+                    cells = [_cell(row)]
+                writer.writerow([*cells, _cell(prediction)])
+            return buffer.getvalue().encode()
+        records = []
+        for row, prediction in pairs:
+            if isinstance(row, dict):
+                record = {**row, self.prediction_column: prediction}
+            else:
+                record = {"input": row, "prediction": prediction}
+            records.append(json.dumps(record, ensure_ascii=False))
+        if self.kind == "jsonl":
+            return ("\n".join(records) + "\n").encode()
+        lead = "\n" if rows_before == 0 else ",\n"
+        return (lead + ",\n".join(records)).encode()
+
+    @staticmethod
+    def _csv_line(cells: list[str]) -> bytes:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerow(cells)
+        return buffer.getvalue().encode()
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Failed:
+    """Why one row went to the errors file."""
+
+    reason: str
+    kind: str
+    status: int | None = None
+
+
+@dataclass
+class _Batch:
+    seq: int
+    start: int  # 0-based index of the first row in the input
+    rows: list[Any]
+    outcomes: list[Any] = field(default_factory=list)  # prediction or _Failed, per row
+
+
+_PENDING = object()
+
+
+class _Run:
+    """One call of :func:`score_file`: its files, counters and the four parts of the pipeline."""
+
+    def __init__(
+        self,
+        target: Any,
+        input_path: str,
+        output_path: str,
+        *,
+        errors_path: str | None,
+        batch_size: int,
+        concurrency: int | None,
+        resume: bool,
+        method: str | None,
+        coerce: bool,
+        progress: Callable[[BatchProgress], None] | None,
+    ):
+        if batch_size < 1:
+            raise errors.ConfigError(f"batch size must be at least 1, not {batch_size}")
+        self.target = target
+        self.input_path = str(input_path)
+        self.output_path = Path(output_path)
+        self.errors_path = Path(errors_path) if errors_path else default_errors_path(output_path)
+        self.batch_size = batch_size
+        self.resume = resume
+        self.method = method
+        self.coerce = coerce
+        self.progress_callback = progress
+        self.limiter = ConcurrencyLimiter(
+            concurrency, settings=AimdSettings(initial=2.0) if concurrency is None else None
+        )
+        self.gate = PauseGate()
+        self.fmt = _OutputFormat(self.output_path)
+        self.schema: ScoringSchema | None = None
+        self.endpoint: AsyncEndpoint | None = None
+
+        self.checkpoint = Checkpoint()
+        self.resumed_rows = 0
+        self.rows_read = 0
+        self.rows_total: int | None = None
+        self.retries = 0
+        self.retries_before = 0  # counted by the run this one resumes
+        self.requests = 0
+        self.endpoint_rows_ok = 0
+        self.endpoint_rows_failed = 0
+        self.started = time.monotonic()
+
+        self._ready: dict[int, _Batch] = {}
+        self._next_seq = 0
+        self._dispatched = 0
+        self._reader_done = False
+        self._outstanding = 0
+        self._wake_writer = asyncio.Event()
+        self._wake_reader = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._failure: BaseException | None = None
+        self._last_progress = 0.0
+        self._sync_task: asyncio.Future[None] | None = None
+
+        self.journal: Journal | None = None
+        self.out: CommittedFile | None = None
+        self.err: CommittedFile | None = None
+
+    # -- setup ---------------------------------------------------------------------------------
+
+    def _check_paths(self) -> None:
+        if self.input_path != "-":
+            source = Path(self.input_path)
+            if not source.is_file():
+                raise errors.InputError("no such file", path=self.input_path)
+            same = {self.output_path.resolve(), self.errors_path.resolve()}
+            if source.resolve() in same:
+                raise errors.InputError(
+                    "the output or errors file would overwrite the input", path=self.input_path
+                )
+        if self.output_path.resolve() == self.errors_path.resolve():
+            raise errors.ConfigError("the output and errors files must differ")
+
+    def _header(self) -> dict[str, Any]:
+        return {
+            "input": fingerprint(self.input_path),
+            "output": str(self.output_path.resolve()),
+            "errors": str(self.errors_path.resolve()),
+            "format": self.fmt.kind,
+            "method": self.method,
+            "coerce": self.coerce,
+            "batch_size": self.batch_size,
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+
+    def _open_files(self) -> bool:
+        """Start or resume the journal and partial files; True when the run is already done."""
+        path = journal_path(self.output_path)
+        if path.exists() and not self.resume:
+            raise errors.InputError(
+                "an unfinished run left this journal: pass --resume (resume=True) to continue "
+                "it, or delete it to start over",
+                path=str(path),
+            )
+        if not path.exists():
+            self.out = CommittedFile(self.output_path)
+            self.err = CommittedFile(self.errors_path)
+            self.journal = Journal.create(path, self._header())
+            return False
+        journal, state = Journal.reopen(path)
+        self.journal = journal
+        header = self._header()
+        for key in ("input", "output", "errors", "format", "method", "coerce"):
+            if state.header.get(key) != header[key]:
+                journal.close()
+                raise errors.InputError(
+                    f"cannot resume: {key} differs from the interrupted run's "
+                    f"({state.header.get(key)!r}); delete the journal to start over",
+                    path=str(path),
+                )
+        self.checkpoint = state.checkpoint
+        self.resumed_rows = state.checkpoint.rows
+        self.retries_before = state.checkpoint.retries
+        if state.done:
+            self._complete_finished_run()
+            return True
+        self.out = CommittedFile(self.output_path, resume_at=state.checkpoint.out)
+        self.err = CommittedFile(self.errors_path, resume_at=state.checkpoint.err)
+        log.info("resuming after row %d", state.checkpoint.rows)
+        return False
+
+    def _complete_finished_run(self) -> None:
+        """The journal says done: finish the renames a crash may have interrupted."""
+        for final in (self.output_path, self.errors_path):
+            partial = partial_path(final)
+            if partial.exists():
+                os.replace(partial, final)
+        assert self.journal is not None
+        self.journal.remove()
+
+    async def _open_endpoint(self) -> AsyncEndpoint:
+        from aml_client.client import AsyncEndpoint, RetryPolicy
+
+        if isinstance(self.target, AsyncEndpoint):
+            return self.target
+        from aml_client.config import async_endpoint_for
+
+        # Retries live here, not in the client: a Retry-After must pause every request.
+        return async_endpoint_for(self.target, retry=RetryPolicy(max_retries=0))
+
+    async def _load_schema(self) -> None:
+        assert self.endpoint is not None
+        try:
+            self.schema = await self.endpoint.schema()
+        except errors.NotFoundError:
+            log.warning("the endpoint publishes no swagger; rows are sent unvalidated")
+            self.schema = None
+
+    # -- main ----------------------------------------------------------------------------------
+
+    async def run(self) -> BatchSummary:
+        self._check_paths()
+        from aml_client.rows import read_rows
+
+        source = read_rows(self.input_path)
+        if self._open_files():
+            return self._summary()
+        owns_endpoint = not _is_endpoint(self.target)
+        self.endpoint = await self._open_endpoint()
+        counter = None
+        try:
+            await self._load_schema()
+            if source.format in ("csv", "jsonl") and self.input_path != "-":
+                counter = asyncio.create_task(self._count_rows(source.format))
+            writer = asyncio.create_task(self._writer())
+            ticker = asyncio.create_task(self._ticker())
+            try:
+                await self._reader(iter(source))
+                await writer
+            finally:
+                ticker.cancel()
+                for task in (writer, *self._tasks):
+                    task.cancel()
+                await asyncio.gather(writer, ticker, *self._tasks, return_exceptions=True)
+            if self._failure is not None:
+                raise self._failure
+            return await self._finish()
+        finally:
+            if counter is not None:
+                counter.cancel()
+            if self._sync_task is not None and not self._sync_task.done():
+                await asyncio.wait([self._sync_task])
+            for handle in (self.out, self.err, self.journal):
+                if handle is not None:
+                    handle.close()
+            if owns_endpoint:
+                await self.endpoint.aclose()
+
+    async def _finish(self) -> BatchSummary:
+        cp = self.checkpoint
+        rows_in = self.resumed_rows + self.rows_read
+        if cp.rows != rows_in or rows_in != cp.rows_out + cp.rows_failed:
+            raise errors.AmlcError(
+                f"row counts do not add up: {rows_in} read, {cp.rows_out} scored + "
+                f"{cp.rows_failed} failed; the partial output and journal are kept"
+            )
+        assert self.journal is not None and self.out is not None and self.err is not None
+        self.journal.finish(cp)
+        opening = self.fmt.prologue() if cp.out == 0 else b""
+        self.out.finalise(opening + self.fmt.epilogue(cp.rows_out))
+        if cp.rows_failed:
+            self.err.finalise()
+        else:
+            self.err.discard()
+            # an errors file from an earlier run would describe rows this output has
+            self.errors_path.unlink(missing_ok=True)
+        self.journal.remove()
+        self._report(force=True)
+        return self._summary()
+
+    def _summary(self) -> BatchSummary:
+        cp = self.checkpoint
+        elapsed = time.monotonic() - self.started
+        fresh = cp.rows - self.resumed_rows
+        return BatchSummary(
+            rows_in=cp.rows,
+            rows_out=cp.rows_out,
+            rows_failed=cp.rows_failed,
+            output_path=str(self.output_path),
+            errors_path=str(self.errors_path) if cp.rows_failed else None,
+            elapsed_s=elapsed,
+            rows_per_s=fresh / elapsed if elapsed > 0 else 0.0,
+            batches=cp.batches,
+            retries=cp.retries,
+            resumed_rows=self.resumed_rows,
+            requests=self.requests,
+            concurrency_peak=self.limiter.peak_in_flight,
+            concurrency_final=self.limiter.cap,
+        )
+
+    # -- reader --------------------------------------------------------------------------------
+
+    def _window(self) -> int:
+        # Twice the requests in flight: a batch finishing out of order never stalls the
+        # senders, and the reorder buffer stays as small as the concurrency.
+        return 2 * self.limiter.cap + 2
+
+    async def _reader(self, rows: Iterator[Any]) -> None:
+        skip = self.checkpoint.rows
+        first = next(rows, _PENDING)
+        if first is _PENDING:
+            if skip:
+                raise errors.InputError(
+                    f"the input has no rows but the journal says {skip} were finished",
+                    path=self.input_path,
+                )
+            self._reader_done = True
+            self._wake_writer.set()
+            return
+        self.fmt.learn(first)
+        rows = itertools.chain([first], rows)
+        if skip:
+            skipped = sum(1 for _ in itertools.islice(rows, skip))
+            if skipped < skip:
+                raise errors.InputError(
+                    f"the input has {skipped} rows but the journal says {skip} were finished",
+                    path=self.input_path,
+                )
+        start = skip
+        seq = 0
+        while self._failure is None:
+            while self._outstanding >= self._window() and self._failure is None:
+                self._wake_reader.clear()
+                await self._wake_reader.wait()
+            if self._failure is not None:
+                break
+            chunk = list(itertools.islice(rows, self.batch_size))
+            if not chunk:
+                break
+            batch = _Batch(seq, start, chunk)
+            seq += 1
+            start += len(chunk)
+            self.rows_read += len(chunk)
+            self._outstanding += 1
+            self._dispatched = seq
+            task = asyncio.create_task(self._process(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            await asyncio.sleep(0)  # let replies be handled between reads
+        self._reader_done = True
+        self._wake_writer.set()
+
+    async def _count_rows(self, fmt: str) -> None:
+        """Estimate the rows in the file for the ETA (newlines; the CSV header is one)."""
+
+        def count() -> int:
+            lines = 0
+            last = b"\n"
+            with open(self.input_path, "rb") as handle:
+                while block := handle.read(1 << 20):
+                    lines += block.count(b"\n")
+                    last = block[-1:]
+            lines += last != b"\n"
+            return max(0, lines - (1 if fmt == "csv" else 0))
+
+        with contextlib.suppress(OSError):
+            self.rows_total = await asyncio.to_thread(count)
+
+    # -- batches -------------------------------------------------------------------------------
+
+    async def _process(self, batch: _Batch) -> None:
+        try:
+            batch.outcomes = [_PENDING] * len(batch.rows)
+            to_send = self._validate(batch)
+            if to_send:
+                await self._score_part(batch, to_send)
+            self._ready[batch.seq] = batch
+            self._wake_writer.set()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self._fail(exc)
+
+    def _validate(self, batch: _Batch) -> list[tuple[int, Any]]:
+        """Rows that pass the swagger, as ``(index, row to send)``; the rest are marked failed."""
+        if self.schema is None:
+            return list(enumerate(batch.rows))
+        try:
+            checked = self.schema.validate_rows(batch.rows, coerce=self.coerce)
+            return list(enumerate(checked))
+        except errors.ValidationError:
+            pass
+        to_send = []
+        for index, row in enumerate(batch.rows):
+            try:
+                (checked_row,) = self.schema.validate_rows([row], coerce=self.coerce)
+            except errors.ValidationError as exc:
+                reason = "; ".join(_without_row(p) for p in exc.problems)
+                batch.outcomes[index] = _Failed(reason, "validation")
+            else:
+                to_send.append((index, checked_row))
+        return to_send
+
+    async def _score_part(self, batch: _Batch, items: list[tuple[int, Any]]) -> None:
+        """Score ``items``; on a row-level failure split them in two and score each half."""
+        try:
+            predictions = await self._send([row for _, row in items])
+        except ROW_LEVEL_ERRORS as exc:
+            if len(items) == 1:
+                self._row_failed(batch, items[0][0], exc)
+                return
+            log.debug("batch %d: %s; splitting %d rows", batch.seq, exc, len(items))
+            middle = len(items) // 2
+            try:
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(self._score_part(batch, items[:middle]))
+                    group.create_task(self._score_part(batch, items[middle:]))
+            except BaseExceptionGroup as group_error:
+                raise _first_leaf(group_error) from None
+            return
+        self.endpoint_rows_ok += len(items)
+        for (index, _), prediction in zip(items, predictions, strict=True):
+            batch.outcomes[index] = prediction
+
+    def _row_failed(self, batch: _Batch, index: int, exc: errors.AmlcError) -> None:
+        status = getattr(exc, "status_code", None)
+        kind = {
+            errors.PayloadTooLargeError: "payload_too_large",
+            errors.BadRequestError: "bad_request",
+            errors.ModelError: "model_error",
+            errors.ValidationError: "validation",
+        }.get(type(exc), type(exc).__name__)
+        batch.outcomes[index] = _Failed(str(exc), kind, status)
+        self.endpoint_rows_failed += 1
+        if self.endpoint_rows_ok == 0 and self.endpoint_rows_failed >= BROKEN_AFTER_ROWS:
+            raise errors.EndpointError(
+                f"the first {self.endpoint_rows_failed} rows sent all failed, one by one; the "
+                f"endpoint looks broken rather than the rows bad. Last error: {exc}",
+                status_code=status,
+                request_id=getattr(exc, "request_id", None),
+            ) from exc
+
+    async def _send(self, rows: list[Any]) -> list[Any]:
+        """One request, retried while the endpoint pushes back; returns its predictions."""
+        assert self.endpoint is not None
+        overloads = transients = 0
+        while True:
+            await self.gate.wait()
+            error: errors.EndpointError | None = None
+            async with self.limiter.slot() as epoch:
+                if self.gate.paused:  # a pause began while this request queued for a slot
+                    continue
+                started = time.perf_counter()
+                self.requests += 1
+                try:
+                    result = await self.endpoint.score(rows, validate=False, method=self.method)
+                except (*OVERLOAD_ERRORS, *TRANSIENT_ERRORS) as exc:
+                    self.limiter.record_overload(epoch)
+                    error = exc
+                else:
+                    latency = time.perf_counter() - started
+                    self.limiter.record_success(latency, epoch, sample=len(rows) == self.batch_size)
+            if error is None:
+                if len(result.predictions) != len(rows):
+                    raise errors.ResponseFormatError(
+                        f"{len(rows)} rows sent but {len(result.predictions)} predictions "
+                        "came back",
+                        status_code=result.status_code,
+                        request_id=result.request_id,
+                    )
+                return result.predictions
+            self.retries += 1
+            retry_after = getattr(error, "retry_after_s", None)
+            if isinstance(error, OVERLOAD_ERRORS):
+                overloads += 1
+                if overloads > MAX_OVERLOAD_RETRIES:
+                    raise error
+                delay = _delay_s(overloads - 1, retry_after)
+                log.info("%s; every request waits %.2f s", error, delay)
+                self.gate.pause(delay)
+            else:
+                transients += 1
+                if transients > MAX_TRANSIENT_RETRIES:
+                    raise error
+                delay = _delay_s(transients - 1, None)
+                log.info("%s; retrying in %.2f s", error, delay)
+                await asyncio.sleep(delay)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._failure is None:
+            self._failure = exc
+        self._wake_reader.set()
+        self._wake_writer.set()
+
+    # -- writer --------------------------------------------------------------------------------
+
+    async def _writer(self) -> None:
+        try:
+            await self._write_in_order()
+        except BaseException as exc:
+            self._fail(exc)
+            raise
+
+    async def _write_in_order(self) -> None:
+        while True:
+            await self._wake_writer.wait()
+            self._wake_writer.clear()
+            if self._failure is not None:
+                return
+            group = []
+            while self._next_seq in self._ready:
+                group.append(self._ready.pop(self._next_seq))
+                self._next_seq += 1
+            if group:
+                await self._commit(group)
+            if self._reader_done and self._next_seq >= self._dispatched:
+                return
+
+    async def _commit(self, group: list[_Batch]) -> None:
+        assert self.out is not None and self.err is not None and self.journal is not None
+        cp = self.checkpoint
+        pairs: list[tuple[Any, Any]] = []
+        failures = []
+        for batch in group:
+            for offset, (row, outcome) in enumerate(zip(batch.rows, batch.outcomes, strict=True)):
+                if outcome is _PENDING:
+                    raise errors.AmlcError(f"row {batch.start + offset + 1} was never scored")
+                if isinstance(outcome, _Failed):
+                    failures.append(
+                        {
+                            "row": batch.start + offset + 1,
+                            "reason": outcome.reason,
+                            "kind": outcome.kind,
+                            "status": outcome.status,
+                            "input": row,
+                        }
+                    )
+                else:
+                    pairs.append((row, outcome))
+        data = self.fmt.encode(pairs, cp.rows_out)
+        if cp.out == 0:
+            data = self.fmt.prologue() + data
+        self.out.write(data)
+        self.err.write(
+            b"".join(json.dumps(f, ensure_ascii=False).encode() + b"\n" for f in failures)
+        )
+        last = group[-1]
+        next_cp = Checkpoint(
+            rows=last.start + len(last.rows),
+            rows_out=cp.rows_out + len(pairs),
+            rows_failed=cp.rows_failed + len(failures),
+            batches=cp.batches + len(group),
+            retries=self.retries_before + self.retries,
+        )
+
+        def sync() -> None:
+            assert self.out is not None and self.err is not None and self.journal is not None
+            next_cp.out = self.out.sync()
+            next_cp.err = self.err.sync()
+            self.journal.commit(next_cp)
+
+        # fsync off the loop; shielded (and awaited on the way out) so an interrupt never
+        # closes the files under a commit.
+        self._sync_task = asyncio.ensure_future(asyncio.to_thread(sync))
+        await asyncio.shield(self._sync_task)
+        self.checkpoint = next_cp
+        self._outstanding -= len(group)
+        self._wake_reader.set()
+        self._report()
+
+    # -- progress ------------------------------------------------------------------------------
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(_PROGRESS_EVERY_S)
+            self._report(force=True)
+
+    def _report(self, force: bool = False) -> None:
+        if self.progress_callback is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_progress < _PROGRESS_EVERY_S:
+            return
+        self._last_progress = now
+        cp = self.checkpoint
+        elapsed = now - self.started
+        fresh = cp.rows - self.resumed_rows
+        rate = fresh / elapsed if elapsed > 0 else 0.0
+        total = self.rows_total
+        if total is not None:
+            total = max(total, self.resumed_rows + self.rows_read)
+        eta = (total - cp.rows) / rate if total is not None and rate > 0 else None
+        self.progress_callback(
+            BatchProgress(
+                rows_total=total,
+                rows_done=cp.rows,
+                rows_failed=cp.rows_failed,
+                retries=self.retries_before + self.retries,
+                batches_done=cp.batches,
+                rows_per_s=rate,
+                eta_s=eta,
+                in_flight=self.limiter.in_flight,
+                concurrency=self.limiter.cap,
+                paused=self.gate.paused,
+            )
+        )
+
+
+def _first_leaf(group: BaseExceptionGroup) -> BaseException:
+    """The first real error inside (nested) exception groups."""
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
+def _is_endpoint(target: Any) -> bool:
+    from aml_client.client import AsyncEndpoint
+
+    return isinstance(target, AsyncEndpoint)
+
+
+def _without_row(problem: errors.RowProblem) -> str:
+    """A problem's text without ``row 1`` (the errors file gives the real row number)."""
+    if problem.column is not None:
+        return f"column '{problem.column}': {problem.message}"
+    return problem.message
+
+
+def _delay_s(retry_number: int, retry_after_s: float | None) -> float:
+    """The server's Retry-After when sane (0-60 s), else capped exponential backoff + jitter."""
+    if retry_after_s is not None and 0 <= retry_after_s <= 60:
+        return max(retry_after_s, 0.05)
+    backoff = min(0.5 * 2**retry_number, 8.0)
+    return backoff * (1 - 0.25 * random.random())
+

@@ -1,0 +1,208 @@
+"""Latency recording on HdrHistogram: one wrapper, microseconds everywhere.
+
+``hdrh`` is used as-is, but three of its habits would quietly distort a benchmark, so they are
+handled once here:
+
+* ``record_value`` returns ``False`` and records nothing for a value outside the range: such
+  values are counted in :attr:`LatencyRecorder.out_of_range` and reported, never dropped silently.
+* ``get_max_value`` returns the top edge of the maximum's bucket (up to 0.1 % high): the exact
+  worst case (and best case) is kept beside the histogram.
+* its mean and standard deviation come from bucket midpoints: the exact sum and sum of squares are
+  kept too (Python integers, so merging stays exact).
+
+Percentile definition (HdrHistogram's): the value at percentile ``p`` is the smallest recorded
+value ``v`` such that at least ``p`` % of the samples are ``<= v``, reported at the top of its
+bucket (3 significant digits) and never above the exact maximum.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+__all__ = [
+    "HIGHEST_US",
+    "LOWEST_US",
+    "SIGNIFICANT_FIGURES",
+    "LatencyRecorder",
+]
+
+#: Smallest distinguishable latency: 1 µs.
+LOWEST_US = 1
+#: Largest recordable latency: 1 hour. hdrh would accept a little more (its last bucket ends
+#: higher); anything above this is counted as out of range so the documented range is the real one.
+HIGHEST_US = 3_600_000_000
+#: Value precision: 0.1 % of any value (1 µs up to 1 ms, 1 ms or better up to 1 s).
+SIGNIFICANT_FIGURES = 3
+
+
+def _new_histogram() -> HdrHistogram:
+    return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_FIGURES)
+
+
+class LatencyRecorder:
+    """An HdrHistogram of latencies in microseconds plus the exact facts it cannot hold.
+
+    Attributes:
+        histogram: the underlying ``hdrh`` histogram (1 µs .. 1 h, 3 significant figures).
+        count: samples recorded in the histogram (out-of-range ones excluded).
+        min_us / max_us: exact smallest / largest recorded latency (0 when empty).
+        out_of_range: samples refused because they were negative or above :data:`HIGHEST_US`.
+        sum_us / sum_sq_us: exact sum and sum of squares of recorded latencies.
+    """
+
+    __slots__ = ("count", "histogram", "max_us", "min_us", "out_of_range", "sum_sq_us", "sum_us")
+
+    def __init__(self) -> None:
+        self.histogram: HdrHistogram = _new_histogram()
+        self.count = 0
+        self.min_us = 0
+        self.max_us = 0
+        self.out_of_range = 0
+        self.sum_us = 0
+        self.sum_sq_us = 0
+
+    # -- recording -------------------------------------------------------------------------
+    def record(self, latency_us: int | float) -> None:
+        """Record one latency; a float is rounded to the nearest microsecond.
+
+        A value outside 0 .. :data:`HIGHEST_US` is counted in :attr:`out_of_range` rather than
+        recorded, so a broken clock or a stuck request shows up in the report.
+        """
+        value = round(latency_us)
+        if value < 0 or value > HIGHEST_US or not self.histogram.record_value(value):
+            self.out_of_range += 1
+            return
+        if self.count == 0:
+            self.min_us = self.max_us = value
+        elif value > self.max_us:
+            self.max_us = value
+        elif value < self.min_us:
+            self.min_us = value
+        self.count += 1
+        self.sum_us += value
+        self.sum_sq_us += value * value
+
+    def record_many(self, latencies_us: Iterable[int | float]) -> None:
+        """Record every value of an iterable (tests, imports of other tools' data)."""
+        for value in latencies_us:
+            self.record(value)
+
+    def merge(self, other: LatencyRecorder) -> None:
+        """Add another recorder's samples: the result equals one recorder fed every sample."""
+        if other.count:
+            self.histogram.add(other.histogram)
+            if self.count == 0:
+                self.min_us, self.max_us = other.min_us, other.max_us
+            else:
+                self.min_us = min(self.min_us, other.min_us)
+                self.max_us = max(self.max_us, other.max_us)
+            self.count += other.count
+            self.sum_us += other.sum_us
+            self.sum_sq_us += other.sum_sq_us
+        self.out_of_range += other.out_of_range
+
+    def reset(self) -> None:
+        """Forget every sample (used between measurement intervals)."""
+        self.histogram.reset()
+        self.count = self.min_us = self.max_us = self.out_of_range = 0
+        self.sum_us = self.sum_sq_us = 0
+
+    def copy(self) -> LatencyRecorder:
+        """An independent recorder holding the same samples."""
+        clone = LatencyRecorder()
+        clone.merge(self)
+        return clone
+
+    # -- shipping between processes ----------------------------------------------------------
+    def encode(self) -> dict[str, Any]:
+        """A JSON- and msgpack-safe dict; :meth:`decode` restores an identical recorder."""
+        return {
+            "hist": self.histogram.encode().decode("ascii"),
+            "min_us": self.min_us,
+            "max_us": self.max_us,
+            "out_of_range": self.out_of_range,
+            "count": self.count,
+            # Sums can exceed 64 bits over a long run: strings keep them exact through msgpack.
+            "sum_us": str(self.sum_us),
+            "sum_sq_us": str(self.sum_sq_us),
+        }
+
+    @classmethod
+    def decode(cls, data: dict[str, Any]) -> LatencyRecorder:
+        """Rebuild a recorder from :meth:`encode` output.
+
+        The blob is added into a fresh histogram (not used as decoded) because a decoded
+        ``hdrh`` histogram may hold a truncated counts array that cannot record further values.
+        """
+        recorder = cls()
+        blob = data["hist"]
+        recorder.histogram.decode_and_add(blob.encode("ascii") if isinstance(blob, str) else blob)
+        recorder.count = int(recorder.histogram.get_total_count())
+        if "count" in data and int(data["count"]) != recorder.count:
+            raise ValueError(
+                f"encoded histogram holds {recorder.count} samples but says {data['count']}"
+            )
+        recorder.min_us = int(data.get("min_us", 0))
+        recorder.max_us = int(data.get("max_us", 0))
+        recorder.out_of_range = int(data.get("out_of_range", 0))
+        if "sum_us" in data:
+            recorder.sum_us = int(data["sum_us"])
+            recorder.sum_sq_us = int(data.get("sum_sq_us", 0))
+        else:  # an encoding without sums: fall back to the histogram's estimate
+            mean = recorder.histogram.get_mean_value()
+            std = recorder.histogram.get_stddev()
+            recorder.sum_us = round(mean * recorder.count)
+            recorder.sum_sq_us = round((std * std + mean * mean) * recorder.count)
+        return recorder
+
+    # -- reading -----------------------------------------------------------------------------
+    def _clamp(self, value: int) -> int:
+        # A bucket's top edge may lie above the exact max (or its bottom below the min).
+        return max(self.min_us, min(int(value), self.max_us))
+
+    def percentile_us(self, p: float) -> int:
+        """Latency at percentile ``p`` (0..100), HdrHistogram's definition, clamped to min..max."""
+        if not 0 <= p <= 100:
+            raise ValueError(f"percentile must be within 0..100, got {p}")
+        if self.count == 0:
+            return 0
+        return self._clamp(self.histogram.get_value_at_percentile(p))
+
+    def percentiles_us(self, ps: Iterable[float]) -> dict[float, int]:
+        """Several percentiles in one pass over the counts (much faster than one by one)."""
+        wanted = [float(p) for p in ps]
+        for p in wanted:
+            if not 0 <= p <= 100:
+                raise ValueError(f"percentile must be within 0..100, got {p}")
+        if self.count == 0:
+            return {p: 0 for p in wanted}
+        found = self.histogram.get_percentile_to_value_dict(wanted)
+        return {p: self._clamp(found[p]) for p in wanted}
+
+    @property
+    def mean_us(self) -> float:
+        """Exact arithmetic mean of the recorded latencies (0.0 when empty)."""
+        return self.sum_us / self.count if self.count else 0.0
+
+    @property
+    def stdev_us(self) -> float:
+        """Exact population standard deviation of the recorded latencies (0.0 when empty)."""
+        if not self.count:
+            return 0.0
+        n = self.count
+        # Integer arithmetic until the last step: no catastrophic cancellation.
+        variance_n2 = n * self.sum_sq_us - self.sum_us * self.sum_us
+        return math.sqrt(max(variance_n2, 0)) / n
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __repr__(self) -> str:
+        return (
+            f"LatencyRecorder(count={self.count}, min_us={self.min_us}, max_us={self.max_us}, "
+            f"out_of_range={self.out_of_range})"
+        )

@@ -1,0 +1,114 @@
+"""Start the load process and follow it, from a process that never imports Locust.
+
+``amlc bench`` builds everything up front (target, bodies, plan), then runs
+``python -m aml_client.bench.runner`` with that configuration on the child's stdin — the only
+place the secret travels — and reads its JSON-lines events. Locust (and gevent's patching of the
+standard library) stays inside the child.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+__all__ = ["LoadProcess"]
+
+ROLES = ("local", "master", "worker")
+
+
+def _child_env() -> dict[str, str]:
+    """The parent's environment, with this package importable however amlc was installed."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    current = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = root if not current else f"{root}{os.pathsep}{current}"
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+class LoadProcess:
+    """One ``aml_client.bench.runner`` child: configuration in, events out, logs kept."""
+
+    def __init__(
+        self,
+        role: str,
+        config: dict[str, Any],
+        *,
+        on_log: Callable[[str], None] | None = None,
+        cwd: str | Path | None = None,
+    ) -> None:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}")
+        self.role = role
+        self.on_log = on_log
+        self.log_tail: deque[str] = deque(maxlen=40)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "aml_client.bench.runner", "--role", role],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_child_env(),
+            cwd=cwd,
+            text=True,
+            encoding="utf-8",
+            bufsize=1,
+        )
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(json.dumps(config))
+            self.proc.stdin.close()
+        except BrokenPipeError:  # the child died at once; its stderr says why
+            pass
+        self._log_thread = threading.Thread(target=self._read_logs, daemon=True)
+        self._log_thread.start()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _read_logs(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            self.log_tail.append(line)
+            if self.on_log is not None:
+                self.on_log(line)
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        """The child's events until it exits (non-JSON output is passed on as ``output``)."""
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            text = line.strip()
+            if not text:
+                continue
+            try:
+                event = json.loads(text)
+            except json.JSONDecodeError:
+                event = {"type": "output", "line": text}
+            if not isinstance(event, dict):
+                event = {"type": "output", "line": text}
+            yield event
+
+    def wait(self, timeout_s: float | None = None) -> int:
+        code = self.proc.wait(timeout=timeout_s)
+        self._log_thread.join(timeout=2)
+        return code
+
+    def interrupt(self) -> None:
+        """Ask the child to end the test (it still reports what it measured)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(2)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()

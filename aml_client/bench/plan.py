@@ -1,0 +1,194 @@
+"""What a benchmark run does: load model, bounds, and how the work is split across processes.
+
+A plan is plain data (JSON-safe) so it can travel from the CLI to the load process and from a
+Locust master to its workers. It holds no endpoint details and no secret.
+
+Two load models:
+
+* **closed** — ``users`` loops, each sending the next request as soon as the previous reply
+  arrived; bounded by ``duration_s`` and/or ``max_requests``.
+* **open** — requests are *scheduled*: request ``i`` is due at ``start + t_i`` whatever happened
+  to earlier ones (``constant``: ``t_i = i / rate``; ``poisson``: exponential gaps, seeded).
+  Latency is also measured from the due time, so a stall of the endpoint is not hidden by the
+  load generator waiting for it (coordinated omission).
+
+With several load processes each one takes a *share*: an even part of ``max_requests``, and in
+the open model every W-th slot of the constant schedule (or an independent Poisson stream at
+``rate / W``, whose superposition is again Poisson at ``rate``).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+__all__ = [
+    "ARRIVALS",
+    "MODES",
+    "BenchPlan",
+    "Share",
+    "arrival_offsets_s",
+    "default_open_users",
+    "parse_duration",
+    "split_count",
+]
+
+MODES = ("closed", "open")
+ARRIVALS = ("constant", "poisson")
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)?")
+
+
+def parse_duration(text: str | float | int) -> float:
+    """``"90"``, ``"90s"``, ``"1m30s"``, ``"2h"``, ``"500ms"`` -> seconds."""
+    if isinstance(text, int | float):
+        return float(text)
+    value = text.strip().lower()
+    if not value:
+        raise ValueError("empty duration")
+    total = 0.0
+    pos = 0
+    for match in _DURATION.finditer(value):
+        if match.start() != pos:
+            break
+        number, unit = float(match.group(1)), match.group(2) or "s"
+        total += number * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[unit]
+        pos = match.end()
+    if pos != len(value):
+        raise ValueError(f"not a duration: {text!r} (try 30s, 2m, 1h30m)")
+    return total
+
+
+def split_count(total: int, parts: int, index: int) -> int:
+    """Part ``index`` of ``total`` split evenly over ``parts`` (the first ones get the rest)."""
+    base, extra = divmod(total, parts)
+    return base + (1 if index < extra else 0)
+
+
+def default_open_users(rate: float) -> int:
+    """Senders for an open-model run: enough to hold 250 ms of latency at ``rate`` without
+    falling behind the schedule, never fewer than 4 (a stalled reply only delays the sender that
+    sent it; the due times, and so the corrected latency, do not move)."""
+    return max(4, min(2000, math.ceil(rate * 0.25)))
+
+
+@dataclass
+class BenchPlan:
+    """The load to apply; the same object on every node of a run."""
+
+    mode: str = "closed"
+    users: int = 10
+    spawn_rate: float = 10.0
+    duration_s: float | None = None
+    max_requests: int | None = None
+    rate: float | None = None
+    arrival: str = "constant"
+    seed: int = 1
+    #: load processes (1 = a single local process; more = a Locust master + that many workers)
+    workers: int = 1
+    timeout_s: float = 60.0
+    #: seconds per latency/throughput interval (the interval log and the over-time plots)
+    interval_s: float = 1.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.arrival not in ARRIVALS:
+            raise ValueError(f"arrival must be one of {ARRIVALS}, got {self.arrival!r}")
+        if self.mode == "open" and not (self.rate and self.rate > 0):
+            raise ValueError("an open-model run needs a rate above 0 requests/s")
+        if self.users < 1:
+            raise ValueError("users must be at least 1")
+        if self.spawn_rate <= 0:
+            raise ValueError("spawn rate must be above 0")
+        if self.duration_s is not None and self.duration_s <= 0:
+            raise ValueError("duration must be above 0")
+        if self.max_requests is not None and self.max_requests < 1:
+            raise ValueError("requests must be at least 1")
+        if self.workers < 1:
+            raise ValueError("workers must be at least 1")
+
+    @property
+    def bounded(self) -> bool:
+        return self.duration_s is not None or self.max_requests is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BenchPlan:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def share(self, index: int, count: int) -> Share:
+        """The part of this plan that load process ``index`` of ``count`` carries out."""
+        if not 0 <= index < count:
+            raise ValueError(f"share index {index} outside 0..{count - 1}")
+        quota = None if self.max_requests is None else split_count(self.max_requests, count, index)
+        return Share(plan=self, index=index, count=count, quota=quota)
+
+    def describe(self) -> str:
+        """One line for people, e.g. ``closed model, 20 users (spawn 20/s), 60 s``."""
+        if self.mode == "open":
+            head = f"open model, {self.rate:g} req/s {self.arrival} arrivals, {self.users} senders"
+        else:
+            head = f"closed model, {self.users} users (spawn {self.spawn_rate:g}/s)"
+        bounds = []
+        if self.duration_s is not None:
+            bounds.append(f"{self.duration_s:g} s")
+        if self.max_requests is not None:
+            bounds.append(f"{self.max_requests} requests")
+        tail = " or ".join(bounds) if bounds else "until stopped"
+        procs = f", {self.workers} load processes" if self.workers > 1 else ""
+        return f"{head}, {tail}{procs}"
+
+
+@dataclass
+class Share:
+    """One load process's part of a plan: its request quota and its slots of the schedule."""
+
+    plan: BenchPlan
+    index: int = 0
+    count: int = 1
+    quota: int | None = None
+
+    def with_plan(self, plan: BenchPlan) -> Share:
+        return replace(self, plan=plan)
+
+    def offsets_s(self) -> Iterator[float]:
+        """Due times (seconds after the start) of this share's open-model requests, in order."""
+        plan = self.plan
+        assert plan.rate is not None
+        return arrival_offsets_s(
+            plan.rate, plan.arrival, seed=plan.seed, index=self.index, count=self.count
+        )
+
+
+def arrival_offsets_s(
+    rate: float, arrival: str = "constant", *, seed: int = 1, index: int = 0, count: int = 1
+) -> Iterator[float]:
+    """Endless due times for share ``index`` of ``count`` of a ``rate`` requests/s schedule.
+
+    constant: global slot ``j`` is due at ``j / rate``; share ``i`` takes ``j = i, i+W, i+2W…``,
+    so W processes together reproduce the single-process schedule exactly.
+    poisson: share ``i`` draws its own exponential gaps at ``rate / W`` from ``seed`` and ``i``.
+    """
+    if arrival == "constant":
+        j = index
+        while True:
+            yield j / rate
+            j += count
+    elif arrival == "poisson":
+        rng = random.Random(f"{seed}:{index}:{count}")
+        share_rate = rate / count
+        t = 0.0
+        while True:
+            t += rng.expovariate(share_rate)
+            yield t
+    else:
+        raise ValueError(f"unknown arrival process {arrival!r}")

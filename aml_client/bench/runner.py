@@ -1,0 +1,255 @@
+"""The load process: ``python -m aml_client.bench.runner --role local|master|worker``.
+
+Locust is imported first thing, so gevent patches the standard library before anything else
+uses it; this is why the load runs in its own process and ``amlc`` itself never imports Locust.
+
+Protocol with the parent (``amlc bench``):
+
+* stdin: one JSON document — ``target`` (scoring URI, headers including the secret, bodies),
+  ``plan``, ``report_root`` and role options. The secret never goes on a command line or into
+  a file.
+* stdout: JSON lines — ``{"type": "status" | "progress" | "web" | "result" | "error", ...}``.
+* stderr: logs (never the secret).
+
+A master started with ``local_workers = N`` launches N worker processes of this same module on
+127.0.0.1 (their own sessions, so a Ctrl-C reaches the master only; the master then tells them
+to quit) and hands each the target over its stdin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import gevent
+import locust
+import locust.runners
+from locust.env import Environment
+from locust.runners import MasterRunner
+
+from aml_client.bench.engine import Engine, install, json_line
+from aml_client.bench.plan import BenchPlan
+from aml_client.bench.target import RunTarget
+from aml_client.bench.user import ScoringUser
+
+log = logging.getLogger("aml_client.bench.runner")
+
+#: Workers report to the master every second (Locust: 3 s) so live progress stays current.
+WORKER_REPORT_INTERVAL_S = 1.0
+#: How long a master waits for its local worker processes to connect.
+LOCAL_WORKERS_WAIT_S = 60.0
+
+
+class _Emitter:
+    """Writes the JSON-lines protocol to stdout (or nowhere)."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self.stream = stream
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if self.stream is None:
+            return
+        try:
+            self.stream.write(json_line(event) + "\n")
+            self.stream.flush()
+        except (BrokenPipeError, ValueError):  # the parent went away; keep the run going
+            self.stream = None
+
+
+def _setup_logging() -> None:
+    level = logging.INFO if os.environ.get("AMLC_DEBUG") == "1" else logging.WARNING
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _environment() -> Environment:
+    return Environment(user_classes=[ScoringUser], catch_exceptions=True)
+
+
+def _stop_on_signals(environment: Environment) -> None:
+    """Ctrl-C / SIGTERM end the test properly: measurements so far are kept and reported."""
+
+    def stop() -> None:
+        runner = environment.runner
+        if runner is not None:
+            gevent.spawn(runner.quit)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        gevent.signal_handler(sig, stop)
+
+
+def _start_web_ui(
+    environment: Environment, engine: Engine, host: str, port: int, emit: _Emitter
+) -> None:
+    from aml_client.bench.webui import add_hdr_tab
+
+    web_ui = environment.create_web_ui(host=host, port=port, delayed_start=True)
+    add_hdr_tab(environment, engine)
+    web_ui.start()
+    gevent.sleep(0.2)
+    emit({"type": "web", "url": f"http://{host}:{port}/", "hdr_url": f"http://{host}:{port}/hdr"})
+
+
+def _spawn_local_workers(count: int, port: int, config: dict[str, Any]) -> list[subprocess.Popen]:
+    worker_config = {
+        "target": config["target"],
+        "plan": config["plan"],
+        "master_host": "127.0.0.1",
+        "master_port": port,
+    }
+    payload = json.dumps(worker_config).encode("utf-8")
+    procs = []
+    for _ in range(count):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aml_client.bench.runner", "--role", "worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        assert proc.stdin is not None
+        proc.stdin.write(payload)
+        proc.stdin.close()
+        procs.append(proc)
+    return procs
+
+
+def _reap(procs: list[subprocess.Popen], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    for proc in procs:
+        while proc.poll() is None and time.monotonic() < deadline:
+            gevent.sleep(0.05)
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def run_local(config: dict[str, Any], emit: _Emitter) -> int:
+    target = RunTarget.from_wire(config["target"])
+    plan = BenchPlan.from_dict(config["plan"])
+    web = config.get("web")
+    environment = _environment()
+    runner = environment.create_local_runner()
+    engine = install(
+        environment,
+        target,
+        plan,
+        emit=emit,
+        report_root=config.get("report_root", "reports"),
+        headless=not web,
+    )
+    _stop_on_signals(environment)
+    if web:
+        _start_web_ui(environment, engine, web.get("host", "127.0.0.1"), int(web["port"]), emit)
+    else:
+        emit({"type": "status", "message": f"running: {plan.describe()}"})
+        runner.start(plan.users, plan.spawn_rate)
+    runner.greenlet.join()
+    return 0
+
+
+def run_master(config: dict[str, Any], emit: _Emitter) -> int:
+    target = RunTarget.from_wire(config["target"])
+    plan = BenchPlan.from_dict(config["plan"])
+    web = config.get("web")
+    local_workers = int(config.get("local_workers", 0))
+    expect = local_workers or int(config.get("expect_workers", 1))
+    bind_host = config.get("bind_host", "127.0.0.1")
+    environment = _environment()
+    runner = environment.create_master_runner(bind_host, int(config.get("bind_port", 0)))
+    assert isinstance(runner, MasterRunner)
+    port = runner.server.port
+    engine = install(
+        environment,
+        target,
+        plan,
+        emit=emit,
+        report_root=config.get("report_root", "reports"),
+        headless=not web,
+    )
+    _stop_on_signals(environment)
+    procs = _spawn_local_workers(local_workers, port, config) if local_workers else []
+    try:
+        if web:
+            _start_web_ui(environment, engine, web.get("host", "127.0.0.1"), int(web["port"]), emit)
+        else:
+            emit(
+                {
+                    "type": "status",
+                    "message": f"waiting for {expect} worker(s) on {bind_host}:{port}",
+                }
+            )
+            wait_s = LOCAL_WORKERS_WAIT_S if local_workers else float(config.get("wait_s", 600))
+            started = time.monotonic()
+            while len(runner.clients.ready) < expect:
+                if any(p.poll() is not None for p in procs):
+                    raise RuntimeError("a worker process exited before the test started")
+                if time.monotonic() - started > wait_s:
+                    raise RuntimeError(
+                        f"only {len(runner.clients.ready)} of {expect} workers connected "
+                        f"within {wait_s:g} s"
+                    )
+                gevent.sleep(0.1)
+            # Let each worker finish installing its message handlers before the plan is sent.
+            gevent.sleep(0.5)
+            emit({"type": "status", "message": f"running: {plan.describe()}"})
+            gevent.spawn(runner.start, plan.users, plan.spawn_rate)
+        runner.greenlet.join()
+    finally:
+        if procs:
+            if runner.state != locust.runners.STATE_STOPPED:
+                runner.quit()
+            _reap(procs)
+    return 0
+
+
+def run_worker(config: dict[str, Any], emit: _Emitter) -> int:
+    target = RunTarget.from_wire(config["target"])
+    plan = BenchPlan.from_dict(config["plan"])
+    locust.runners.WORKER_REPORT_INTERVAL = WORKER_REPORT_INTERVAL_S
+    environment = _environment()
+    runner = environment.create_worker_runner(config["master_host"], int(config["master_port"]))
+    install(environment, target, plan, emit=None, report_root=None, headless=True)
+    emit(
+        {
+            "type": "status",
+            "message": f"connected to {config['master_host']}:{config['master_port']}",
+        }
+    )
+    runner.greenlet.join()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m aml_client.bench.runner")
+    parser.add_argument("--role", choices=("local", "master", "worker"), default="local")
+    args = parser.parse_args(argv)
+    _setup_logging()
+    emit = _Emitter(sys.stdout)
+    try:
+        config = json.load(sys.stdin)
+        config.setdefault("report_root", "reports")
+        if config.get("report_root") is not None:
+            config["report_root"] = str(Path(config["report_root"]))
+        role = {"local": run_local, "master": run_master, "worker": run_worker}[args.role]
+        return role(config, emit)
+    except Exception as exc:  # reported to the parent as one line; details with AMLC_DEBUG=1
+        log.debug("load process failed", exc_info=True)
+        emit({"type": "error", "message": f"{type(exc).__name__}: {exc}"})
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""The Locust user that drives a scoring endpoint: pre-encoded bodies, retries off, exact timing.
+
+Importing this module imports Locust (and so gevent's monkey-patching): only the load process
+(``python -m aml_client.bench.runner``) and locustfiles import it.
+
+Each request is timed with ``time.perf_counter_ns`` around the send and recorded by the
+process's :class:`~aml_client.bench.engine.Engine` in microseconds, not from Locust's rounded
+statistics. Locust still sees every request (its own tables and charts keep working).
+"""
+
+from __future__ import annotations
+
+import time
+
+import gevent
+from locust import constant, task
+from locust.contrib.fasthttp import FastHttpUser
+from locust.exception import StopUser
+
+from aml_client.bench.engine import engine_of
+
+__all__ = ["ScoringUser"]
+
+
+class ScoringUser(FastHttpUser):
+    """POSTs the run's request bodies to the scoring URI, one at a time per user."""
+
+    # Replaced by the engine with the endpoint's own scheme://host (shown in the web UI only:
+    # requests always go to the absolute scoring URI, so the key never follows a host edit).
+    host = "http://127.0.0.1"
+    wait_time = constant(0)
+    # Verify TLS certificates: FastHttpUser's default is not to.
+    insecure = False
+    # A load test must see every failure: a retry would hide it and distort the latency.
+    max_retries = 0
+    # One request at a time per user: one connection each.
+    concurrency = 1
+
+    def __init__(self, environment) -> None:  # type: ignore[no-untyped-def]
+        engine = engine_of(environment)
+        cls = type(self)
+        cls.network_timeout = cls.connection_timeout = engine.target.timeout_s
+        cls.insecure = not engine.target.verify
+        super().__init__(environment)
+        self._engine = engine
+
+    @task
+    def score(self) -> None:
+        engine = self._engine
+        slot = engine.claim()
+        if slot is None:
+            raise StopUser()
+        index, due_ns = slot
+        if due_ns:
+            wait_ns = due_ns - time.perf_counter_ns()
+            if wait_ns > 0:
+                gevent.sleep(wait_ns / 1e9)
+        target = engine.target
+        body = target.bodies[index % len(target.bodies)]
+        engine.in_flight += 1
+        sent_ns = time.perf_counter_ns()
+        response = self.client.request(
+            "POST", target.scoring_uri, name=engine.request_name, data=body, headers=target.headers
+        )
+        done_ns = time.perf_counter_ns()
+        engine.complete(
+            sent_ns, done_ns, due_ns, response.status_code or 0, getattr(response, "error", None)
+        )

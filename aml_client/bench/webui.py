@@ -1,0 +1,196 @@
+"""Full-precision latency in Locust's web UI: an "HDR latency" tab and an ``/hdr`` page.
+
+Locust's own tables show percentiles of rounded response times. This adds, on the same Flask
+app:
+
+* a tab in the main UI (Locust's ``extended_tabs`` / ``extended_tables`` template arguments,
+  filled from an ``extended_stats`` entry appended to ``/stats/requests``);
+* ``/hdr`` — a standalone page with the whole table (it refreshes itself);
+* ``/hdr/json`` — the same numbers as JSON, plus the report directories written so far.
+
+Stopping a test in the UI fires Locust's ``test_stop``, on which the engine writes the same
+report files as a headless run.
+"""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from typing import TYPE_CHECKING, Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from aml_client.bench.hdr import LatencyRecorder
+from aml_client.bench.report import AB_PERCENTS, PERCENTILES
+
+if TYPE_CHECKING:
+    from locust.env import Environment
+
+    from aml_client.bench.engine import Engine
+
+__all__ = ["add_hdr_tab", "hdr_rows", "hdr_snapshot"]
+
+TAB_KEY = "hdr"
+TAB_TITLE = "HDR latency"
+
+
+def _ms(us: float) -> str:
+    return f"{us / 1000:.3f}"
+
+
+def _column(recorder: LatencyRecorder) -> dict[str, str]:
+    if not recorder.count:
+        return {}
+    wanted = sorted({*PERCENTILES, *AB_PERCENTS})
+    values = recorder.percentiles_us(wanted)
+    column = {
+        "count": f"{recorder.count}",
+        "min": _ms(recorder.min_us),
+        "mean": _ms(recorder.mean_us),
+        "stdev": _ms(recorder.stdev_us),
+    }
+    for p in PERCENTILES:
+        column[f"p{p:g}"] = _ms(values[float(p)])
+    column["max"] = _ms(recorder.max_us)
+    for p in AB_PERCENTS:
+        column[f"{p}%"] = _ms(recorder.max_us if p == 100 else values[float(p)])
+    return column
+
+
+def hdr_snapshot(engine: Engine) -> dict[str, Any]:
+    """The engine's current (merged) latency as strings of milliseconds, per measure."""
+    rec = engine.recording
+    measures = {"latency" if rec.corrected is None else "uncorrected": _column(rec.latency)}
+    if rec.corrected is not None:
+        measures["corrected"] = _column(rec.corrected)
+    return {
+        "requests": rec.requests,
+        "failures": dict(rec.failures),
+        "running": engine.running,
+        "measures": measures,
+        "reports": [d for d, _ in engine.results if d],
+        "unit": "ms",
+    }
+
+
+def hdr_rows(engine: Engine) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """(table structure, rows) for Locust's extended table: one row per statistic."""
+    snap = hdr_snapshot(engine)
+    measures = snap["measures"]
+    structure = [{"key": "stat", "title": "Statistic (ms)"}]
+    structure += [{"key": name, "title": name} for name in measures]
+    stats = ["count", "min", "mean", "stdev", *(f"p{p:g}" for p in PERCENTILES), "max"]
+    rows = [
+        {"stat": stat, **{name: col.get(stat, "-") for name, col in measures.items()}}
+        for stat in stats
+    ]
+    rows.append({"stat": "requests", **{name: str(snap["requests"]) for name in measures}})
+    failures = sum(snap["failures"].values())
+    rows.append({"stat": "failures", **{name: str(failures) for name in measures}})
+    return structure, rows
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>HDR latency - amlc</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem; }}
+table {{ border-collapse: collapse; }}
+td, th {{ padding: .25rem .75rem; border-bottom: 1px solid #ddd; }}
+td {{ text-align: right; font-variant-numeric: tabular-nums; }}
+td:first-child {{ text-align: left; }}
+</style></head><body>
+<h1>HDR latency</h1>
+<p>Every request's latency in an HdrHistogram (microsecond resolution, 3 significant digits);
+max is exact. <a href="./">Back to Locust</a> · <a href="./hdr/json">JSON</a></p>
+<p id="status">{status}</p>
+<div id="table">{table}</div>
+<script>
+async function refresh() {{
+  try {{
+    const r = await fetch("./hdr/fragment");
+    if (r.ok) {{ document.getElementById("table").innerHTML = await r.text(); }}
+  }} catch (e) {{}}
+}}
+setInterval(refresh, 2000);
+</script>
+</body></html>
+"""
+
+
+def _table_html(engine: Engine) -> str:
+    snap = hdr_snapshot(engine)
+    measures = snap["measures"]
+    if not any(measures.values()):
+        return '<p id="empty">No request recorded yet.</p>'
+    names = list(measures)
+    stats = [
+        "count",
+        "min",
+        "mean",
+        "stdev",
+        *(f"p{p:g}" for p in PERCENTILES),
+        "max",
+        *(f"{p}%" for p in AB_PERCENTS),
+    ]
+    head = "".join(f"<th>{escape(n)}</th>" for n in names)
+    body = "".join(
+        f'<tr data-stat="{escape(s)}"><td>{escape(s)}</td>'
+        + "".join(f"<td>{escape(measures[n].get(s, '-'))}</td>" for n in names)
+        + "</tr>"
+        for s in stats
+    )
+    failures = ", ".join(f"{k}: {v}" for k, v in sorted(snap["failures"].items())) or "none"
+    reports = "".join(f"<li>{escape(d)}</li>" for d in snap["reports"])
+    return (
+        f'<p>Requests: <b id="requests">{snap["requests"]}</b> · failures: {escape(failures)}</p>'
+        f'<table id="hdr-table"><tr><th>ms</th>{head}</tr>{body}</table>'
+        + (f'<h2>Reports written</h2><ul id="reports">{reports}</ul>' if reports else "")
+    )
+
+
+def add_hdr_tab(environment: Environment, engine: Engine) -> None:
+    """Register the HDR tab, ``/hdr``, ``/hdr/fragment`` and ``/hdr/json`` on the web UI."""
+    web_ui = environment.web_ui
+    if web_ui is None or web_ui.app is None:
+        raise RuntimeError("create the web UI before adding the HDR tab")
+    structure, _ = hdr_rows(engine)
+    web_ui.template_args["extended_tabs"] = [{"title": TAB_TITLE, "key": TAB_KEY}]
+    web_ui.template_args["extended_tables"] = [{"key": TAB_KEY, "structure": structure}]
+    web_ui.template_args["extended_csv_files"] = [
+        {"href": "./hdr/json", "title": "Download HDR latency (JSON)"}
+    ]
+
+    blueprint = Blueprint("amlc_hdr", __name__)
+
+    @blueprint.route("/hdr")
+    @web_ui.auth_required_if_enabled
+    def hdr_page() -> Response:
+        status = "running" if engine.running else "idle"
+        return Response(
+            _PAGE.format(status=status, table=_table_html(engine)), mimetype="text/html"
+        )
+
+    @blueprint.route("/hdr/fragment")
+    @web_ui.auth_required_if_enabled
+    def hdr_fragment() -> Response:
+        return Response(_table_html(engine), mimetype="text/html")
+
+    @blueprint.route("/hdr/json")
+    @web_ui.auth_required_if_enabled
+    def hdr_json() -> Response:
+        return jsonify(hdr_snapshot(engine))
+
+    web_ui.app.register_blueprint(blueprint)
+
+    @web_ui.app.after_request
+    def extend_stats(response: Response) -> Response:
+        # Locust's UI polls /stats/requests; its extended tables read "extended_stats" from it.
+        if request.path != "/stats/requests" or response.status_code != 200:
+            return response
+        data = response.get_json(silent=True)
+        if isinstance(data, dict):
+            struct, rows = hdr_rows(engine)
+            web_ui.template_args["extended_tables"] = [{"key": TAB_KEY, "structure": struct}]
+            data["extended_stats"] = [{"key": TAB_KEY, "data": rows}]
+            response.set_data(json.dumps(data))
+        return response

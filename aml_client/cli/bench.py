@@ -1,0 +1,440 @@
+"""``amlc bench``: latency benchmarks on Locust + HdrHistogram, headless, in the web UI, or spread
+over processes and machines.
+
+This command never imports Locust (it patches the standard library with gevent when imported):
+it resolves the endpoint, builds and validates the request bodies with the same code as
+``amlc score``, then hands the run to a load process (``python -m aml_client.bench.runner``) over
+a pipe and renders what that process reports.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from aml_client.cli import output
+from aml_client.errors import AmlcError, ConfigError
+
+#: Exit code of a run that misses an objective.
+EXIT_SLO_MISSED = 5
+DEFAULT_DURATION = "30s"
+
+
+class BenchError(AmlcError):
+    """The load process failed."""
+
+    exit_code = 1
+
+
+def _plan(
+    *,
+    users: int | None,
+    spawn_rate: float | None,
+    duration: str | None,
+    requests: int | None,
+    rate: float | None,
+    arrival: str,
+    seed: int,
+    workers: int,
+    timeout_s: float,
+    bounded: bool,
+) -> Any:
+    from aml_client.bench.plan import BenchPlan, default_open_users, parse_duration
+
+    try:
+        duration_s = parse_duration(duration) if duration else None
+    except ValueError as exc:
+        raise ConfigError(f"--duration: {exc}") from exc
+    if bounded and duration_s is None and requests is None:
+        duration_s = parse_duration(DEFAULT_DURATION)
+    mode = "open" if rate is not None else "closed"
+    if users is None:
+        users = default_open_users(rate) if rate is not None else 10
+    if spawn_rate is None:
+        # Open model: every sender at once, the schedule does the pacing.
+        spawn_rate = float(users) if mode == "open" else float(min(users, 100))
+    # Each load process needs at least one user, or its share would never be sent.
+    workers = max(1, min(workers, users))
+    interval_s = 1.0
+    if duration_s is not None and duration_s > 300:
+        interval_s = float(2 ** math.ceil(math.log2(duration_s / 300)))
+    try:
+        return BenchPlan(
+            mode=mode,
+            users=users,
+            spawn_rate=spawn_rate,
+            duration_s=duration_s,
+            max_requests=requests,
+            rate=rate,
+            arrival=arrival,
+            seed=seed,
+            workers=workers,
+            timeout_s=timeout_s,
+            interval_s=interval_s,
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def _objectives(texts: list[str] | None) -> list[Any]:
+    from aml_client.bench import slo
+
+    try:
+        return slo.parse_slos(texts or [])
+    except ValueError as exc:
+        raise ConfigError(f"--slo {exc}") from exc
+
+
+def _ms(us: float) -> str:
+    return f"{us / 1000:,.1f} ms"
+
+
+def _progress_table(event: dict[str, Any], total: str) -> Table:
+    table = Table(box=box.SIMPLE, show_edge=False, pad_edge=False)
+    label = " (corrected)" if event.get("measure") == "corrected" else ""
+    for name in (
+        "elapsed",
+        "users",
+        "requests",
+        "req/s",
+        "failures",
+        f"p50{label}",
+        f"p99{label}",
+        f"max{label}",
+    ):
+        table.add_column(name, justify="right")
+    table.add_row(
+        f"{event.get('elapsed_s', 0):.0f} s",
+        str(event.get("users", 0)),
+        f"{event.get('requests', 0):,}{total}",
+        f"{event.get('rps', 0):,.1f}",
+        f"{event.get('failures', 0):,}",
+        _ms(event.get("p50_us", 0)),
+        _ms(event.get("p99_us", 0)),
+        _ms(event.get("max_us", 0)),
+    )
+    return table
+
+
+def _kv_table(rows: list[tuple[str, str]]) -> Table:
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for label, value in rows:
+        table.add_row(label, value)
+    return table
+
+
+def _grid(header: list[str], rows: list[list[str]], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column(header[0], style="bold")
+    for name in header[1:]:
+        table.add_column(name, justify="right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def print_summary(summary: dict[str, Any], report_dir: str | None) -> None:
+    """The final tables: overview, latency percentiles, and ab's "served within" table."""
+    from aml_client.bench import render
+
+    out = output.stdout
+    out.print(
+        f"[bold]Benchmark of {summary.get('endpoint', '-')}[/] — {render.describe_load(summary)}"
+    )
+    out.print(_kv_table(render.overview_rows(summary)))
+    out.print()
+    header, rows = render.latency_table(summary)
+    out.print(_grid(header, rows, "Latency (ms)"))
+    title, header, rows = render.ab_table(summary)
+    out.print(_grid(header, rows, title))
+    if summary.get("corrected"):
+        out.print(
+            "[dim]corrected: intended start -> reply (what a client on the schedule sees); "
+            "uncorrected: actual send -> reply (hides endpoint stalls).[/]"
+        )
+    locust = summary.get("locust") or {}
+    if locust.get("num_requests"):
+        out.print(
+            f"[dim]Locust's own (rounded, approximate): median {locust.get('median_ms')} ms, "
+            f"p99 {locust.get('p99_ms')} ms, max {locust.get('max_ms', 0):.1f} ms.[/]"
+        )
+    for warning in summary.get("warnings") or []:
+        output.console.print(f"[yellow]warning:[/] {warning}")
+    if report_dir:
+        output.console.print(f"report: {report_dir}")
+
+
+def _follow(
+    proc: Any, *, live: bool, total: str, web: bool = False
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Read the load process's events until it exits: (results, error message)."""
+    results: list[dict[str, Any]] = []
+    error: str | None = None
+    display: Live | None = None
+    interrupted = 0
+    if live:
+        display = Live(
+            Text("starting load…"), console=output.console, transient=True, refresh_per_second=4
+        )
+        display.start()
+    try:
+        events = proc.events()
+        while True:
+            try:
+                event = next(events)
+            except StopIteration:
+                break
+            except KeyboardInterrupt:
+                interrupted += 1
+                if interrupted > 1:
+                    proc.kill()
+                    break
+                output.console.print("stopping… (Ctrl-C again to abandon the run)")
+                proc.interrupt()
+                continue
+            kind = event.get("type")
+            if kind == "progress" and display is not None:
+                display.update(_progress_table(event, total))
+            elif kind == "status":
+                output.console.print(f"[dim]{event.get('message', '')}[/]")
+            elif kind == "web":
+                output.console.print(
+                    f"Locust web UI: [bold]{event['url']}[/]  (HDR percentiles: {event['hdr_url']})"
+                    " — Ctrl-C to quit"
+                )
+            elif kind == "result":
+                results.append(event)
+                if web:
+                    output.console.print(f"test stopped — report: {event.get('report_dir')}")
+            elif kind == "error":
+                error = str(event.get("message"))
+            elif kind == "output":
+                output.console.print(event.get("line", ""), markup=False)
+    finally:
+        if display is not None:
+            display.stop()
+    code = proc.wait()
+    if interrupted:
+        raise KeyboardInterrupt
+    if error is None and code != 0:
+        tail = "; ".join(list(proc.log_tail)[-3:])
+        error = f"the load process exited with code {code}" + (f": {tail}" if tail else "")
+    return results, error
+
+
+def bench(
+    endpoint: Annotated[
+        str | None,
+        typer.Option("--endpoint", "-e", help="Profile name or 'local' (default: as amlc score)."),
+    ] = None,
+    payload: Annotated[
+        Path | None,
+        typer.Option(
+            "--payload",
+            "-p",
+            help="Rows or a payload, as amlc score takes them (JSON, JSONL, CSV, '-'); rows "
+            "rotate across requests. Default: the swagger's example.",
+        ),
+    ] = None,
+    swagger: Annotated[
+        Path | None, typer.Option("--swagger", help="Swagger file (default: the endpoint's).")
+    ] = None,
+    rows_per_request: Annotated[
+        int, typer.Option("--rows-per-request", min=1, help="Rows in each request body.")
+    ] = 1,
+    users: Annotated[
+        int | None,
+        typer.Option(
+            "--users",
+            "-u",
+            min=1,
+            help="Concurrent users (closed model; default 10). With --rate: senders.",
+        ),
+    ] = None,
+    spawn_rate: Annotated[
+        float | None, typer.Option("--spawn-rate", "-r", help="Users started per second.")
+    ] = None,
+    duration: Annotated[
+        str | None,
+        typer.Option(
+            "--duration",
+            "-t",
+            help=f"Run time, e.g. 60s, 2m (default {DEFAULT_DURATION} without --requests).",
+        ),
+    ] = None,
+    requests: Annotated[
+        int | None, typer.Option("--requests", "-n", min=1, help="Stop after N requests.")
+    ] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            "--rate",
+            help="Open model: requests per second on a schedule; latency is "
+            "also measured from each request's intended start.",
+        ),
+    ] = None,
+    arrival: Annotated[
+        str, typer.Option("--arrival", help="Open-model arrivals: constant or poisson.")
+    ] = "constant",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the poisson arrivals.")] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            "-w",
+            min=0,
+            help="Local load processes under a Locust master (default: one per core; "
+            "0 or 1: a single process).",
+        ),
+    ] = None,
+    timeout: Annotated[str, typer.Option("--timeout", help="Per-request timeout.")] = "60s",
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Do not verify TLS certificates.")
+    ] = False,
+    web: Annotated[bool, typer.Option("--web", help="Start Locust's web UI instead.")] = False,
+    web_port: Annotated[int, typer.Option("--web-port", help="Web UI port.")] = 8089,
+    master: Annotated[
+        bool, typer.Option("--master", help="Be the master of workers on other machines.")
+    ] = False,
+    expect_workers: Annotated[
+        int, typer.Option("--expect-workers", min=1, help="Workers a --master waits for.")
+    ] = 1,
+    master_bind: Annotated[
+        str,
+        typer.Option(
+            "--master-bind", help="Interface a --master listens on (0.0.0.0 for other machines)."
+        ),
+    ] = "127.0.0.1",
+    worker: Annotated[
+        bool, typer.Option("--worker", help="Be a worker of a master on another machine.")
+    ] = False,
+    master_host: Annotated[
+        str, typer.Option("--master-host", help="Master to connect to (--worker).")
+    ] = "127.0.0.1",
+    master_port: Annotated[int, typer.Option("--master-port", help="Master's port.")] = 5557,
+    report_dir: Annotated[
+        Path, typer.Option("--report-dir", help="Where report directories go.")
+    ] = Path("reports"),
+    slo_texts: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--slo",
+            help="Objective, e.g. 'p99<=200ms', 'error_rate<=1%' (repeatable); a miss exits 5.",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary JSON only.")] = False,
+) -> None:
+    """Benchmark the endpoint's latency under load (Locust + HdrHistogram)."""
+    from aml_client.bench.launch import LoadProcess
+    from aml_client.bench.plan import ARRIVALS, parse_duration
+    from aml_client.bench.target import build_run_target
+
+    if master and worker:
+        raise ConfigError("--master and --worker exclude each other")
+    if arrival not in ARRIVALS:
+        raise ConfigError(f"--arrival must be one of {', '.join(ARRIVALS)}")
+    if rate is not None and rate <= 0:
+        raise ConfigError("--rate must be above 0")
+    objectives = _objectives(slo_texts)
+    try:
+        timeout_s = parse_duration(timeout)
+    except ValueError as exc:
+        raise ConfigError(f"--timeout: {exc}") from exc
+    if workers is None:
+        workers = os.cpu_count() or 1
+    if master:
+        workers = expect_workers
+    plan = _plan(
+        users=users,
+        spawn_rate=spawn_rate,
+        duration=duration,
+        requests=requests,
+        rate=rate,
+        arrival=arrival,
+        seed=seed,
+        workers=max(workers, 1),
+        timeout_s=timeout_s,
+        bounded=not web and not worker,
+    )
+    if master and plan.users < expect_workers:
+        raise ConfigError(f"--users ({plan.users}) must be at least --expect-workers")
+    target = build_run_target(
+        endpoint,
+        str(payload) if payload is not None else None,
+        swagger=swagger,
+        rows_per_request=rows_per_request,
+        timeout_s=timeout_s,
+        insecure=insecure,
+    )
+    config: dict[str, Any] = {
+        "target": target.to_wire(),
+        "plan": plan.to_dict(),
+        "report_root": str(report_dir),
+    }
+    if worker:
+        role = "worker"
+        config.update(master_host=master_host, master_port=master_port)
+    elif master:
+        role = "master"
+        config.update(expect_workers=expect_workers, bind_host=master_bind, bind_port=master_port)
+    elif plan.workers > 1:
+        role = "master"
+        config.update(local_workers=plan.workers)
+    else:
+        role = "local"
+    if web:
+        config["web"] = {"host": "127.0.0.1", "port": web_port}
+    if not as_json:
+        output.console.print(
+            f"[bold]amlc bench[/] {target.name} ({target.scoring_uri}): {plan.describe()}; "
+            f"{target.payload['bodies']} distinct request bodies from {target.payload['source']}"
+        )
+    live = not as_json and not web and role != "worker" and output.console.is_terminal
+    total = f"/{plan.max_requests:,}" if plan.max_requests else ""
+    started = time.monotonic()
+    proc = LoadProcess(
+        role, config, on_log=lambda line: output.console.print(Text(line, style="dim"))
+    )
+    results, error = _follow(proc, live=live, total=total, web=web)
+    if error:
+        raise BenchError(error)
+    if role == "worker":
+        output.console.print(f"worker finished after {time.monotonic() - started:.1f} s")
+        return
+    if not results:
+        if web:
+            return
+        raise BenchError("the load process ended without a result")
+    final = results[-1]
+    summary, directory = final["summary"], final.get("report_dir")
+    if as_json:
+        output.print_json(summary)
+    elif not web:
+        print_summary(summary, directory)
+    if objectives:
+        from aml_client.bench import slo
+
+        missed = [o for o in slo.evaluate(summary, objectives) if not o.passed]
+        if not as_json:
+            for outcome in slo.evaluate(summary, objectives):
+                if outcome.passed:
+                    output.console.print(Text(outcome.message, style="green"))
+        if missed:
+            for outcome in missed:
+                output.error(f"objective missed: {outcome.message}")
+            raise typer.Exit(EXIT_SLO_MISSED)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench")(bench)

@@ -1,0 +1,168 @@
+"""``amlc endpoint add | list | show | remove | use``: named endpoint profiles in config.toml.
+
+A key is never a command-line value (it would land in shell history and ``ps``): it comes from
+an environment variable named with ``--key-env`` (only the name is stored), from stdin with
+``--key-stdin``, or from a hidden prompt, and is kept in the 0600 config file.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from aml_client import config
+from aml_client.cli import output
+from aml_client.errors import ConfigError
+
+
+class AuthKind(StrEnum):
+    KEY = "key"
+    TOKEN = "token"
+    ENTRA = "entra"
+    NONE = "none"
+
+
+def _read_secret(name: str, auth: AuthKind, key_env: str | None, key_stdin: bool) -> str | None:
+    """The secret to store, or None when it lives elsewhere (``--key-env``, Entra, none)."""
+    if auth in (AuthKind.ENTRA, AuthKind.NONE):
+        if key_env or key_stdin:
+            raise ConfigError(f"--auth {auth} takes no key; drop --key-env / --key-stdin")
+        return None
+    if key_env and key_stdin:
+        raise ConfigError("give --key-env or --key-stdin, not both")
+    if key_env:
+        return None
+    if key_stdin:
+        secret = sys.stdin.readline().strip()
+        if not secret:
+            raise ConfigError(f"--key-stdin: no {auth} on standard input")
+        return secret
+    if not sys.stdin.isatty():
+        raise ConfigError(
+            f"no {auth} given: use --key-env VAR, pipe it with --key-stdin, or run in a terminal"
+        )
+    secret = typer.prompt(f"{auth.capitalize()} for '{name}'", hide_input=True, err=True).strip()
+    if not secret:
+        raise ConfigError(f"empty {auth}")
+    return secret
+
+
+def _profile_dict(profile: config.Profile, default: str | None) -> dict[str, Any]:
+    return {
+        "name": profile.name,
+        "scoring_uri": profile.scoring_uri,
+        "swagger_uri": profile.swagger_uri,
+        "auth": profile.auth,
+        "key": profile.masked_secret(),
+        "key_env": profile.key_env,
+        "verify": profile.verify,
+        "default": profile.name == default,
+    }
+
+
+def add(
+    name: Annotated[str, typer.Argument(help="Profile name, e.g. prod.")],
+    scoring_uri: Annotated[str, typer.Option("--scoring-uri", help="The endpoint's scoring URI.")],
+    swagger_uri: Annotated[
+        str | None, typer.Option("--swagger-uri", help="Swagger URI (default: beside /score).")
+    ] = None,
+    auth: Annotated[AuthKind, typer.Option("--auth", help="How to authenticate.")] = AuthKind.KEY,
+    key_env: Annotated[
+        str | None,
+        typer.Option("--key-env", metavar="VAR", help="Read the key from $VAR at run time."),
+    ] = None,
+    key_stdin: Annotated[
+        bool, typer.Option("--key-stdin", help="Read the key from standard input.")
+    ] = False,
+    default: Annotated[bool, typer.Option("--default", help="Make it the default.")] = False,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Do not verify the TLS certificate.")
+    ] = False,
+) -> None:
+    """Add or replace an endpoint profile (the first one becomes the default)."""
+    config.validate_name(name)
+    secret = _read_secret(name, auth, key_env, key_stdin)
+    profile = config.Profile(
+        name=name,
+        scoring_uri=scoring_uri,
+        swagger_uri=swagger_uri,
+        auth=auth.value,
+        key=secret,
+        key_env=key_env,
+        verify=not insecure,
+    )
+    path = config.add_profile(profile, make_default=default)
+    is_default = config.default_profile_name() == name
+    output.note(
+        f"[green]saved[/] endpoint '{name}' ({scoring_uri}), {auth.value}: "
+        f"{profile.masked_secret()}{' (default)' if is_default else ''} → {path}"
+    )
+    if key_env and not os.environ.get(key_env):
+        output.note(f"[yellow]note:[/] ${key_env} is not set in this shell")
+
+
+def list_(
+    json_out: Annotated[bool, typer.Option("--json", help="JSON on stdout.")] = False,
+) -> None:
+    """List endpoint profiles; keys are masked."""
+    profiles = config.list_profiles()
+    default = config.default_profile_name()
+    if json_out:
+        output.print_json([_profile_dict(p, default) for p in profiles])
+        return
+    if not profiles:
+        output.note("no endpoint profiles yet: `amlc endpoint add NAME --scoring-uri URI`")
+        return
+    table = Table(title=f"Endpoints ({config.config_path()})", title_justify="left")
+    for column in ("", "name", "scoring URI", "auth", "key"):
+        table.add_column(column)
+    for p in profiles:
+        table.add_row("*" if p.name == default else "", p.name, p.scoring_uri, p.auth,
+                      p.masked_secret())
+    output.stdout.print(table)
+
+
+def show(
+    name: Annotated[str, typer.Argument(help="Profile name.")],
+    json_out: Annotated[bool, typer.Option("--json", help="JSON on stdout.")] = False,
+) -> None:
+    """Show one profile; the key is masked."""
+    data = _profile_dict(config.get_profile(name), config.default_profile_name())
+    if json_out:
+        output.print_json(data)
+        return
+    table = Table(show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column()
+    for field, value in data.items():
+        table.add_row(field, "-" if value is None else str(value))
+    output.stdout.print(table)
+
+
+def remove(name: Annotated[str, typer.Argument(help="Profile name.")]) -> None:
+    """Delete a profile (and its stored key)."""
+    config.remove_profile(name)
+    output.note(f"removed endpoint '{name}'")
+
+
+def use(name: Annotated[str, typer.Argument(help="Profile name.")]) -> None:
+    """Make a profile the default."""
+    config.set_default(name)
+    output.note(f"default endpoint: '{name}'")
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(
+        help="Manage endpoint profiles (config.toml, keys kept 0600).", no_args_is_help=True
+    )
+    group.command("add")(add)
+    group.command("list")(list_)
+    group.command("show")(show)
+    group.command("remove")(remove)
+    group.command("use")(use)
+    app.add_typer(group, name="endpoint")

@@ -1,0 +1,502 @@
+"""``amlc score`` and ``amlc health``: predictions for a file of rows, and the endpoint's pulse.
+
+The command is a thin edge over the library: it resolves the endpoint (config.resolve_target),
+reads rows (rows.read_rows), lets Endpoint.score validate them against the swagger and send
+them, and renders the result. Inputs with more rows than one batch, or an ``-o`` file, go to
+the large-input path (batch.score_file), which streams, runs batches concurrently and can
+resume.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Iterable
+from enum import StrEnum
+from itertools import islice
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from aml_client import config
+from aml_client.cli import output
+from aml_client.errors import AmlcError, EndpointError, InputError, ValidationError
+
+if TYPE_CHECKING:
+    from aml_client.batch import BatchProgress, BatchSummary
+    from aml_client.client import Endpoint, ScoreResult
+
+#: Column names that identify a row better than its first few columns.
+ID_COLUMNS = ("id", "ID", "Id", "row_id", "rowid", "key", "customer_id", "index")
+#: How many leading input columns to show beside a prediction when there is no id column.
+SHOWN_COLUMNS = 4
+#: Widest cell rendered for an input value, so wide rows still fit a terminal.
+MAX_CELL = 24
+
+
+class Method(StrEnum):
+    PREDICT = "predict"
+    PREDICT_PROBA = "predict_proba"
+
+
+class CliExit(AmlcError):
+    """A failure already explained in full by its message, with its own exit code."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _parse_concurrency(value: str) -> int | str:
+    """``--concurrency``: a fixed number of requests in flight, or ``auto`` (adaptive)."""
+    if value == "auto":
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not an integer ≥ 1 or 'auto'") from None
+    if number < 1:
+        raise typer.BadParameter(f"{value!r} is not an integer ≥ 1 or 'auto'")
+    return number
+
+
+def _check_concurrency(value: str) -> str:
+    _parse_concurrency(value)
+    return value
+
+
+def _cell(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
+
+
+def identifying_columns(rows: list[Any], chosen: list[str] | None) -> list[str]:
+    """Input columns shown beside each prediction: ``--columns``, an id column, or the first few."""
+    first = next((row for row in rows if isinstance(row, dict)), None)
+    if first is None:
+        return []
+    if chosen:
+        unknown = [name for name in chosen if name not in first]
+        if unknown:
+            raise InputError(
+                f"--columns: no column {', '.join(repr(n) for n in unknown)} in the input "
+                f"(columns: {', '.join(list(first)[:12])}{', …' if len(first) > 12 else ''})"
+            )
+        return chosen
+    for name in ID_COLUMNS:
+        if name in first:
+            return [name]
+    return list(first)[:SHOWN_COLUMNS]
+
+
+def render_table(rows: list[Any], predictions: list[Any], columns: list[str]) -> None:
+    """Predictions beside a few identifying input columns, on stdout (it is the data asked for)."""
+    from rich.table import Table
+
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("#", justify="right", style="dim")
+    dict_rows = bool(columns)
+    if dict_rows:
+        for name in columns:
+            table.add_column(name, overflow="ellipsis")
+    else:
+        table.add_column("input", overflow="ellipsis")
+    table.add_column("prediction", style="bold cyan")
+    for index, (row, prediction) in enumerate(zip(rows, predictions, strict=False), start=1):
+        if dict_rows:
+            cells = [_cell(row.get(name)) if isinstance(row, dict) else "" for name in columns]
+        else:
+            cells = [_cell(row)]
+        table.add_row(str(index), *cells, _cell(prediction))
+    output.stdout.print(table)
+
+
+def _method_from(global_parameters: Any) -> str | None:
+    """``GlobalParameters.method`` of an input payload, so a saved request replays as it was."""
+    if isinstance(global_parameters, dict):
+        method = global_parameters.get("method")
+        return str(method) if method else None
+    return None
+
+
+def _score_small(
+    target: config.Target,
+    rows: list[Any],
+    *,
+    method: str | None,
+    validate: bool,
+    coerce: bool,
+    timeout_s: float,
+    retries: int,
+    source: str,
+) -> ScoreResult:
+    from aml_client.client import RetryPolicy
+
+    endpoint: Endpoint
+    with config.endpoint_for(
+        target, timeout_s=timeout_s, retry=RetryPolicy(max_retries=retries)
+    ) as endpoint:
+        try:
+            return endpoint.score(rows, method=method, validate=validate, coerce=coerce)
+        except ValidationError as exc:
+            if exc.source is None:  # name the file in the one line the user sees
+                raise ValidationError(exc.problems, source=source) from exc
+            raise
+
+
+def _load_schema_for_csv(target: config.Target, timeout_s: float, required: bool) -> Any:
+    """The swagger, to coerce CSV strings to the declared types; None if optional and absent."""
+    endpoint: Endpoint
+    with config.endpoint_for(target, timeout_s=timeout_s) as endpoint:
+        try:
+            return endpoint.schema()
+        except AmlcError:
+            if required:
+                raise
+            return None
+
+
+def _run_batch(
+    target: config.Target,
+    input_path: str,
+    output_path: str,
+    *,
+    errors_path: str | None,
+    batch_size: int,
+    concurrency: int | str,
+    resume: bool,
+    method: str | None,
+    coerce: bool,
+    show_progress: bool,
+) -> BatchSummary:
+    """The large-input path: stream, score concurrently, write in input order, show progress."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from aml_client.batch import score_file
+
+    progress = Progress(
+        TextColumn("[bold]scoring[/]"),
+        BarColumn(),
+        TextColumn("{task.fields[done]} rows"),
+        TextColumn("{task.fields[rate]} rows/s"),
+        TextColumn("ETA {task.fields[eta]}"),
+        TextColumn("retries {task.fields[retries]}"),
+        TextColumn("{task.fields[failed]}"),
+        TimeElapsedColumn(),
+        console=output.console,
+        disable=not show_progress,
+    )
+    task = progress.add_task(
+        "score", total=None, done="0", rate="-", eta="-", retries=0, failed="failed 0"
+    )
+
+    def report(p: BatchProgress) -> None:
+        finished = p.rows_done  # scored or failed
+        progress.update(
+            task,
+            completed=finished,
+            total=p.rows_total,
+            done=f"{finished:,}" + (f"/{p.rows_total:,}" if p.rows_total else ""),
+            rate=f"{p.rows_per_s:,.0f}" if p.rows_per_s else "-",
+            eta=_duration(p.eta_s),
+            retries=p.retries,
+            failed=f"[red]failed {p.rows_failed:,}[/]" if p.rows_failed else "failed 0",
+        )
+
+    try:
+        with progress:
+            return score_file(
+                target,
+                input_path,
+                output_path,
+                errors_path=errors_path,
+                batch_size=batch_size,
+                concurrency=concurrency,
+                resume=resume,
+                method=method,
+                coerce=coerce,
+                progress=report,
+            )
+    except KeyboardInterrupt:
+        raise CliExit(
+            "interrupted: finished batches are kept; run the same command with --resume "
+            "to continue",
+            exit_code=130,
+        ) from None
+
+
+def _report_batch(target: config.Target, summary: BatchSummary, json_out: bool) -> None:
+    """The end counts of a ``-o`` run; a non-zero exit when any row could not be scored."""
+    if json_out:
+        output.print_json(
+            {
+                "endpoint": target.name,
+                "rows_in": summary.rows_in,
+                "rows_out": summary.rows_out,
+                "rows_failed": summary.rows_failed,
+                "output_path": str(summary.output_path),
+                "errors_path": str(summary.errors_path) if summary.errors_path else None,
+                "elapsed_s": round(summary.elapsed_s, 3),
+                "rows_per_s": round(summary.rows_per_s, 1),
+                "batches": summary.batches,
+                "retries": summary.retries,
+            }
+        )
+    else:
+        failed = (
+            f"[red]{summary.rows_failed:,} failed[/] → {summary.errors_path}"
+            if summary.rows_failed
+            else "0 failed"
+        )
+        output.note(
+            f"{summary.rows_in:,} rows in: [green]{summary.rows_out:,} scored[/] → "
+            f"{summary.output_path}, {failed} · {summary.elapsed_s:.1f} s · "
+            f"{summary.rows_per_s:,.0f} rows/s · {summary.batches:,} "
+            f"batch{'es' if summary.batches != 1 else ''} · "
+            f"{summary.retries:,} retries · endpoint {target.describe()}"
+        )
+    if summary.rows_failed:
+        raise CliExit(
+            f"{summary.rows_failed:,} of {summary.rows_in:,} rows could not be scored; "
+            f"reasons in {summary.errors_path}",
+            exit_code=2,
+        )
+
+
+def _score_many_to_screen(
+    target: config.Target,
+    input_path: str,
+    rows: Iterable[Any],
+    *,
+    batch_size: int,
+    concurrency: int | str,
+    method: str | None,
+    coerce: bool,
+) -> tuple[list[Any], list[Any], float]:
+    """More rows than one batch but no ``-o``: score through the large-input path into a
+    temporary file, then hand back (rows, predictions, seconds) for the table or JSON."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="amlc-score-") as tmp:
+        if input_path == "-":  # stdin is read once already: spool what was read
+            spooled = Path(tmp) / "stdin.jsonl"
+            with spooled.open("w", encoding="utf-8") as handle:
+                for row in rows:
+                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            input_path = str(spooled)
+        out = Path(tmp) / "predictions.jsonl"
+        errors_file = Path(tmp) / "errors.jsonl"
+        summary = _run_batch(
+            target, input_path, str(out), errors_path=str(errors_file), batch_size=batch_size,
+            concurrency=concurrency, resume=False, method=method, coerce=coerce,
+            show_progress=output.console.is_terminal,
+        )
+        if summary.rows_failed:
+            with errors_file.open(encoding="utf-8") as handle:
+                first = json.loads(handle.readline())
+            raise CliExit(
+                f"{summary.rows_failed:,} of {summary.rows_in:,} rows could not be scored "
+                f"(first: row {first.get('row')}: {first.get('reason')}); "
+                "add -o FILE --errors FILE to keep the scored rows and every reason",
+                exit_code=2,
+            )
+        scored_rows, predictions = [], []
+        with out.open(encoding="utf-8") as handle:
+            for line in handle:
+                record = json.loads(line)
+                *_, prediction = record.values()  # the prediction is the record's last field
+                record.popitem()
+                scored_rows.append(record.get("input", record) if len(record) == 1 else record)
+                predictions.append(prediction)
+    return scored_rows, predictions, summary.elapsed_s
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "-"
+    seconds = round(seconds)
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def score(
+    input_: Annotated[
+        str,
+        typer.Argument(
+            metavar="INPUT", help="JSON (either convention or a list), JSONL, CSV, or - for stdin."
+        ),
+    ],
+    endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--endpoint",
+            "-e",
+            help="Profile name or 'local'. Default: $AMLC_SCORING_URI, else the default "
+            "profile, else the running local endpoint.",
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON on stdout, nothing else.")] = False,
+    output_path: Annotated[
+        str | None,
+        typer.Option("--output", "-o", metavar="FILE", help="Write predictions (.csv or .jsonl)."),
+    ] = None,
+    columns: Annotated[
+        str | None, typer.Option("--columns", help="Input columns to show, e.g. id,age.")
+    ] = None,
+    method: Annotated[
+        Method | None, typer.Option("--method", help="Ask the model for this method.")
+    ] = None,
+    validate: Annotated[
+        bool, typer.Option("--validate/--no-validate", help="Check rows against the swagger.")
+    ] = True,
+    coerce: Annotated[
+        bool | None,
+        typer.Option(
+            "--coerce/--no-coerce", help="Convert strings to declared types (CSV: on by default)."
+        ),
+    ] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request.")] = 60.0,
+    retries: Annotated[int, typer.Option("--retries", help="Retries for retryable failures.")] = 2,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Rows per request on the large path.")
+    ] = 200,
+    concurrency: Annotated[
+        str, typer.Option(
+            "--concurrency",
+            callback=_check_concurrency,
+            help="Requests in flight: a number or 'auto'.",
+        )
+    ] = "8",
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted -o run from its journal.")
+    ] = False,
+    errors_path: Annotated[
+        str | None,
+        typer.Option("--errors", metavar="FILE", help="Rows that cannot be scored, with reasons."),
+    ] = None,
+) -> None:
+    """Score rows against an endpoint, checked against its swagger first.
+
+    Prints predictions beside a few input columns (or JSON with --json). With -o, or more rows
+    than --batch-size, rows are sent in concurrent batches; -o runs resume with --resume.
+    """
+    from aml_client.rows import read_rows
+
+    concurrency_value = _parse_concurrency(concurrency)
+    if input_ != "-" and not Path(input_).is_file():
+        raise InputError("no such file", path=input_)
+    if (resume or errors_path is not None) and output_path is None:
+        raise InputError("--resume and --errors need an output file: add -o FILE")
+    target = config.resolve_target(endpoint)
+    method_value = method.value if method else None
+    chosen = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+    # Strings become declared types for CSV by default (its values are all strings); the
+    # large-input path decides per format itself unless told otherwise.
+    coerce_value = input_.lower().endswith(".csv") if coerce is None else coerce
+    coerce_batch = True if coerce is None else coerce
+
+    if output_path is not None:
+        if resume and input_ == "-":
+            raise InputError("--resume needs a file input, not stdin")
+        summary = _run_batch(
+            target, input_, output_path, errors_path=errors_path, batch_size=batch_size,
+            concurrency=concurrency_value, resume=resume, method=method_value,
+            coerce=coerce_batch, show_progress=not json_out or output.console.is_terminal,
+        )
+        _report_batch(target, summary, json_out)
+        return
+
+    source = read_rows(input_)
+    if source.format == "csv":
+        if coerce is None:
+            coerce_value = True
+        if coerce_value:  # CSV values are strings until the swagger says what they are
+            source.schema = _load_schema_for_csv(target, timeout, required=validate)
+    remaining = iter(source)
+    rows = list(islice(remaining, batch_size + 1))
+    if not rows:
+        raise InputError("no rows to score", path=input_)
+    if method_value is None:
+        method_value = _method_from(getattr(source, "global_parameters", None))
+
+    started = time.perf_counter()
+    request_id: str | None = None
+    retries_note = ""
+    if len(rows) > batch_size:
+        rows, predictions, elapsed_s = _score_many_to_screen(
+            target, input_, itertools.chain(rows, remaining), batch_size=batch_size,
+            concurrency=concurrency_value, method=method_value, coerce=coerce_batch,
+        )
+    else:
+        result = _score_small(
+            target, rows, method=method_value, validate=validate, coerce=coerce_value,
+            timeout_s=timeout, retries=retries, source=input_,
+        )
+        predictions, elapsed_s, request_id = result.predictions, result.elapsed_s, result.request_id
+        if result.attempts > 1:
+            retries_note = f" · {result.attempts - 1} retries"
+    wall_ms = (time.perf_counter() - started) * 1000
+    if json_out:
+        output.print_json(
+            {
+                "predictions": predictions,
+                "endpoint": target.name,
+                "rows": len(rows),
+                "elapsed_ms": round(elapsed_s * 1000, 2),
+                "request_id": request_id,
+            }
+        )
+        return
+    render_table(rows, predictions, identifying_columns(rows, chosen))
+    output.note(
+        f"[dim]{len(rows)} row{'s' if len(rows) != 1 else ''} · endpoint {target.describe()} · "
+        f"{elapsed_s * 1000:.0f} ms (scoring) / {wall_ms:.0f} ms (total){retries_note}"
+        f"{f' · request id {request_id}' if request_id else ''}[/]"
+    )
+
+
+def health(
+    endpoint: Annotated[
+        str | None, typer.Option("--endpoint", "-e", help="Profile name or 'local'.")
+    ] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait.")] = 10.0,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON on stdout.")] = False,
+) -> None:
+    """Check the endpoint's health route (GET /); non-zero exit when it is not healthy."""
+    from aml_client.client import RetryPolicy
+
+    target = config.resolve_target(endpoint)
+    endpoint_client: Endpoint
+    started = time.perf_counter()
+    with config.endpoint_for(
+        target, timeout_s=timeout, retry=RetryPolicy(max_retries=0)
+    ) as endpoint_client:
+        status = endpoint_client.health()
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    healthy = status.strip().strip('"').lower() == "healthy"
+    if json_out:
+        output.print_json(
+            {
+                "endpoint": target.name,
+                "scoring_uri": target.scoring_uri,
+                "status": status,
+                "healthy": healthy,
+                "elapsed_ms": round(elapsed_ms, 2),
+            }
+        )
+    else:
+        colour = "green" if healthy else "red"
+        output.stdout.print(
+            f"[{colour}]{status.strip()}[/] · {elapsed_ms:.0f} ms · {target.describe()}",
+            highlight=False,
+        )
+    if not healthy:
+        raise EndpointError(f"{target.describe()} answered {status.strip()[:80]!r}, not Healthy")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("score")(score)
+    app.command("health")(health)

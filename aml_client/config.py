@@ -1,0 +1,372 @@
+"""Endpoint profiles and the one rule that decides which endpoint a command talks to.
+
+Resolution order (first match wins):
+
+1. an explicit name — a profile in ``config.toml``, or ``"local"`` for the running local endpoint;
+2. the environment — ``AMLC_SCORING_URI`` with ``AMLC_KEY`` or ``AMLC_TOKEN`` (and optionally
+   ``AMLC_SWAGGER_URI``), so CI jobs and containers need no file;
+3. the default profile in ``config.toml``;
+4. the local endpoint, if one is running;
+5. otherwise a :class:`~aml_client.errors.ConfigError` that says how to get one.
+
+``config.toml`` lives in :func:`aml_client.paths.config_dir` and is always written 0600, because a
+profile may hold a key. A profile can instead name an environment variable (``key_env``) so the
+secret never touches the disk. A config file that others can read is refused when it holds a key.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aml_client import paths
+from aml_client.auth import Credential, KeyCredential, TokenCredential, mask
+from aml_client.errors import ConfigError
+
+if TYPE_CHECKING:
+    from aml_client.client import AsyncEndpoint, Endpoint
+
+log = logging.getLogger(__name__)
+
+#: Ways a profile authenticates.
+AUTH_KINDS = ("key", "token", "entra", "none")
+#: Names with a fixed meaning that a profile cannot take.
+RESERVED_NAMES = frozenset({"local", "env"})
+
+ENV_SCORING_URI = "AMLC_SCORING_URI"
+ENV_KEY = "AMLC_KEY"
+ENV_TOKEN = "AMLC_TOKEN"
+ENV_SWAGGER_URI = "AMLC_SWAGGER_URI"
+
+NO_ENDPOINT_MESSAGE = (
+    "no endpoint configured: run `amlc local up --detach`, set AMLC_SCORING_URI, "
+    "or `amlc endpoint add`"
+)
+
+
+@dataclass
+class Target:
+    """Everything needed to call one endpoint; its ``repr`` never shows a secret."""
+
+    name: str
+    scoring_uri: str
+    swagger_uri: str | None
+    credential: Credential | None
+    verify: bool = True
+    #: Where it came from: "profile", "environment", "default profile" or "local endpoint".
+    source: str = "profile"
+
+    def describe(self) -> str:
+        """``name (uri)`` — safe to print."""
+        return f"{self.name} ({self.scoring_uri})"
+
+
+@dataclass
+class Profile:
+    """One ``[endpoints.NAME]`` table of ``config.toml``."""
+
+    name: str
+    scoring_uri: str
+    swagger_uri: str | None = None
+    auth: str = "key"
+    #: The secret itself, stored only in the 0600 config file.
+    key: str | None = field(default=None, repr=False)
+    #: Name of an environment variable holding the secret (preferred over a stored key).
+    key_env: str | None = None
+    verify: bool = True
+
+    def to_toml(self) -> dict[str, Any]:
+        table: dict[str, Any] = {"scoring_uri": self.scoring_uri, "auth": self.auth}
+        if self.swagger_uri:
+            table["swagger_uri"] = self.swagger_uri
+        if self.key_env:
+            table["key_env"] = self.key_env
+        if self.key:
+            table["key"] = self.key
+        if not self.verify:
+            table["verify"] = False
+        return table
+
+    @classmethod
+    def from_toml(cls, name: str, table: dict[str, Any]) -> Profile:
+        if not isinstance(table, dict) or not table.get("scoring_uri"):
+            raise ConfigError(f"{config_path()}: profile '{name}' has no scoring_uri")
+        auth = str(table.get("auth", "key"))
+        if auth not in AUTH_KINDS:
+            raise ConfigError(
+                f"{config_path()}: profile '{name}' has auth = '{auth}'; "
+                f"expected one of {', '.join(AUTH_KINDS)}"
+            )
+        return cls(
+            name=name,
+            scoring_uri=str(table["scoring_uri"]),
+            swagger_uri=table.get("swagger_uri") or None,
+            auth=auth,
+            key=table.get("key") or None,
+            key_env=table.get("key_env") or None,
+            verify=bool(table.get("verify", True)),
+        )
+
+    def secret(self) -> str | None:
+        """The key or token: from ``key_env`` when set, else the stored one."""
+        if self.key_env:
+            value = os.environ.get(self.key_env, "").strip()
+            if not value:
+                raise ConfigError(
+                    f"profile '{self.name}' reads its {self.auth} from ${self.key_env}, "
+                    "which is not set"
+                )
+            return value
+        return self.key
+
+    def credential(self) -> Credential | None:
+        if self.auth == "none":
+            return None
+        if self.auth == "entra":
+            from aml_client.auth import entra_id_credential
+
+            return entra_id_credential()
+        secret = self.secret()
+        if not secret:
+            raise ConfigError(
+                f"profile '{self.name}' has no {self.auth}: "
+                f"run `amlc endpoint add {self.name} ... --key-env VAR` or `--key-stdin`"
+            )
+        return KeyCredential(secret) if self.auth == "key" else TokenCredential(secret)
+
+    def masked_secret(self) -> str:
+        """How the secret is shown in ``amlc endpoint list/show``: where it lives, masked."""
+        if self.auth in ("none", "entra"):
+            return "-"
+        if self.key_env:
+            value = os.environ.get(self.key_env)
+            return f"${self.key_env} ({mask(value) if value else 'not set'})"
+        return mask(self.key)
+
+    def target(self, source: str = "profile") -> Target:
+        return Target(
+            name=self.name,
+            scoring_uri=self.scoring_uri,
+            swagger_uri=self.swagger_uri,
+            credential=self.credential(),
+            verify=self.verify,
+            source=source,
+        )
+
+
+# --------------------------------------------------------------------------- the file
+
+
+def config_path() -> Path:
+    return paths.config_dir() / "config.toml"
+
+
+def _check_private(path: Path, data: dict[str, Any]) -> None:
+    """Refuse a key that others could read; a file without secrets only earns a warning."""
+    if os.name != "posix":
+        return
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if not mode & 0o077:
+        return
+    holds_key = any(
+        isinstance(table, dict) and table.get("key")
+        for table in (data.get("endpoints") or {}).values()
+    )
+    message = f"{path} is readable by other users (mode {mode:03o}): run `chmod 600 {path}`"
+    if holds_key:
+        raise ConfigError(f"{message}; refusing to use the keys in it")
+    log.warning("%s", message)
+
+
+def load_config() -> dict[str, Any]:
+    """The parsed ``config.toml``, or an empty config when there is none yet."""
+    path = config_path()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    _check_private(path, data)
+    return data
+
+
+def save_config(data: dict[str, Any]) -> Path:
+    """Write ``config.toml`` atomically with mode 0600."""
+    import tomli_w
+
+    path = config_path()
+    paths.write_private(path, tomli_w.dumps(data))
+    return path
+
+
+def list_profiles() -> list[Profile]:
+    endpoints = load_config().get("endpoints") or {}
+    return [Profile.from_toml(name, table) for name, table in endpoints.items()]
+
+
+def default_profile_name() -> str | None:
+    default = load_config().get("default") or {}
+    name = default.get("endpoint") if isinstance(default, dict) else None
+    return str(name) if name else None
+
+
+def get_profile(name: str) -> Profile:
+    endpoints = load_config().get("endpoints") or {}
+    if name not in endpoints:
+        known = ", ".join(sorted(endpoints)) or "none"
+        raise ConfigError(f"no endpoint profile named '{name}' (known: {known})")
+    return Profile.from_toml(name, endpoints[name])
+
+
+def validate_name(name: str) -> None:
+    if name in RESERVED_NAMES:
+        raise ConfigError(f"'{name}' is reserved; choose another profile name")
+    if not name or not all(ch.isalnum() or ch in "-_." for ch in name):
+        raise ConfigError(f"profile name '{name}' may use letters, digits, '-', '_' and '.' only")
+
+
+def add_profile(profile: Profile, *, make_default: bool = False, replace: bool = True) -> Path:
+    """Store ``profile``; the first profile added becomes the default."""
+    validate_name(profile.name)
+    if profile.auth not in AUTH_KINDS:
+        raise ConfigError(f"auth must be one of {', '.join(AUTH_KINDS)}, not '{profile.auth}'")
+    if not profile.scoring_uri.startswith(("http://", "https://")):
+        raise ConfigError(f"scoring URI must start with http:// or https://: {profile.scoring_uri}")
+    data = load_config()
+    endpoints = data.setdefault("endpoints", {})
+    if not replace and profile.name in endpoints:
+        raise ConfigError(f"profile '{profile.name}' exists already")
+    endpoints[profile.name] = profile.to_toml()
+    default = data.setdefault("default", {})
+    if make_default or not default.get("endpoint"):
+        default["endpoint"] = profile.name
+    return save_config(data)
+
+
+def remove_profile(name: str) -> None:
+    data = load_config()
+    endpoints = data.get("endpoints") or {}
+    if name not in endpoints:
+        raise ConfigError(f"no endpoint profile named '{name}'")
+    del endpoints[name]
+    default = data.get("default") or {}
+    if default.get("endpoint") == name:
+        default.pop("endpoint")
+    save_config(data)
+
+
+def set_default(name: str) -> None:
+    get_profile(name)  # fails clearly for an unknown name
+    data = load_config()
+    data.setdefault("default", {})["endpoint"] = name
+    save_config(data)
+
+
+# --------------------------------------------------------------------------- resolution
+
+
+def local_target() -> Target | None:
+    """The running local endpoint with its primary key, or None when none is running."""
+    # Imported here: the local package is optional and pulls in process tooling.
+    try:
+        from aml_client.local import local_keys, running_endpoint
+    except ImportError:  # pragma: no cover - depends on the install
+        return None
+    info = running_endpoint()
+    if info is None:
+        return None
+    keys = local_keys()
+    return Target(
+        name="local",
+        scoring_uri=info.scoring_uri,
+        swagger_uri=info.swagger_uri,
+        credential=KeyCredential(keys[0]) if keys else None,
+        source="local endpoint",
+    )
+
+
+def env_target() -> Target | None:
+    """The endpoint named by ``AMLC_SCORING_URI`` (+ ``AMLC_KEY`` / ``AMLC_TOKEN``), if set."""
+    uri = os.environ.get(ENV_SCORING_URI, "").strip()
+    if not uri:
+        return None
+    key = os.environ.get(ENV_KEY, "").strip()
+    token = os.environ.get(ENV_TOKEN, "").strip()
+    credential: Credential | None = None
+    if key:
+        credential = KeyCredential(key)
+    elif token:
+        credential = TokenCredential(token)
+    return Target(
+        name="env",
+        scoring_uri=uri,
+        swagger_uri=os.environ.get(ENV_SWAGGER_URI, "").strip() or None,
+        credential=credential,
+        source="environment",
+    )
+
+
+def resolve_target(name: str | None = None) -> Target:
+    """Pick the endpoint to call; see the module docstring for the order."""
+    if name:
+        if name == "local":
+            target = local_target()
+            if target is None:
+                raise ConfigError("no local endpoint is running: run `amlc local up --detach`")
+            return target
+        if name == "env":
+            target = env_target()
+            if target is None:
+                raise ConfigError(f"endpoint 'env' needs {ENV_SCORING_URI} to be set")
+            return target
+        return get_profile(name).target("profile")
+    target = env_target()
+    if target is not None:
+        return target
+    default = default_profile_name()
+    if default:
+        return get_profile(default).target("default profile")
+    target = local_target()
+    if target is not None:
+        return target
+    raise ConfigError(NO_ENDPOINT_MESSAGE)
+
+
+def endpoint_for(target: Target, **kw: Any) -> Endpoint:
+    """A sync client for an already resolved ``target`` (keyword arguments go to Endpoint)."""
+    from aml_client.client import Endpoint
+
+    kw.setdefault("verify", target.verify)
+    if target.swagger_uri:
+        kw.setdefault("swagger_uri", target.swagger_uri)
+    return Endpoint(target.scoring_uri, target.credential, **kw)
+
+
+def async_endpoint_for(target: Target, **kw: Any) -> AsyncEndpoint:
+    """An async client for an already resolved ``target``."""
+    from aml_client.client import AsyncEndpoint
+
+    kw.setdefault("verify", target.verify)
+    if target.swagger_uri:
+        kw.setdefault("swagger_uri", target.swagger_uri)
+    return AsyncEndpoint(target.scoring_uri, target.credential, **kw)
+
+
+def open_endpoint(name: str | None = None, **kw: Any) -> Endpoint:
+    """A sync :class:`~aml_client.client.Endpoint` for :func:`resolve_target` ``(name)``."""
+    return endpoint_for(resolve_target(name), **kw)
+
+
+def open_async_endpoint(name: str | None = None, **kw: Any) -> AsyncEndpoint:
+    """An :class:`~aml_client.client.AsyncEndpoint` for :func:`resolve_target` ``(name)``."""
+    return async_endpoint_for(resolve_target(name), **kw)

@@ -1,0 +1,132 @@
+"""The wire contract: wrapping rows into a request body and unwrapping any real response shape.
+
+Azure ML scoring scripts disagree on both ends. Requests are ``{"data": rows}`` (2020-era
+AutoML, sometimes with ``"method"``) or ``{"Inputs": {"data": rows}, "GlobalParameters": ...}``
+(current AutoML). Responses are ``{"Results": [...]}``, ``{"result": [...]}``, a bare list, or
+a JSON *string* holding one of those, because the old scoring script returned ``json.dumps(...)``
+and the server serialised it again. Model failures may even come back as ``{"error": ...}``
+inside an HTTP 200.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aml_client.errors import ModelError, ResponseFormatError
+from aml_client.schema import Convention, ScoringSchema
+
+__all__ = ["normalise_response", "wrap"]
+
+# Keys under which scoring scripts put their predictions, most common first.
+_PREDICTION_KEYS = (
+    "Results", "result", "results", "predictions", "prediction", "output", "outputs",
+)
+_ERROR_KEYS = ("error", "errors", "Error")
+_MAX_DECODE = 3
+
+
+def wrap(
+    rows: list[Any],
+    schema_or_convention: ScoringSchema | Convention | str,
+    *,
+    method: str | None = None,
+    global_parameters: dict | float | None = None,
+) -> dict:
+    """The request body for ``rows`` in the endpoint's convention.
+
+    ``method`` ("predict", "predict_proba") goes where the convention puts it; otherwise the
+    swagger's example GlobalParameters are sent, since some scripts fail without them.
+    """
+    schema = schema_or_convention if isinstance(schema_or_convention, ScoringSchema) else None
+    convention = (
+        schema.convention if schema is not None else Convention(str(schema_or_convention).lower())
+    )
+    if convention is Convention.INPUTS:
+        body: dict[str, Any] = {"Inputs": {"data": rows}}
+        params: Any = global_parameters
+        if method is not None:
+            base = params if isinstance(params, dict) else {}
+            params = {**base, "method": method}
+        if params is None and schema is not None:
+            params = schema.global_parameters
+        if params is not None:
+            body["GlobalParameters"] = params
+        return body
+    body = {"data": rows}
+    if method is None and isinstance(global_parameters, dict):
+        method = global_parameters.get("method")
+    if method is None and schema is not None and schema.method_field:
+        example = schema.global_parameters
+        method = example.get("method") if isinstance(example, dict) else None
+    if method is not None:
+        body["method"] = method
+    return body
+
+
+def normalise_response(body: Any) -> list[Any]:
+    """Predictions as a plain list, whatever shape the endpoint chose.
+
+    Raises ModelError for an ``{"error": ...}`` body (the 2020-era scripts report failures that
+    way with status 200) and ResponseFormatError for anything unrecognised.
+    """
+    value = body
+    if isinstance(value, bytes | bytearray):
+        try:
+            value = value.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ResponseFormatError("the response is not UTF-8 text") from None
+        value = _decode(value, first=True)
+    for _ in range(_MAX_DECODE):
+        if not isinstance(value, str):
+            break
+        value = _decode(value, first=False)
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict):
+        for key in _ERROR_KEYS:
+            if key in value and not any(k in value for k in _PREDICTION_KEYS):
+                raise ModelError(f"the model reported an error: {_message(value[key])}")
+        for key in _PREDICTION_KEYS:
+            if key in value:
+                return _as_list(value[key], key)
+        keys = ", ".join(repr(k) for k in list(value)[:5])
+        raise ResponseFormatError(f"unrecognised response object (keys: {keys or 'none'})")
+    if isinstance(value, str):
+        raise ResponseFormatError(f"the response is a string, not predictions: {value[:80]!r}")
+    raise ResponseFormatError(f"unrecognised response: {json.dumps(value)[:80]}")
+
+
+def _decode(text: str, *, first: bool) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        if first:
+            raise ResponseFormatError(f"the response is not JSON: {text[:80]!r}") from None
+        raise ResponseFormatError(
+            f"the response is a string, not predictions: {text[:80]!r}"
+        ) from None
+
+
+def _as_list(value: Any, key: str) -> list[Any]:
+    if isinstance(value, str):
+        # {"result": "[1, 2]"} - one more layer of encoding
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            return [value]
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict):
+        # {"Results": {"WebServiceOutput0": [...]}} (designer pipelines): one named output
+        lists = [v for v in value.values() if isinstance(v, list)]
+        if len(lists) == 1:
+            return lists[0]
+        raise ResponseFormatError(f"'{key}' holds an object, not a list of predictions")
+    return [value]
+
+
+def _message(error: Any) -> str:
+    if isinstance(error, dict):
+        return str(error.get("message") or error.get("Message") or json.dumps(error))[:500]
+    return str(error)[:500]

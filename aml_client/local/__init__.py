@@ -1,0 +1,44 @@
+"""The embedded local endpoint: Microsoft's inference server, a bank-marketing model, key auth.
+
+``start()`` trains (first time) or loads the cached model, then serves it with
+``azureml-inference-server-http`` under gunicorn on 127.0.0.1 behind an Azure-style Bearer-key
+check; ``running_endpoint()`` finds it again from any process. Nothing heavy (pandas,
+scikit-learn, the server) is imported until a function needs it.
+"""
+
+from __future__ import annotations
+
+from aml_client.local._keys import keys_file, local_keys, regenerate_keys
+from aml_client.local._logs import follow, log_file, tail
+from aml_client.local._model import METRICS, SAMPLE_ROWS, Candidate, ModelInfo, ensure_model
+from aml_client.local._server import (
+    DEFAULT_PORT,
+    STYLES,
+    default_workers,
+    start,
+    status,
+    stop,
+)
+from aml_client.local._state import LocalEndpointInfo, running_endpoint
+
+__all__ = [
+    "DEFAULT_PORT",
+    "METRICS",
+    "SAMPLE_ROWS",
+    "STYLES",
+    "Candidate",
+    "LocalEndpointInfo",
+    "ModelInfo",
+    "default_workers",
+    "ensure_model",
+    "follow",
+    "keys_file",
+    "local_keys",
+    "log_file",
+    "regenerate_keys",
+    "running_endpoint",
+    "start",
+    "status",
+    "stop",
+    "tail",
+]

@@ -1,0 +1,189 @@
+"""Bearer-key check and request log in front of the inference server's Flask app.
+
+On Azure a front end checks the key before a request reaches the container; the inference
+server has no auth of its own. This WSGI middleware plays that front end: a request to any
+protected path without ``Authorization: Bearer <primary|secondary>`` gets a 401 JSON
+``{"message": ...}`` and never reaches ``run()``. ``GET /`` (health) and ``GET /swagger.json``
+stay open, as on Azure, and so does ``OPTIONS`` (a CORS preflight never carries the key).
+
+It also writes one access-log line per request — time, method, path, status, latency, which
+key matched, the run time reported by the server and the request ids — the local counterpart of
+Application Insights' request log. The Authorization header is never written anywhere.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from aml_client.local._keys import read_keys
+
+OPEN_PATHS = frozenset({"/", "/swagger.json"})
+_HEADER_LIMIT = 100
+
+
+class KeyAuthMiddleware:
+    """WSGI middleware: Azure-style key check plus an access log.
+
+    The keys file is re-read whenever its inode, size or mtime changes (one ``stat`` per
+    request), so ``amlc local keys --regenerate`` takes effect at once in every worker.
+    A missing or unreadable keys file refuses every protected request: failing closed.
+    """
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], keys_path: Path, access_log: Path | None):
+        self.app = app
+        self.keys_path = Path(keys_path)
+        self.access_log = Path(access_log) if access_log else None
+        self._keys: tuple[bytes, ...] = ()
+        self._keys_stamp: tuple[int, int, int] | None = None
+        self._lock = threading.Lock()
+        self._log_fd: int | None = None
+        self._log_pid: int | None = None
+
+    # keys ----------------------------------------------------------------------------------
+    def _current_keys(self) -> tuple[bytes, ...]:
+        try:
+            st = os.stat(self.keys_path)
+            stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        except OSError:
+            stamp = None
+        with self._lock:
+            if stamp != self._keys_stamp:
+                keys = read_keys(self.keys_path) if stamp else None
+                self._keys = tuple(k.encode() for k in keys) if keys else ()
+                self._keys_stamp = stamp
+            return self._keys
+
+    def _check(self, header: str) -> tuple[str | None, str]:
+        """(name of the matching key or None, reason when refused)."""
+        if not header:
+            return None, "Authorization header is missing; send 'Authorization: Bearer <key>'."
+        scheme, _, token = header.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None, "Authorization header must be 'Bearer <key>'."
+        keys = self._current_keys()
+        if not keys:
+            return None, "The endpoint has no keys configured."
+        given = token.strip().encode()
+        # Compare against both keys every time, so timing does not tell which one was close.
+        matches = [hmac.compare_digest(given, key) for key in keys]
+        for name, matched in zip(("primary", "secondary"), matches, strict=False):
+            if matched:
+                return name, ""
+        return None, "Invalid key."
+
+    # WSGI ----------------------------------------------------------------------------------
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        started = time.perf_counter()
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("PATH_INFO", "") or "/"
+        seen: dict[str, Any] = {"status": "000", "headers": []}
+
+        def recording_start_response(status: str, headers: list, exc_info: Any = None) -> Any:
+            seen["status"] = status.split(" ", 1)[0]
+            seen["headers"] = headers
+            return start_response(status, headers, exc_info)
+
+        is_open = method == "OPTIONS" or (method in ("GET", "HEAD") and path in OPEN_PATHS)
+        key_name = "-"
+        if not is_open:
+            matched, reason = self._check(environ.get("HTTP_AUTHORIZATION", ""))
+            if matched is None:
+                body = self._refuse(environ, recording_start_response, reason)
+                self._log(environ, seen, started, "refused")
+                return body
+            key_name = matched
+
+        result = self.app(environ, recording_start_response)
+        return _ClosingIterable(result, lambda: self._log(environ, seen, started, key_name))
+
+    @staticmethod
+    def _refuse(environ: dict[str, Any], start_response: Callable[..., Any], reason: str) -> list[bytes]:
+        body = json.dumps({"message": reason}).encode()
+        request_id = environ.get("HTTP_X_REQUEST_ID", "")
+        if not request_id or len(request_id) > _HEADER_LIMIT:
+            request_id = str(uuid.uuid4())
+        client_id = environ.get("HTTP_X_MS_CLIENT_REQUEST_ID", "")[:_HEADER_LIMIT]
+        headers = [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            ("WWW-Authenticate", 'Bearer realm="amlc-local"'),
+            ("x-request-id", request_id),
+            ("x-ms-request-id", client_id or request_id),
+        ]
+        if client_id:
+            headers.append(("x-ms-client-request-id", client_id))
+        environ["amlc.request_id"] = request_id
+        start_response("401 UNAUTHORIZED", headers)
+        return [body]
+
+    # access log ----------------------------------------------------------------------------
+    def _log(self, environ: dict[str, Any], seen: dict[str, Any], started: float, key: str) -> None:
+        if self.access_log is None:
+            return
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        headers = {name.lower(): value for name, value in seen["headers"]}
+        path = environ.get("PATH_INFO", "") or "/"
+        query = environ.get("QUERY_STRING", "")
+        if query:
+            path = f"{path}?{query}"
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+        fraction = f"{time.time() % 1:.3f}"[1:]
+        fields = [
+            f"{stamp}{fraction}Z",
+            environ.get("REQUEST_METHOD", "-"),
+            _clean(path[:200]),
+            seen["status"],
+            f"{elapsed_ms:.1f}ms",
+            f"key={key}",
+            f"run_ms={headers.get('x-ms-run-fn-exec-ms', '-')}",
+            f"bytes={headers.get('content-length', '-')}",
+            f"rid={_clean(headers.get('x-request-id') or environ.get('amlc.request_id', '-'))}",
+            f"client_rid={_clean(headers.get('x-ms-client-request-id', '-'))}",
+            f"pid={os.getpid()}",
+        ]
+        self._write(" ".join(fields) + "\n")
+
+    def _write(self, line: str) -> None:
+        assert self.access_log is not None
+        try:
+            # Opened lazily in each worker; O_APPEND keeps lines from several workers whole.
+            if self._log_fd is None or self._log_pid != os.getpid():
+                self.access_log.parent.mkdir(parents=True, exist_ok=True)
+                flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+                self._log_fd = os.open(self.access_log, flags, 0o644)
+                self._log_pid = os.getpid()
+            os.write(self._log_fd, line.encode("utf-8", "replace"))
+        except OSError:
+            pass  # a full disk must not turn into failed requests
+
+
+def _clean(value: str) -> str:
+    """Keep a client-supplied value on one line and free of spaces (one field of the log)."""
+    return "".join(ch if ch.isprintable() and not ch.isspace() else "_" for ch in value) or "-"
+
+
+class _ClosingIterable:
+    """Wraps a WSGI response so a callback runs once the server has sent it (latency to the end)."""
+
+    def __init__(self, iterable: Iterable[bytes], on_close: Callable[[], None]):
+        self._iterable = iterable
+        self._on_close = on_close
+
+    def __iter__(self) -> Any:
+        return iter(self._iterable)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._iterable, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._on_close()

@@ -1,0 +1,55 @@
+"""Today's AutoML contract: ``{"Inputs": {"data": [rows]}, "GlobalParameters": {"method": ...}}``.
+
+Shaped after the scoring script AutoML generates now: ``method`` picks ``predict`` (labels) or
+``predict_proba`` (one ``[p_no, p_yes]`` pair per row); any other method raises, which the
+server turns into a 500, as on Azure. The answer is ``{"Results": [...]}``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import numpy as np
+from inference_schema.parameter_types.numpy_parameter_type import NumpyParameterType
+from inference_schema.parameter_types.pandas_parameter_type import PandasParameterType
+from inference_schema.parameter_types.standard_py_parameter_type import (
+    StandardPythonParameterType,
+)
+from inference_schema.schema_decorators import input_schema, output_schema
+
+# The server loads this file by path, so its directory is not on sys.path by itself.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import load_model, logger, sample_frame  # noqa: E402
+
+input_sample = PandasParameterType(sample_frame())
+method_sample = StandardPythonParameterType("predict")
+sample_global_parameters = StandardPythonParameterType({"method": method_sample})
+result_sample = NumpyParameterType(np.array(["no", "no"]))
+output_sample = StandardPythonParameterType({"Results": result_sample})
+
+model: Any = None
+
+
+def init() -> None:
+    global model
+    model = load_model()
+
+
+@input_schema("Inputs", StandardPythonParameterType({"data": input_sample}))
+@input_schema("GlobalParameters", sample_global_parameters, convert_to_provided_type=False)
+@output_schema(output_sample)
+def run(Inputs: dict, GlobalParameters: Any = None) -> dict:  # noqa: N803 - the wire names
+    data = Inputs["data"]
+    method = "predict"
+    if isinstance(GlobalParameters, dict) and "method" in GlobalParameters:
+        method = GlobalParameters["method"]
+    if method == "predict_proba":
+        result = model.predict_proba(data)
+    elif method == "predict":
+        result = model.predict(data)
+    else:
+        raise ValueError(f"Invalid predict method argument received ({method})")
+    logger.info("scored %d rows (method=%s)", len(data), method)
+    return {"Results": result.tolist()}

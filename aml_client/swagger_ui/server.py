@@ -1,0 +1,437 @@
+"""A local Swagger UI for one endpoint, with a proxy that adds the credential.
+
+The page, its assets (from the ``swagger-ui-py`` package, so no docker and no internet) and a
+rewritten swagger are served on 127.0.0.1. The rewritten swagger sends every "Try it out"
+request to ``/proxy/…`` on this server, which forwards it to the real endpoint with the
+``Authorization`` header added; the page never sees the key. Only the routes the swagger
+declares are forwarded, only to the configured endpoint, and only for pages served from this
+origin (the ``Origin`` and ``Host`` headers are checked), so no other web page the user opens
+can borrow the key through it.
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+import importlib.util
+import json
+import logging
+import mimetypes
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from string import Template
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from aml_client.errors import ConfigError
+
+if TYPE_CHECKING:
+    import httpx
+
+    from aml_client.config import Target
+
+log = logging.getLogger("aml_client.swagger_ui")
+
+#: Where "Try it out" requests go on this server.
+PROXY_PREFIX = "/proxy"
+#: Largest request body forwarded (AKS accepts up to 100 MB).
+MAX_BODY_BYTES = 100 * 1024 * 1024
+#: Request headers passed on to the endpoint (never the page's own Authorization).
+FORWARD_REQUEST_HEADERS = (
+    "content-type",
+    "accept",
+    "x-ms-client-request-id",
+    "x-request-id",
+    "azureml-model-deployment",
+)
+#: Response headers passed back to the page.
+FORWARD_RESPONSE_HEADERS = (
+    "content-type",
+    "x-ms-request-id",
+    "x-request-id",
+    "x-ms-client-request-id",
+    "x-ms-run-function-failed",
+    "x-ms-run-fn-exec-ms",
+    "retry-after",
+    "azureml-model-deployment",
+)
+_ASSETS = (
+    "swagger-ui.css",
+    "swagger-ui-bundle.js",
+    "favicon-16x16.png",
+    "favicon-32x32.png",
+)
+_HERE = Path(__file__).resolve().parent
+
+
+def assets_dir() -> Path:
+    """Swagger UI's static files from an installed package (``swagger-ui-py``, else
+    ``swagger-ui-bundle``); found without importing either."""
+    spec = importlib.util.find_spec("swagger_ui")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        static = Path(location) / "static"
+        if (static / "swagger-ui-bundle.js").is_file():
+            return static
+    spec = importlib.util.find_spec("swagger_ui_bundle")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        for bundle in sorted(Path(location).glob("vendor/swagger-ui-*/swagger-ui-bundle.js")):
+            return bundle.parent
+    raise ConfigError("Swagger UI assets not found: pip install swagger-ui-py")
+
+
+def rewrite_document(
+    doc: dict, *, example: dict | None = None, upstream: str | None = None
+) -> dict:
+    """The swagger as the page gets it: every route served by this server under
+    ``/proxy``, security schemes removed (the proxy authenticates, so the page must not ask
+    for a key), and the request example replaced by a valid one when given."""
+    out = copy.deepcopy(doc)
+    note = (
+        f"Served by amlc: requests go through a local proxy to {upstream}, "
+        "which adds the endpoint's credential."
+        if upstream
+        else "Served by amlc from a file: no endpoint is configured, so requests fail."
+    )
+    info = out.setdefault("info", {})
+    if isinstance(info, dict):
+        info["description"] = f"{info.get('description') or ''}\n\n{note}".strip()
+    out.pop("security", None)
+    if str(out.get("swagger", "")).startswith("2"):
+        out.pop("host", None)  # the page's own host, which is this server
+        out["schemes"] = ["http"]
+        out["basePath"] = PROXY_PREFIX
+        out.pop("securityDefinitions", None)
+    else:
+        out["servers"] = [{"url": PROXY_PREFIX, "description": "amlc proxy"}]
+        components = out.get("components")
+        if isinstance(components, dict):
+            components.pop("securitySchemes", None)
+    for item in (out.get("paths") or {}).values():
+        if isinstance(item, dict):
+            for op in item.values():
+                if isinstance(op, dict):
+                    op.pop("security", None)
+    if example is not None:
+        _set_request_example(out, example)
+    return out
+
+
+def _set_request_example(doc: dict, example: dict) -> None:
+    from aml_client.swagger_tools import _Locator
+
+    version = str(doc.get("swagger") or doc.get("openapi") or "")
+    schema, _path, _ex, _ex_path = _Locator(doc, version).input_schema()
+    if isinstance(schema, dict) and schema:
+        schema["example"] = example
+    # OpenAPI 3 media-level examples win over the schema's own.
+    for item in (doc.get("paths") or {}).values():
+        post = item.get("post") if isinstance(item, dict) else None
+        body = post.get("requestBody") if isinstance(post, dict) else None
+        media = ((body or {}).get("content") or {}).get("application/json")
+        if isinstance(media, dict) and ("example" in media or "examples" in media):
+            media.pop("examples", None)
+            media["example"] = example
+
+
+class SwaggerUIServer:
+    """Serves the UI, the rewritten swagger and the proxy on ``host:port`` (127.0.0.1).
+
+    ``port=0`` picks a free port. Use :meth:`start` for a background thread (tests,
+    ``--open``) or :meth:`serve_forever` in the foreground.
+    """
+
+    def __init__(
+        self,
+        document: dict,
+        *,
+        target: Target | None = None,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        timeout_s: float = 60.0,
+        example: dict | None = None,
+        allowed_origins: tuple[str, ...] = (),
+    ):
+        self.document = document
+        self.target = target
+        self.timeout_s = timeout_s
+        self.example = example
+        self._assets = assets_dir()
+        self._httpd = _HTTPServer((host, port), _Handler)
+        self._httpd.app = self
+        self.host, self.port = self._httpd.server_address[:2]
+        local = {f"{h}:{self.port}" for h in (self.host, "127.0.0.1", "localhost")}
+        self.allowed_hosts = frozenset(local)
+        self.allowed_origins = frozenset({f"http://{h}" for h in local} | set(allowed_origins))
+        self._paths = {p for p in (document.get("paths") or {}) if isinstance(p, str)}
+        self._score_path = next(
+            (p for p in ("/score", "score") if p in self._paths),
+            next((p for p in self._paths if "score" in p), "/score"),
+        )
+        self._client: httpx.Client | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+    def start(self) -> SwaggerUIServer:
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name="amlc-swagger-ui", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        try:
+            self._httpd.serve_forever()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._httpd.server_close()
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def __enter__(self) -> SwaggerUIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- pieces the handler asks for -----------------------------------------------------------
+
+    def index_html(self) -> bytes:
+        text = (_HERE / "index.html").read_text(encoding="utf-8")
+        title = str((self.document.get("info") or {}).get("title") or "endpoint")
+        upstream = self.target.scoring_uri if self.target else "(no endpoint configured)"
+        page = Template(text).safe_substitute(
+            title=html.escape(title), upstream=html.escape(upstream)
+        )
+        return page.encode("utf-8")
+
+    def asset(self, name: str) -> Path | None:
+        if name == "amlc-init.js":
+            return _HERE / name
+        if name in _ASSETS:
+            path = self._assets / name
+            return path if path.is_file() else None
+        return None
+
+    def swagger_json(self) -> bytes:
+        upstream = self.target.scoring_uri if self.target else None
+        doc = rewrite_document(self.document, example=self.example, upstream=upstream)
+        return json.dumps(doc, indent=2, ensure_ascii=False).encode("utf-8")
+
+    def upstream_url(self, route: str, query: str) -> str | None:
+        """The endpoint URL for a route of the swagger, or None when it declares no such route."""
+        if self.target is None:
+            return None
+        if route not in self._paths and route.lstrip("/") not in self._paths:
+            return None
+        scoring = urlsplit(self.target.scoring_uri)
+        if route in (self._score_path, "/" + self._score_path.lstrip("/")):
+            return urlunsplit((*scoring[:3], query or scoring.query, ""))
+        base = scoring.path.rstrip("/")
+        suffix = "/" + self._score_path.strip("/")
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+        return urlunsplit((scoring.scheme, scoring.netloc, base + route, query, ""))
+
+    def client(self) -> httpx.Client:
+        import httpx
+
+        with self._lock:
+            if self._client is None:
+                verify = self.target.verify if self.target else True
+                self._client = httpx.Client(timeout=self.timeout_s, verify=verify)
+            return self._client
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    app: SwaggerUIServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _HTTPServer
+    protocol_version = "HTTP/1.1"
+    server_version = "amlc-swagger-ui"
+
+    # -- routing -----------------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_OPTIONS(self) -> None:
+        if not self._host_ok():
+            return
+        route = urlsplit(self.path).path
+        headers = self._cors(route)
+        headers.update(
+            {
+                "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE, PATCH, OPTIONS",
+                "Access-Control-Allow-Headers": "Content-Type, Accept, "
+                "x-ms-client-request-id, x-request-id, azureml-model-deployment",
+                "Access-Control-Max-Age": "600",
+            }
+        )
+        self._send(HTTPStatus.NO_CONTENT, b"", headers=headers)
+
+    def _dispatch(self, method: str) -> None:
+        if not self._host_ok():
+            return
+        app = self.server.app
+        parts = urlsplit(self.path)
+        route = parts.path
+        if route.startswith(PROXY_PREFIX + "/") or route == PROXY_PREFIX:
+            self._proxy(method, route[len(PROXY_PREFIX) :] or "/", parts.query)
+            return
+        if method == "POST" and route in ("/score", "/" + app._score_path.lstrip("/")):
+            self._proxy(method, app._score_path, parts.query)
+            return
+        if method not in ("GET", "HEAD"):
+            self._error(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} {route} is not served here")
+            return
+        if route in ("/", "/index.html"):
+            self._send(HTTPStatus.OK, app.index_html(), "text/html; charset=utf-8", method=method)
+        elif route == "/swagger.json":
+            body = app.swagger_json()
+            self._send(
+                HTTPStatus.OK, body, "application/json", headers=self._cors(route), method=method
+            )
+        elif route.startswith("/ui/") and (path := app.asset(route[len("/ui/") :])):
+            kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            headers = {"Cache-Control": "max-age=3600"}
+            self._send(HTTPStatus.OK, path.read_bytes(), kind, headers=headers, method=method)
+        else:
+            self._error(HTTPStatus.NOT_FOUND, f"no such page: {route}")
+
+    # -- the proxy ---------------------------------------------------------------------------
+
+    def _proxy(self, method: str, route: str, query: str) -> None:
+        import httpx
+
+        app = self.server.app
+        origin = self.headers.get("Origin")
+        if origin is not None and origin not in app.allowed_origins:
+            self._error(HTTPStatus.FORBIDDEN, f"requests from {origin} are not forwarded")
+            return
+        cors = self._cors(PROXY_PREFIX)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request body too large", cors)
+            self.close_connection = True
+            return
+        body = self.rfile.read(length) if length > 0 else b""
+        if app.target is None:
+            self._error(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                "no endpoint configured: start one with `amlc local up` or pass --endpoint",
+                cors,
+            )
+            return
+        url = app.upstream_url(route, query)
+        if url is None:
+            self._error(HTTPStatus.NOT_FOUND, f"the swagger declares no route {route}", cors)
+            return
+        headers = {
+            name: value
+            for name in FORWARD_REQUEST_HEADERS
+            if (value := self.headers.get(name)) is not None
+        }
+        if app.target.credential is not None:
+            headers.update(app.target.credential.auth_headers())
+        try:
+            response = app.client().request(method, url, content=body, headers=headers)
+        except httpx.TimeoutException:
+            self._error(HTTPStatus.GATEWAY_TIMEOUT, f"no answer from {url}", cors)
+            return
+        except httpx.HTTPError as exc:
+            self._error(HTTPStatus.BAD_GATEWAY, f"cannot reach {url}: {exc}", cors)
+            return
+        out = dict(cors)
+        for name in FORWARD_RESPONSE_HEADERS:
+            if name in response.headers and name != "content-type":
+                out[name] = response.headers[name]
+        self._send(
+            response.status_code,
+            response.content,
+            response.headers.get("content-type", "application/octet-stream"),
+            headers=out,
+            method=method,
+        )
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _host_ok(self) -> bool:
+        """Refuse requests addressed to another name (DNS rebinding would otherwise let a
+        remote page talk to this server as if it were its own origin)."""
+        host = self.headers.get("Host", "")
+        if host in self.server.app.allowed_hosts:
+            return True
+        self._error(HTTPStatus.FORBIDDEN, f"unexpected Host header {host!r}")
+        return False
+
+    def _cors(self, route: str) -> dict[str, str]:
+        if route.startswith(PROXY_PREFIX) or route.endswith("score"):
+            origin = self.headers.get("Origin")
+            if origin and origin in self.server.app.allowed_origins:
+                return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+            return {"Vary": "Origin"}
+        # The swagger itself holds no secret: any tool may read it.
+        return {"Access-Control-Allow-Origin": "*"}
+
+    def _error(
+        self, status: HTTPStatus, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        body = json.dumps({"message": message}).encode("utf-8")
+        self._send(status, body, "application/json", headers=headers)
+
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        method: str = "GET",
+    ) -> None:
+        self.send_response(status)
+        if content_type:
+            self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Content-Type-Options", "nosniff")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if method != "HEAD" and body:
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # The request line and status only: headers (where a key would be) are never logged.
+        log.info("%s %s", self.address_string(), format % args)

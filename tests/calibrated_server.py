@@ -1,0 +1,171 @@
+"""A scoring endpoint with a known latency, to check what ``amlc bench`` measures.
+
+Threads and the standard library only (no gevent), run in its own process:
+
+    python tests/calibrated_server.py --service-ms 20 [--stall-after-s 1 --stall-s 1] [--key K]
+
+* every ``POST /score`` takes ``--service-ms`` (sleep, so it is the same under load);
+* optionally, ``--stall-after-s`` seconds after the first scoring request, the server stalls for
+  ``--stall-s``: a request in that window is held until the stall ends (like a GC pause or a
+  model reload);
+* with ``--key``, requests without ``Authorization: Bearer <key>`` get 401;
+* ``--fail-every N`` answers every N-th request 503;
+* ``GET /count`` returns the server's own count of scoring requests (by status), and every
+  scoring request is appended to ``--log`` (one line each) — the truth the bench is checked
+  against;
+* ``GET /swagger.json`` serves a small Swagger 2.0 document (rows ``{"x": number, "y": int}``).
+
+Prints ``PORT <n>`` on stdout once listening.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+SWAGGER = {
+    "swagger": "2.0",
+    "info": {"title": "calibrated", "version": "1.0"},
+    "paths": {
+        "/score": {
+            "post": {
+                "consumes": ["application/json"],
+                "parameters": [
+                    {"name": "body", "in": "body", "schema": {"$ref": "#/definitions/ServiceInput"}}
+                ],
+                "responses": {
+                    "200": {"description": "ok", "schema": {"$ref": "#/definitions/ServiceOutput"}}
+                },
+            }
+        }
+    },
+    "definitions": {
+        "ServiceInput": {
+            "type": "object",
+            "properties": {
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"x": {"type": "number"}, "y": {"type": "integer"}},
+                    },
+                }
+            },
+            "example": {"data": [{"x": 1.5, "y": 2}]},
+        },
+        "ServiceOutput": {"type": "array", "items": {"type": "number"}},
+    },
+}
+
+
+class State:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.lock = threading.Lock()
+        self.counts: dict[str, int] = {}
+        self.first_request: float | None = None
+        self.seq = 0
+        self.log = open(args.log, "a", encoding="utf-8") if args.log else None  # noqa: SIM115
+
+    def stall_window(self) -> tuple[float, float] | None:
+        if self.args.stall_s <= 0 or self.first_request is None:
+            return None
+        start = self.first_request + self.args.stall_after_s
+        return start, start + self.args.stall_s
+
+
+def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
+    args = state.args
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        # Headers and body go out in separate writes: without this, Nagle + delayed ACK add 40 ms.
+        disable_nagle_algorithm = True
+
+        def log_message(self, format: str, *a: object) -> None:  # quiet
+            pass
+
+        def _send(self, status: int, body: bytes, ctype: str = "application/json") -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            if self.path == "/count":
+                with state.lock:
+                    counts = dict(state.counts)
+                body = {"total": sum(counts.values()), "by_status": counts}
+                self._send(200, json.dumps(body).encode())
+            elif self.path.startswith("/swagger.json"):
+                self._send(200, json.dumps(SWAGGER).encode())
+            elif self.path == "/":
+                self._send(200, b"Healthy", "text/plain")
+            else:
+                self._send(404, b'{"error": "not found"}')
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            self.rfile.read(length)
+            if self.path.split("?")[0] != "/score":
+                self._send(404, b'{"error": "not found"}')
+                return
+            now = time.monotonic()
+            with state.lock:
+                if state.first_request is None:
+                    state.first_request = now
+                state.seq += 1
+                seq = state.seq
+            window = state.stall_window()
+            if window and window[0] <= now < window[1]:
+                time.sleep(window[1] - now)
+            time.sleep(args.service_ms / 1000.0)
+            if args.key and self.headers.get("Authorization") != f"Bearer {args.key}":
+                status, body = 401, b'{"error": "unauthorized"}'
+            elif args.fail_every and seq % args.fail_every == 0:
+                status, body = 503, b'{"error": "busy"}'
+            else:
+                status, body = 200, b"[0.5]"
+            with state.lock:
+                state.counts[str(status)] = state.counts.get(str(status), 0) + 1
+                if state.log is not None:
+                    state.log.write(f"{time.time():.6f} {status}\n")
+                    state.log.flush()
+            self._send(status, body)
+
+    return Handler
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--service-ms", type=float, default=20.0)
+    parser.add_argument("--stall-after-s", type=float, default=1.0)
+    parser.add_argument("--stall-s", type=float, default=0.0)
+    parser.add_argument("--key", default=None)
+    parser.add_argument("--fail-every", type=int, default=0)
+    parser.add_argument("--log", default=None)
+    args = parser.parse_args(argv)
+    state = State(args)
+    server = _Server(("127.0.0.1", args.port), make_handler(state))
+    sys.stdout.write(f"PORT {server.server_address[1]}\n")
+    sys.stdout.flush()
+    try:
+        server.serve_forever(poll_interval=0.1)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

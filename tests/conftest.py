@@ -1,0 +1,102 @@
+"""Every test runs against its own empty amlc home, never the user's real configuration.
+
+``amlc`` runs the CLI in a real subprocess (``python -m aml_client``), as a user would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+#: Variables that would point a test at a real endpoint or change where amlc keeps files.
+_AMLC_ENV = ("AMLC_SCORING_URI", "AMLC_KEY", "AMLC_TOKEN", "AMLC_SWAGGER_URI", "AMLC_DEBUG")
+
+
+@pytest.fixture(autouse=True)
+def amlc_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh ``AMLC_HOME`` (config, cache, state) per test; no endpoint from the environment."""
+    home = tmp_path / "amlc-home"
+    home.mkdir()
+    monkeypatch.setenv("AMLC_HOME", str(home))
+    for name in _AMLC_ENV:
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO / "tests" / "fixtures" / "samples"
+
+
+@dataclass
+class CliResult:
+    """What a real ``amlc`` process did."""
+
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+    def stderr_lines(self) -> list[str]:
+        return [line for line in self.stderr.splitlines() if line.strip()]
+
+    def assert_error(self, code: int, *needles: str) -> str:
+        """Exit ``code``, nothing on stdout, one ``error:`` line on stderr holding every needle."""
+        assert self.returncode == code, (self.args, self.returncode, self.stdout, self.stderr)
+        assert "Traceback" not in self.stderr
+        lines = self.stderr_lines()
+        assert len(lines) == 1, self.stderr
+        assert lines[0].startswith("error: "), lines[0]
+        for needle in needles:
+            assert needle in lines[0], lines[0]
+        assert self.stdout == ""
+        return lines[0]
+
+
+def run_amlc(
+    *args: str,
+    input: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 60.0,
+    cwd: Path | None = None,
+) -> CliResult:
+    """Run ``python -m aml_client ARGS`` in a real process, with this process's environment."""
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO), full_env.get("PYTHONPATH", "")) if p
+    )
+    full_env["COLUMNS"] = "200"  # rich wraps at 80 without a terminal; keep one error per line
+    full_env.update(env or {})
+    proc = subprocess.run(
+        [sys.executable, *(os.environ.get("DEVHARNESS", "-m aml_client").split()), *args],  # DEV-REMOVE
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=cwd or REPO,
+    )
+    return CliResult(list(args), proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def amlc() -> Callable[..., CliResult]:
+    """``amlc(*args, input=..., env=...)`` runs the CLI as a user would."""
+    return run_amlc
+
+
+@pytest.fixture
+def samples() -> Path:
+    """The original project's two sample rows in every input format (tests/fixtures/samples)."""
+    return SAMPLES

@@ -1,0 +1,344 @@
+"""Benchmark reports: summary numbers, the files written (parsed back), scrubbing, comparing."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+from pathlib import Path
+
+import pytest
+from hdrh.histogram import HdrHistogram
+from hdrh.log import HistogramLogReader
+
+from aml_client.bench import report
+from aml_client.bench.hdr import LatencyRecorder
+from aml_client.bench.result import BenchResult, Interval
+from aml_client.errors import InputError
+
+START = 1_790_000_000.25  # 2026-09-21T14:13:20.25Z
+SECRET = "sekrit-9f8e7d6c5b4a-key"
+
+
+def synthetic_result(
+    *,
+    seconds: int = 20,
+    per_second: int = 100,
+    open_model: bool = False,
+    seed: int = 1,
+    base_us: int = 20_000,
+    endpoint: str = "local",
+) -> BenchResult:
+    """A run with known latencies; in the open model second 5 holds a 1 s stall."""
+    rng = random.Random(seed)
+    latency, corrected = LatencyRecorder(), LatencyRecorder()
+    intervals = []
+    for sec in range(seconds):
+        window = LatencyRecorder()
+        for i in range(per_second):
+            value = int(rng.gauss(base_us, base_us / 20))
+            stall = max(1_000_000 - i * 10_000, 0) if open_model and sec == 5 else 0
+            latency.record(value)
+            corrected.record(value + stall)
+            window.record(value + stall)
+        failures = 2 if sec == 3 else 0
+        intervals.append(Interval(START + sec, START + sec + 1, window, per_second, failures))
+    config = {
+        "mode": "open" if open_model else "closed",
+        "users": 10,
+        "rate": per_second if open_model else None,
+        "arrival": "constant" if open_model else None,
+        "endpoint": endpoint,
+        "scoring_uri": f"http://127.0.0.1:5001/score?code={SECRET}",
+        "api_key": SECRET,
+        "headers": {"Authorization": f"Bearer {SECRET}", "X-Other": "ok"},
+        "auth_header": f"Bearer {SECRET}",
+        "payload": {"rows": 2, "bytes": 431},
+    }
+    return BenchResult(
+        config=config,
+        started_at=START,
+        ended_at=START + seconds,
+        latency=latency,
+        corrected=corrected if open_model else None,
+        requests=seconds * per_second,
+        failures={"http_503": 2},
+        intervals=intervals,
+        locust={"p99_ms": 110, "max_ms": 42.1, "token": SECRET},
+        environment={"workers": 1, "user_agent_key": SECRET},
+    )
+
+
+# -- summarize -----------------------------------------------------------------------------------
+def test_summary_numbers_match_the_recorder():
+    result = synthetic_result()
+    s = report.summarize(result)
+    rec = result.latency
+    assert s["requests"] == 2000
+    assert s["failures"] == {"total": 2, "by_kind": {"http_503": 2}}
+    assert s["error_rate"] == pytest.approx(0.001)
+    assert s["throughput_rps"] == pytest.approx(100.0)
+    assert s["duration_s"] == 20.0
+    assert s["started_at"] == "2026-09-21T14:13:20.250Z"
+    block = s["latency"]
+    assert block["samples"] == 2000
+    assert block["min_ms"] == rec.min_us / 1000
+    assert block["max_ms"] == rec.max_us / 1000  # exact, not a bucket edge
+    assert block["mean_ms"] == pytest.approx(rec.mean_us / 1000, abs=0.0005)
+    assert block["stdev_ms"] == pytest.approx(rec.stdev_us / 1000, abs=0.0005)
+    for p in report.PERCENTILES:
+        assert block[f"p{p:g}_ms"] == rec.percentile_us(p) / 1000
+    assert list(block["served_within_ms"]) == ["50", "66", "75", "80", "90", "95", "98", "99",
+                                              "100"]
+    assert block["served_within_ms"]["100"] == block["max_ms"]
+    assert block["served_within_ms"]["66"] == rec.percentile_us(66) / 1000
+    assert s["corrected"] is None and s["judged_on"] == "latency" and s["mode"] == "closed"
+    assert "HdrHistogram" in s["percentile_definition"]
+    assert s["locust"]["approximate"] is True
+    assert len(s["intervals"]) == 20
+    assert s["intervals"][3]["failures"] == 2 and s["intervals"][3]["rps"] == 100.0
+
+
+def test_percentiles_are_ordered_and_bounded():
+    s = report.summarize(synthetic_result(open_model=True))
+    for key in ("latency", "corrected"):
+        block = s[key]
+        values = [block["min_ms"]] + [block[f"p{p:g}_ms"] for p in report.PERCENTILES] + [
+            block["max_ms"]]
+        assert values == sorted(values)
+
+
+def test_open_model_labels_corrected_and_uncorrected():
+    s = report.summarize(synthetic_result(open_model=True))
+    assert s["latency"]["kind"] == "uncorrected"
+    assert s["corrected"]["kind"] == "corrected"
+    assert s["judged_on"] == "corrected" and s["intervals_measure"] == "corrected"
+    # The stall shows in the corrected tail and not in the uncorrected one.
+    assert s["corrected"]["p99_ms"] > 500
+    assert s["latency"]["p99_ms"] < 50
+
+
+def test_environment_has_versions_and_machine_facts():
+    env = report.summarize(synthetic_result())["environment"]
+    for key in ("amlc", "locust", "hdrhistogram", "python", "platform", "cpu_count",
+                "memory_bytes"):
+        assert key in env
+    assert env["hdrhistogram"]
+    assert env["cpu_count"] >= 1
+    assert env["workers"] == 1  # what the run itself reported is kept
+
+
+def test_sample_size_warnings():
+    assert report.min_samples(99) == (100, 459)  # MLPerf's 459 for p99 at 99 % confidence
+    assert report.min_samples(99.9)[0] == 1000
+    small = synthetic_result(seconds=1, per_second=300)
+    warnings = report.summarize(small)["warnings"]
+    assert any("p99 from 300 samples" in w and "459" in w for w in warnings)
+    assert any("p99.9 from 300 samples" in w and "1000" in w for w in warnings)
+    big = report.summarize(synthetic_result(seconds=20, per_second=1000))["warnings"]
+    assert not any(" p99 " in w or " p99.9 " in w for w in big)
+    assert any("p99.99 from 20000 samples" in w and "46050" in w for w in big)
+
+
+def test_out_of_range_samples_are_reported():
+    result = synthetic_result(seconds=1)
+    result.latency.record(-4)
+    s = report.summarize(result)
+    assert s["latency"]["out_of_range"] == 1
+    assert any("outside" in w for w in s["warnings"])
+
+
+def test_empty_run_summarizes_without_crashing(tmp_path):
+    result = BenchResult(config={"endpoint": "x"}, started_at=START, ended_at=START,
+                         latency=LatencyRecorder())
+    s = report.summarize(result)
+    assert s["error_rate"] is None and s["throughput_rps"] is None
+    assert "no request completed" in s["warnings"]
+    directory = report.write_report(result, tmp_path)
+    assert (directory / "report.html").read_text().count("<svg") == 3
+
+
+# -- scrubbing -----------------------------------------------------------------------------------
+def test_redact_scrubs_credential_like_fields():
+    data = {
+        "api_key": "k", "primaryKey": "k", "Authorization": "Bearer abc",
+        "nested": [{"token": "t", "password": "p", "fine": "value"}],
+        "uri": "https://user:pw@host/score?code=abc&x=1&sig=zzz",
+        "note": "Bearer abcdef", "max_requests": 5, "users": 3,
+    }
+    out = report.redact(data)
+    flat = json.dumps(out)
+    for secret in ('"k"', "abc", '"t"', '"p"', "pw", "zzz", "abcdef"):
+        assert secret not in flat
+    assert out["nested"][0]["fine"] == "value"
+    assert out["max_requests"] == 5 and out["users"] == 3
+    assert out["uri"] == "https://[redacted]@host/score?code=[redacted]&x=1&sig=[redacted]"
+
+
+def test_no_report_file_holds_the_key(tmp_path):
+    directory = report.write_report(synthetic_result(open_model=True), tmp_path)
+    files = sorted(p.name for p in directory.iterdir())
+    assert files == ["corrected.hgrm", "latency.hgrm", "latency.hlog", "report.html",
+                     "report.md", "summary.json"]
+    for path in directory.iterdir():
+        assert SECRET not in path.read_text(encoding="utf-8"), path.name
+    summary = json.loads((directory / "summary.json").read_text())
+    assert summary["config"]["api_key"] == "[redacted]"
+    assert summary["config"]["headers"] == {"Authorization": "[redacted]", "X-Other": "ok"}
+    assert summary["config"]["payload"] == {"rows": 2, "bytes": 431}
+
+
+# -- files ---------------------------------------------------------------------------------------
+def test_report_directory_name_and_collisions(tmp_path):
+    result = synthetic_result(endpoint="My Endpoint/prod")
+    first = report.write_report(result, tmp_path / "reports")
+    second = report.write_report(result, tmp_path / "reports")
+    assert first.name == "20260921T141320Z-my-endpoint-prod"
+    assert second.name == "20260921T141320Z-my-endpoint-prod-2"
+    assert re.fullmatch(r"\d{8}T\d{6}Z-[a-z0-9._-]+", first.name)
+
+
+def _parse_hgrm(path: Path) -> tuple[list[tuple[float, float, int]], dict[str, float]]:
+    rows, footer = [], {}
+    lines = path.read_text().splitlines()
+    assert lines[0].split() == ["Value", "Percentile", "TotalCount", "1/(1-Percentile)"]
+    for line in lines[1:]:
+        if not line.strip():
+            continue
+        if line.startswith("#["):
+            for key, value in re.findall(r"(\w[\w ]*?)\s*=\s*([\d.]+)", line):
+                footer[key.strip()] = float(value)
+            continue
+        value, pct, total, *_ = line.split()
+        rows.append((float(value), float(pct), int(total)))
+    return rows, footer
+
+
+def test_hgrm_parses_back_to_the_same_percentiles(tmp_path):
+    result = synthetic_result(seconds=10, per_second=100, open_model=True)
+    # The same samples again, exactly (hdrh buckets them to 3 digits: compare bucket tops).
+    samples = {}
+    for name, rec in (("latency.hgrm", result.latency), ("corrected.hgrm", result.corrected)):
+        samples[name] = [rec.histogram.get_highest_equivalent_value(item.value_iterated_to)
+                         for item in rec.histogram.get_recorded_iterator()
+                         for _ in range(item.count_added_in_this_iter_step)]
+    directory = report.write_report(result, tmp_path)
+    for name, rec in (("latency.hgrm", result.latency), ("corrected.hgrm", result.corrected)):
+        rows, footer = _parse_hgrm(directory / name)
+        assert rows[-1][1] == 1.0 and rows[-1][2] == rec.count
+        # The value at 99 %: between the last row below 0.99 and the first at or above it.
+        below = [v for v, p, _ in rows if p < 0.99]
+        above = [v for v, p, _ in rows if p >= 0.99]
+        p99_ms = rec.percentile_us(99) / 1000
+        assert below[-1] <= p99_ms <= above[0]
+        assert [r[0] for r in rows] == sorted(r[0] for r in rows)
+        assert [r[2] for r in rows] == sorted(r[2] for r in rows)
+        for value, _, cumulative in rows:  # TotalCount: samples at or below the row's value
+            assert cumulative == sum(1 for v in samples[name] if v <= value * 1000 + 0.5)
+        # Footer in milliseconds (hdrh leaves StdDeviation in µs), exact figures.
+        assert footer["Mean"] == pytest.approx(rec.mean_us / 1000, abs=0.001)
+        assert footer["StdDeviation"] == pytest.approx(rec.stdev_us / 1000, abs=0.001)
+        assert footer["Max"] == pytest.approx(rec.max_us / 1000, abs=0.001)
+        assert footer["Total count"] == rec.count
+
+
+def test_hlog_reads_back_with_hdrh(tmp_path):
+    result = synthetic_result(seconds=12, per_second=50, open_model=True)
+    directory = report.write_report(result, tmp_path)
+    text = (directory / "latency.hlog").read_text()
+    assert "#[StartTime: 1790000000.250 (seconds since epoch)" in text
+    reader = HistogramLogReader(str(directory / "latency.hlog"), HdrHistogram(1, 3_600_000_000, 3))
+    total, count, starts = HdrHistogram(1, 3_600_000_000, 3), 0, []
+    while (interval := reader.get_next_interval_histogram()) is not None:
+        count += 1
+        starts.append(interval.get_start_time_stamp() / 1000.0)
+        total.add(interval)
+    reader.close()
+    assert reader.get_start_time_sec() == pytest.approx(START)
+    assert count == 12
+    assert starts[0] == pytest.approx(START, abs=1e-3) and starts[-1] == pytest.approx(START + 11)
+    assert total.get_total_count() == sum(i.latency.count for i in result.intervals)
+    # In the open model the intervals hold the corrected latency: the stall is in there.
+    assert total.get_value_at_percentile(99) > 500_000
+
+
+def test_summary_and_markdown_agree(tmp_path):
+    directory = report.write_report(synthetic_result(open_model=True), tmp_path)
+    summary = report.load_summary(directory)
+    md = (directory / "report.md").read_text()
+    assert "Percentage of the requests served within a certain time (ms)" in md
+    p99 = (summary["latency"]["p99_ms"], summary["corrected"]["p99_ms"])
+    assert f"| p99 | {p99[0]:,.3f} | {p99[1]:,.3f} |" in md
+    assert "| 100% (longest request) |" in md
+    assert "uncorrected" in md and "corrected" in md
+
+
+def test_html_is_self_contained_with_three_plots(tmp_path):
+    directory = report.write_report(synthetic_result(open_model=True), tmp_path)
+    page = (directory / "report.html").read_text()
+    assert page.count("<svg") == 3
+    for chart in ('id="spectrum"', 'id="latency-over-time"', 'id="throughput-over-time"'):
+        assert chart in page
+    # The nines axis and both latency kinds are drawn.
+    for tick in (">90%<", ">99%<", ">99.9%<"):
+        assert tick in page
+    assert 'data-series="corrected"' in page and 'data-series="uncorrected"' in page
+    # Offline: nothing fetched from elsewhere.
+    assert not re.search(r"""(src|href)=["']?https?:""", page)
+    assert "<script" not in page
+
+
+# -- reading back and comparing ------------------------------------------------------------------
+def test_load_summary_errors(tmp_path):
+    with pytest.raises(InputError, match=r"summary\.json not found"):
+        report.load_summary(tmp_path)
+    (tmp_path / "summary.json").write_text("{not json")
+    with pytest.raises(InputError, match="not valid JSON"):
+        report.load_summary(tmp_path)
+    (tmp_path / "summary.json").write_text('{"a": 1}')
+    with pytest.raises(InputError, match="not an amlc benchmark summary"):
+        report.load_summary(tmp_path)
+
+
+def test_list_and_latest(tmp_path):
+    assert report.list_reports(tmp_path / "missing") == []
+    old = synthetic_result()
+    new = synthetic_result()
+    new.started_at += 3600
+    new.ended_at += 3600
+    b = report.write_report(new, tmp_path)
+    a = report.write_report(old, tmp_path)
+    assert [s["report_id"] for s in report.list_reports(tmp_path)] == [a.name, b.name]
+    assert report.latest_report(tmp_path) == b
+
+
+def test_compare_reports_change_per_percentile(tmp_path):
+    a = report.write_report(synthetic_result(base_us=20_000), tmp_path)
+    b = report.write_report(synthetic_result(base_us=30_000, seed=2), tmp_path)
+    result = report.compare(a, b)
+    sa, sb = report.load_summary(a), report.load_summary(b)
+    latency = next(s for s in result["sections"] if s["name"] == "latency")
+    rows = {r["metric"]: r for r in latency["rows"]}
+    assert set(rows) >= {"min", "mean", "p50", "p90", "p99", "p99.9", "p99.99", "max"}
+    p50 = rows["p50"]
+    assert p50["a"] == sa["latency"]["p50_ms"] and p50["b"] == sb["latency"]["p50_ms"]
+    assert p50["change"] == pytest.approx(p50["b"] - p50["a"])
+    assert p50["change_pct"] == pytest.approx((p50["b"] - p50["a"]) / p50["a"] * 100, abs=0.01)
+    assert p50["verdict"] == "worse"
+    assert math.isclose(p50["change_pct"], 50, abs_tol=3)
+    overall = {r["metric"]: r for r in result["sections"][0]["rows"]}
+    assert overall["throughput"]["verdict"] == "same"
+    assert result["a"]["report_id"] == a.name and result["notes"] == []
+    reverse = report.compare(b, a)
+    rows = {r["metric"]: r for r in reverse["sections"][1]["rows"]}
+    assert rows["p50"]["verdict"] == "better"
+
+
+def test_compare_open_with_closed_notes_it():
+    result = report.compare(report.summarize(synthetic_result()),
+                            report.summarize(synthetic_result(open_model=True)))
+    assert [s["name"] for s in result["sections"]] == ["overall", "latency", "corrected"]
+    corrected = {r["metric"]: r for r in result["sections"][2]["rows"]}
+    assert corrected["p99"]["a"] is None and corrected["p99"]["change"] is None
+    assert any("different load models" in n for n in result["notes"])
