@@ -15,8 +15,14 @@ One pipeline, four parts, all on one asyncio loop:
 - a **ticker** reports progress even while the endpoint asks for a pause.
 
 Every input row ends in exactly one of the output or the errors file; the counts are checked at
-the end. Failures that are not the rows' fault (authentication, an endpoint that stays down)
-stop the run with the endpoint's error; what was committed stays, and ``resume=True`` carries on.
+the end. Failures that are not the rows' fault (authentication, an endpoint that stays down,
+one where every row fails on its own) stop the run with the endpoint's error; what was
+committed stays, and ``resume=True`` carries on. A 413 also lowers the rows per request for the
+rest of the run, so the endpoint's size limit is learnt once, not once per batch.
+
+Files: the output is CSV (the input's columns, then ``prediction``), JSON Lines or a JSON array,
+by extension; the errors file is JSON Lines, ``{"row": n (1-based), "reason", "kind",
+"status", "input"}``, in input order.
 """
 
 from __future__ import annotations
@@ -264,10 +270,13 @@ class _OutputFormat:
             columns = self.columns or []
             for row, prediction in pairs:
                 if isinstance(row, dict):
-                    cells = [_cell(row.get(name)) for name in columns]
+                    # CSV input: the same keys in the same order, all strings (the fast path)
+                    values = row.values() if list(row) == columns else map(row.get, columns)
+                    cells = [v if v.__class__ is str else _cell(v) for v in values]
                 else:
                     cells = [_cell(row)]
-                writer.writerow([*cells, _cell(prediction)])
+                cells.append(_cell(prediction))
+                writer.writerow(cells)
             return buffer.getvalue().encode()
         records = []
         for row, prediction in pairs:
@@ -339,8 +348,11 @@ class _Run:
         self.method = method
         self.coerce = coerce
         self.progress_callback = progress
+        # Adaptive: never below two in flight, so the client's own work on one batch always
+        # overlaps the endpoint's work on another.
         self.limiter = ConcurrencyLimiter(
-            concurrency, settings=AimdSettings(initial=2.0) if concurrency is None else None
+            concurrency,
+            settings=AimdSettings(initial=2.0, min_limit=2.0) if concurrency is None else None,
         )
         self.gate = PauseGate()
         self.fmt = _OutputFormat(self.output_path)
@@ -369,6 +381,9 @@ class _Run:
         self._failure: BaseException | None = None
         self._last_progress = 0.0
         self._sync_task: asyncio.Future[None] | None = None
+        self._journal_commits = 0
+        #: rows per request, lowered when the endpoint answers 413
+        self._max_rows = batch_size
 
         self.journal: Journal | None = None
         self.out: CommittedFile | None = None
@@ -437,11 +452,26 @@ class _Run:
         log.info("resuming after row %d", state.checkpoint.rows)
         return False
 
+    def _discard_if_nothing_committed(self) -> None:
+        """A run that failed before its first commit leaves nothing to resume: no journal."""
+        if self.checkpoint.batches or self._journal_commits or self.journal is None:
+            return
+        if self._sync_task is not None and not self._sync_task.done():
+            return  # a first commit may be landing; keep the journal to be safe
+        for handle in (self.out, self.err):
+            if handle is not None:
+                handle.discard()
+        self.journal.remove()
+
     def _complete_finished_run(self) -> None:
         """The journal says done: finish the renames a crash may have interrupted."""
         for final in (self.output_path, self.errors_path):
             partial = partial_path(final)
-            if partial.exists():
+            if not partial.exists():
+                continue
+            if final == self.errors_path and not self.checkpoint.rows_failed:
+                partial.unlink()
+            else:
                 os.replace(partial, final)
         assert self.journal is not None
         self.journal.remove()
@@ -493,6 +523,9 @@ class _Run:
             if self._failure is not None:
                 raise self._failure
             return await self._finish()
+        except BaseException:
+            self._discard_if_nothing_committed()
+            raise
         finally:
             if counter is not None:
                 counter.cancel()
@@ -651,14 +684,27 @@ class _Run:
 
     async def _score_part(self, batch: _Batch, items: list[tuple[int, Any]]) -> None:
         """Score ``items``; on a row-level failure split them in two and score each half."""
+        if len(items) > self._max_rows:  # known to be too large for the endpoint
+            for start in range(0, len(items), self._max_rows):
+                await self._score_part(batch, items[start : start + self._max_rows])
+            return
         try:
             predictions = await self._send([row for _, row in items])
         except ROW_LEVEL_ERRORS as exc:
+            if isinstance(exc, errors.PayloadTooLargeError) and len(items) > 1:
+                # Every later batch would be refused too: send smaller requests from now on.
+                self._max_rows = min(self._max_rows, len(items) // 2)
             if len(items) == 1:
                 self._row_failed(batch, items[0][0], exc)
                 return
             log.debug("batch %d: %s; splitting %d rows", batch.seq, exc, len(items))
             middle = len(items) // 2
+            if self.endpoint_rows_ok == 0:
+                # Nothing has succeeded yet: perhaps the endpoint, not the rows, is broken.
+                # Depth first reaches single rows (and the verdict) in log2(n) requests.
+                await self._score_part(batch, items[:middle])
+                await self._score_part(batch, items[middle:])
+                return
             try:
                 async with asyncio.TaskGroup() as group:
                     group.create_task(self._score_part(batch, items[:middle]))
@@ -724,8 +770,14 @@ class _Run:
                 if overloads > MAX_OVERLOAD_RETRIES:
                     raise error
                 delay = _delay_s(overloads - 1, retry_after)
-                log.info("%s; every request waits %.2f s", error, delay)
-                self.gate.pause(delay)
+                if retry_after is not None:
+                    # The endpoint said when: nobody sends before then.
+                    log.info("%s; every request waits %.2f s", error, delay)
+                    self.gate.pause(delay)
+                else:
+                    # No date given: the limiter already sends less; this request backs off.
+                    log.info("%s; retrying in %.2f s", error, delay)
+                    await asyncio.sleep(delay)
             else:
                 transients += 1
                 if transients > MAX_TRANSIENT_RETRIES:
@@ -806,6 +858,7 @@ class _Run:
             next_cp.out = self.out.sync()
             next_cp.err = self.err.sync()
             self.journal.commit(next_cp)
+            self._journal_commits += 1
 
         # fsync off the loop; shielded (and awaited on the way out) so an interrupt never
         # closes the files under a commit.
@@ -879,6 +932,6 @@ def _delay_s(retry_number: int, retry_after_s: float | None) -> float:
     """The server's Retry-After when sane (0-60 s), else capped exponential backoff + jitter."""
     if retry_after_s is not None and 0 <= retry_after_s <= 60:
         return max(retry_after_s, 0.05)
-    backoff = min(0.5 * 2**retry_number, 8.0)
+    backoff = min(0.25 * 2**retry_number, 8.0)
     return backoff * (1 - 0.25 * random.random())
 

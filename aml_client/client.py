@@ -132,6 +132,7 @@ class _Core:
         self.extra_headers = dict(headers or {})
         self.schema: ScoringSchema | None = None
         self.swagger_given = swagger is not None
+        self.swagger_missing = False  # the endpoint publishes none (404): stop asking
         if isinstance(swagger, ScoringSchema):
             self.schema = swagger
         elif isinstance(swagger, str) and swagger.startswith(("http://", "https://")):
@@ -174,9 +175,9 @@ class _Core:
         global_parameters = None
         if isinstance(rows_or_payload, dict):
             rows, _, global_parameters = parse_payload(rows_or_payload)
-        elif isinstance(rows_or_payload, list | tuple):
-            rows = list(rows_or_payload)
         else:
+            # a list of rows, or any iterable of them (a RowSource keeps its GlobalParameters)
+            global_parameters = getattr(rows_or_payload, "global_parameters", None)
             rows = list(rows_or_payload)
         if schema is not None:
             if validate or coerce:
@@ -220,7 +221,7 @@ class _Core:
     def result(self, response: httpx.Response, started: float, attempts: int) -> ScoreResult:
         elapsed = time.perf_counter() - started
         request_id = _request_id(response)
-        if response.status_code >= 400:
+        if response.status_code >= 300:
             raise error_for_response(response)
         try:
             raw = response.json()
@@ -240,7 +241,11 @@ class _Core:
             raise
         log.debug(
             "scored %d prediction(s): HTTP %d in %.1f ms, attempts=%d, request id %s",
-            len(predictions), response.status_code, elapsed * 1000, attempts, request_id,
+            len(predictions),
+            response.status_code,
+            elapsed * 1000,
+            attempts,
+            request_id,
         )
         return ScoreResult(predictions, response.status_code, request_id, elapsed, attempts, raw)
 
@@ -324,6 +329,9 @@ def error_for_response(response: httpx.Response) -> errors.EndpointError:
         return errors.UnavailableError(detail, **kwargs)
     if 400 <= status < 500:
         return errors.BadRequestError(detail, **kwargs)
+    if 300 <= status < 400:
+        where = response.headers.get("location", "?")
+        return errors.EndpointError(f"HTTP {status}: redirected to {where}; use that URI", **kwargs)
     return errors.EndpointError(detail, **kwargs)
 
 
@@ -396,7 +404,7 @@ class Endpoint:
         return self._core.schema
 
     def _schema_for_scoring(self, validate: bool) -> ScoringSchema | None:
-        if not validate:
+        if not validate or self._core.swagger_missing:
             return self._core.schema
         try:
             return self.schema()
@@ -405,6 +413,7 @@ class Endpoint:
                 raise
             # scripts without inference-schema decorators publish no swagger: nothing to check
             log.warning("no swagger at %s; sending rows unvalidated", self._core.swagger_uri)
+            self._core.swagger_missing = True
             return None
 
     def score(
@@ -544,7 +553,7 @@ class AsyncEndpoint:
         return self._core.schema
 
     async def _schema_for_scoring(self, validate: bool) -> ScoringSchema | None:
-        if not validate:
+        if not validate or self._core.swagger_missing:
             return self._core.schema
         try:
             return await self.schema()
@@ -552,6 +561,7 @@ class AsyncEndpoint:
             if self._core.swagger_given:
                 raise
             log.warning("no swagger at %s; sending rows unvalidated", self._core.swagger_uri)
+            self._core.swagger_missing = True
             return None
 
     async def score(

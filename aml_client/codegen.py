@@ -66,12 +66,13 @@ def python_name(name: str, taken: set[str]) -> str:
         attr = f"f_{attr}"
     from pydantic import BaseModel
 
-    if (
+    if attr.startswith("model_"):  # pydantic keeps that namespace for itself
+        attr = f"f_{attr}"
+    elif (
         keyword.iskeyword(attr)
         or keyword.issoftkeyword(attr)
         or attr in _RESERVED
         or attr in dir(BaseModel)
-        or attr.startswith("model_")
     ):
         attr = f"{attr}_"
     base, number = attr, 2
@@ -120,14 +121,30 @@ def generate_client(schema: ScoringSchema, *, source: str | None = None) -> str:
     out.lines(
         "from typing import TYPE_CHECKING, Any, Final, TypeAlias",
         "",
-        "from pydantic import "
-        + ", ".join(used("AliasChoices", "BaseModel", "ConfigDict", "Field", "TypeAdapter")),
+        _wrapped(
+            "from pydantic import ",
+            [
+                *used("AliasChoices", "BaseModel", "ConfigDict", "Field", "TypeAdapter"),
+                "ValidationError",
+            ],
+        ),
         "",
         "if TYPE_CHECKING:",
         "    from aml_client.client import AsyncEndpoint, Endpoint",
         "",
-        '__all__ = ["Prediction", "Request", "Response", "Row", "example_rows", "score", '
-        '"score_async"]',
+        _wrapped(
+            "__all__ = ",
+            [
+                f'"{name}"'
+                for name in sorted(
+                    ["Prediction", "Request", "Response", "Row", "build_request", "example_rows"]
+                    + ["score", "score_async"]
+                    + (["predict_proba"] if _uses_method(schema) else []),
+                    key=lambda n: (not n[0].isupper(), n),
+                )
+            ],
+            brackets="[]",
+        ),
         "",
         f"TITLE: Final = {_literal(schema.title)}",
         f"CONVENTION: Final = {_literal(str(schema.convention))}",
@@ -283,6 +300,7 @@ def _response(out: _Writer, schema: ScoringSchema) -> None:
     out.lines(
         "",
         "_PREDICTIONS: Final = TypeAdapter(list[Prediction])",
+        "_PROBABILITIES: Final = TypeAdapter(list[list[float]])" if _uses_method(schema) else None,
         "_ROWS: Final = TypeAdapter(list[Row])",
         "",
     )
@@ -324,82 +342,102 @@ def _example_value(schema: ScoringSchema, row: Any) -> Any:
     return fixed
 
 
-def _functions(out: _Writer, schema: ScoringSchema) -> None:
+def _uses_method(schema: ScoringSchema) -> bool:
+    """Whether the request can carry a scoring method (``predict`` / ``predict_proba``)."""
     if str(schema.convention) == "inputs":
-        gp = schema.global_parameters
-        if isinstance(gp, dict) or gp is None:
-            build = (
-                "    request = Request(\n"
-                "        inputs=Inputs(data=list(rows)),\n"
-                '        global_parameters=GlobalParameters(method=method or "predict"),\n'
-                "    )"
-            )
-        else:
-            build = "    request = Request(inputs=Inputs(data=list(rows)))"
-    elif schema.method_field:
+        return not isinstance(schema.global_parameters, int | float)
+    return schema.method_field
+
+
+def _functions(out: _Writer, schema: ScoringSchema) -> None:
+    uses_method = _uses_method(schema)
+    if str(schema.convention) == "inputs" and uses_method:
+        build = (
+            "    request = Request(\n"
+            "        inputs=Inputs(data=list(rows)),\n"
+            "        global_parameters=GlobalParameters(method=method),\n"
+            "    )"
+        )
+    elif str(schema.convention) == "inputs":
+        build = "    request = Request(inputs=Inputs(data=list(rows)))"
+    elif uses_method:
         build = "    request = Request(data=list(rows), method=method)"
     else:
         build = "    request = Request(data=list(rows))"
-    uses_method = str(schema.convention) == "inputs" and not isinstance(
-        schema.global_parameters, int | float
-    )
-    uses_method = uses_method or schema.method_field
-    method_param = "    method: str | None = None,\n" if uses_method else ""
-    method_doc = (
-        "    ``method`` is passed on as the endpoint's scoring method (e.g. ``predict_proba``).\n"
-        if uses_method
-        else ""
-    )
+    method_arg = ', method: str = "predict"' if uses_method else ""
     out.lines(
         "",
-        "def build_request(rows: Sequence[Row]"
-        + (", method: str | None = None" if uses_method else "")
-        + ") -> dict[str, Any]:",
+        "",
+        f"def build_request(rows: Sequence[Row]{method_arg}) -> dict[str, Any]:",
         '    """The JSON request body for ``rows``, in the endpoint\'s convention."""',
         build,
         '    return request.model_dump(mode="json", by_alias=True, exclude_none=True)',
         "",
         "",
-        "def score(\n"
-        "    rows: Sequence[Row],\n"
-        "    *,\n"
-        "    endpoint: Endpoint | str | None = None,\n"
-        f"{method_param}"
+        "def _send(body: dict[str, Any], endpoint: Endpoint | str | None) -> list[Any]:",
+        "    if endpoint is None or isinstance(endpoint, str):",
+        "        from aml_client.config import open_endpoint",
+        "",
+        "        with open_endpoint(endpoint) as client:",
+        "            return client.score_raw(body).predictions",
+        "    return endpoint.score_raw(body).predictions",
+        "",
+        "",
+        "async def _send_async(",
+        "    body: dict[str, Any], endpoint: AsyncEndpoint | str | None",
+        ") -> list[Any]:",
+        "    if endpoint is None or isinstance(endpoint, str):",
+        "        from aml_client.config import open_async_endpoint",
+        "",
+        "        async with open_async_endpoint(endpoint) as client:",
+        "            return (await client.score_raw(body)).predictions",
+        "    return (await endpoint.score_raw(body)).predictions",
+        "",
+        "",
+        "def _predictions(values: list[Any]) -> list[Prediction]:",
+        "    try:",
+        "        return _PREDICTIONS.validate_python(values)",
+        "    except ValidationError as exc:",
+        "        from aml_client.errors import ResponseFormatError",
+        "",
+        "        raise ResponseFormatError(",
+        '            f"predictions do not match the swagger\'s output type: {exc}"',
+        "        ) from exc",
+        "",
+        "",
+        "def score(",
+        "    rows: Sequence[Row], *, endpoint: Endpoint | str | None = None",
         ") -> list[Prediction]:",
         '    """Score ``rows`` and return one prediction per row.',
         "",
         "    ``endpoint`` is an open ``aml_client.Endpoint``, an amlc profile name, or None for",
         "    the endpoint amlc resolves by default (environment, default profile, local).",
-        method_doc.rstrip("\n") if method_doc else None,
         '    """',
-        "    body = build_request(rows" + (", method" if uses_method else "") + ")",
-        "    if endpoint is None or isinstance(endpoint, str):",
-        "        from aml_client.config import open_endpoint",
-        "",
-        "        with open_endpoint(endpoint) as client:",
-        "            result = client.score_raw(body)",
-        "    else:",
-        "        result = endpoint.score_raw(body)",
-        "    return _PREDICTIONS.validate_python(result.predictions)",
+        "    return _predictions(_send(build_request(rows), endpoint))",
         "",
         "",
-        "async def score_async(\n"
-        "    rows: Sequence[Row],\n"
-        "    *,\n"
-        "    endpoint: AsyncEndpoint | str | None = None,\n"
-        f"{method_param}"
+        "async def score_async(",
+        "    rows: Sequence[Row], *, endpoint: AsyncEndpoint | str | None = None",
         ") -> list[Prediction]:",
         '    """:func:`score` for asyncio code, over ``aml_client.AsyncEndpoint``."""',
-        "    body = build_request(rows" + (", method" if uses_method else "") + ")",
-        "    if endpoint is None or isinstance(endpoint, str):",
-        "        from aml_client.config import open_async_endpoint",
-        "",
-        "        async with open_async_endpoint(endpoint) as client:",
-        "            result = await client.score_raw(body)",
-        "    else:",
-        "        result = await endpoint.score_raw(body)",
-        "    return _PREDICTIONS.validate_python(result.predictions)",
+        "    return _predictions(await _send_async(build_request(rows), endpoint))",
     )
+    if uses_method:
+        out.lines(
+            "",
+            "",
+            "def predict_proba(",
+            "    rows: Sequence[Row], *, endpoint: Endpoint | str | None = None",
+            ") -> list[list[float]]:",
+            '    """Class probabilities per row (``predict_proba``), for models that offer it."""',
+            '    values = _send(build_request(rows, method="predict_proba"), endpoint)',
+            "    try:",
+            "        return _PROBABILITIES.validate_python(values)",
+            "    except ValidationError as exc:",
+            "        from aml_client.errors import ResponseFormatError",
+            "",
+            '        raise ResponseFormatError(f"not a list of probabilities: {exc}") from exc',
+        )
 
 
 # --------------------------------------------------------------------------- helpers
@@ -426,6 +464,18 @@ def _literal(value: Any) -> str:
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     return repr(value)
+
+
+def _wrapped(prefix: str, items: list[str], brackets: str = "()") -> str:
+    """``prefix(a, b)`` on one line when it fits, else one item per line (isort's style)."""
+    joined = ", ".join(items)
+    one_line = (
+        f"{prefix}{joined}" if brackets == "()" else f"{prefix}{brackets[0]}{joined}{brackets[1]}"
+    )
+    if len(one_line) <= _LINE:
+        return one_line
+    inner = "".join(f"    {item},\n" for item in items)
+    return f"{prefix}{brackets[0]}\n{inner}{brackets[1]}"
 
 
 def _inline(value: Any) -> str:

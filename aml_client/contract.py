@@ -20,7 +20,13 @@ __all__ = ["normalise_response", "wrap"]
 
 # Keys under which scoring scripts put their predictions, most common first.
 _PREDICTION_KEYS = (
-    "Results", "result", "results", "predictions", "prediction", "output", "outputs",
+    "Results",
+    "result",
+    "results",
+    "predictions",
+    "prediction",
+    "output",
+    "outputs",
 )
 _ERROR_KEYS = ("error", "errors", "Error")
 _MAX_DECODE = 3

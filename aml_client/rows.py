@@ -113,7 +113,7 @@ class RowSource:
 
     def _iter_csv(self) -> Iterator[Any]:
         with self._open() as handle:
-            reader = csv.reader(handle)
+            reader = csv.reader(handle, strict=True)  # a stray quote is an error, not data
             try:
                 header = next(reader, None)
             except csv.Error as exc:
@@ -173,10 +173,9 @@ def read_rows(
     name = str(source)
     if name == STDIN:
         text = sys.stdin.read()
-        fmt = format or _sniff(text)
-        return RowSource("<stdin>", fmt, schema=schema, text=text)
+        return RowSource("<stdin>", format or _sniff(text), schema=schema, text=text)
     path = Path(source)
-    fmt = format or _FORMATS.get(path.suffix.lower())
+    fmt: str | None = format or _FORMATS.get(path.suffix.lower())
     if fmt is None:
         if not path.exists():
             raise InputError("no such file", path=name)

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pydantic
 from pydantic import ConfigDict, Field, RootModel, StrictBool, StrictFloat, StrictInt, StrictStr
@@ -51,6 +51,7 @@ _DATETIME_RE = re.compile(
 )
 _PLACEHOLDER_STRINGS = {"example_value", "string", ""}
 _TRUE = {"true", "t", "yes", "y", "1"}
+_FAST_OK: dict[str, type] = {"integer": int, "number": float, "string": str, "boolean": bool}
 _FALSE = {"false", "f", "no", "n", "0"}
 
 # Plausible values for columns of the datasets these endpoints were trained on (UCI bank
@@ -153,6 +154,8 @@ class Column:
     format: str | None = None
     example: Any = None
     required: bool = False
+    #: ``null`` allowed (``nullable``, ``x-nullable`` or an OpenAPI 3.1 ``"null"`` type).
+    nullable: bool = False
 
 
 @dataclass
@@ -173,9 +176,7 @@ class ScoringSchema:
     item_type: str | None = None
     #: Example rows exactly as the swagger gives them (may hold placeholders).
     raw_example_rows: list[Any] = field(default_factory=list, repr=False)
-    _models: dict[str, type[pydantic.BaseModel]] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
+    _cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # -- lookups -----------------------------------------------------------------------------
 
@@ -243,21 +244,39 @@ class ScoringSchema:
                 RowProblem(index, None, f"expected an object with named columns, got {_kind(row)}")
             )
             return row
-        declared = {c.name: c for c in self.columns}
+        declared = self._declared_types()
         converted_row: dict[str, Any] = {}
         for name, value in row.items():
-            col = declared.get(name)
-            if col is None:
+            kind = declared.get(name)
+            if kind is None:
                 problems.append(RowProblem(index, name, "unknown column (not in the swagger)"))
                 continue
-            new, message = _check_value(value, col.type, coerce)
+            if type(value) is _FAST_OK.get(kind):  # the common case, checked cheaply
+                converted_row[name] = value
+                continue
+            if value is None and name in self._nullable():
+                converted_row[name] = value
+                continue
+            new, message = _check_value(value, kind, coerce)
             if message:
                 problems.append(RowProblem(index, name, message))
             converted_row[name] = new
-        for name in declared:
-            if name not in row:
-                problems.append(RowProblem(index, name, "missing column"))
+        if len(converted_row) != len(declared) or len(row) != len(declared):
+            for name in declared:
+                if name not in row:
+                    problems.append(RowProblem(index, name, "missing column"))
         return converted_row
+
+    def _declared_types(self) -> dict[str, str]:
+        key = tuple((c.name, c.type) for c in self.columns)
+        cached = self._cache.get("declared")
+        if cached is None or cached[0] != key:
+            cached = (key, dict(key))
+            self._cache["declared"] = cached
+        return cached[1]
+
+    def _nullable(self) -> frozenset[str]:
+        return frozenset(c.name for c in self.columns if c.nullable)
 
     # -- examples ----------------------------------------------------------------------------
 
@@ -292,22 +311,22 @@ class ScoringSchema:
 
     def row_model(self) -> type[pydantic.BaseModel]:
         """A pydantic model of one row; field aliases keep names such as ``emp.var.rate``."""
-        if "row" not in self._models:
-            self._models["row"] = self._build_row_model()
-        return self._models["row"]
+        if "row" not in self._cache:
+            self._cache["row"] = self._build_row_model()
+        return self._cache["row"]
 
     def request_model(self) -> type[pydantic.BaseModel]:
         """A pydantic model of the whole request body, in this endpoint's convention."""
-        if "request" not in self._models:
-            self._models["request"] = self._build_request_model()
-        return self._models["request"]
+        if "request" not in self._cache:
+            self._cache["request"] = self._build_request_model()
+        return self._cache["request"]
 
     def response_model(self) -> type[pydantic.BaseModel]:
         """A lenient pydantic model of the response: swagger output types are often wrong
         (int64 declared, floats returned), so numbers accept any number."""
-        if "response" not in self._models:
-            self._models["response"] = self._build_response_model()
-        return self._models["response"]
+        if "response" not in self._cache:
+            self._cache["response"] = self._build_response_model()
+        return self._cache["response"]
 
     def _row_type(self) -> Any:
         if self.row_kind == "record":
@@ -315,22 +334,23 @@ class ScoringSchema:
         if self.row_kind == "scalar":
             return _strict_type(self.item_type or "any")
         if self.row_kind == "array":
-            return list[_strict_type(self.item_type or "any")]  # type: ignore[misc]
+            return _list_of(_strict_type(self.item_type or "any"))
         return Any
 
     def _build_row_model(self) -> type[pydantic.BaseModel]:
         if self.row_kind != "record":
-            return RootModel[self._row_type()]  # type: ignore[misc]
+            return _root_model(self._row_type())
         fields: dict[str, Any] = {}
         taken: set[str] = set()
         for col in self.columns:
             attr = _attribute_name(col.name, taken)
-            fields[attr] = (_strict_type(col.type), Field(alias=col.name))
+            kind = _strict_type(col.type)
+            fields[attr] = (kind | None if col.nullable else kind, Field(alias=col.name))
         config = ConfigDict(extra="forbid", populate_by_name=True)
         return pydantic.create_model(_model_name(self.title, "Row"), __config__=config, **fields)
 
     def _build_request_model(self) -> type[pydantic.BaseModel]:
-        row_list = list[self._row_type()]  # type: ignore[misc]
+        row_list = _list_of(self._row_type())
         config = ConfigDict(extra="forbid", populate_by_name=True)
         name = _model_name(self.title, "Request")
         if self.convention is Convention.INPUTS:
@@ -357,11 +377,11 @@ class ScoringSchema:
         if self.output_kind in ("Results[]", "result[]"):
             key = self.output_kind[:-2]
             return pydantic.create_model(
-                name, __config__=ConfigDict(extra="allow"), items=(list[item], Field(alias=key))
+                name, __config__=ConfigDict(extra="allow"), items=(_list_of(item), Field(alias=key))
             )
         if self.output_kind == "array":
-            return RootModel[list[item]]  # type: ignore[valid-type]
-        return RootModel[Any]
+            return _root_model(_list_of(item))
+        return _root_model(Any)
 
 
 # -- loading ---------------------------------------------------------------------------------
@@ -574,6 +594,15 @@ def _column_type(prop: dict) -> str:
     return "any"
 
 
+def _nullable(prop: dict) -> bool:
+    kind = prop.get("type")
+    return bool(
+        prop.get("nullable")
+        or prop.get("x-nullable")
+        or (isinstance(kind, list) and "null" in kind)
+    )
+
+
 def _rows(rows_schema: Any, resolver: _Resolver) -> tuple[str, list[Column], str | None]:
     if not isinstance(rows_schema, dict):
         return "any", [], None
@@ -593,6 +622,7 @@ def _rows(rows_schema: Any, resolver: _Resolver) -> tuple[str, list[Column], str
                     format=prop.get("format"),
                     example=prop.get("example"),
                     required=name in required,
+                    nullable=_nullable(prop),
                 )
             )
         return "record", columns, None
@@ -846,6 +876,16 @@ def _fix_value(value: Any, kind: str, name: str | None, placeholder: bool) -> An
 # -- pydantic helpers -------------------------------------------------------------------------
 
 _DATETIME_STR = pydantic.constr(strict=True, pattern=_DATETIME_RE.pattern)
+
+
+def _list_of(item: Any) -> Any:
+    """``list[item]`` for a type only known at run time."""
+    return list.__class_getitem__(item)
+
+
+def _root_model(item: Any) -> type[pydantic.BaseModel]:
+    """``RootModel[item]`` for a type only known at run time."""
+    return cast(type[pydantic.BaseModel], RootModel.__class_getitem__(item))
 
 
 def _strict_type(kind: str) -> Any:

@@ -37,8 +37,11 @@ __all__ = [
     "ValidationReport",
     "describe_version",
     "fetch_swagger",
+    "json_path",
     "load_document",
     "read_document",
+    "request_shape",
+    "response_shape",
     "summarize",
     "swagger_uri_for",
     "validate_document",
@@ -59,7 +62,7 @@ class FetchedSwagger:
 
     url: str
     text: str
-    document: dict
+    document: dict[str, Any]
 
 
 def swagger_uri_for(scoring_uri: str) -> str:
@@ -71,7 +74,7 @@ def swagger_uri_for(scoring_uri: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"{path}/swagger.json", "", ""))
 
 
-def read_document(source: str | Path, *, text: str | None = None) -> dict:
+def read_document(source: str | Path, *, text: str | None = None) -> dict[str, Any]:
     """A swagger file (or text) as a dict; tolerates a BOM and CRLF, and names the line and
     column of bad JSON."""
     origin = str(source)
@@ -145,7 +148,7 @@ def fetch_swagger(
 
 def load_document(
     file: str | Path | None = None, *, endpoint: str | None = None, openapi: str | None = None
-) -> tuple[dict, str]:
+) -> tuple[dict[str, Any], str]:
     """The swagger document and a label for messages: from ``file`` when given, else fetched
     from the endpoint that :func:`aml_client.config.resolve_target` picks."""
     if file is not None:
@@ -164,7 +167,7 @@ def _same_origin(a: str, b: str) -> bool:
 # --------------------------------------------------------------------------- summary
 
 
-def describe_version(doc: dict) -> str:
+def describe_version(doc: dict[str, Any]) -> str:
     """``Swagger 2.0`` / ``OpenAPI 3.1.0`` — the dialect a reader needs to know."""
     if doc.get("swagger"):
         return f"Swagger {doc['swagger']}"
@@ -231,7 +234,7 @@ def response_shape(schema: ScoringSchema) -> str:
     return "not described"
 
 
-def _routes(doc: dict) -> list[dict[str, Any]]:
+def _routes(doc: dict[str, Any]) -> list[dict[str, Any]]:
     top_security = doc.get("security")
     routes = []
     for path, item in (doc.get("paths") or {}).items():
@@ -250,7 +253,7 @@ def _routes(doc: dict) -> list[dict[str, Any]]:
     return routes
 
 
-def _auth(doc: dict) -> dict[str, Any]:
+def _auth(doc: dict[str, Any]) -> dict[str, Any]:
     defs = doc.get("securityDefinitions") or (doc.get("components") or {}).get("securitySchemes")
     schemes = []
     bearer = False
@@ -319,7 +322,7 @@ class ValidationReport:
         }
 
 
-def validate_document(doc: dict, *, source: str = "swagger") -> ValidationReport:
+def validate_document(doc: dict[str, Any], *, source: str = "swagger") -> ValidationReport:
     """Validate the OpenAPI structure, then what scoring depends on.
 
     Errors are what breaks a client (an invalid document, no scoring operation, an unknown
@@ -346,7 +349,7 @@ def validate_document(doc: dict, *, source: str = "swagger") -> ValidationReport
     return report
 
 
-def _structural(doc: dict, version: str) -> list[Finding]:
+def _structural(doc: dict[str, Any], version: str) -> list[Finding]:
     from openapi_spec_validator import (
         OpenAPIV2SpecValidator,
         OpenAPIV30SpecValidator,
@@ -371,7 +374,7 @@ def _structural(doc: dict, version: str) -> list[Finding]:
     return findings
 
 
-def _scoring_findings(doc: dict, schema: ScoringSchema, version: str) -> list[Finding]:
+def _scoring_findings(doc: dict[str, Any], schema: ScoringSchema, version: str) -> list[Finding]:
     findings: list[Finding] = []
     loc = _Locator(doc, version)
     op_path = loc.score_operation()
@@ -422,7 +425,7 @@ def _scoring_findings(doc: dict, schema: ScoringSchema, version: str) -> list[Fi
 
 
 def _column_findings(
-    loc: _Locator, rows_node: dict, rows_path: str, schema: ScoringSchema
+    loc: _Locator, rows_node: dict[str, Any], rows_path: str, schema: ScoringSchema
 ) -> list[Finding]:
     findings = []
     items, items_path = loc.follow(rows_node.get("items"), f"{rows_path}.items")
@@ -440,8 +443,8 @@ def _column_findings(
                 Finding(
                     "warning",
                     col_path,
-                    f"column '{col.name}' looks like the training label; "
-                    "the model expects a value anyway",
+                    f"column '{col.name}' looks like the training label left in the input; "
+                    "requests must still send it",
                 )
             )
         prop = (props or {}).get(col.name)
@@ -504,7 +507,7 @@ def _value_problems(
         if only is not None and problem.column != only:
             continue
         message = problem.message
-        if message == "missing":
+        if message.startswith("missing"):
             out.append(("warning", problem.column, "the example has no value for this column"))
         elif message.startswith("unknown column"):
             out.append(("warning", problem.column, "the example has a column the schema lacks"))
@@ -525,7 +528,7 @@ def _problems(schema: ScoringSchema, row: Any, *, coerce: bool) -> list[Any]:
 
 def _output_findings(loc: _Locator, schema: ScoringSchema) -> list[Finding]:
     out_node, out_path = loc.output_schema()
-    if out_path is None or schema.output_kind == "unknown":
+    if out_node is None or out_path is None or schema.output_kind == "unknown":
         return [Finding("warning", out_path or "$", "the response is not described")]
     findings = []
     example = out_node.get("example") if isinstance(out_node, dict) else None
@@ -569,7 +572,7 @@ class _Locator:
     """Finds the scoring parts of the raw document *with their JSON paths*, following local
     ``$ref``s, so findings point at the place to fix (the loader itself does not keep paths)."""
 
-    def __init__(self, doc: dict, version: str):
+    def __init__(self, doc: dict[str, Any], version: str):
         self.doc = doc
         self.v2 = version.startswith("2")
 
@@ -642,7 +645,9 @@ class _Locator:
             example, example_path = schema["example"], f"{path}.example"
         return schema, path, example, example_path
 
-    def rows_schema(self, body: dict, body_path: str | None) -> tuple[dict, str]:
+    def rows_schema(
+        self, body: dict[str, Any], body_path: str | None
+    ) -> tuple[dict[str, Any], str]:
         props = body.get("properties") or {}
         base = f"{body_path}.properties"
         if "Inputs" in props:
@@ -673,7 +678,7 @@ class _Locator:
         if schema is None:
             schema, path = self._definition("ServiceOutput")
         if schema is None or path is None:
-            return None, None
+            return None, f"{op_path}.responses" if op_path else None
         return self.follow(schema, path)
 
     def _at(self, path: str) -> Any:
@@ -694,7 +699,8 @@ def json_path(parts: list[Any], base: str = "$") -> str:
         elif _IDENT.match(str(part)):
             out += f".{part}"
         else:
-            out += "[" + json.dumps(str(part)).replace('"', "'") + "]"
+            quoted = str(part).replace("\\", "\\\\").replace("'", "\\'")
+            out += f"['{quoted}']"
     return out
 
 

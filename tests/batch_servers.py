@@ -1,4 +1,4 @@
-"""A fast, deterministic scoring server for batch tests, plus a runner and a data generator.
+"""A fast, deterministic scoring server for batch tests and benchmarks, and a data generator.
 
 The server speaks real HTTP on 127.0.0.1 in the ``Inputs`` convention and serves the
 bank-marketing swagger. Its prediction for a row is ``id<duration>``, so a test can check that
@@ -10,13 +10,13 @@ optionally to a JSON Lines file, so a test can tell which rows were scored and h
 
 Run as a script:
     python tests/batch_servers.py serve [--port P] [--delay-ms D] [--log FILE]
-    python tests/batch_servers.py score INPUT OUTPUT [--resume] [--batch-size N] [--concurrency C]
     python tests/batch_servers.py make-csv OUT N
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -96,6 +96,18 @@ class Behaviour:
     #: requests numbered [start, start + count) (from 1) get 429 with this Retry-After
     rate_limit_bursts: list[tuple[int, int, str]] = field(default_factory=list)
     require_key: str | None = TEST_KEY
+    #: every scoring request gets this status (a broken model)
+    always_status: int | None = None
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client killed mid-request (the point of some tests) is not worth a traceback."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class ScoringServer:
@@ -116,8 +128,7 @@ class ScoringServer:
             if self.behaviour.capacity else None
         )
         self._log_file = log_path.open("a", encoding="utf-8") if log_path else None
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
-        self.httpd.daemon_threads = True
+        self.httpd = _QuietServer(("127.0.0.1", port), self._handler())
         self.port = self.httpd.server_address[1]
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -165,6 +176,9 @@ class ScoringServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # One write per reply, no Nagle: otherwise delayed ACKs add 40 ms to each request.
+            wbufsize = 1 << 16
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -228,6 +242,10 @@ class ScoringServer:
                     self._reply(400, {"message": "expected {'Inputs': {'data': [...]}}"})
                     return
                 ids = [row.get("duration") for row in rows]
+                if b.always_status is not None:
+                    server._record(b.always_status, ids)
+                    self._reply(b.always_status, {"message": "model failed to load"})
+                    return
                 jobs = {row.get("job") for row in rows}
                 if b.fail400_job in jobs:
                     server._record(400, ids)
@@ -252,39 +270,63 @@ class ScoringServer:
         return Handler
 
 
+class ServerProcess:
+    """The server in its own process (no GIL shared with the client under test)."""
+
+    def __init__(self, behaviour: dict[str, Any] | None = None, *, log_path: Path | None = None):
+        import subprocess
+
+        command = [sys.executable, str(Path(__file__).resolve()), "serve",
+                   "--behaviour", json.dumps(behaviour or {})]
+        if log_path is not None:
+            command += ["--log", str(log_path)]
+        self.log_path = log_path
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.strip():
+            self.proc.kill()
+            raise RuntimeError("test server did not start")
+        self.port = int(line)
+        self.scoring_uri = f"http://127.0.0.1:{self.port}/score"
+
+    def log(self) -> list[dict[str, Any]]:
+        if self.log_path is None or not self.log_path.exists():
+            return []
+        lines = self.log_path.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def scored_ids(self) -> list[int]:
+        return [i for entry in self.log() if entry["status"] == 200 for i in entry["ids"]]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=5)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 def _serve(args: argparse.Namespace) -> None:
     behaviour = Behaviour(delay_s=args.delay_ms / 1000.0, require_key=args.key or None)
+    for name, value in json.loads(args.behaviour).items():
+        if name == "rate_limit_bursts":
+            value = [tuple(item) for item in value]
+        setattr(behaviour, name, value)
     server = ScoringServer(behaviour, port=args.port,
                            log_path=Path(args.log) if args.log else None)
     print(server.port, flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.httpd.serve_forever()
-    except KeyboardInterrupt:
-        pass
-
-
-def _score(args: argparse.Namespace) -> None:
-    """Stand-in for ``amlc score`` in a killable process: endpoint from AMLC_SCORING_URI/KEY."""
-    from aml_client.batch import score_file
-    from aml_client.config import resolve_target
-
-    summary = score_file(
-        resolve_target(None),
-        args.input,
-        args.output,
-        batch_size=args.batch_size,
-        concurrency=args.concurrency,
-        resume=args.resume,
-    )
-    print(json.dumps(summary.__dict__), flush=True)
-    peak_kb = _peak_rss_kb()
-    print(json.dumps({"peak_rss_kb": peak_kb}), flush=True)
-
-
-def _peak_rss_kb() -> int:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -294,21 +336,14 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--port", type=int, default=0)
     serve.add_argument("--delay-ms", type=float, default=0.0)
     serve.add_argument("--log")
+    serve.add_argument("--behaviour", default="{}", help="Behaviour fields as JSON")
     serve.add_argument("--key", default=os.environ.get("BATCH_TEST_KEY", TEST_KEY))
-    score = sub.add_parser("score")
-    score.add_argument("input")
-    score.add_argument("output")
-    score.add_argument("--batch-size", type=int, default=200)
-    score.add_argument("--concurrency", default="8")
-    score.add_argument("--resume", action="store_true")
     make = sub.add_parser("make-csv")
     make.add_argument("output")
     make.add_argument("rows", type=int)
     args = parser.parse_args(argv)
     if args.command == "serve":
         _serve(args)
-    elif args.command == "score":
-        _score(args)
     else:
         write_csv(Path(args.output), args.rows)
 

@@ -13,6 +13,7 @@ Threads and the standard library only (no gevent), run in its own process:
 * ``GET /count`` returns the server's own count of scoring requests (by status), and every
   scoring request is appended to ``--log`` (one line each) — the truth the bench is checked
   against;
+* ``--tls-cert``/``--tls-key`` serve HTTPS (to check that certificates are verified);
 * ``GET /swagger.json`` serves a small Swagger 2.0 document (rows ``{"x": number, "y": int}``).
 
 Prints ``PORT <n>`` on stdout once listening.
@@ -21,7 +22,9 @@ Prints ``PORT <n>`` on stdout once listening.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import ssl
 import sys
 import threading
 import time
@@ -155,15 +158,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key", default=None)
     parser.add_argument("--fail-every", type=int, default=0)
     parser.add_argument("--log", default=None)
+    parser.add_argument("--tls-cert", default=None, help="serve HTTPS with this certificate (PEM)")
+    parser.add_argument("--tls-key", default=None)
     args = parser.parse_args(argv)
     state = State(args)
     server = _Server(("127.0.0.1", args.port), make_handler(state))
+    if args.tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     sys.stdout.write(f"PORT {server.server_address[1]}\n")
     sys.stdout.flush()
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever(poll_interval=0.1)
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

@@ -78,7 +78,7 @@ def run_amlc(
     full_env["COLUMNS"] = "200"  # rich wraps at 80 without a terminal; keep one error per line
     full_env.update(env or {})
     proc = subprocess.run(
-        [sys.executable, *(os.environ.get("DEVHARNESS", "-m aml_client").split()), *args],  # DEV-REMOVE
+        [sys.executable, "-m", "aml_client", *args],
         input=input,
         stdin=None if input is not None else subprocess.DEVNULL,
         capture_output=True,

@@ -51,6 +51,7 @@ class Seen:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

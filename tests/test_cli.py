@@ -266,6 +266,8 @@ def test_add_prompts_for_a_hidden_key_in_a_terminal(amlc_home: Path) -> None:
     import os
     import pty
     import select
+    import signal
+    import termios
 
     argv = [sys.executable, "-m", "aml_client", "endpoint", "add", "tty",
             "--scoring-uri", "https://t.example/score"]  # fmt: skip
@@ -290,13 +292,27 @@ def test_add_prompts_for_a_hidden_key_in_a_terminal(amlc_home: Path) -> None:
                     return
                 seen += chunk
 
+    def wait_child(timeout_s: float = 30.0) -> int:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return status
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+        return os.waitpid(pid, 0)[1]
+
     try:
         read_until(b"Key for 'tty'")
         assert b"Key for 'tty'" in seen, seen
+        # The hidden prompt flushes pending input when it turns echo off: type after that.
+        deadline = time.monotonic() + 30
+        while termios.tcgetattr(fd)[3] & termios.ECHO and time.monotonic() < deadline:
+            time.sleep(0.02)
         os.write(fd, KEY.encode() + b"\n")
         read_until(b"config.toml")
     finally:
-        _, status = os.waitpid(pid, 0)
+        status = wait_child()
         os.close(fd)
     assert os.waitstatus_to_exitcode(status) == 0, seen
     assert KEY.encode() not in seen  # hidden input: not echoed, and not printed after

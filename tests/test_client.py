@@ -168,8 +168,27 @@ def test_health_needs_no_key(make: Any, server: FaultServer) -> None:
 
 def test_no_swagger_means_no_validation(make: Any, server: FaultServer) -> None:
     server.swagger = None
-    make().score([{"free": "form"}])
+    driver = make()
+    driver.score([{"free": "form"}])
     assert server.scores[0].json() == {"data": [{"free": "form"}]}
+    if driver.sync is not None:
+        driver.score([{"free": "again"}])
+        paths = [r.path for r in server.requests]
+        assert paths == ["/swagger.json", "/score", "/score"], "a missing swagger is remembered"
+
+
+def test_a_row_source_keeps_its_global_parameters(
+    make: Any, server: FaultServer, tmp_path: Path
+) -> None:
+    from aml_client.rows import read_rows
+
+    path = tmp_path / "payload.json"
+    path.write_text(json.dumps({"data": rows(2), "method": "predict_proba"}))
+    make().score(read_rows(path))
+    assert server.scores[0].json() == {
+        "Inputs": {"data": rows(2)},
+        "GlobalParameters": {"method": "predict_proba"},
+    }
 
 
 def test_a_named_swagger_that_is_missing_is_an_error(make: Any, server: FaultServer) -> None:
@@ -184,7 +203,7 @@ def test_swagger_from_a_file_is_not_fetched(make: Any, server: FaultServer) -> N
     assert set(server.scores[0].json()) == {"data"}
 
 
-# -- faults -----------------------------------------------------------------------------------------
+# -- faults ---------------------------------------------------------------------------------------
 
 
 def test_429_retry_after_seconds_is_honoured(make: Any, server: FaultServer) -> None:
@@ -320,6 +339,12 @@ def test_status_codes_map_to_typed_errors(
     assert f"status {status} said so" in str(err.value)
 
 
+def test_a_redirect_is_reported_not_followed(make: Any, server: FaultServer) -> None:
+    server.queue(Reply(301, "", {"Location": "https://elsewhere/score"}))
+    with pytest.raises(errors.EndpointError, match="redirected to https://elsewhere/score"):
+        make().score(rows(1))
+
+
 def test_client_timeout(make: Any, server: FaultServer) -> None:
     server.queue(Reply(200, ["late"], delay_s=3))
     started = time.monotonic()
@@ -337,7 +362,8 @@ def test_connection_refused(make: Any) -> None:
 
 
 def test_non_json_200_is_a_response_format_error(make: Any, server: FaultServer) -> None:
-    server.queue(Reply(200, b"<html><body>Welcome to nginx</body></html>", content_type="text/html"))
+    html = b"<html><body>Welcome to nginx</body></html>"
+    server.queue(Reply(200, html, content_type="text/html"))
     with pytest.raises(errors.ResponseFormatError, match="not JSON") as err:
         make().score(rows(1))
     assert err.value.request_id == "req-2"
@@ -354,7 +380,7 @@ def test_tls_is_verified_by_default(make: Any, tmp_path: Path) -> None:
         assert result.predictions == ["no"]
 
 
-# -- units ------------------------------------------------------------------------------------------
+# -- units ----------------------------------------------------------------------------------------
 
 
 def test_retry_policy_delays() -> None:

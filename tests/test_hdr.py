@@ -113,6 +113,20 @@ def test_percentiles_us_agrees_with_percentile_us():
     assert many == {float(p): r.percentile_us(p) for p in PCTS}
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_percentiles_equal_hdrh_reference(seed):
+    """The fast path gives hdrh's own answer (clamped to the exact extremes)."""
+    rng = random.Random(seed)
+    r = LatencyRecorder()
+    mu, sigma = rng.uniform(2, 15), rng.uniform(0.1, 2)
+    r.record_many(int(rng.lognormvariate(mu, sigma)) for _ in range(rng.randint(1, 3000)))
+    ps = [*PCTS, 0.1, 33.3, 66, *(rng.uniform(0, 100) for _ in range(20))]
+    got = r.percentiles_us(ps)
+    for p in ps:
+        reference = r.histogram.get_value_at_percentile(p)
+        assert got[float(p)] == max(r.min_us, min(reference, r.max_us)), p
+
+
 @pytest.mark.parametrize("bad", [-0.1, 100.1])
 def test_percentile_outside_0_100_is_refused(bad):
     r = LatencyRecorder()

@@ -12,6 +12,7 @@ import pytest
 from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogReader
 
+import aml_client
 from aml_client.bench import report
 from aml_client.bench.hdr import LatencyRecorder
 from aml_client.bench.result import BenchResult, Interval
@@ -66,7 +67,7 @@ def synthetic_result(
         failures={"http_503": 2},
         intervals=intervals,
         locust={"p99_ms": 110, "max_ms": 42.1, "token": SECRET},
-        environment={"workers": 1, "user_agent_key": SECRET},
+        environment={"workers": 1, "proxy_key": SECRET},
     )
 
 
@@ -124,7 +125,7 @@ def test_environment_has_versions_and_machine_facts():
     for key in ("amlc", "locust", "hdrhistogram", "python", "platform", "cpu_count",
                 "memory_bytes"):
         assert key in env
-    assert env["hdrhistogram"]
+    assert env["hdrhistogram"] and env["amlc"] == aml_client.__version__
     assert env["cpu_count"] >= 1
     assert env["workers"] == 1  # what the run itself reported is kept
 
@@ -137,8 +138,15 @@ def test_sample_size_warnings():
     assert any("p99 from 300 samples" in w and "459" in w for w in warnings)
     assert any("p99.9 from 300 samples" in w and "1000" in w for w in warnings)
     big = report.summarize(synthetic_result(seconds=20, per_second=1000))["warnings"]
-    assert not any(" p99 " in w or " p99.9 " in w for w in big)
+    assert not any(w.startswith(("p99 ", "p99.9 ")) for w in big)
     assert any("p99.99 from 20000 samples" in w and "46050" in w for w in big)
+
+
+def test_late_sends_are_reported_in_an_open_model():
+    result = synthetic_result(open_model=True)
+    result.config["late_sends"] = 7
+    assert any("7 requests were sent more than 10 ms" in w
+               for w in report.summarize(result)["warnings"])
 
 
 def test_out_of_range_samples_are_reported():
@@ -166,13 +174,15 @@ def test_redact_scrubs_credential_like_fields():
         "nested": [{"token": "t", "password": "p", "fine": "value"}],
         "uri": "https://user:pw@host/score?code=abc&x=1&sig=zzz",
         "note": "Bearer abcdef", "max_requests": 5, "users": 3,
+        "auth": "bearer abcd…",  # auth.mask output: safe, and it tells keys apart
     }
     out = report.redact(data)
     flat = json.dumps(out)
-    for secret in ('"k"', "abc", '"t"', '"p"', "pw", "zzz", "abcdef"):
+    for secret in ('"k"', "code=abc", "Bearer abc", '"t"', '"p"', "pw", "zzz", "abcdef"):
         assert secret not in flat
     assert out["nested"][0]["fine"] == "value"
     assert out["max_requests"] == 5 and out["users"] == 3
+    assert out["auth"] == "bearer abcd…"
     assert out["uri"] == "https://[redacted]@host/score?code=[redacted]&x=1&sig=[redacted]"
 
 
@@ -261,6 +271,10 @@ def test_hlog_reads_back_with_hdrh(tmp_path):
     assert total.get_total_count() == sum(i.latency.count for i in result.intervals)
     # In the open model the intervals hold the corrected latency: the stall is in there.
     assert total.get_value_at_percentile(99) > 500_000
+    # The Interval_Max column is the exact interval max in ms (hdrh would floor it).
+    lines = [line for line in text.splitlines() if line[:1].isdigit()]
+    maxima = [float(line.split(",")[2]) for line in lines]
+    assert maxima == [round(i.latency.max_us / 1000, 3) for i in result.intervals]
 
 
 def test_summary_and_markdown_agree(tmp_path):

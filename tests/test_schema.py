@@ -82,9 +82,9 @@ def test_every_swagger_loads_with_the_documented_shape(path: Path) -> None:
     assert schema.row_kind == kind
     if kind == "record":
         assert Counter(c.type for c in schema.columns) == _expected_type_counts(expected)
-        assert schema.column_names == list(
-            schema.raw_example_rows[0]
-        ), "columns keep the swagger's order"
+        assert schema.column_names == list(schema.raw_example_rows[0]), (
+            "columns keep the swagger's order"
+        )
     if expected["global_params"] == "number/double":
         assert schema.global_parameters == 1.0
     elif expected["global_params"] == "object{method}":
@@ -528,7 +528,10 @@ def _payload_cases() -> list:
                 reason = "no swagger from this repo in corpus"
                 cases.append(
                     pytest.param(
-                        name, None, part, id=f"{name}~SKIP-{reason.replace(' ', '-')}",
+                        name,
+                        None,
+                        part,
+                        id=f"{name}~SKIP-{reason.replace(' ', '-')}",
                         marks=pytest.mark.skip(reason=f"{name}: {reason}"),
                     )
                 )
@@ -538,7 +541,10 @@ def _payload_cases() -> list:
                 reason = f"swagger {swagger} named in payload_matches.tsv is not in the corpus"
                 cases.append(
                     pytest.param(
-                        name, swagger, verdict, id=f"{name}~{swagger}~SKIP-swagger-not-in-corpus",
+                        name,
+                        swagger,
+                        verdict,
+                        id=f"{name}~{swagger}~SKIP-swagger-not-in-corpus",
                         marks=pytest.mark.skip(reason=reason),
                     )
                 )
@@ -626,3 +632,73 @@ def test_payloads_without_their_swagger_against_a_stand_in(
         rows, _, _ = parse_payload(body, schema)
         schema.validate_rows(rows)
     assert any(str(p).startswith(problem) for p in err.value.problems), err.value.problems
+
+
+def test_nullable_columns_accept_null() -> None:
+    doc = _synthetic(
+        {
+            "type": "object",
+            "properties": {
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "a": {"type": "number", "x-nullable": True},
+                            "b": {"type": ["integer", "null"]},
+                            "c": {"type": "number"},
+                        },
+                    },
+                }
+            },
+        }
+    )
+    schema = load_schema(doc)
+    assert [(c.type, c.nullable) for c in schema.columns] == [
+        ("number", True),
+        ("integer", True),
+        ("number", False),
+    ]
+    schema.validate_rows([{"a": None, "b": None, "c": 1.5}])
+    schema.row_model().model_validate({"a": None, "b": None, "c": 1.5})
+    with pytest.raises(ValidationError, match="column 'c': expected number, got null"):
+        schema.validate_rows([{"a": 1, "b": 2, "c": None}])
+
+
+def test_row_model_keeps_dotted_names_as_aliases(bank: ScoringSchema) -> None:
+    model = bank.row_model()
+    assert model.model_fields["emp_var_rate"].alias == "emp.var.rate"
+    good = _good(bank)
+    row = model.model_validate(good)
+    assert row.emp_var_rate == good["emp.var.rate"]  # type: ignore[attr-defined]
+    assert row.model_dump(by_alias=True) == good
+    for bad in ({**good, "age": "24"}, {**good, "y": "no"}, {**good, "job": None}):
+        with pytest.raises(pydantic.ValidationError):
+            model.model_validate(bad)
+    request = bank.request_model()
+    request.model_validate({"data": [good]})
+    with pytest.raises(pydantic.ValidationError):
+        request.model_validate({"Inputs": {"data": [good]}})
+
+
+def test_field_names_that_clash_with_python_or_pydantic() -> None:
+    doc = _synthetic(
+        {
+            "type": "object",
+            "properties": {
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            name: {"type": "string"}
+                            for name in ("class", "model_config", "json", "2nd", "a-b", "a_b")
+                        },
+                    },
+                }
+            },
+        }
+    )
+    schema = load_schema(doc)
+    row = {name: "x" for name in schema.column_names}
+    assert schema.row_model().model_validate(row).model_dump(by_alias=True) == row

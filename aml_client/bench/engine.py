@@ -99,7 +99,6 @@ class Engine:
     def _reset_counters(self) -> None:
         self.claimed = 0
         self.completed = 0
-        self.in_flight = 0
         self.stopping = False
         self.finished = False
         self.started_at = time.time()
@@ -169,7 +168,6 @@ class Engine:
         self, sent_ns: int, done_ns: int, due_ns: int, status_code: int, error: BaseException | None
     ) -> None:
         """Record one finished request (success or failure)."""
-        self.in_flight -= 1
         failure = classify_failure(status_code, error)
         end_epoch_s = self._t0_epoch_s + (done_ns - self._t0_perf_ns) / 1e9
         corrected_us = (done_ns - due_ns) // 1000 if due_ns else None
@@ -184,17 +182,31 @@ class Engine:
     # -- stopping ------------------------------------------------------------------------------
     def _deadline(self) -> None:
         assert self.plan.duration_s is not None
-        gevent.sleep(self.plan.duration_s)
-        self.stopping = True
-        self._maybe_finish()
+        if self._offsets is None:
+            # Closed model: stop handing out requests when the time is up.
+            gevent.sleep(self.plan.duration_s)
+            self.stopping = True
+            self._maybe_finish()
+        else:
+            # Open model: the schedule itself ends at the duration (it starts with the first
+            # sender, a little after this); this only guards against a stuck run.
+            gevent.sleep(self.plan.duration_s)
         # Replies still outstanding after the request timeout will not come.
         gevent.sleep(self.target.timeout_s + _DRAIN_GRACE_S)
         if not self.finished:
-            log.warning("%d requests still unanswered after the timeout; stopping", self.in_flight)
+            log.warning(
+                "%d requests still unanswered after the timeout; stopping", self.outstanding
+            )
             self._finish()
 
+    @property
+    def outstanding(self) -> int:
+        """Requests handed out and not answered yet, including open-model requests whose sender
+        is still waiting for their due time."""
+        return self.claimed - self.completed
+
     def _maybe_finish(self) -> None:
-        if self.stopping and self.in_flight <= 0 and not self.finished:
+        if self.stopping and self.outstanding <= 0 and not self.finished:
             self._finish()
 
     def _finish(self) -> None:
@@ -236,9 +248,17 @@ class Engine:
                 self.finished = True
                 self._send_delta(done=True)
             return
-        result = self.build_result()
-        report_dir = self.write_report(result)
-        summary = _load_summary(report_dir) if report_dir else _summarize(result)
+        try:
+            result = self.build_result()
+            report_dir = self.write_report(result)
+            summary = _load_summary(report_dir) if report_dir else _summarize(result)
+        except Exception as exc:  # reported, not swallowed by Locust's event loop
+            log.exception("could not build or write the report")
+            if self.emit is not None:
+                self.emit(
+                    {"type": "error", "message": f"report failed: {type(exc).__name__}: {exc}"}
+                )
+            return
         self.results.append((report_dir, summary))
         if self.emit is not None:
             self.emit({"type": "result", "report_dir": report_dir, "summary": summary})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
 import sys
 import threading
@@ -61,13 +62,18 @@ class LoadProcess:
             bufsize=1,
         )
         assert self.proc.stdin is not None
+        # The child ends its test (keeping the results) if this process disappears.
+        config = {**config, "parent_pid": os.getpid()}
         try:
             self.proc.stdin.write(json.dumps(config))
             self.proc.stdin.close()
         except BrokenPipeError:  # the child died at once; its stderr says why
             pass
+        self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._log_thread = threading.Thread(target=self._read_logs, daemon=True)
         self._log_thread.start()
+        self._event_thread = threading.Thread(target=self._read_events, daemon=True)
+        self._event_thread.start()
 
     @property
     def pid(self) -> int:
@@ -83,8 +89,7 @@ class LoadProcess:
             if self.on_log is not None:
                 self.on_log(line)
 
-    def events(self) -> Iterator[dict[str, Any]]:
-        """The child's events until it exits (non-JSON output is passed on as ``output``)."""
+    def _read_events(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             text = line.strip()
@@ -93,9 +98,25 @@ class LoadProcess:
             try:
                 event = json.loads(text)
             except json.JSONDecodeError:
-                event = {"type": "output", "line": text}
+                event = None
             if not isinstance(event, dict):
                 event = {"type": "output", "line": text}
+            self._events.put(event)
+        self._events.put(None)
+
+    def events(self, poll_s: float = 0.2) -> Iterator[dict[str, Any]]:
+        """The child's events until it exits (non-JSON output is passed on as ``output``).
+
+        Lines are read by a thread and handed over through a queue, so a Ctrl-C in the caller
+        lands between two short waits and never inside a read of the pipe.
+        """
+        while True:
+            try:
+                event = self._events.get(timeout=poll_s)
+            except queue.Empty:
+                continue
+            if event is None:
+                return
             yield event
 
     def wait(self, timeout_s: float | None = None) -> int:

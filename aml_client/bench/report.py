@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from hdrh.log import HistogramLogWriter
 
+import aml_client
 from aml_client.bench.hdr import SIGNIFICANT_FIGURES, LatencyRecorder
 from aml_client.bench.result import BenchResult
 from aml_client.errors import InputError
@@ -72,6 +73,8 @@ _SECRET_WORDS = {
 #: Query parameters that carry secrets in URLs (Azure Functions' ``?code=``, SAS ``sig``).
 _SECRET_QUERY = _SECRET_WORDS | {"code"}
 _SECRET_VALUE = re.compile(r"^\s*(bearer|basic)\s+\S+", re.IGNORECASE)
+#: What ``auth.mask`` makes of a secret (``Bearer abcd…``): safe to keep, it tells keys apart.
+_MASKED_VALUE = re.compile(r"^\s*(bearer|basic)\s+\S{0,4}…\s*$", re.IGNORECASE)
 
 
 # -- scrubbing ---------------------------------------------------------------------------------
@@ -116,7 +119,7 @@ def redact(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
     if isinstance(value, str):
-        if _SECRET_VALUE.match(value):
+        if _SECRET_VALUE.match(value) and not _MASKED_VALUE.match(value):
             return _REDACTED
         if "://" in value:
             return _scrub_url(value)
@@ -154,12 +157,14 @@ def _cpu_model() -> str | None:
 
 def environment_facts() -> dict[str, Any]:
     """Tool versions and machine facts, read without importing Locust."""
+    usable: int | None
     try:
         usable = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         usable = os.cpu_count()
     return {
-        "amlc": _version("amlc"),
+        # The code actually running, not whatever distribution metadata is installed.
+        "amlc": getattr(aml_client, "__version__", None) or _version("amlc"),
         "locust": _version("locust"),
         "hdrhistogram": _version("hdrhistogram"),
         "python": platform.python_version(),
@@ -198,18 +203,18 @@ def min_samples(p: float, confidence: float = CONFIDENCE) -> tuple[int, int]:
     return resolve, bound
 
 
-def _sample_warnings(samples: int, label: str) -> list[str]:
+def _sample_warnings(samples: int) -> list[str]:
     warnings = []
     for p in PERCENTILES:
         resolve, bound = min_samples(p)
         if samples < resolve:
             warnings.append(
-                f"{label} {_pkey(p)} from {samples} samples: at least {resolve} are needed to "
-                "resolve it; it is just the maximum"
+                f"{_pkey(p)} from {samples} samples: at least {resolve} are needed to resolve "
+                "it; it is just the maximum"
             )
         elif samples < bound:
             warnings.append(
-                f"{label} {_pkey(p)} from {samples} samples: fewer than the {bound} needed for "
+                f"{_pkey(p)} from {samples} samples: fewer than the {bound} needed for "
                 f"{CONFIDENCE:.0%} confidence (MLPerf's rule)"
             )
     return warnings
@@ -312,15 +317,20 @@ def summarize(result: BenchResult) -> dict[str, Any]:
         if result.corrected is not None
         else None
     )
-    warnings = _sample_warnings(result.latency.count, uncorrected_label)
-    if corrected is not None:
-        warnings += _sample_warnings(result.corrected.count, "corrected")  # type: ignore[union-attr]
+    judged = result.corrected if result.corrected is not None else result.latency
+    warnings = _sample_warnings(judged.count)
     for block in (latency, corrected):
         if block and block["out_of_range"]:
             warnings.append(
                 f"{block['kind']}: {block['out_of_range']} samples outside 0 .. 1 h were counted "
                 "but not recorded in the histogram"
             )
+    late = config.get("late_sends")
+    if open_model and isinstance(late, int) and late > 0:
+        warnings.append(
+            f"{late} requests were sent more than 10 ms after their scheduled time: the load "
+            "generator fell behind (the corrected latency includes that delay)"
+        )
     if result.requests == 0:
         warnings.append("no request completed")
     environment = environment_facts()
@@ -389,12 +399,24 @@ def write_hgrm(recorder: LatencyRecorder, path: Path) -> None:
 
 
 class _LogWriter(HistogramLogWriter):
-    """hdrh's interval-log writer with the start-time header fixed (broken in hdrh 0.10.8)."""
+    """hdrh's interval-log writer with two fixes for hdrh 0.10.8.
+
+    Its ``output_start_time`` crashes (and would read milliseconds as seconds), and its interval
+    lines floor the interval max to whole units; both are written as Java's writer does.
+    """
 
     def output_start_time(self, start_time_msec: float) -> None:
         seconds = float(start_time_msec) / 1000.0
         when = datetime.fromtimestamp(seconds, UTC).strftime("%a %b %d %H:%M:%S UTC %Y")
         self.log.write(f"#[StartTime: {seconds:.3f} (seconds since epoch), {when}]\n")
+
+    def output_interval(self, recorder: LatencyRecorder, start_s: float, end_s: float) -> None:
+        """One interval line: start and length in seconds (from the base time), max in ms."""
+        offset = start_s - self.base_time / 1000.0
+        blob = recorder.histogram.encode().decode("ascii")
+        self.log.write(
+            f"{offset:.3f},{end_s - start_s:.3f},{recorder.max_us / 1000.0:.3f},{blob}\n"
+        )
 
 
 def write_hlog(
@@ -402,7 +424,7 @@ def write_hlog(
 ) -> None:
     """The interval histograms as an HdrHistogram log (timestamps relative to ``started_at``).
 
-    Interval max values are in milliseconds (the convention of HdrHistogram's tools).
+    Interval max values are exact, in milliseconds (the convention of HdrHistogram's tools).
     """
     start_ms = started_at * 1000.0
     with open(path, "w", encoding="utf-8") as handle:
@@ -416,11 +438,7 @@ def write_hlog(
         writer.output_base_time(start_ms)
         writer.output_legend()
         for interval in intervals:
-            histogram = interval.latency.histogram
-            histogram.set_start_time_stamp(interval.start_s * 1000.0)
-            histogram.set_end_time_stamp(interval.end_s * 1000.0)
-            # hdrh treats a start of exactly 0 as "unset": the histogram's own stamps are used.
-            writer.output_interval_histogram(histogram, max_value_unit_ratio=1000.0)
+            writer.output_interval(interval.latency, interval.start_s, interval.end_s)
 
 
 # -- report directory ----------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from typing import Any, TextIO
 import gevent
 import locust
 import locust.runners
+from locust import argument_parser
 from locust.env import Environment
 from locust.runners import MasterRunner
 
@@ -87,11 +88,31 @@ def _stop_on_signals(environment: Environment) -> None:
         gevent.signal_handler(sig, stop)
 
 
+def _watch_parent(environment: Environment, parent_pid: int) -> None:
+    """End the test (results kept) if the process that started this one goes away."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            gevent.sleep(1.0)
+        log.warning("the parent process exited; stopping the load")
+        runner = environment.runner
+        if runner is not None:
+            runner.quit()
+
+    gevent.spawn(watch)
+
+
 def _start_web_ui(
     environment: Environment, engine: Engine, host: str, port: int, emit: _Emitter
 ) -> None:
     from aml_client.bench.webui import add_hdr_tab
 
+    # Pre-fill the start form with the command line's users and spawn rate.
+    parser = argument_parser.get_empty_argument_parser()
+    argument_parser.setup_parser_arguments(parser)
+    options = parser.parse(args=[])
+    options.num_users, options.spawn_rate = engine.plan.users, engine.plan.spawn_rate
+    environment.parsed_options = options
     web_ui = environment.create_web_ui(host=host, port=port, delayed_start=True)
     add_hdr_tab(environment, engine)
     web_ui.start()
@@ -105,6 +126,7 @@ def _spawn_local_workers(count: int, port: int, config: dict[str, Any]) -> list[
         "plan": config["plan"],
         "master_host": "127.0.0.1",
         "master_port": port,
+        "parent_pid": os.getpid(),
     }
     payload = json.dumps(worker_config).encode("utf-8")
     procs = []
@@ -151,6 +173,8 @@ def run_local(config: dict[str, Any], emit: _Emitter) -> int:
         headless=not web,
     )
     _stop_on_signals(environment)
+    if config.get("parent_pid"):
+        _watch_parent(environment, int(config["parent_pid"]))
     if web:
         _start_web_ui(environment, engine, web.get("host", "127.0.0.1"), int(web["port"]), emit)
     else:
@@ -180,6 +204,8 @@ def run_master(config: dict[str, Any], emit: _Emitter) -> int:
         headless=not web,
     )
     _stop_on_signals(environment)
+    if config.get("parent_pid"):
+        _watch_parent(environment, int(config["parent_pid"]))
     procs = _spawn_local_workers(local_workers, port, config) if local_workers else []
     try:
         if web:
@@ -222,6 +248,8 @@ def run_worker(config: dict[str, Any], emit: _Emitter) -> int:
     environment = _environment()
     runner = environment.create_worker_runner(config["master_host"], int(config["master_port"]))
     install(environment, target, plan, emit=None, report_root=None, headless=True)
+    if config.get("parent_pid"):
+        _watch_parent(environment, int(config["parent_pid"]))
     emit(
         {
             "type": "status",
@@ -236,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aml_client.bench.runner")
     parser.add_argument("--role", choices=("local", "master", "worker"), default="local")
     args = parser.parse_args(argv)
+    # Locust's web UI parses sys.argv for its own options: leave it nothing of ours to reject.
+    sys.argv = sys.argv[:1]
     _setup_logging()
     emit = _Emitter(sys.stdout)
     try:

@@ -47,7 +47,7 @@ class _Frame:
     y0: float
     y1: float
     left: int = 70
-    right: int = 20
+    right: int = 36
     top: int = 40
     bottom: int = 50
     width: int = 900

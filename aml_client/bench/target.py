@@ -10,6 +10,7 @@ hands it to a child process over a pipe (never argv, never a file), and nothing 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -103,27 +104,24 @@ class RunTarget:
         )
 
 
-def _load_schema(target: Target, swagger: str | Path | None) -> ScoringSchema | None:
-    """The endpoint's schema (a given swagger file wins); ``None`` when it cannot be read."""
+def _load_schema(target: Target, swagger: str | Path | None) -> tuple[ScoringSchema | None, str]:
+    """The endpoint's schema (a given swagger file wins), or ``None`` and why it is missing."""
     from aml_client.errors import AmlcError
 
+    if swagger is not None:
+        from aml_client.schema import load_schema
+
+        return load_schema(swagger), ""
+    from aml_client.config import endpoint_for
+
     try:
-        if swagger is not None:
-            from aml_client.schema import load_schema
-
-            return load_schema(swagger)
-        from aml_client.config import endpoint_for
-
         endpoint = endpoint_for(target, timeout_s=30.0)
         try:
-            return endpoint.schema()
+            return endpoint.schema(), ""
         finally:
             endpoint.close()
     except AmlcError as exc:
-        if swagger is not None:
-            raise
-        log.info("could not read the endpoint's swagger: %s", exc)
-        return None
+        return None, f"{type(exc).__name__}: {exc}"
 
 
 def build_bodies(
@@ -203,9 +201,20 @@ def build_run_target(
     from aml_client.config import resolve_target
 
     target = resolve_target(endpoint)
-    schema = _load_schema(target, swagger)
-    if schema is None and payload is not None:
-        log.warning("could not read the endpoint's swagger: sending the payload unvalidated")
+    if insecure:
+        target = dataclasses.replace(target, verify=False)
+    schema, problem = _load_schema(target, swagger)
+    if schema is None:
+        if payload is None:
+            from aml_client.errors import ConfigError
+
+            raise ConfigError(
+                f"could not read the endpoint's swagger ({problem}) to build an example payload: "
+                "give --payload FILE or --swagger FILE"
+            )
+        log.warning(
+            "could not read the endpoint's swagger (%s): sending the payload unvalidated", problem
+        )
     bodies, summary = build_bodies(schema, payload, rows_per_request=rows_per_request)
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     if target.credential is not None:
@@ -215,7 +224,7 @@ def build_run_target(
         scoring_uri=target.scoring_uri,
         headers=headers,
         bodies=bodies,
-        verify=target.verify and not insecure,
+        verify=target.verify,
         timeout_s=timeout_s,
         payload=summary,
     )

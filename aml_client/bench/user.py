@@ -57,11 +57,19 @@ class ScoringUser(FastHttpUser):
                 gevent.sleep(wait_ns / 1e9)
         target = engine.target
         body = target.bodies[index % len(target.bodies)]
-        engine.in_flight += 1
         sent_ns = time.perf_counter_ns()
-        response = self.client.request(
-            "POST", target.scoring_uri, name=engine.request_name, data=body, headers=target.headers
-        )
+        try:
+            response = self.client.request(
+                "POST",
+                target.scoring_uri,
+                name=engine.request_name,
+                # Pre-encoded bytes as-is: Locust's hint says str, geventhttpclient takes bytes.
+                data=body,  # type: ignore[arg-type]
+                headers=target.headers,
+            )
+        except Exception as exc:  # not a transport failure Locust knows: count it, then let it show
+            engine.complete(sent_ns, time.perf_counter_ns(), due_ns, 0, exc)
+            raise
         done_ns = time.perf_counter_ns()
         engine.complete(
             sent_ns, done_ns, due_ns, response.status_code or 0, getattr(response, "error", None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -33,6 +34,10 @@ class BenchError(AmlcError):
     """The load process failed."""
 
     exit_code = 1
+
+
+def _raise_interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _plan(
@@ -177,8 +182,8 @@ def print_summary(summary: dict[str, Any], report_dir: str | None) -> None:
 
 def _follow(
     proc: Any, *, live: bool, total: str, web: bool = False
-) -> tuple[list[dict[str, Any]], str | None]:
-    """Read the load process's events until it exits: (results, error message)."""
+) -> tuple[list[dict[str, Any]], str | None, bool]:
+    """Read the load process's events until it exits: (results, error message, interrupted)."""
     results: list[dict[str, Any]] = []
     error: str | None = None
     display: Live | None = None
@@ -202,6 +207,7 @@ def _follow(
                     break
                 output.console.print("stopping… (Ctrl-C again to abandon the run)")
                 proc.interrupt()
+                events = proc.events()
                 continue
             kind = event.get("type")
             if kind == "progress" and display is not None:
@@ -225,12 +231,10 @@ def _follow(
         if display is not None:
             display.stop()
     code = proc.wait()
-    if interrupted:
-        raise KeyboardInterrupt
-    if error is None and code != 0:
+    if error is None and code != 0 and not interrupted:
         tail = "; ".join(list(proc.log_tail)[-3:])
         error = f"the load process exited with code {code}" + (f": {tail}" if tail else "")
-    return results, error
+    return results, error, interrupted > 0
 
 
 def bench(
@@ -335,7 +339,16 @@ def bench(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary JSON only.")] = False,
 ) -> None:
-    """Benchmark the endpoint's latency under load (Locust + HdrHistogram)."""
+    """Benchmark the endpoint's latency under load (Locust + HdrHistogram).
+
+    Every latency is recorded to the microsecond; the report files go under --report-dir.
+
+    Closed model, 20 users for a minute: amlc bench -u 20 -t 60s
+
+    Open model, latency from each intended start: amlc bench --rate 50 -t 2m
+
+    CI gate (exit 5 on a miss): amlc bench -n 10000 --slo 'p99<=200ms'
+    """
     from aml_client.bench.launch import LoadProcess
     from aml_client.bench.plan import ARRIVALS, parse_duration
     from aml_client.bench.target import build_run_target
@@ -395,7 +408,13 @@ def bench(
         role = "local"
     if web:
         config["web"] = {"host": "127.0.0.1", "port": web_port}
-    if not as_json:
+    if worker:
+        output.console.print(
+            f"[bold]amlc bench[/] worker for {target.name} ({target.scoring_uri}): the master at "
+            f"{master_host}:{master_port} sets the load; {target.payload['bodies']} distinct "
+            f"request bodies from {target.payload['source']}"
+        )
+    elif not as_json:
         output.console.print(
             f"[bold]amlc bench[/] {target.name} ({target.scoring_uri}): {plan.describe()}; "
             f"{target.payload['bodies']} distinct request bodies from {target.payload['source']}"
@@ -403,16 +422,20 @@ def bench(
     live = not as_json and not web and role != "worker" and output.console.is_terminal
     total = f"/{plan.max_requests:,}" if plan.max_requests else ""
     started = time.monotonic()
+    # A SIGTERM ends the run like Ctrl-C: the load process stops and still reports.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     proc = LoadProcess(
         role, config, on_log=lambda line: output.console.print(Text(line, style="dim"))
     )
-    results, error = _follow(proc, live=live, total=total, web=web)
+    results, error, interrupted = _follow(proc, live=live, total=total, web=web)
     if error:
         raise BenchError(error)
     if role == "worker":
         output.console.print(f"worker finished after {time.monotonic() - started:.1f} s")
         return
     if not results:
+        if interrupted:
+            raise KeyboardInterrupt
         if web:
             return
         raise BenchError("the load process ended without a result")
@@ -420,8 +443,12 @@ def bench(
     summary, directory = final["summary"], final.get("report_dir")
     if as_json:
         output.print_json(summary)
+        if directory:
+            output.console.print(f"report: {directory}")
     elif not web:
         print_summary(summary, directory)
+    if interrupted:
+        raise KeyboardInterrupt
     if objectives:
         from aml_client.bench import slo
 

@@ -71,17 +71,21 @@ def _print_summary(summary: dict[str, Any]) -> None:
         out.print(f"[yellow]warning:[/] {warning}")
 
 
-def _check_slos(summary: dict[str, Any], objectives: list[str]) -> bool:
+def _parse_slos(texts: list[str] | None) -> list[slo.Objective]:
     try:
-        parsed = slo.parse_slos(objectives)
+        return slo.parse_slos(texts or [])
     except ValueError as exc:
         raise ConfigError(f"--slo {exc}") from exc
-    passed = True
-    for outcome in slo.evaluate(summary, parsed):
-        colour = "green" if outcome.passed else "bold red"
-        output.console.print(Text(outcome.message, style=colour))
-        passed = passed and outcome.passed
-    return passed
+
+
+def _check_slos(summary: dict[str, Any], objectives: list[slo.Objective]) -> bool:
+    outcomes = slo.evaluate(summary, objectives)
+    for outcome in outcomes:
+        if outcome.passed:
+            output.console.print(Text(outcome.message, style="green"))
+        else:
+            output.error(f"objective missed: {outcome.message}")
+    return all(outcome.passed for outcome in outcomes)
 
 
 def show(
@@ -97,12 +101,13 @@ def show(
     ] = None,
 ) -> None:
     """Print a stored benchmark run: summary, latency percentiles, ab-style table."""
+    parsed = _parse_slos(objectives)  # a bad objective fails before anything is printed
     summary = report.load_summary(_resolve(directory, root))
     if as_json:
         output.print_json(summary)
     else:
         _print_summary(summary)
-    if objectives and not _check_slos(summary, objectives):
+    if parsed and not _check_slos(summary, parsed):
         raise typer.Exit(EXIT_SLO_MISSED)
 
 

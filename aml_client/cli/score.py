@@ -14,7 +14,6 @@ import json
 import time
 from collections.abc import Iterable
 from enum import StrEnum
-from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -131,12 +130,13 @@ def _score_small(
     timeout_s: float,
     retries: int,
     source: str,
+    schema: Any = None,
 ) -> ScoreResult:
     from aml_client.client import RetryPolicy
 
     endpoint: Endpoint
     with config.endpoint_for(
-        target, timeout_s=timeout_s, retry=RetryPolicy(max_retries=retries)
+        target, timeout_s=timeout_s, retry=RetryPolicy(max_retries=retries), swagger=schema
     ) as endpoint:
         try:
             return endpoint.score(rows, method=method, validate=validate, coerce=coerce)
@@ -404,7 +404,7 @@ def score(
         summary = _run_batch(
             target, input_, output_path, errors_path=errors_path, batch_size=batch_size,
             concurrency=concurrency_value, resume=resume, method=method_value,
-            coerce=coerce_batch, show_progress=not json_out or output.console.is_terminal,
+            coerce=coerce_batch, show_progress=output.console.is_terminal,
         )
         _report_batch(target, summary, json_out)
         return
@@ -416,7 +416,7 @@ def score(
         if coerce_value:  # CSV values are strings until the swagger says what they are
             source.schema = _load_schema_for_csv(target, timeout, required=validate)
     remaining = iter(source)
-    rows = list(islice(remaining, batch_size + 1))
+    rows = list(itertools.islice(remaining, batch_size + 1))
     if not rows:
         raise InputError("no rows to score", path=input_)
     if method_value is None:
@@ -433,7 +433,7 @@ def score(
     else:
         result = _score_small(
             target, rows, method=method_value, validate=validate, coerce=coerce_value,
-            timeout_s=timeout, retries=retries, source=input_,
+            timeout_s=timeout, retries=retries, source=input_, schema=source.schema,
         )
         predictions, elapsed_s, request_id = result.predictions, result.elapsed_s, result.request_id
         if result.attempts > 1:

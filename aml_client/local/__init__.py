@@ -20,6 +20,7 @@ from aml_client.local._server import (
     stop,
 )
 from aml_client.local._state import LocalEndpointInfo, running_endpoint
+from aml_client.local._state import read_state as recorded_endpoint
 
 __all__ = [
     "DEFAULT_PORT",
@@ -35,6 +36,7 @@ __all__ = [
     "keys_file",
     "local_keys",
     "log_file",
+    "recorded_endpoint",
     "regenerate_keys",
     "running_endpoint",
     "start",

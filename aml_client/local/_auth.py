@@ -6,9 +6,16 @@ protected path without ``Authorization: Bearer <primary|secondary>`` gets a 401 
 ``{"message": ...}`` and never reaches ``run()``. ``GET /`` (health) and ``GET /swagger.json``
 stay open, as on Azure, and so does ``OPTIONS`` (a CORS preflight never carries the key).
 
-It also writes one access-log line per request — time, method, path, status, latency, which
-key matched, the run time reported by the server and the request ids — the local counterpart of
-Application Insights' request log. The Authorization header is never written anywhere.
+It also writes one access-log line per request — time, method, path, status, latency (until
+the response is ready to send), which key matched, the run time reported by the server
+(``x-ms-run-fn-exec-ms``; ``-`` when ``run()`` did not complete) and the request ids — the local
+counterpart of Application Insights' request log. Successful health probes (``GET /``) are left
+out, as the server's own access filter does. The Authorization header is never written anywhere.
+
+Example line::
+
+    2026-11-27T00:01:02.123Z POST /score 200 14.5ms key=primary run_ms=12.843 bytes=26
+    rid=c752d70d-… client_rid=d1fb00ef… pid=25059
 """
 
 from __future__ import annotations
@@ -37,7 +44,9 @@ class KeyAuthMiddleware:
     A missing or unreadable keys file refuses every protected request: failing closed.
     """
 
-    def __init__(self, app: Callable[..., Iterable[bytes]], keys_path: Path, access_log: Path | None):
+    def __init__(
+        self, app: Callable[..., Iterable[bytes]], keys_path: Path, access_log: Path | None
+    ):
         self.app = app
         self.keys_path = Path(keys_path)
         self.access_log = Path(access_log) if access_log else None
@@ -80,7 +89,9 @@ class KeyAuthMiddleware:
         return None, "Invalid key."
 
     # WSGI ----------------------------------------------------------------------------------
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         started = time.perf_counter()
         method = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("PATH_INFO", "") or "/"
@@ -96,16 +107,27 @@ class KeyAuthMiddleware:
         if not is_open:
             matched, reason = self._check(environ.get("HTTP_AUTHORIZATION", ""))
             if matched is None:
-                body = self._refuse(environ, recording_start_response, reason)
+                refusal = self._refuse(environ, recording_start_response, reason)
                 self._log(environ, seen, started, "refused")
-                return body
+                return refusal
             key_name = matched
 
+        # Scoring answers are small: the body is collected so its log line is written before
+        # the client gets a byte, so whoever has an answer also finds its line in the log.
         result = self.app(environ, recording_start_response)
-        return _ClosingIterable(result, lambda: self._log(environ, seen, started, key_name))
+        try:
+            body = b"".join(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        self._log(environ, seen, started, key_name)
+        return [body]
 
     @staticmethod
-    def _refuse(environ: dict[str, Any], start_response: Callable[..., Any], reason: str) -> list[bytes]:
+    def _refuse(
+        environ: dict[str, Any], start_response: Callable[..., Any], reason: str
+    ) -> list[bytes]:
         body = json.dumps({"message": reason}).encode()
         request_id = environ.get("HTTP_X_REQUEST_ID", "")
         if not request_id or len(request_id) > _HEADER_LIMIT:
@@ -128,16 +150,18 @@ class KeyAuthMiddleware:
     def _log(self, environ: dict[str, Any], seen: dict[str, Any], started: float, key: str) -> None:
         if self.access_log is None:
             return
+        if seen["status"] == "200" and environ.get("PATH_INFO") == "/":
+            return  # health probes would drown the requests, as the server's own log knows
         elapsed_ms = (time.perf_counter() - started) * 1000
         headers = {name.lower(): value for name, value in seen["headers"]}
         path = environ.get("PATH_INFO", "") or "/"
         query = environ.get("QUERY_STRING", "")
         if query:
             path = f"{path}?{query}"
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-        fraction = f"{time.time() % 1:.3f}"[1:]
+        now = time.time()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
         fields = [
-            f"{stamp}{fraction}Z",
+            f"{stamp}.{int(now % 1 * 1000):03d}Z",
             environ.get("REQUEST_METHOD", "-"),
             _clean(path[:200]),
             seen["status"],
@@ -168,22 +192,3 @@ class KeyAuthMiddleware:
 def _clean(value: str) -> str:
     """Keep a client-supplied value on one line and free of spaces (one field of the log)."""
     return "".join(ch if ch.isprintable() and not ch.isspace() else "_" for ch in value) or "-"
-
-
-class _ClosingIterable:
-    """Wraps a WSGI response so a callback runs once the server has sent it (latency to the end)."""
-
-    def __init__(self, iterable: Iterable[bytes], on_close: Callable[[], None]):
-        self._iterable = iterable
-        self._on_close = on_close
-
-    def __iter__(self) -> Any:
-        return iter(self._iterable)
-
-    def close(self) -> None:
-        try:
-            close = getattr(self._iterable, "close", None)
-            if close is not None:
-                close()
-        finally:
-            self._on_close()

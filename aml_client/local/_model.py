@@ -120,13 +120,19 @@ def data_sha256(path: Path | None = None) -> str:
     return hashlib.sha256((path or data_path()).read_bytes()).hexdigest()
 
 
+#: Laid out as Azure ML mounts a registered model: ``.../<model name>/<version>/model.joblib``,
+#: so the server's own model-id detection (``AZUREML_MODEL_DIR``) reads ``bankmarketing:1``.
+MODEL_NAME = "bankmarketing"
+MODEL_VERSION = "1"
+
+
 def model_dir(metric: str, *, data_hash: str | None = None) -> Path:
     """Cache directory of the model for this data and metric (need not exist yet)."""
     import sklearn
 
     data_hash = data_hash or data_sha256()
     key = f"{data_hash[:16]}-{metric}-sklearn{sklearn.__version__}-r{RECIPE_VERSION}"
-    return paths.cache_dir() / "local-model" / key
+    return paths.cache_dir() / "local-model" / key / MODEL_NAME / MODEL_VERSION
 
 
 def load_cached(metric: str) -> ModelInfo | None:
@@ -273,7 +279,6 @@ def load_data() -> Any:
 
 def train(metric: str = "accuracy", *, report: Callable[[str], None] | None = None) -> ModelInfo:
     """Fit every candidate, keep the best on validation data, measure it on test data, cache it."""
-    import joblib
     import sklearn
     from sklearn.model_selection import train_test_split
 
@@ -303,15 +308,19 @@ def train(metric: str = "accuracy", *, report: Callable[[str], None] | None = No
         value, accuracy = _score(pipeline, metric, x_val, y_val)
         tried.append(Candidate(name, round(value, 5), round(accuracy, 5), round(fit_s, 2)))
         fitted[name] = pipeline
-        say(f"  {name:<22} validation {metric} {value:.4f}  accuracy {accuracy:.4f}  ({fit_s:.1f} s)")
+        say(
+            f"  {name:<22} validation {metric} {value:.4f}  accuracy {accuracy:.4f}"
+            f"  ({fit_s:.1f} s)"
+        )
 
     best = max(tried, key=lambda c: (c.score, c.accuracy))
     model = fitted[best.name]
     test_value, test_accuracy = _score(model, metric, x_test, y_test)
     train_s = time.perf_counter() - started
+    also = "" if metric == "accuracy" else f"{metric} {test_value:.4f}, "
     say(
-        f"winner: {best.name} — held-out test {metric} {test_value:.4f}, "
-        f"accuracy {test_accuracy:.4f} (trained in {train_s:.1f} s)"
+        f"winner: {best.name} — held-out test {also}accuracy {test_accuracy:.4f} "
+        f"(trained in {train_s:.1f} s)"
     )
 
     digest = data_sha256()

@@ -83,6 +83,15 @@ def _server_version() -> str:
 
 
 def _command(host: str, port: int, workers: int) -> list[str]:
+    from gunicorn.config import KNOWN_SETTINGS
+
+    # gunicorn >= 25 opens a control socket in ~/.gunicorn by default; one endpoint per
+    # AMLC_HOME must not share (or clobber) a per-user socket.
+    extra = (
+        ["--no-control-socket"]
+        if any(s.name == "control_socket_disable" for s in KNOWN_SETTINGS)
+        else []
+    )
     return [
         sys.executable,
         "-m",
@@ -103,6 +112,7 @@ def _command(host: str, port: int, workers: int) -> list[str]:
         "-",
         "--log-level",
         "info",
+        *extra,
         _state.SERVER_MARKER + ":app",
     ]
 
@@ -152,18 +162,21 @@ def start(
             f"a local endpoint is already running at {current.scoring_uri} (pid {current.pid}); "
             "stop it first with: amlc local down"
         )
-    stale = _state.read_state()
-    if stale is not None and not _state.pid_alive(stale.pid):
+    recorded = _state.read_state()
+    if recorded is not None:
+        if _state.pid_alive(recorded.pid) and _state.is_our_server(recorded.pid):
+            raise ConfigError(
+                f"a local endpoint (pid {recorded.pid}) is starting or not answering on "
+                f"{recorded.scoring_uri}; stop it first with: amlc local down"
+            )
         _state.clear_state()
     if not _port_free(host, port):
         raise ConfigError(f"port {port} on {host} is already in use; choose another with --port")
 
     model = _model.ensure_model(metric, retrain=retrain, report=report)
     if model.cached and report:
-        report(
-            f"model: {model.name} from cache (held-out {metric} {model.score:.4f}, "
-            f"accuracy {model.accuracy:.4f})"
-        )
+        also = "" if metric == "accuracy" else f"{metric} {model.score:.4f}, "
+        report(f"model: {model.name} from cache (held-out {also}accuracy {model.accuracy:.4f})")
     _keys.local_keys(create=True)
 
     local_dir = _state.local_dir()
@@ -210,14 +223,16 @@ def start(
     _state.write_state(info)
     try:
         _wait_ready(process, info, timeout_s, server_log if detach else None)
+        if on_ready is not None:
+            on_ready(info)
     except BaseException:
         _terminate(process.pid, own_group=detach)
-        with contextlib.suppress(OSError):
-            process.wait(timeout=5)
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            process.wait(timeout=GRACEFUL_TIMEOUT_S + 5)
+        if process.poll() is None:
+            _terminate(process.pid, own_group=detach, force=True)
         _state.clear_state()
         raise
-    if on_ready is not None:
-        on_ready(info)
     if detach:
         return info
     _serve_foreground(process)
@@ -250,7 +265,8 @@ def _log_tail_message(log: Path | None, lines: int = 15) -> str:
     tail = _logs.tail(log, lines)
     if not tail:
         return f" (no output in {log})"
-    return f"; last lines of {log}:\n" + "\n".join(tail)
+    hint = "(if the model cache is damaged, `amlc local up --retrain` rebuilds it)"
+    return f"; last lines of {log}:\n" + "\n".join(tail) + "\n" + hint
 
 
 def _serve_foreground(process: subprocess.Popen) -> None:

@@ -57,6 +57,11 @@ FORWARD_RESPONSE_HEADERS = (
     "retry-after",
     "azureml-model-deployment",
 )
+#: The page may load and call nothing but this server (Swagger UI styles itself inline).
+PAGE_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 _ASSETS = (
     "swagger-ui.css",
     "swagger-ui-bundle.js",
@@ -82,8 +87,8 @@ def assets_dir() -> Path:
 
 
 def rewrite_document(
-    doc: dict, *, example: dict | None = None, upstream: str | None = None
-) -> dict:
+    doc: dict[str, Any], *, example: dict[str, Any] | None = None, upstream: str | None = None
+) -> dict[str, Any]:
     """The swagger as the page gets it: every route served by this server under
     ``/proxy``, security schemes removed (the proxy authenticates, so the page must not ask
     for a key), and the request example replaced by a valid one when given."""
@@ -118,7 +123,7 @@ def rewrite_document(
     return out
 
 
-def _set_request_example(doc: dict, example: dict) -> None:
+def _set_request_example(doc: dict[str, Any], example: dict[str, Any]) -> None:
     from aml_client.swagger_tools import _Locator
 
     version = str(doc.get("swagger") or doc.get("openapi") or "")
@@ -135,32 +140,50 @@ def _set_request_example(doc: dict, example: dict) -> None:
             media["example"] = example
 
 
+def _default_example(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """A valid one-row request for "Try it out", or None when amlc cannot read the swagger."""
+    from aml_client.errors import AmlcError
+    from aml_client.schema import load_schema
+
+    try:
+        return load_schema(doc).example_payload(1)
+    except AmlcError:
+        return None
+
+
 class SwaggerUIServer:
     """Serves the UI, the rewritten swagger and the proxy on ``host:port`` (127.0.0.1).
 
     ``port=0`` picks a free port. Use :meth:`start` for a background thread (tests,
-    ``--open``) or :meth:`serve_forever` in the foreground.
+    ``--open``) or :meth:`serve_forever` in the foreground. ``example`` is the request body
+    "Try it out" starts from; by default a valid one built from the swagger.
     """
 
     def __init__(
         self,
-        document: dict,
+        document: dict[str, Any],
         *,
         target: Target | None = None,
         host: str = "127.0.0.1",
         port: int = 8000,
         timeout_s: float = 60.0,
-        example: dict | None = None,
+        example: dict[str, Any] | None = None,
         allowed_origins: tuple[str, ...] = (),
     ):
         self.document = document
         self.target = target
         self.timeout_s = timeout_s
-        self.example = example
+        self.example = example if example is not None else _default_example(document)
         self._assets = assets_dir()
-        self._httpd = _HTTPServer((host, port), _Handler)
+        try:
+            self._httpd = _HTTPServer((host, port), _Handler)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {host}:{port} ({exc.strerror}); choose another with --port"
+            ) from None
         self._httpd.app = self
-        self.host, self.port = self._httpd.server_address[:2]
+        address = self._httpd.server_address
+        self.host, self.port = str(address[0]), int(address[1])
         local = {f"{h}:{self.port}" for h in (self.host, "127.0.0.1", "localhost")}
         self.allowed_hosts = frozenset(local)
         self.allowed_origins = frozenset({f"http://{h}" for h in local} | set(allowed_origins))
@@ -266,6 +289,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
     protocol_version = "HTTP/1.1"
     server_version = "amlc-swagger-ui"
+    sys_version = ""
 
     # -- routing -----------------------------------------------------------------------------
 
@@ -318,7 +342,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} {route} is not served here")
             return
         if route in ("/", "/index.html"):
-            self._send(HTTPStatus.OK, app.index_html(), "text/html; charset=utf-8", method=method)
+            headers = {"Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-store"}
+            page = app.index_html()
+            self._send(
+                HTTPStatus.OK, page, "text/html; charset=utf-8", headers=headers, method=method
+            )
         elif route == "/swagger.json":
             body = app.swagger_json()
             self._send(
@@ -342,7 +370,19 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(HTTPStatus.FORBIDDEN, f"requests from {origin} are not forwarded")
             return
         cors = self._cors(PROXY_PREFIX)
-        length = int(self.headers.get("Content-Length") or 0)
+        if self.headers.get("Transfer-Encoding"):
+            # http.server cannot read chunked bodies; browsers and httpx send a length.
+            self._error(HTTPStatus.LENGTH_REQUIRED, "send a Content-Length", cors)
+            self.close_connection = True
+            return
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self._error(HTTPStatus.BAD_REQUEST, "bad Content-Length", cors)
+            self.close_connection = True
+            return
         if length > MAX_BODY_BYTES:
             self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request body too large", cors)
             self.close_connection = True

@@ -41,8 +41,11 @@ def sample_frame() -> pd.DataFrame:
 
 
 def load_model() -> Any:
-    """Load ``model.joblib`` from ``AZUREML_MODEL_DIR``, where Azure ML mounts a registered model."""
+    """Load ``model.joblib`` from ``AZUREML_MODEL_DIR``, where Azure ML mounts the model."""
     path = os.path.join(os.environ["AZUREML_MODEL_DIR"], "model.joblib")
     model = joblib.load(path)
+    # One prediction now, so the first request (and a benchmark's first sample) does not pay
+    # for lazy initialisation inside pandas and scikit-learn.
+    model.predict_proba(sample_frame())
     logger.info("loaded model %s from %s", type(model[-1]).__name__, path)
     return model

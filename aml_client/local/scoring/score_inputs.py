@@ -21,12 +21,12 @@ from inference_schema.schema_decorators import input_schema, output_schema
 
 # The server loads this file by path, so its directory is not on sys.path by itself.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import load_model, logger, sample_frame  # noqa: E402
+from _common import load_model, logger, sample_frame
 
 input_sample = PandasParameterType(sample_frame())
 method_sample = StandardPythonParameterType("predict")
 sample_global_parameters = StandardPythonParameterType({"method": method_sample})
-result_sample = NumpyParameterType(np.array(["no", "no"]))
+result_sample = NumpyParameterType(np.array(["yes", "no"]))
 output_sample = StandardPythonParameterType({"Results": result_sample})
 
 model: Any = None
@@ -40,7 +40,7 @@ def init() -> None:
 @input_schema("Inputs", StandardPythonParameterType({"data": input_sample}))
 @input_schema("GlobalParameters", sample_global_parameters, convert_to_provided_type=False)
 @output_schema(output_sample)
-def run(Inputs: dict, GlobalParameters: Any = None) -> dict:  # noqa: N803 - the wire names
+def run(Inputs: dict, GlobalParameters: Any = None) -> dict:
     data = Inputs["data"]
     method = "predict"
     if isinstance(GlobalParameters, dict) and "method" in GlobalParameters:

@@ -21,7 +21,7 @@ from inference_schema.schema_decorators import input_schema, output_schema
 
 # The server loads this file by path, so its directory is not on sys.path by itself.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import load_model, logger, sample_frame  # noqa: E402
+from _common import load_model, logger, sample_frame
 
 input_sample = sample_frame()
 output_sample = np.array([0])

@@ -1,0 +1,69 @@
+"""Latency benchmarks of scoring endpoints: Locust drives the load, HdrHistogram records it.
+
+Layout (one concern per module):
+
+* ``plan`` — the load model and bounds, and each load process's share of them;
+* ``target`` — endpoint, auth header and request bodies, built and validated up front;
+* ``launch`` — starts and follows the load process (never imports Locust);
+* ``runner`` — the load process itself (``python -m aml_client.bench.runner``; imports Locust
+  first); ``engine`` / ``user`` / ``hooks`` / ``webui`` run inside it;
+* ``recording`` — per-process measurements and their exact merging across processes;
+* ``hdr`` / ``result`` / ``report`` / ``slo`` / ``render`` — histograms, the run's result, report
+  files, objectives and their rendering.
+
+Importing this package is cheap and never imports Locust or gevent: names are loaded on first
+use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aml_client.bench.hdr import LatencyRecorder
+    from aml_client.bench.launch import LoadProcess
+    from aml_client.bench.plan import BenchPlan
+    from aml_client.bench.recording import Recording
+    from aml_client.bench.report import summarize, write_report
+    from aml_client.bench.result import BenchResult, Interval
+    from aml_client.bench.target import RunTarget, build_run_target
+
+_LAZY = {
+    "BenchPlan": "aml_client.bench.plan",
+    "BenchResult": "aml_client.bench.result",
+    "Interval": "aml_client.bench.result",
+    "LatencyRecorder": "aml_client.bench.hdr",
+    "LoadProcess": "aml_client.bench.launch",
+    "Recording": "aml_client.bench.recording",
+    "RunTarget": "aml_client.bench.target",
+    "build_run_target": "aml_client.bench.target",
+    "summarize": "aml_client.bench.report",
+    "write_report": "aml_client.bench.report",
+}
+
+__all__ = [
+    "BenchPlan",
+    "BenchResult",
+    "Interval",
+    "LatencyRecorder",
+    "LoadProcess",
+    "Recording",
+    "RunTarget",
+    "build_run_target",
+    "summarize",
+    "write_report",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aml_client.bench' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,46 @@
+"""Locust ``init`` hook for a plain ``locust -f loadtests/locustfile.py`` run.
+
+``amlc bench`` installs the engine itself; a plain Locust run (headless, web UI, master or worker)
+gets the same engine, HDR recording, web UI tab and report files through :func:`on_init`. The
+endpoint, key and payload come from the same settings as ``amlc``: ``AMLC_SCORING_URI`` with
+``AMLC_KEY``/``AMLC_TOKEN``, a profile named by ``AMLC_ENDPOINT``, else the local endpoint;
+``AMLC_PAYLOAD`` names a payload file; reports go under ``AMLC_REPORT_DIR`` (default
+``reports``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from locust.env import Environment
+from locust.runners import WorkerRunner
+
+from aml_client.bench.engine import install
+from aml_client.bench.plan import BenchPlan
+from aml_client.bench.target import run_target_from_environment
+
+__all__ = ["ENV_REPORT_DIR", "on_init"]
+
+ENV_REPORT_DIR = "AMLC_REPORT_DIR"
+
+
+def on_init(environment: Environment, runner: Any = None, web_ui: Any = None, **_kw: Any) -> None:
+    """Attach the engine (and the web UI's HDR tab) to a Locust environment."""
+    if runner is None:  # e.g. ``locust --list``: nothing will run
+        return
+    options = environment.parsed_options
+    users = int(getattr(options, "num_users", None) or 1)
+    spawn_rate = float(getattr(options, "spawn_rate", None) or 1.0)
+    headless = bool(getattr(options, "headless", False))
+    # Locust's own --run-time bounds the test; the plan only describes it.
+    plan = BenchPlan(mode="closed", users=users, spawn_rate=spawn_rate)
+    target = run_target_from_environment()
+    report_root = (
+        None if isinstance(runner, WorkerRunner) else os.environ.get(ENV_REPORT_DIR, "reports")
+    )
+    engine = install(environment, target, plan, report_root=report_root, headless=headless)
+    if web_ui is not None:
+        from aml_client.bench.webui import add_hdr_tab
+
+        add_hdr_tab(environment, engine)

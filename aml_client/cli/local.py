@@ -1,0 +1,257 @@
+"""``amlc local up | down | status | logs | keys``: the embedded local endpoint."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from aml_client.cli import output
+
+if TYPE_CHECKING:
+    from aml_client.local import LocalEndpointInfo
+
+#: Exit code of ``amlc local status`` when no endpoint answers (scripts: ``status || up``).
+NOT_RUNNING_EXIT = 4
+
+
+class Style(StrEnum):
+    inputs = "inputs"
+    v1 = "v1"
+
+
+class Metric(StrEnum):
+    accuracy = "accuracy"
+    auc = "auc"
+    f1 = "f1"
+    balanced_accuracy = "balanced_accuracy"
+
+
+class KeyName(StrEnum):
+    both = "both"
+    primary = "primary"
+    secondary = "secondary"
+
+
+def _say(message: str) -> None:
+    """A line for people on stderr, printed as is (log lines and paths may hold brackets)."""
+    output.console.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``local`` command group to ``app``."""
+    group = typer.Typer(
+        help="Run a local Azure ML endpoint (Microsoft's inference server, a bank-marketing "
+        "model, key auth) on 127.0.0.1.",
+        no_args_is_help=True,
+    )
+    group.command("up")(up)
+    group.command("down")(down)
+    group.command("status")(status)
+    group.command("logs")(logs)
+    group.command("keys")(keys)
+    app.add_typer(group, name="local")
+
+
+_STYLE_HELP = (
+    'Wire contract: \'inputs\' = today\'s AutoML ({"Inputs": {"data": rows}} -> '
+    '{"Results": [...]}); \'v1\' = 2020-era AutoML ({"data": rows} -> a JSON string).'
+)
+
+
+def up(
+    port: Annotated[int, typer.Option("--port", "-p", help="Port on 127.0.0.1.")] = 5001,
+    workers: Annotated[
+        int,
+        typer.Option("--workers", "-w", help="Server worker processes [default: min(2, CPUs)]."),
+    ] = 0,
+    style: Annotated[Style, typer.Option("--style", help=_STYLE_HELP)] = Style.inputs,
+    metric: Annotated[
+        Metric, typer.Option("--metric", help="Rank the candidate models by this held-out metric.")
+    ] = Metric.accuracy,
+    detach: Annotated[
+        bool,
+        typer.Option("--detach", "-d", help="Run in the background; return once it answers."),
+    ] = False,
+    retrain: Annotated[
+        bool, typer.Option("--retrain", help="Train again even if a model is cached.")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to wait for the server to answer.")
+    ] = 90.0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the endpoint's description as JSON.")
+    ] = False,
+) -> None:
+    """Start the local endpoint (trains the model on first start; Ctrl-C stops it)."""
+    from aml_client import local
+
+    def ready(info: LocalEndpointInfo) -> None:
+        if as_json:
+            output.print_json(info.to_dict())
+        _show_ready(info, detach)
+
+    local.start(
+        port=port,
+        workers=workers or None,
+        style=style.value,
+        metric=metric.value,
+        detach=detach,
+        retrain=retrain,
+        timeout_s=timeout,
+        report=_say,
+        on_ready=ready,
+    )
+    if not detach:
+        output.note("local endpoint stopped")
+
+
+def _show_ready(info: LocalEndpointInfo, detach: bool) -> None:
+    output.console.print(
+        f"[bold green]local endpoint ready[/] ({info.style} contract, {info.workers} "
+        f"worker{'s' if info.workers > 1 else ''}, pid {info.pid})",
+        soft_wrap=True,
+    )
+    for name, value in (
+        ("scoring URI", info.scoring_uri),
+        ("swagger URI", info.swagger_uri),
+        ("model", f"{info.model} (held-out accuracy {info.accuracy:.4f})"),
+        ("key", "amlc local keys --show   (send Authorization: Bearer <key>)"),
+    ):
+        _say(f"  {name:<12} {value}")
+    if detach:
+        output.note("stop it with: amlc local down · request log: amlc local logs -f")
+    else:
+        output.note("Ctrl-C stops it · request log: amlc local logs -f")
+
+
+def down() -> None:
+    """Stop the local endpoint (SIGTERM, then SIGKILL if it does not stop)."""
+    from aml_client import local
+
+    stopped = local.stop()
+    if stopped is None:
+        output.note("no local endpoint is running")
+    else:
+        _say(f"stopped the local endpoint at {stopped.scoring_uri} (pid {stopped.pid})")
+
+
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """Show the running local endpoint; exits 4 when none answers."""
+    from aml_client import local
+
+    info = local.status()
+    if info is None:
+        stuck = local.recorded_endpoint()
+        if as_json:
+            output.print_json({"running": False})
+        elif stuck is not None:
+            _say(
+                f"the local endpoint (pid {stuck.pid}) does not answer on {stuck.scoring_uri}; "
+                "see amlc local logs --server, stop it with amlc local down"
+            )
+        else:
+            output.note("no local endpoint is running (start one: amlc local up --detach)")
+        raise typer.Exit(NOT_RUNNING_EXIT)
+    if as_json:
+        output.print_json({"running": True, **info.to_dict()})
+        return
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("scoring URI", info.scoring_uri),
+        ("swagger URI", info.swagger_uri),
+        ("PID", str(info.pid)),
+        ("style", info.style),
+        ("model", info.model),
+        ("metric", f"{info.metric} {info.score:.4f} (held-out)"),
+        ("accuracy", f"{info.accuracy:.4f} (held-out)"),
+        ("workers", str(info.workers)),
+        ("started", info.started_at),
+        ("request log", info.log_file),
+        ("server", f"azmlinfsrv {info.server_version}".strip()),
+    ]
+    for name, value in rows:
+        table.add_row(name, Text(value))
+    output.console.print(table)
+
+
+def logs(
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines (Ctrl-C ends).")
+    ] = False,
+    lines: Annotated[
+        int, typer.Option("--lines", "-n", help="How many recent lines to print first.")
+    ] = 20,
+    server: Annotated[
+        bool, typer.Option("--server", help="The server's own output instead of the request log.")
+    ] = False,
+) -> None:
+    """Print (or follow) the request log: one line per request with status, latency, ids."""
+    from aml_client import local
+
+    path = local.log_file("server" if server else "access")
+    if not path.exists() and not follow:
+        _say(f"no log yet at {path}")
+        return
+    for line in local.tail(path, lines):
+        sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+    if not follow:
+        return
+    try:
+        for line in local.follow(path):
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        return
+
+
+def keys(
+    show: Annotated[
+        bool,
+        typer.Option("--show", help="Print the primary key in full on the first line of stdout."),
+    ] = False,
+    regenerate: Annotated[
+        bool,
+        typer.Option(
+            "--regenerate", help="Replace the keys; a running endpoint uses them at once."
+        ),
+    ] = False,
+    which: Annotated[
+        KeyName, typer.Option("--which", help="With --regenerate: which key to replace.")
+    ] = KeyName.both,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the masked keys as JSON.")] = False,
+) -> None:
+    """Show the local endpoint's keys, masked; --show prints the primary key in full."""
+    from aml_client import local
+    from aml_client.auth import mask
+    from aml_client.errors import ConfigError
+
+    if show and as_json:
+        raise ConfigError("--show prints the key itself; it does not go with --json")
+    if regenerate:
+        primary, secondary = local.regenerate_keys(which.value)
+        output.note(f"regenerated the {which.value} key{'s' if which == KeyName.both else ''}")
+    else:
+        found = local.local_keys(create=True)
+        assert found is not None
+        primary, secondary = found
+    if show:
+        sys.stdout.write(primary + "\n")
+        sys.stdout.flush()
+    if as_json:
+        document = {"primary": mask(primary), "secondary": mask(secondary)}
+        output.print_json({**document, "file": str(local.keys_file())})
+        return
+    _say(f"primary    {mask(primary)}")
+    _say(f"secondary  {mask(secondary)}")
+    _say(f"file       {local.keys_file()} (0600)")

@@ -1,0 +1,1 @@
+"""Locust scenarios for scoring endpoints (``locust -f loadtests/locustfile.py``)."""

@@ -1,0 +1,17 @@
+"""Load-test a scoring endpoint with plain Locust: ``locust -f loadtests/locustfile.py``.
+
+Same settings as ``amlc``: ``AMLC_SCORING_URI`` + ``AMLC_KEY`` (or ``AMLC_ENDPOINT=<profile>``,
+else the running local endpoint), ``AMLC_PAYLOAD=rows.csv`` for the request rows (default: the
+swagger's example). Every request's latency goes into an HdrHistogram; the web UI gets an
+"HDR latency" tab and ``/hdr``; when a test stops, the report files are written under
+``AMLC_REPORT_DIR`` (default ``reports``). ``amlc bench`` runs the same user and hooks.
+"""
+
+from locust import events
+
+from aml_client.bench.hooks import on_init
+from aml_client.bench.user import ScoringUser
+
+__all__ = ["ScoringUser"]
+
+events.init.add_listener(on_init)

@@ -1,0 +1,125 @@
+"""Shared by the bench integration tests: the calibrated server and an ``amlc bench`` runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVER = ROOT / "tests" / "calibrated_server.py"
+KEY = "calibrated-KEY-7f3a9c1e5b2d4f6a8c0e"
+
+#: The real command line: ``amlc bench`` (this checkout first on the path).
+AMLC_BENCH = [sys.executable, "-m", "aml_client", "bench"]
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen
+    port: int
+    log: Path
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}/score"
+
+    def count(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/count", timeout=5) as r:
+            return json.load(r)
+
+    def log_lines(self) -> list[str]:
+        return self.log.read_text().splitlines() if self.log.exists() else []
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def start_server(tmp_path: Path, *args: str) -> Server:
+    log = tmp_path / f"server-{time.monotonic_ns()}.log"
+    proc = subprocess.Popen(
+        [sys.executable, str(SERVER), "--log", str(log), *args],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("PORT "):
+        proc.kill()
+        raise RuntimeError(f"calibrated server did not start: {line!r}")
+    return Server(proc, int(line.split()[1]), log)
+
+
+def bench_env(server: Server, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(AMLC_SCORING_URI=server.uri, AMLC_KEY=KEY, PYTHONPATH=str(ROOT))
+    env.pop("AMLC_DEBUG", None)
+    env.update(extra)
+    return env
+
+
+def run_bench(
+    args: list[str], env: dict[str, str], cwd: Path, timeout_s: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*AMLC_BENCH, *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+
+
+def files_under(path: Path) -> list[Path]:
+    return [p for p in path.rglob("*") if p.is_file()]
+
+
+def self_signed_cert(tmp_path: Path) -> tuple[Path, Path]:
+    """A throwaway certificate for 127.0.0.1 that no trust store knows."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path

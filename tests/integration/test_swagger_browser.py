@@ -1,0 +1,135 @@
+"""Swagger UI in a real headless Chromium: the page lists /score, and "Try it out" → Execute
+returns predictions from the local endpoint through the proxy, without the key in the page."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed"),
+]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(params=["2", "3.1"], ids=["swagger2", "openapi31"])
+def served(request: pytest.FixtureRequest, local_endpoint: Any) -> Iterator[tuple[str, str]]:
+    """``amlc swagger serve`` as a real process against the local endpoint; yields (url, log)."""
+    port = _free_port()
+    args = ["swagger", "serve", "--endpoint", "local", "--port", str(port)]
+    if request.param != "2":
+        args += ["--openapi", request.param]
+    log = Path(local_endpoint.home) / f"serve-{port}.log"
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "aml_client", *args],
+            env=local_endpoint.env(),
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(url + "swagger.json", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "amlc swagger serve did not come up"
+            time.sleep(0.1)
+        yield url, str(log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_try_it_out_returns_predictions(
+    served: tuple[str, str], local_endpoint: Any, tmp_path: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    url, log = served
+    key = local_endpoint.primary_key
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            seen_requests: list[str] = []
+            page.on("request", lambda r: seen_requests.append(f"{r.method} {r.url}"))
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url)
+            score = page.locator(".opblock-post", has_text="/score")
+            score.wait_for(timeout=20_000)
+            assert "/score" in page.locator(".opblock-summary-path").all_inner_texts()
+
+            score.locator(".opblock-summary").click()
+            score.locator("button.try-out__btn").click()
+            body = json.loads(score.locator("textarea.body-param__text").input_value())
+            assert "Inputs" in body and body["Inputs"]["data"]  # a valid example, prefilled
+            score.locator("button.execute").click()
+
+            live = score.locator(".live-responses-table tbody tr.response")
+            live.wait_for(timeout=30_000)
+            assert live.locator(".response-col_status").inner_text().strip() == "200"
+            answer = json.loads(live.locator(".response-col_description pre").first.inner_text())
+            assert len(answer["Results"]) == len(body["Inputs"]["data"])
+            assert set(answer["Results"]) <= {"yes", "no"}
+            request_url = score.locator(".request-url pre").inner_text()
+            assert request_url == f"{url}proxy/score"
+
+            live.scroll_into_view_if_needed()
+            page.screenshot(path=str(tmp_path / "swagger-ui.png"))
+            html = page.content()
+            storage = page.evaluate("() => JSON.stringify({...localStorage, ...sessionStorage})")
+        finally:
+            browser.close()
+    assert errors == []  # no script error, nothing blocked by the page's content policy
+    assert key not in html and key not in storage
+    assert (tmp_path / "swagger-ui.png").stat().st_size > 10_000
+    # everything the page fetched came from the local server: nothing from the internet
+    assert seen_requests and all(r.split(" ", 1)[1].startswith(url) for r in seen_requests), (
+        seen_requests
+    )
+    text = Path(log).read_text()
+    assert "POST /proxy/score" in text and key not in text and key[:8] not in text
+    if os.environ.get("AMLC_KEEP_SCREENSHOT"):
+        Path(os.environ["AMLC_KEEP_SCREENSHOT"]).write_bytes(
+            (tmp_path / "swagger-ui.png").read_bytes()
+        )

@@ -1,0 +1,142 @@
+"""``amlc report show | compare | list`` in a real process, on reports written by the test."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from test_report import SECRET, synthetic_result
+
+from aml_client.bench import report
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """(root, closed run A, open run B one hour later)."""
+    root = tmp_path / "reports"
+    a = report.write_report(synthetic_result(base_us=20_000), root)
+    later = synthetic_result(base_us=24_000, seed=3, open_model=True)
+    later.started_at += 3600
+    later.ended_at += 3600
+    b = report.write_report(later, root)
+    return root, a, b
+
+
+def test_show_prints_the_summary_and_ab_table(amlc, runs):
+    _, a, _ = runs
+    result = amlc("report", "show", str(a))
+    assert result.returncode == 0, result.stderr
+    summary = report.load_summary(a)
+    out = result.stdout
+    assert "Benchmark of local" in out
+    assert "Percentage of the requests served within a certain time (ms)" in out
+    assert "100% (longest request)" in out
+    assert f"{summary['latency']['p99_ms']:,.3f}" in out
+    assert f"{summary['latency']['max_ms']:,.3f}" in out
+    assert "HdrHistogram" in out
+    assert SECRET not in out + result.stderr
+
+
+def test_show_json_is_the_stored_summary(amlc, runs):
+    _, a, _ = runs
+    result = amlc("report", "show", str(a), "--json")
+    assert result.returncode == 0, result.stderr
+    data = result.json()
+    stored = json.loads((a / "summary.json").read_text())
+    assert data["latency"] == stored["latency"]
+    assert data["report_id"] == a.name
+
+
+def test_show_defaults_to_the_latest_run(amlc, runs):
+    root, _, b = runs
+    result = amlc("report", "show", "--root", str(root), "--json")
+    assert result.returncode == 0, result.stderr
+    assert result.json()["report_id"] == b.name
+    assert result.json()["corrected"]["kind"] == "corrected"
+
+
+def test_show_checks_objectives(amlc, runs):
+    _, a, _ = runs
+    met = amlc("report", "show", str(a), "--slo", "p99<=1s", "--slo", "error_rate<=1%")
+    assert met.returncode == 0, met.stderr
+    assert "objective <= 1 s: met" in met.stderr
+    missed = amlc("report", "show", str(a), "--slo", "p50<=1ms", "--slo", "rps>=1")
+    assert missed.returncode == 5
+    assert "error: objective missed: p50 = " in missed.stderr
+    assert "objective <= 1 ms: MISSED" in missed.stderr
+    assert "objective >= 1 req/s: met" in missed.stderr
+
+
+def test_show_bad_objective_exits_2(amlc, runs):
+    _, a, _ = runs
+    result = amlc("report", "show", str(a), "--json", "--slo", "p99<=200")
+    result.assert_error(2, "--slo", "'p99<=200'", "give a unit")
+
+
+def test_show_missing_report_exits_2(amlc, tmp_path):
+    result = amlc("report", "show", str(tmp_path / "nope"))
+    result.assert_error(2, "summary.json not found")
+    result = amlc("report", "show", "--root", str(tmp_path / "empty"))
+    result.assert_error(2, "no benchmark report yet")
+
+
+def test_compare_side_by_side(amlc, runs):
+    _, a, b = runs
+    result = amlc("report", "compare", str(a), str(b))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert a.name in out and b.name in out
+    assert "latency, send -> reply (ms)" in out
+    assert "corrected latency, intended start -> reply (ms)" in out
+    assert "different load models" in out
+    data = amlc("report", "compare", str(a), str(b), "--json").json()
+    p50 = next(r for r in data["sections"][1]["rows"] if r["metric"] == "p50")
+    assert p50["verdict"] == "worse" and p50["change_pct"] > 10
+    assert f"+{p50['change_pct']:.1f} %" in out
+
+
+def test_list(amlc, runs):
+    root, a, b = runs
+    result = amlc("report", "list", str(root))
+    assert result.returncode == 0, result.stderr
+    assert a.name in result.stdout and b.name in result.stdout
+    assert result.stdout.index(a.name) < result.stdout.index(b.name)
+    listed = amlc("report", "list", str(root), "--json").json()
+    assert [Path(r["report_dir"]).name for r in listed] == [a.name, b.name]
+    assert listed[1]["mode"] == "open"
+    empty = amlc("report", "list", str(root / "none"))
+    assert empty.returncode == 0 and "no reports" in empty.stderr
+
+
+def test_report_commands_never_import_locust(runs):
+    """The report path must work without gevent's monkey-patching."""
+    _, a, b = runs
+    script = textwrap.dedent(f"""
+        import sys, typer
+        from aml_client.cli import report
+        app = typer.Typer()
+        report.register(app)
+        app.callback()(lambda: None)
+        for args in (["report", "show", {str(a)!r}], ["report", "compare", {str(a)!r}, {str(b)!r}],
+                     ["report", "list", {str(a.parent)!r}]):
+            try:
+                app(args, standalone_mode=False)
+            except SystemExit:
+                pass
+        from aml_client.bench.hdr import LatencyRecorder
+        from aml_client.bench.report import write_report
+        from aml_client.bench.result import BenchResult
+        write_report(BenchResult(config={{}}, started_at=0.0, ended_at=1.0,
+                                 latency=LatencyRecorder()), {str(a.parent)!r})
+        print(sorted(m for m in sys.modules if m.split(".")[0] in ("locust", "gevent")))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=REPO, timeout=60, env={"PYTHONPATH": str(REPO), "COLUMNS": "120"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"

@@ -1,0 +1,394 @@
+"""Swagger summaries, validation and examples: every real swagger of the corpus, and broken ones."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aml_client.errors import SchemaError
+from aml_client.schema import load_schema, parse_payload
+from aml_client.swagger_tools import (
+    json_path,
+    read_document,
+    request_shape,
+    summarize,
+    swagger_uri_for,
+    validate_document,
+)
+
+CORPUS = Path(__file__).resolve().parent / "fixtures" / "corpus" / "swagger"
+FILES = sorted(CORPUS.glob("*.json"))
+
+
+def _doc(name: str) -> dict:
+    return read_document(CORPUS / name)
+
+
+def _minimal(input_schema: dict, output_schema: dict | None = None, **extra: Any) -> dict:
+    """A Swagger 2.0 scoring document around the given request (and response) schema."""
+    responses: dict[str, Any] = {"200": {"description": "ok"}}
+    if output_schema is not None:
+        responses["200"]["schema"] = output_schema
+    return {
+        "swagger": "2.0",
+        "info": {"title": "t", "version": "1"},
+        "paths": {
+            "/score": {
+                "post": {
+                    "parameters": [{"name": "body", "in": "body", "schema": input_schema}],
+                    "responses": responses,
+                }
+            }
+        },
+        **extra,
+    }
+
+
+ROWS_OF_AGE = {
+    "type": "object",
+    "properties": {
+        "data": {
+            "type": "array",
+            "items": {"type": "object", "properties": {"age": {"type": "integer"}}},
+        }
+    },
+}
+RESULTS = {
+    "type": "object",
+    "properties": {"Results": {"type": "array", "items": {"type": "string"}}},
+}
+
+
+def test_the_corpus_is_there() -> None:
+    assert len(FILES) >= 90
+
+
+# --------------------------------------------------------------------------- every corpus file
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
+def test_every_corpus_swagger_summarises_validates_and_gives_a_valid_example(path: Path) -> None:
+    doc = read_document(path)
+    schema = load_schema(doc)
+
+    summary = summarize(schema)
+    json.dumps(summary)  # plain data, ready for --json
+    assert summary["title"]
+    assert "/score" in [route["path"] for route in summary["routes"]]
+    assert summary["auth"]["bearer"] is True
+    assert summary["convention"] in ("data", "inputs")
+    if schema.row_kind == "record":
+        assert summary["columns"] and all(c["type"] != "any" for c in summary["columns"])
+
+    report = validate_document(doc, source=path.name)
+    assert report.ok, [str(f) for f in report.errors]
+    assert all(f.path.startswith("$") for f in report.findings)
+
+    for rows in (1, 3):
+        payload = schema.example_payload(rows)
+        json.dumps(payload)
+        body_rows, convention, _gp = parse_payload(payload, schema)
+        assert convention is schema.convention
+        assert len(body_rows) == rows
+        schema.validate_rows(body_rows)  # raises on any problem
+    # placeholders never reach the example
+    assert "example_value" not in json.dumps(schema.example_payload(2))
+
+
+# --------------------------------------------------------------------------- summaries
+
+
+def test_summary_of_an_inputs_swagger() -> None:
+    summary = summarize(load_schema(_doc("005-Aduzona.json")))
+    assert summary["version"] == "Swagger 2.0"
+    assert summary["convention"] == "inputs"
+    assert summary["request_shape"] == (
+        '{"Inputs": {"data": [row, …]}, "GlobalParameters": {"method": "predict"}}'
+    )
+    routes = {r["path"]: r for r in summary["routes"]}
+    assert routes["/score"]["methods"] == ["POST"] and routes["/score"]["auth"] is True
+    assert routes["/"]["methods"] == ["GET"] and routes["/"]["auth"] is False
+    assert summary["auth"] == {
+        "bearer": True,
+        "required": True,
+        "schemes": [
+            {"name": "Bearer", "type": "apiKey", "in": "header", "header": "Authorization"}
+        ],
+    }
+    columns = {c["name"]: c for c in summary["columns"]}
+    assert len(columns) == 20
+    assert columns["emp.var.rate"]["type"] == "number"
+    assert columns["age"] == {
+        "name": "age",
+        "type": "integer",
+        "format": "int64",
+        "required": True,
+        "example": 0,  # the swagger's placeholder, shown as it is
+    }
+    assert summary["output"] == {
+        "kind": "Results[]",
+        "item_type": "string",
+        "shape": '{"Results": [string, …]}',
+    }
+
+
+def test_summary_of_an_openapi_3_numpy_swagger() -> None:
+    summary = summarize(load_schema(_doc("001-microsoft.json")))
+    assert summary["version"] == "OpenAPI 3.0.3"
+    assert summary["convention"] == "data"
+    assert summary["row_kind"] == "scalar" and summary["item_type"] == "integer"
+    assert summary["columns"] == []
+    assert summary["output"]["shape"] == "[number, …]"
+    assert "/swagger.json" in [r["path"] for r in summary["routes"]]
+
+
+def test_summary_of_dates_and_booleans() -> None:
+    bike = {c["name"]: c for c in summarize(load_schema(_doc("137-nbelmokhtar.json")))["columns"]}
+    assert bike["date"]["type"] == "datetime" and bike["date"]["format"] == "date-time"
+    telco = {c["name"]: c for c in summarize(load_schema(_doc("143-Pogayo.json")))["columns"]}
+    assert telco["Partner"]["type"] == "boolean"
+    assert telco["Partner"]["example"] == "True"  # shown as the swagger has it
+
+
+def test_request_shape_with_a_method_field_and_a_numeric_global_parameter() -> None:
+    with_method = next(
+        p for p in FILES if load_schema(read_document(p)).method_field
+    )  # the {"data": ..., "method": ...} style
+    assert request_shape(load_schema(read_document(with_method))).endswith('"method": "predict"}')
+    numeric = load_schema(_doc("041-DiegoLimeiradaSilva.json"))
+    assert isinstance(numeric.global_parameters, float)
+    assert request_shape(numeric).endswith('"GlobalParameters": 1.0}')
+
+
+# --------------------------------------------------------------------------- validation: oddities
+
+
+def test_boolean_examples_written_as_strings_are_warnings_with_their_paths() -> None:
+    report = validate_document(_doc("143-Pogayo.json"))
+    assert report.ok
+    paths = {f.path: f for f in report.warnings}
+    for column in ("Partner", "Dependents", "PhoneService", "PaperlessBilling"):
+        finding = paths[f"$.definitions.ServiceInput.example.data[0].{column}"]
+        assert "expected boolean, got 'True'" in finding.message
+    assert len(report.findings) == 4
+
+
+@pytest.mark.parametrize(
+    "name", ["055-Alinagaria825.json", "112-ons-cherif.json", "119-Sara-cos.json"]
+)
+def test_a_label_column_in_the_input_is_a_warning(name: str) -> None:
+    report = validate_document(_doc(name))
+    assert report.ok
+    (finding,) = [f for f in report.warnings if "training label" in f.message]
+    assert finding.path == "$.definitions.ServiceInput.properties.data.items.properties.y"
+
+
+def test_an_output_example_of_the_wrong_type_is_a_warning() -> None:
+    report = validate_document(_doc("044-irafayabdul.json"))
+    assert report.ok
+    (finding,) = report.warnings
+    assert finding.path == "$.definitions.ServiceOutput.example.Results[0]"
+    assert "not boolean" in finding.message
+
+
+def test_clean_swaggers_have_no_findings() -> None:
+    for name in ("005-Aduzona.json", "001-microsoft.json", "002-microsoft.json"):
+        assert validate_document(_doc(name)).findings == [], name
+
+
+# --------------------------------------------------------------------------- validation: errors
+
+
+def test_structural_errors_come_from_openapi_spec_validator_with_paths() -> None:
+    doc = _minimal(ROWS_OF_AGE, RESULTS)
+    del doc["info"]["version"]
+    doc["paths"]["/score"]["post"]["responses"] = {}
+    report = validate_document(doc)
+    assert not report.ok
+    messages = {(f.path, f.message) for f in report.errors}
+    assert ("$.info", "'version' is a required property") in messages
+    assert any(p == "$.paths['/score'].post.responses" for p, _ in messages)
+
+
+def test_structural_errors_in_openapi_3() -> None:
+    doc = _doc("002-microsoft.json")
+    doc["paths"]["/score"]["post"]["responses"]["200"] = {"content": {}}  # no description
+    report = validate_document(doc)
+    assert any(f.path == "$.paths['/score'].post.responses['200']" for f in report.errors), [
+        str(f) for f in report.findings
+    ]
+
+
+def test_an_unknown_convention_is_an_error() -> None:
+    doc = _minimal({"type": "object", "properties": {"rows": {"type": "array"}}}, RESULTS)
+    report = validate_document(doc)
+    (error,) = report.errors
+    assert error.path == "$.paths['/score'].post.parameters[0].schema.properties"
+    assert "neither 'data' nor 'Inputs'" in error.message and "'rows'" in error.message
+
+
+def test_an_example_that_cannot_be_its_type_is_an_error() -> None:
+    schema = json.loads(json.dumps(ROWS_OF_AGE))
+    schema["example"] = {"data": [{"age": "old"}]}
+    report = validate_document(_minimal(schema, RESULTS))
+    (error,) = report.errors
+    assert error.path == "$.paths['/score'].post.parameters[0].schema.example.data[0].age"
+    assert "expected integer, got 'old'" in error.message
+
+
+def test_column_level_problems_are_located_through_refs() -> None:
+    doc = _minimal(
+        {"$ref": "#/definitions/In"},
+        RESULTS,
+        definitions={
+            "In": {
+                "type": "object",
+                "properties": {
+                    "data": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["age", "ghost"],
+                            "properties": {
+                                "age": {"type": "integer", "example": "forty"},
+                                "emp.var.rate": {},
+                            },
+                        },
+                    }
+                },
+            }
+        },
+    )
+    report = validate_document(doc)
+    found = {(f.level, f.path) for f in report.findings}
+    base = "$.definitions.In.properties.data.items"
+    assert ("error", f"{base}.properties.age.example") in found
+    assert ("warning", f"{base}.properties['emp.var.rate']") in found  # no type
+    assert ("warning", f"{base}.required[1]") in found  # 'ghost' is not declared
+
+
+def test_missing_and_extra_example_columns_are_warnings() -> None:
+    schema = json.loads(json.dumps(ROWS_OF_AGE))
+    schema["example"] = {"data": [{"agee": 3}]}
+    report = validate_document(_minimal(schema, RESULTS))
+    assert report.ok
+    found = {f.path: f.message for f in report.warnings}
+    assert "no value" in found["$.paths['/score'].post.parameters[0].schema.example.data[0].age"]
+    assert "lacks" in found["$.paths['/score'].post.parameters[0].schema.example.data[0].agee"]
+
+
+def test_undescribed_rows_and_response_are_warnings() -> None:
+    report = validate_document(_minimal({"type": "object", "properties": {"data": {}}}))
+    assert report.ok
+    messages = [f.message for f in report.warnings]
+    assert any("rows are not described" in m for m in messages)
+    assert any("response is not described" in m for m in messages)
+
+
+def test_no_score_operation_or_no_version() -> None:
+    doc = _minimal(ROWS_OF_AGE, RESULTS)
+    doc["paths"] = {"/predict": doc["paths"]["/score"]}
+    report = validate_document(doc)
+    assert any(f.path == "$.paths" and "/score" in f.message for f in report.errors)
+    report = validate_document({"info": {}})
+    assert [str(f) for f in report.errors] == ["error: $: no 'swagger' or 'openapi' field"]
+
+
+def test_report_as_json() -> None:
+    data = validate_document(_doc("143-Pogayo.json"), source="x.json").to_dict()
+    assert data["ok"] is True and data["errors"] == 0 and data["warnings"] == 4
+    assert data["source"] == "x.json" and data["version"] == "Swagger 2.0"
+    assert data["findings"][0]["level"] == "warning"
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def test_read_document_tolerates_bom_and_crlf(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    path.write_bytes(
+        b"\xef\xbb\xbf" + json.dumps(_minimal(ROWS_OF_AGE)).encode().replace(b",", b",\r\n")
+    )
+    assert read_document(path)["swagger"] == "2.0"
+
+
+def test_read_document_names_the_line_of_bad_json(tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text('{\n  "swagger": "2.0",\n  oops\n}\n')
+    with pytest.raises(SchemaError, match=r"bad\.json: not valid JSON: .*line 3, column 3"):
+        read_document(path)
+    with pytest.raises(SchemaError, match="no such file"):
+        read_document(tmp_path / "missing.json")
+    path.write_text("[1, 2]")
+    with pytest.raises(SchemaError, match="expected a JSON object"):
+        read_document(path)
+
+
+@pytest.mark.parametrize(
+    ("scoring", "swagger"),
+    [
+        ("http://127.0.0.1:5001/score", "http://127.0.0.1:5001/swagger.json"),
+        (
+            "https://x.westeurope.inference.ml.azure.com/score",
+            "https://x.westeurope.inference.ml.azure.com/swagger.json",
+        ),
+        (
+            "http://1.2.3.4/api/v1/service/bank/score",
+            "http://1.2.3.4/api/v1/service/bank/swagger.json",
+        ),
+        ("http://h/score/", "http://h/swagger.json"),
+    ],
+)
+def test_swagger_uri_beside_the_scoring_uri(scoring: str, swagger: str) -> None:
+    assert swagger_uri_for(scoring) == swagger
+
+
+def test_json_path() -> None:
+    assert json_path(["paths", "/score", "post", "parameters", 0]) == (
+        "$.paths['/score'].post.parameters[0]"
+    )
+    assert json_path(["emp.var.rate"], "$.x") == "$.x['emp.var.rate']"
+    assert json_path(["it's", 2]) == "$['it\\'s'][2]"
+
+
+def test_public_api() -> None:
+    import aml_client.codegen
+    import aml_client.swagger_tools
+    import aml_client.swagger_ui
+
+    assert aml_client.swagger_tools.__all__ == [
+        "FetchedSwagger",
+        "Finding",
+        "ValidationReport",
+        "describe_version",
+        "fetch_swagger",
+        "json_path",
+        "load_document",
+        "read_document",
+        "request_shape",
+        "response_shape",
+        "summarize",
+        "swagger_uri_for",
+        "validate_document",
+    ]
+    assert aml_client.codegen.__all__ == ["generate_client", "python_name"]
+    assert aml_client.swagger_ui.__all__ == [
+        "PROXY_PREFIX",
+        "SwaggerUIServer",
+        "assets_dir",
+        "rewrite_document",
+    ]
+
+
+REFERENCE = sorted((CORPUS.parents[3] / "swagger").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", REFERENCE, ids=lambda p: p.stem)
+def test_the_local_endpoint_reference_swaggers_are_clean(path: Path) -> None:
+    report = validate_document(read_document(path), source=path.name)
+    assert report.findings == [], [str(f) for f in report.findings]
+    schema = load_schema(path)
+    assert schema.columns and schema.validate_rows(schema.example_rows(2))
