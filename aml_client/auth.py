@@ -60,7 +60,12 @@ class TokenCredential:
 
     _REFRESH_MARGIN_S = 300.0
 
-    def __init__(self, token: str | None = None, *, fetch: Callable[[], tuple[str, float]] | None = None):
+    def __init__(
+        self,
+        token: str | None = None,
+        *,
+        fetch: Callable[[], tuple[str, float]] | None = None,
+    ):
         if token is None and fetch is None:
             raise ValueError("give a token or a fetch callable")
         self._token = token

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 #: Tables, progress and messages for people.
 console = Console(stderr=True, highlight=False)
@@ -22,7 +23,7 @@ def print_json(data: Any) -> None:
 
 def error(message: str) -> None:
     """One red line on stderr."""
-    console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def note(message: str) -> None:

@@ -71,6 +71,10 @@ def _server_env(style: str, model: _model.ModelInfo, app_root: Path) -> dict[str
             "PYTHONUNBUFFERED": "1",
         }
     )
+    # One BLAS/OpenMP thread per worker: with several gunicorn workers on few cores, each
+    # worker's own thread pool oversubscribes the CPUs and stalls requests for seconds.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(var, "1")
     env.pop("AZUREML_CONFIG_FILE", None)
     return env
 
