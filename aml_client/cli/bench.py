@@ -130,54 +130,11 @@ def _progress_table(event: dict[str, Any], total: str) -> Table:
     return table
 
 
-def _kv_table(rows: list[tuple[str, str]]) -> Table:
-    table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column()
-    for label, value in rows:
-        table.add_row(label, value)
-    return table
-
-
-def _grid(header: list[str], rows: list[list[str]], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    table.add_column(header[0], style="bold")
-    for name in header[1:]:
-        table.add_column(name, justify="right")
-    for row in rows:
-        table.add_row(*row)
-    return table
-
-
 def print_summary(summary: dict[str, Any], report_dir: str | None) -> None:
-    """The final tables: overview, latency percentiles, and ab's "served within" table."""
-    from aml_client.bench import render
+    """The final tables, exactly as ``amlc report show`` prints them."""
+    from aml_client.cli.report import print_summary as show
 
-    out = output.stdout
-    out.print(
-        f"[bold]Benchmark of {summary.get('endpoint', '-')}[/] — {render.describe_load(summary)}"
-    )
-    out.print(_kv_table(render.overview_rows(summary)))
-    out.print()
-    header, rows = render.latency_table(summary)
-    out.print(_grid(header, rows, "Latency (ms)"))
-    title, header, rows = render.ab_table(summary)
-    out.print(_grid(header, rows, title))
-    if summary.get("corrected"):
-        out.print(
-            "[dim]corrected: intended start -> reply (what a client on the schedule sees); "
-            "uncorrected: actual send -> reply (hides endpoint stalls).[/]"
-        )
-    locust = summary.get("locust") or {}
-    if locust.get("num_requests"):
-        out.print(
-            f"[dim]Locust's own (rounded, approximate): median {locust.get('median_ms')} ms, "
-            f"p99 {locust.get('p99_ms')} ms, max {locust.get('max_ms', 0):.1f} ms.[/]"
-        )
-    for warning in summary.get("warnings") or []:
-        output.console.print(f"[yellow]warning:[/] {warning}")
-    if report_dir:
-        output.console.print(f"report: {report_dir}")
+    show(summary, report_dir)
 
 
 def _follow(

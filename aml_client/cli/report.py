@@ -49,11 +49,14 @@ def _grid(header: list[str], rows: list[list[str]], title: str) -> Table:
     return table
 
 
-def _print_summary(summary: dict[str, Any]) -> None:
+def print_summary(summary: dict[str, Any], report_dir: str | None = None) -> None:
+    """The final tables of a run: overview, latency percentiles, and ab's "served within" table.
+
+    Shared by ``amlc bench`` (at the end of a run) and ``amlc report show``.
+    """
     out = output.stdout
     out.print(
         f"[bold]Benchmark of {summary.get('endpoint', '-')}[/] — {render.describe_load(summary)}"
-        f" — {summary.get('report_dir', '')}"
     )
     out.print(_kv_table(render.overview_rows(summary)))
     out.print()
@@ -63,12 +66,21 @@ def _print_summary(summary: dict[str, Any]) -> None:
     out.print(_grid(header, rows, title))
     if summary.get("corrected"):
         out.print(
-            "[dim]corrected: intended start -> reply; uncorrected: actual send -> reply "
-            "(hides stalls).[/]"
+            "[dim]corrected: intended start -> reply (what a client on the schedule sees); "
+            "uncorrected: actual send -> reply (hides endpoint stalls).[/]"
+        )
+    locust = summary.get("locust") or {}
+    if locust.get("num_requests"):
+        out.print(
+            f"[dim]Locust's own (rounded, approximate): median {locust.get('median_ms')} ms, "
+            f"p99 {locust.get('p99_ms')} ms, max {locust.get('max_ms', 0):.1f} ms.[/]"
         )
     out.print(f"[dim]{summary.get('percentile_definition', '')}[/]")
     for warning in summary.get("warnings") or []:
-        out.print(f"[yellow]warning:[/] {warning}")
+        output.console.print(f"[yellow]warning:[/] {warning}")
+    directory = report_dir or summary.get("report_dir")
+    if directory:
+        output.console.print(f"report: {directory}")
 
 
 def _parse_slos(texts: list[str] | None) -> list[slo.Objective]:
@@ -106,7 +118,7 @@ def show(
     if as_json:
         output.print_json(summary)
     else:
-        _print_summary(summary)
+        print_summary(summary)
     if parsed and not _check_slos(summary, parsed):
         raise typer.Exit(EXIT_SLO_MISSED)
 

@@ -9,26 +9,10 @@ from typing import Any
 import joblib
 import pandas as pd
 
+from aml_client.local._model import SAMPLE_ROWS
+
 #: Child of the server's own logger, so lines land in the server log with its format.
 logger = logging.getLogger("azmlinfsrv.score")
-
-# The original project's two sample rows (its data.json): they become the swagger's examples.
-SAMPLE_ROWS: list[dict[str, Any]] = [
-    {
-        "age": 17, "job": "blue-collar", "marital": "married", "education": "unversity.degree",
-        "default": "no", "housing": "yes", "loan": "yes", "contact": "cellular", "month": "may",
-        "day_of_week": "mon", "duration": 971, "campaign": 1, "pdays": 999, "previous": 1,
-        "poutcome": "failure", "emp.var.rate": -1.8, "cons.price.idx": 92.893,
-        "cons.conf.idx": -46.2, "euribor3m": 1.299, "nr.employed": 5099.1,
-    },
-    {
-        "age": 87, "job": "blue-collar", "marital": "married", "education": "unversity.degree",
-        "default": "no", "housing": "yes", "loan": "yes", "contact": "cellular", "month": "may",
-        "day_of_week": "mon", "duration": 471, "campaign": 1, "pdays": 999, "previous": 1,
-        "poutcome": "failure", "emp.var.rate": -1.8, "cons.price.idx": 92.893,
-        "cons.conf.idx": -46.2, "euribor3m": 1.299, "nr.employed": 5099.1,
-    },
-]  # fmt: skip
 
 
 def sample_frame() -> pd.DataFrame:
