@@ -18,7 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -335,12 +335,8 @@ def error_for_response(response: httpx.Response) -> errors.EndpointError:
     return errors.EndpointError(detail, **kwargs)
 
 
-class Endpoint:
-    """A scoring endpoint, called synchronously.
-
-    >>> with Endpoint("http://127.0.0.1:5001/score", KeyCredential(key)) as ep:
-    ...     ep.score([{"age": 17, ...}]).predictions
-    """
+class _EndpointBase:
+    """What the sync and async endpoints share: construction, profiles, settings, repr."""
 
     def __init__(
         self,
@@ -357,10 +353,13 @@ class Endpoint:
         self._core = _Core(
             scoring_uri, credential, swagger, swagger_uri, timeout_s, retry, verify, headers
         )
-        self._client = httpx.Client(timeout=self._core.timeout, verify=verify)
+        self._client = self._make_client(self._core.timeout, verify)
+
+    def _make_client(self, timeout: httpx.Timeout, verify: bool) -> Any:
+        raise NotImplementedError
 
     @classmethod
-    def from_profile(cls, name: str | None = None, **kw: Any) -> Endpoint:
+    def from_profile(cls, name: str | None = None, **kw: Any) -> Self:
         """The endpoint of a named profile (or the default one, the environment, the local one)."""
         from aml_client.config import resolve_target
 
@@ -370,7 +369,7 @@ class Endpoint:
         return cls(target.scoring_uri, target.credential, **kw)
 
     @classmethod
-    def from_local(cls, **kw: Any) -> Endpoint:
+    def from_local(cls, **kw: Any) -> Self:
         """The running local endpoint (``amlc local up``)."""
         return cls.from_profile("local", **kw)
 
@@ -392,7 +391,18 @@ class Endpoint:
         return self._core.retry
 
     def __repr__(self) -> str:
-        return f"Endpoint({self._core!r})"
+        return f"{type(self).__name__}({self._core!r})"
+
+
+class Endpoint(_EndpointBase):
+    """A scoring endpoint, called synchronously.
+
+    >>> with Endpoint("http://127.0.0.1:5001/score", KeyCredential(key)) as ep:
+    ...     ep.score([{"age": 17, ...}]).predictions
+    """
+
+    def _make_client(self, timeout: httpx.Timeout, verify: bool) -> httpx.Client:
+        return httpx.Client(timeout=timeout, verify=verify)
 
     def schema(self) -> ScoringSchema:
         """The endpoint's schema: the ``swagger=`` given, else fetched once from swagger_uri."""
@@ -488,60 +498,11 @@ class Endpoint:
         self.close()
 
 
-class AsyncEndpoint:
+class AsyncEndpoint(_EndpointBase):
     """A scoring endpoint, called from asyncio; the same API as :class:`Endpoint`."""
 
-    def __init__(
-        self,
-        scoring_uri: str,
-        credential: Credential | None = None,
-        *,
-        swagger: str | Path | dict | ScoringSchema | None = None,
-        swagger_uri: str | None = None,
-        timeout_s: float | httpx.Timeout | None = 60.0,
-        retry: RetryPolicy | None = None,
-        verify: bool = True,
-        headers: dict[str, str] | None = None,
-    ):
-        self._core = _Core(
-            scoring_uri, credential, swagger, swagger_uri, timeout_s, retry, verify, headers
-        )
-        self._client = httpx.AsyncClient(timeout=self._core.timeout, verify=verify)
-
-    @classmethod
-    def from_profile(cls, name: str | None = None, **kw: Any) -> AsyncEndpoint:
-        """The endpoint of a named profile (or the default one, the environment, the local one)."""
-        from aml_client.config import resolve_target
-
-        target = resolve_target(name)
-        kw.setdefault("swagger_uri", target.swagger_uri)
-        kw.setdefault("verify", target.verify)
-        return cls(target.scoring_uri, target.credential, **kw)
-
-    @classmethod
-    def from_local(cls, **kw: Any) -> AsyncEndpoint:
-        """The running local endpoint (``amlc local up``)."""
-        return cls.from_profile("local", **kw)
-
-    @property
-    def scoring_uri(self) -> str:
-        return self._core.scoring_uri
-
-    @property
-    def swagger_uri(self) -> str:
-        """Where the swagger is fetched from (settable, e.g. from a profile)."""
-        return self._core.swagger_uri
-
-    @swagger_uri.setter
-    def swagger_uri(self, value: str) -> None:
-        self._core.swagger_uri = value
-
-    @property
-    def retry(self) -> RetryPolicy:
-        return self._core.retry
-
-    def __repr__(self) -> str:
-        return f"AsyncEndpoint({self._core!r})"
+    def _make_client(self, timeout: httpx.Timeout, verify: bool) -> httpx.AsyncClient:
+        return httpx.AsyncClient(timeout=timeout, verify=verify)
 
     async def schema(self) -> ScoringSchema:
         """The endpoint's schema: the ``swagger=`` given, else fetched once from swagger_uri."""
