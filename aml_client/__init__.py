@@ -38,7 +38,8 @@ from aml_client.errors import (
 if TYPE_CHECKING:
     from aml_client.client import AsyncEndpoint, Endpoint, RetryPolicy, ScoreResult
     from aml_client.config import Target, open_async_endpoint, open_endpoint, resolve_target
-    from aml_client.schema import Convention, ScoringSchema, load_schema
+    from aml_client.envelope import Convention
+    from aml_client.schema import ScoringSchema, load_schema
 
 __version__ = "0.1.0"
 
@@ -49,7 +50,7 @@ _LAZY = {
     "ScoreResult": "aml_client.client",
     "RetryPolicy": "aml_client.client",
     "ScoringSchema": "aml_client.schema",
-    "Convention": "aml_client.schema",
+    "Convention": "aml_client.envelope",
     "load_schema": "aml_client.schema",
     "Target": "aml_client.config",
     "resolve_target": "aml_client.config",

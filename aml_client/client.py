@@ -25,8 +25,8 @@ import httpx
 
 from aml_client import errors
 from aml_client.auth import Credential, TokenCredential
-from aml_client.contract import normalise_response, wrap
-from aml_client.schema import ScoringSchema, load_schema, parse_payload
+from aml_client.envelope import normalise_response, unwrap, wrap
+from aml_client.schema import ScoringSchema, load_schema
 
 __all__ = ["AsyncEndpoint", "Endpoint", "RetryPolicy", "ScoreResult"]
 
@@ -174,7 +174,7 @@ class _Core:
         """Validate and wrap rows (or re-wrap a full payload) into the request bytes."""
         global_parameters = None
         if isinstance(rows_or_payload, dict):
-            rows, _, global_parameters = parse_payload(rows_or_payload)
+            rows, _, global_parameters = unwrap(rows_or_payload)
         else:
             # a list of rows, or any iterable of them (a RowSource keeps its GlobalParameters)
             global_parameters = getattr(rows_or_payload, "global_parameters", None)

@@ -15,8 +15,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from aml_client.envelope import Convention, unwrap
 from aml_client.errors import InputError, RowProblem, ValidationError
-from aml_client.schema import Convention, ScoringSchema, parse_payload
+from aml_client.schema import ScoringSchema
 
 __all__ = ["RowSource", "iter_batches", "read_rows"]
 
@@ -93,7 +94,7 @@ class RowSource:
         except json.JSONDecodeError as exc:
             raise InputError(_json_message(exc), path=self.path, line=exc.lineno) from None
         try:
-            rows, convention, global_parameters = parse_payload(body)
+            rows, convention, global_parameters = unwrap(body)
         except ValidationError as exc:
             raise InputError(str(exc), path=self.path) from None
         self.convention = convention if isinstance(body, dict) else None

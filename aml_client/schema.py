@@ -15,29 +15,20 @@ import keyword
 import math
 import re
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, cast
 
 import pydantic
 from pydantic import ConfigDict, Field, RootModel, StrictBool, StrictFloat, StrictInt, StrictStr
 
+from aml_client.envelope import Convention, json_kind, wrap
 from aml_client.errors import RowProblem, SchemaError, ValidationError
 
 __all__ = [
     "Column",
-    "Convention",
     "ScoringSchema",
     "load_schema",
-    "parse_payload",
 ]
-
-
-class Convention(StrEnum):
-    """How rows are wrapped in a request body."""
-
-    DATA = "data"  # {"data": [rows]} (optionally "method")
-    INPUTS = "inputs"  # {"Inputs": {"data": [rows]}, "GlobalParameters": {...}}
 
 
 #: Column types amlc distinguishes (swagger type + format folded into one word).
@@ -201,7 +192,7 @@ class ScoringSchema:
         """
         if not isinstance(rows, list):
             raise ValidationError(
-                [RowProblem(None, None, f"expected a list of rows, got {_kind(rows)}")]
+                [RowProblem(None, None, f"expected a list of rows, got {json_kind(rows)}")]
             )
         problems: list[RowProblem] = []
         out: list[Any] = []
@@ -241,7 +232,9 @@ class ScoringSchema:
         # records
         if not isinstance(row, dict):
             problems.append(
-                RowProblem(index, None, f"expected an object with named columns, got {_kind(row)}")
+                RowProblem(
+                    index, None, f"expected an object with named columns, got {json_kind(row)}"
+                )
             )
             return row
         declared = self._declared_types()
@@ -288,8 +281,6 @@ class ScoringSchema:
 
     def example_payload(self, n: int = 1) -> dict:
         """A complete request body in this endpoint's convention."""
-        from aml_client.contract import wrap
-
         return wrap(self.example_rows(n), self)
 
     def _realistic(self, row: Any) -> Any:
@@ -479,7 +470,7 @@ def _read_document(source: str | Path | dict) -> dict:
             f"{origin}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
         ) from None
     if not isinstance(doc, dict):
-        raise SchemaError(f"{origin}: expected a JSON object, got {_kind(doc)}")
+        raise SchemaError(f"{origin}: expected a JSON object, got {json_kind(doc)}")
     return doc
 
 
@@ -652,88 +643,7 @@ def _output(schema: dict, resolver: _Resolver) -> tuple[str, str | None]:
 # -- payloads --------------------------------------------------------------------------------
 
 
-def parse_payload(
-    body: Any, schema: ScoringSchema | None = None
-) -> tuple[list[Any], Convention, dict | float | None]:
-    """Unwrap a request body in either convention into ``(rows, convention, global_parameters)``.
-
-    A bare list of rows is taken as-is (in the schema's convention, else ``data``). With a
-    schema, a body in the other convention is a ValidationError: the endpoint would answer 400
-    or, worse, score nothing.
-    """
-    problem = None
-    if isinstance(body, list):
-        convention = schema.convention if schema else Convention.DATA
-        return body, convention, None
-    if not isinstance(body, dict):
-        problem = f"expected a JSON object or a list of rows, got {_kind(body)}"
-        raise ValidationError([RowProblem(None, None, problem)])
-    if "Inputs" in body:
-        inputs = body["Inputs"]
-        if not isinstance(inputs, dict) or "data" not in inputs:
-            problem = (
-                "'Inputs' must be an object holding 'data': "
-                '{"Inputs": {"data": [rows]}, "GlobalParameters": {...}}'
-            )
-        else:
-            rows, convention = inputs["data"], Convention.INPUTS
-            extra = set(body) - {"Inputs", "GlobalParameters"}
-            global_parameters = body.get("GlobalParameters")
-    elif "data" in body:
-        rows, convention = body["data"], Convention.DATA
-        extra = set(body) - {"data", "method"}
-        global_parameters = {"method": body["method"]} if "method" in body else None
-    elif "input_data" in body:
-        problem = "an MLflow 'input_data' body; Azure ML scoring scripts expect 'data' or 'Inputs'"
-    else:
-        keys = ", ".join(repr(k) for k in list(body)[:5]) or "none"
-        problem = f"no 'data' or 'Inputs' key in the payload (keys: {keys})"
-    if problem:
-        raise ValidationError([RowProblem(None, None, problem)])
-    if extra:
-        names = ", ".join(repr(k) for k in sorted(extra))
-        raise ValidationError([RowProblem(None, None, f"unexpected top-level key(s) {names}")])
-    if not isinstance(rows, list):
-        raise ValidationError(
-            [RowProblem(None, None, f"'data' must be a list of rows, got {_kind(rows)}")]
-        )
-    if schema is not None and convention is not schema.convention:
-        raise ValidationError(
-            [
-                RowProblem(
-                    None,
-                    None,
-                    f"payload uses the {_describe(convention)} convention but the endpoint's "
-                    f"swagger expects {_describe(schema.convention)}",
-                )
-            ]
-        )
-    return rows, convention, global_parameters
-
-
-def _describe(convention: Convention) -> str:
-    if convention is Convention.INPUTS:
-        return '{"Inputs": {"data": [...]}, "GlobalParameters": ...}'
-    return '{"data": [...]}'
-
-
 # -- values ----------------------------------------------------------------------------------
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
 
 
 def _show(value: Any) -> str:

@@ -88,7 +88,7 @@ def per_row_loop(uri: str, key: str, rows: list[dict[str, Any]], schema: Any) ->
     """Seconds for the original endpoint.py approach: one ``requests.post`` per row."""
     import requests
 
-    from aml_client.contract import wrap
+    from aml_client.envelope import wrap
 
     bodies = [json.dumps(wrap([row], schema)) for row in rows]
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
@@ -159,7 +159,7 @@ def endpoint_benchmark(scratch: Path, args: argparse.Namespace, placement: str) 
     from aml_client.auth import KeyCredential
     from aml_client.client import Endpoint
     from aml_client.config import Target
-    from aml_client.contract import wrap
+    from aml_client.envelope import wrap
 
     home = scratch / f"home-{placement}"
     env = dict(os.environ, AMLC_HOME=str(home))

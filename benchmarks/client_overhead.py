@@ -121,7 +121,7 @@ def measure(n: int, warmup: int = 200) -> dict:
 
     from aml_client.auth import KeyCredential
     from aml_client.client import Endpoint, RetryPolicy, encode_json
-    from aml_client.contract import wrap
+    from aml_client.envelope import wrap
     from aml_client.schema import load_schema
 
     swagger = next(p for p in SWAGGERS if p.exists())

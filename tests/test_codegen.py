@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 from aml_client.codegen import generate_client, python_name
-from aml_client.schema import load_schema, parse_payload
+from aml_client.envelope import unwrap
+from aml_client.schema import load_schema
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO / "tests" / "fixtures" / "corpus" / "swagger"
@@ -141,7 +142,7 @@ def test_every_generated_client_imports_and_builds_valid_requests(
     assert rows, "example rows"
     body = module.build_request(rows * 2)
     json.dumps(body)
-    body_rows, convention, _gp = parse_payload(body, schema)
+    body_rows, convention, _gp = unwrap(body, schema)
     assert convention is schema.convention
     assert len(body_rows) == 2
     schema.validate_rows(body_rows)  # the wire form passes amlc's own strict checks
@@ -149,8 +150,8 @@ def test_every_generated_client_imports_and_builds_valid_requests(
     payload = schema.example_payload(2)
     request = module.Request.model_validate(payload)
     again = request.model_dump(mode="json", by_alias=True, exclude_none=True)
-    assert _comparable(parse_payload(again, schema)[0], schema) == _comparable(
-        parse_payload(payload, schema)[0], schema
+    assert _comparable(unwrap(again, schema)[0], schema) == _comparable(
+        unwrap(payload, schema)[0], schema
     )
     assert schema.title == module.TITLE
     assert str(schema.convention) == module.CONVENTION

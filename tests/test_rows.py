@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from aml_client import rows as rows_module
+from aml_client.envelope import Convention
 from aml_client.errors import InputError, ValidationError
 from aml_client.rows import iter_batches, read_rows
-from aml_client.schema import Convention, load_schema
+from aml_client.schema import load_schema
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"
 BANK = load_schema(CORPUS / "swagger" / "052-aimazin.json")

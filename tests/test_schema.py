@@ -12,8 +12,9 @@ import pydantic
 import pytest
 
 from aml_client import schema as schema_module
+from aml_client.envelope import Convention, unwrap
 from aml_client.errors import SchemaError, ValidationError
-from aml_client.schema import Convention, ScoringSchema, load_schema, parse_payload
+from aml_client.schema import ScoringSchema, load_schema
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"
 SWAGGERS = sorted((CORPUS / "swagger").glob("*.json"))
@@ -30,10 +31,8 @@ CLASSIFICATION = {Path(r["filename"]).name: r for r in _tsv("swagger_classificat
 def test_public_api_is_pinned() -> None:
     assert sorted(schema_module.__all__) == [
         "Column",
-        "Convention",
         "ScoringSchema",
         "load_schema",
-        "parse_payload",
     ]
 
 
@@ -96,7 +95,7 @@ def test_every_swagger_yields_a_valid_realistic_example(path: Path) -> None:
     schema = load_schema(path)
     payload = schema.example_payload(3)
     # the payload is in the endpoint's own convention and passes our own validation ...
-    rows, convention, _ = parse_payload(payload, schema)
+    rows, convention, _ = unwrap(payload, schema)
     assert convention is schema.convention
     assert len(rows) == 3
     assert schema.validate_rows(rows) == rows
@@ -309,7 +308,7 @@ def test_empty_input_schema_accepts_any_rows() -> None:
     assert schema.row_kind == "any"
     assert schema.validate_rows([{"x": 1}, [1, 2], "text"]) == [{"x": 1}, [1, 2], "text"]
     payload = schema.example_payload()
-    assert parse_payload(payload, schema)[0] == [{}]
+    assert unwrap(payload, schema)[0] == [{}]
 
 
 @pytest.mark.parametrize(
@@ -466,21 +465,21 @@ def test_coerce_row_converts_csv_strings(bank: ScoringSchema) -> None:
 # -- payloads ------------------------------------------------------------------------------------
 
 
-def test_parse_payload_both_conventions() -> None:
+def test_unwrap_both_conventions() -> None:
     rows = [{"a": 1}]
-    assert parse_payload({"data": rows}) == (rows, Convention.DATA, None)
-    assert parse_payload({"data": rows, "method": "predict_proba"}) == (
+    assert unwrap({"data": rows}) == (rows, Convention.DATA, None)
+    assert unwrap({"data": rows, "method": "predict_proba"}) == (
         rows,
         Convention.DATA,
         {"method": "predict_proba"},
     )
-    assert parse_payload({"Inputs": {"data": rows}, "GlobalParameters": 1.0}) == (
+    assert unwrap({"Inputs": {"data": rows}, "GlobalParameters": 1.0}) == (
         rows,
         Convention.INPUTS,
         1.0,
     )
-    assert parse_payload({"Inputs": {"data": rows}}) == (rows, Convention.INPUTS, None)
-    assert parse_payload(rows) == (rows, Convention.DATA, None)
+    assert unwrap({"Inputs": {"data": rows}}) == (rows, Convention.INPUTS, None)
+    assert unwrap(rows) == (rows, Convention.DATA, None)
 
 
 @pytest.mark.parametrize(
@@ -494,19 +493,19 @@ def test_parse_payload_both_conventions() -> None:
         ("text", "expected a JSON object"),
     ],
 )
-def test_parse_payload_rejects_bad_shapes(body: object, message: str) -> None:
+def test_unwrap_rejects_bad_shapes(body: object, message: str) -> None:
     with pytest.raises(ValidationError, match=re.escape(message)):
-        parse_payload(body)
+        unwrap(body)
 
 
 def test_wrong_convention_is_caught() -> None:
     inputs_schema = load_schema(CORPUS / "swagger" / "004-abhijit-kalita.json")
     body = json.loads((CORPUS / "payloads" / "030-udacity.json").read_text())
-    rows, convention, _ = parse_payload(body)
+    rows, convention, _ = unwrap(body)
     assert convention is Convention.DATA
     inputs_schema.validate_rows(rows)  # the rows themselves are fine ...
     with pytest.raises(ValidationError) as err:  # ... the wrapping is not
-        parse_payload(body, inputs_schema)
+        unwrap(body, inputs_schema)
     assert 'expects {"Inputs"' in str(err.value)
 
 
@@ -560,9 +559,9 @@ def test_payload_matches_its_repository_swagger(payload: str, swagger: str, verd
 
     if "convention DIFFERENT" in verdict:
         with pytest.raises(ValidationError, match="convention"):
-            parse_payload(body, schema)
+            unwrap(body, schema)
         return
-    rows, _, _ = parse_payload(body, schema)
+    rows, _, _ = unwrap(body, schema)
 
     if "columns differ" in verdict:
         # jsonschema calls some of these valid (no `required`); amlc compares the declared columns
@@ -625,11 +624,11 @@ def test_payloads_without_their_swagger_against_a_stand_in(
     schema = load_schema(CORPUS / "swagger" / swagger)
     body = json.loads((CORPUS / "payloads" / payload).read_text(encoding="utf-8"))
     if problem is None:
-        rows, _, _ = parse_payload(body, schema)
+        rows, _, _ = unwrap(body, schema)
         assert schema.validate_rows(rows) == rows
         return
     with pytest.raises(ValidationError) as err:
-        rows, _, _ = parse_payload(body, schema)
+        rows, _, _ = unwrap(body, schema)
         schema.validate_rows(rows)
     assert any(str(p).startswith(problem) for p in err.value.problems), err.value.problems
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from aml_client.schema import load_schema, parse_payload
+from aml_client.envelope import unwrap
+from aml_client.schema import load_schema
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO / "tests" / "fixtures" / "corpus" / "swagger"
@@ -90,7 +91,7 @@ def test_example_prints_a_valid_body(amlc: Any, swagger: str) -> None:
     assert result.returncode == 0, result.stderr
     body = json.loads(result.stdout)
     schema = load_schema(swagger)
-    rows, convention, _gp = parse_payload(body, schema)
+    rows, convention, _gp = unwrap(body, schema)
     assert convention is schema.convention and len(rows) == 3
     schema.validate_rows(rows)
     assert "example_value" not in result.stdout

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from aml_client.envelope import unwrap
 from aml_client.errors import SchemaError
-from aml_client.schema import load_schema, parse_payload
+from aml_client.schema import load_schema
 from aml_client.swagger_tools import (
     json_path,
     read_document,
@@ -90,7 +91,7 @@ def test_every_corpus_swagger_summarises_validates_and_gives_a_valid_example(pat
     for rows in (1, 3):
         payload = schema.example_payload(rows)
         json.dumps(payload)
-        body_rows, convention, _gp = parse_payload(payload, schema)
+        body_rows, convention, _gp = unwrap(payload, schema)
         assert convention is schema.convention
         assert len(body_rows) == rows
         schema.validate_rows(body_rows)  # raises on any problem

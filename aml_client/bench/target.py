@@ -138,7 +138,7 @@ def build_bodies(
     requests of ``rows_per_request`` rows that the load rotates over. Without a payload the
     swagger's example is sent.
     """
-    from aml_client.contract import wrap
+    from aml_client.envelope import wrap
     from aml_client.errors import ConfigError, InputError
 
     if rows_per_request < 1:

@@ -13,8 +13,9 @@ import pytest
 
 from aml_client.auth import KeyCredential
 from aml_client.config import Target
+from aml_client.envelope import unwrap
 from aml_client.errors import AuthenticationError, ConnectionFailedError, NotFoundError
-from aml_client.schema import load_schema, parse_payload
+from aml_client.schema import load_schema
 from aml_client.swagger_tools import fetch_swagger
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "corpus" / "swagger"
@@ -157,7 +158,7 @@ def test_cli_fetch_show_validate_example_against_the_local_endpoint(
     assert example.returncode == 0, example.stderr
     body = json.loads(example.stdout)
     schema = load_schema(out)
-    rows, _convention, _gp = parse_payload(body, schema)
+    rows, _convention, _gp = unwrap(body, schema)
     assert len(rows) == 4
     schema.validate_rows(rows)
     for output in (fetched, v3, show, validate, example):

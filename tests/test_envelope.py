@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from aml_client import contract
-from aml_client.contract import normalise_response, wrap
+from aml_client import envelope
+from aml_client.envelope import Convention, normalise_response, wrap
 from aml_client.errors import ModelError, ResponseFormatError
-from aml_client.schema import Convention, load_schema
+from aml_client.schema import load_schema
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"
 RESPONSES_MD = (CORPUS / "responses.md").read_text(encoding="utf-8")
@@ -18,7 +18,14 @@ ROWS = [{"age": 17}, {"age": 87}]
 
 
 def test_public_api_is_pinned() -> None:
-    assert sorted(contract.__all__) == ["normalise_response", "wrap"]
+    assert sorted(envelope.__all__) == [
+        "Convention",
+        "EnvelopeSpec",
+        "json_kind",
+        "normalise_response",
+        "unwrap",
+        "wrap",
+    ]
 
 
 # -- responses.md ---------------------------------------------------------------------------------
