@@ -4,9 +4,17 @@ The page, its assets (from the ``swagger-ui-py`` package, so no docker and no in
 rewritten swagger are served on 127.0.0.1. The rewritten swagger sends every "Try it out"
 request to ``/proxy/…`` on this server, which forwards it to the real endpoint with the
 ``Authorization`` header added; the page never sees the key. Only the routes the swagger
-declares are forwarded, only to the configured endpoint, and only for pages served from this
-origin (the ``Origin`` and ``Host`` headers are checked), so no other web page the user opens
-can borrow the key through it.
+declares are forwarded, only to the configured endpoint, and only requests that prove they come
+from the page served here, so no other web page the user opens can borrow the key:
+
+* the ``Host`` header must name this server (127.0.0.1 / localhost and its port), which also
+  defeats DNS rebinding;
+* an ``Origin`` header, when sent, must be this server's;
+* the :data:`PAGE_HEADER` header must be present: the page's ``requestInterceptor`` adds it, while
+  a cross-site ``<img>``, ``<form>`` or simple ``fetch`` cannot send a custom header, and a
+  cross-origin ``fetch`` that tries triggers a CORS preflight this server refuses;
+* ``GET``/``HEAD`` never reach the scoring route (Azure's server runs the model for
+  ``GET /score?…``, which any page could trigger with an image).
 """
 
 from __future__ import annotations
@@ -36,6 +44,9 @@ log = logging.getLogger("aml_client.swagger_ui")
 
 #: Where "Try it out" requests go on this server.
 PROXY_PREFIX = "/proxy"
+#: The header (and its value) that proves a proxied request comes from the served page.
+PAGE_HEADER = "X-Amlc-Proxy"
+PAGE_HEADER_VALUE = "swagger-ui"
 #: Largest request body forwarded (AKS accepts up to 100 MB).
 MAX_BODY_BYTES = 100 * 1024 * 1024
 #: Request headers passed on to the endpoint (never the page's own Authorization).
@@ -315,12 +326,21 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._host_ok():
             return
         route = urlsplit(self.path).path
+        origin = self.headers.get("Origin")
+        if (
+            self._is_proxied(route)
+            and origin is not None
+            and origin not in self.server.app.allowed_origins
+        ):
+            # A cross-origin fetch carrying PAGE_HEADER asks here first: the answer is no.
+            self._refuse(f"cross-origin requests from {origin} are not forwarded")
+            return
         headers = self._cors(route)
         headers.update(
             {
                 "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE, PATCH, OPTIONS",
                 "Access-Control-Allow-Headers": "Content-Type, Accept, "
-                "x-ms-client-request-id, x-request-id, azureml-model-deployment",
+                f"x-ms-client-request-id, x-request-id, azureml-model-deployment, {PAGE_HEADER}",
                 "Access-Control-Max-Age": "600",
             }
         )
@@ -333,10 +353,13 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         route = parts.path
         if route.startswith(PROXY_PREFIX + "/") or route == PROXY_PREFIX:
-            self._proxy(method, route[len(PROXY_PREFIX) :] or "/", parts.query)
+            upstream_route = route[len(PROXY_PREFIX) :] or "/"
+            if self._admit(method, upstream_route):
+                self._proxy(method, upstream_route, parts.query)
             return
         if method == "POST" and route in ("/score", "/" + app._score_path.lstrip("/")):
-            self._proxy(method, app._score_path, parts.query)
+            if self._admit(method, app._score_path):
+                self._proxy(method, app._score_path, parts.query)
             return
         if method not in ("GET", "HEAD"):
             self._error(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} {route} is not served here")
@@ -426,6 +449,59 @@ class _Handler(BaseHTTPRequestHandler):
             method=method,
         )
 
+    # -- admission -----------------------------------------------------------------------------
+
+    def _admit(self, method: str, route: str) -> bool:
+        """Whether a request for the proxy came from the page served here; if not, it is
+        answered with a 403 (405 for a GET of the scoring route) and never reaches the
+        endpoint."""
+        app = self.server.app
+        origin = self.headers.get("Origin")
+        if origin is not None and origin not in app.allowed_origins:
+            self._refuse(f"requests from {origin} are not forwarded")
+            return False
+        cors = self._cors(PROXY_PREFIX)
+        if self.headers.get(PAGE_HEADER) != PAGE_HEADER_VALUE:
+            self._refuse(
+                f"not forwarded: the proxy needs the header '{PAGE_HEADER}: "
+                f"{PAGE_HEADER_VALUE}', which only the Swagger UI page at {app.url} sends",
+                cors,
+            )
+            return False
+        if method in ("GET", "HEAD") and self._is_scoring_route(route):
+            self._refuse(
+                f"{method} is not forwarded to the scoring route: send a POST",
+                {**cors, "Allow": "POST, OPTIONS"},
+                status=HTTPStatus.METHOD_NOT_ALLOWED,
+            )
+            return False
+        return True
+
+    def _is_scoring_route(self, route: str) -> bool:
+        """Whether ``route`` leads to the endpoint's scoring URI (whatever the swagger calls it)."""
+        app = self.server.app
+        if app.target is None:
+            return False
+        url = app.upstream_url(route, "")
+        scoring = urlsplit(app.target.scoring_uri)
+        return url is not None and urlsplit(url).path.rstrip("/") == scoring.path.rstrip("/")
+
+    @staticmethod
+    def _is_proxied(route: str) -> bool:
+        return (
+            route == PROXY_PREFIX or route.startswith(PROXY_PREFIX + "/") or route.endswith("score")
+        )
+
+    def _refuse(
+        self,
+        message: str,
+        headers: dict[str, str] | None = None,
+        *,
+        status: HTTPStatus = HTTPStatus.FORBIDDEN,
+    ) -> None:
+        # The body (if any) is left unread, so the connection cannot carry another request.
+        self._error(status, message, {**(headers or {}), "Connection": "close"})
+
     # -- helpers -------------------------------------------------------------------------------
 
     def _host_ok(self) -> bool:
@@ -434,7 +510,7 @@ class _Handler(BaseHTTPRequestHandler):
         host = self.headers.get("Host", "")
         if host in self.server.app.allowed_hosts:
             return True
-        self._error(HTTPStatus.FORBIDDEN, f"unexpected Host header {host!r}")
+        self._refuse(f"unexpected Host header {host!r}")
         return False
 
     def _cors(self, route: str) -> dict[str, str]:

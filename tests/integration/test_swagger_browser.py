@@ -4,7 +4,9 @@ returns predictions from the local endpoint through the proxy, without the key i
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -133,3 +135,93 @@ def test_try_it_out_returns_predictions(
         Path(os.environ["AMLC_KEEP_SCREENSHOT"]).write_bytes(
             (tmp_path / "swagger-ui.png").read_bytes()
         )
+
+
+ATTACK_PAGE = """<!doctype html><html><body>
+<img id="img" src="{proxy}?Inputs=%7B%22data%22%3A%5B%5D%7D">
+<iframe name="sink"></iframe>
+<form id="form" method="POST" action="{proxy}" enctype="text/plain" target="sink">
+  <input name='{{"Inputs": {{"data": [], "x": "' value='"}}}}'>
+</form>
+<script>
+window.results = {{}};
+const done = (name) => (value) => {{ window.results[name] = String(value); }};
+document.getElementById("img").onerror = () => done("img")("error");
+document.getElementById("img").onload = () => done("img")("loaded");
+document.querySelector("iframe").onload = () => done("form")("answered");
+document.getElementById("form").submit();
+fetch("{proxy}", {{method: "POST", body: "{{}}",
+  headers: {{"Content-Type": "application/json", "{header}": "{value}"}}}})
+  .then((r) => done("custom_header")(r.status), (e) => done("custom_header")("blocked " + e));
+fetch("{proxy}", {{method: "POST", mode: "no-cors", body: "{{}}", credentials: "include",
+  headers: {{"Content-Type": "text/plain"}}}})
+  .then((r) => done("no_cors")(r.type), (e) => done("no_cors")("error " + e));
+</script></body></html>"""
+
+
+def test_another_local_page_cannot_use_the_proxy(caplog: pytest.LogCaptureFixture) -> None:
+    """A page on another port of 127.0.0.1 tries everything a page can: an image (GET with the
+    request in the query), a form, a fetch with the custom header (preflight), a no-cors fetch.
+    The endpoint receives nothing; then the served page itself still gets through."""
+    from playwright.sync_api import sync_playwright
+    from web_support import page_elsewhere, recording_upstream
+
+    from aml_client.auth import KeyCredential
+    from aml_client.config import Target
+    from aml_client.swagger_tools import read_document
+    from aml_client.swagger_ui import PAGE_HEADER, PAGE_HEADER_VALUE, SwaggerUIServer
+
+    corpus = Path(__file__).resolve().parents[1] / "fixtures" / "corpus" / "swagger"
+    doc = read_document(corpus / "005-Aduzona.json")
+    with recording_upstream() as upstream:
+        target = Target(
+            name="test",
+            scoring_uri=f"{upstream.url}/api/v1/service/bank/score",
+            swagger_uri=None,
+            credential=KeyCredential("sEcReT-browser-key-0123456789abcdef"),
+            source="profile",
+        )
+        with SwaggerUIServer(doc, target=target, port=0) as ui:
+            proxy = f"{ui.url}proxy/score"
+            html = ATTACK_PAGE.format(proxy=proxy, header=PAGE_HEADER, value=PAGE_HEADER_VALUE)
+            with page_elsewhere(html) as attack_url, sync_playwright() as playwright:
+                browser = playwright.chromium.launch(
+                    executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+                )
+                try:
+                    page = browser.new_page()
+                    caplog.set_level(logging.INFO, logger="aml_client.swagger_ui")
+                    page.goto(attack_url)
+                    page.wait_for_function("Object.keys(window.results).length === 4")
+                    results = page.evaluate("window.results")
+                    # What the proxy answered, from its request log: (method, status).
+                    attacked = sorted(
+                        (m[1], int(m[2]))
+                        for r in caplog.records
+                        if (
+                            m := re.search(
+                                r'"(\w+) /proxy/score\S* HTTP/[\d.]+" (\d+)', r.getMessage()
+                            )
+                        )
+                    )
+
+                    # The control: the page served here, with its interceptor, gets through.
+                    page.goto(ui.url)
+                    page.wait_for_function("window.ui !== undefined")
+                    status = page.evaluate(
+                        """async ([url, header, value]) => (await fetch(url, {method: "POST",
+                           headers: {"Content-Type": "application/json", [header]: value},
+                           body: JSON.stringify({Inputs: {data: []}})})).status""",
+                        [proxy, PAGE_HEADER, PAGE_HEADER_VALUE],
+                    )
+                finally:
+                    browser.close()
+        seen = list(upstream.seen)
+    assert results["custom_header"].startswith("blocked TypeError"), results
+    assert results["img"] == "error" and results["form"] == "answered", results
+    assert results["no_cors"] == "opaque", results
+    # The image, the form and the no-cors fetch reached the proxy and were refused there; the
+    # preflight of the fetch with the custom header too.
+    assert attacked == [("GET", 403), ("OPTIONS", 403), ("POST", 403), ("POST", 403)], attacked
+    assert status == 200
+    assert [(s["method"], s["path"]) for s in seen] == [("POST", "/api/v1/service/bank/score")]

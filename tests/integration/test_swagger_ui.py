@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -22,10 +23,19 @@ from aml_client.auth import KeyCredential
 from aml_client.config import Target
 from aml_client.schema import load_schema
 from aml_client.swagger_tools import read_document
-from aml_client.swagger_ui import PROXY_PREFIX, SwaggerUIServer, assets_dir, rewrite_document
+from aml_client.swagger_ui import (
+    PAGE_HEADER,
+    PAGE_HEADER_VALUE,
+    PROXY_PREFIX,
+    SwaggerUIServer,
+    assets_dir,
+    rewrite_document,
+)
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "corpus" / "swagger"
 KEY = "sEcReT-proxy-key-0123456789abcdef"
+#: What the served page's requestInterceptor adds to every request.
+PAGE = {PAGE_HEADER: PAGE_HEADER_VALUE}
 
 
 class _Recorder(BaseHTTPRequestHandler):
@@ -93,8 +103,9 @@ def ui(upstream: _RecordingServer) -> Iterator[SwaggerUIServer]:
         yield server
 
 
-def _client(server: SwaggerUIServer) -> httpx.Client:
-    return httpx.Client(base_url=server.url.rstrip("/"), timeout=10)
+def _client(server: SwaggerUIServer, *, page: bool = False) -> httpx.Client:
+    """A client of the server; ``page=True`` sends what the served page sends."""
+    return httpx.Client(base_url=server.url.rstrip("/"), timeout=10, headers=PAGE if page else {})
 
 
 # --------------------------------------------------------------------------- the page
@@ -151,7 +162,7 @@ def test_proxy_adds_the_key_and_the_page_never_sees_it(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     origin = f"http://127.0.0.1:{ui.port}"
-    with _client(ui) as client:
+    with _client(ui, page=True) as client:
         texts = [client.get(p).text for p in ("/", "/swagger.json", "/ui/amlc-init.js")]
         response = client.post(
             f"{PROXY_PREFIX}/score",
@@ -174,6 +185,7 @@ def test_proxy_adds_the_key_and_the_page_never_sees_it(
     assert headers["authorization"] == f"Bearer {KEY}"  # ours, not the page's
     assert headers["x-ms-client-request-id"] == "abc"
     assert "cookie" not in headers and "origin" not in headers
+    assert PAGE_HEADER.lower() not in headers
     assert json.loads(seen["body"]) == {"Inputs": {"data": []}}
     for text in [*texts, response.text, caplog.text]:
         assert KEY not in text and KEY[:12] not in text
@@ -183,7 +195,7 @@ def test_proxy_adds_the_key_and_the_page_never_sees_it(
 def test_other_declared_routes_are_forwarded_beside_the_scoring_route(
     ui: SwaggerUIServer, upstream: _RecordingServer
 ) -> None:
-    with _client(ui) as client:
+    with _client(ui, page=True) as client:
         assert client.get(f"{PROXY_PREFIX}/").status_code == 200
         assert client.post("/score", json={}).status_code == 200  # the short alias
         undeclared = client.get(f"{PROXY_PREFIX}/admin")
@@ -198,7 +210,7 @@ def test_other_declared_routes_are_forwarded_beside_the_scoring_route(
 def test_foreign_origins_and_hosts_are_refused(
     ui: SwaggerUIServer, upstream: _RecordingServer
 ) -> None:
-    with _client(ui) as client:
+    with _client(ui, page=True) as client:
         evil = client.post(
             f"{PROXY_PREFIX}/score", json={}, headers={"Origin": "http://evil.example"}
         )
@@ -206,9 +218,15 @@ def test_foreign_origins_and_hosts_are_refused(
         assert "access-control-allow-origin" not in evil.headers
         preflight = client.options(
             f"{PROXY_PREFIX}/score",
-            headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"},
+            headers={
+                "Origin": "http://evil.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": f"content-type,{PAGE_HEADER.lower()}",
+            },
         )
+        assert preflight.status_code == 403
         assert "access-control-allow-origin" not in preflight.headers
+        assert "access-control-allow-headers" not in preflight.headers
         rebound = client.get("/swagger.json", headers={"Host": f"evil.example:{ui.port}"})
         assert rebound.status_code == 403
         rebound = client.post(
@@ -216,6 +234,80 @@ def test_foreign_origins_and_hosts_are_refused(
         )
         assert rebound.status_code == 403
     assert upstream.seen == []
+
+
+def test_get_of_the_scoring_route_is_never_forwarded(
+    ui: SwaggerUIServer, upstream: _RecordingServer
+) -> None:
+    """Azure's server runs the model for ``GET /score?Inputs=…``: an ``<img>`` on any page
+    sends exactly that, with no Origin header and no custom header."""
+    query = "Inputs=" + quote(json.dumps({"data": [{"age": 30}]}))
+    with _client(ui) as client:  # what the <img> sends
+        img = client.get(f"{PROXY_PREFIX}/score?{query}")
+    with _client(ui, page=True) as client:  # not even the page may
+        get = client.get(f"{PROXY_PREFIX}/score?{query}")
+        head = client.head(f"{PROXY_PREFIX}/score")
+        alias = client.get(f"/score?{query}")
+    assert img.status_code == 403
+    assert f"'{PAGE_HEADER}: {PAGE_HEADER_VALUE}'" in img.json()["message"]
+    assert get.status_code == 405 and get.headers["allow"].startswith("POST")
+    assert "GET is not forwarded to the scoring route" in get.json()["message"]
+    assert head.status_code == 405
+    assert alias.status_code == 404
+    assert upstream.seen == []
+
+
+def test_requests_without_the_page_header_are_refused(
+    ui: SwaggerUIServer, upstream: _RecordingServer
+) -> None:
+    """What a cross-site ``<form>`` or simple ``fetch`` can send: no custom header (and, from
+    an old browser, perhaps no Origin). Refused on keep-alive connections without reading the
+    body, so the next request on the same client still works."""
+    with _client(ui) as client:
+        form = client.post(
+            f"{PROXY_PREFIX}/score",
+            content=b'{"Inputs": {"data": []}}',
+            headers={"Content-Type": "text/plain"},
+        )
+        urlencoded = client.post("/score", data={"Inputs": "x"})
+        health = client.get(f"{PROXY_PREFIX}/")
+        wrong = client.post(f"{PROXY_PREFIX}/score", json={}, headers={PAGE_HEADER: "1"})
+        same_origin = client.post(
+            f"{PROXY_PREFIX}/score", json={}, headers={"Origin": ui.url.rstrip("/")}
+        )
+        page = client.get("/")
+    for refused in (form, urlencoded, health, wrong, same_origin):
+        assert refused.status_code == 403, refused.request
+        assert refused.json()["message"].startswith("not forwarded: the proxy needs the header")
+    assert page.status_code == 200
+    assert upstream.seen == []
+
+
+def test_a_configured_origin_may_call_the_proxy_after_preflight(
+    upstream: _RecordingServer,
+) -> None:
+    doc = read_document(CORPUS / "005-Aduzona.json")
+    host, port = upstream.server_address[:2]
+    tool = "http://127.0.0.1:3000"
+    target = _target(f"http://{host}:{port}/api/v1/service/bank/score")
+    with (
+        SwaggerUIServer(doc, target=target, port=0, allowed_origins=(tool,)) as server,
+        _client(server) as client,
+    ):
+        preflight = client.options(
+            f"{PROXY_PREFIX}/score",
+            headers={
+                "Origin": tool,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": f"content-type,{PAGE_HEADER.lower()}",
+            },
+        )
+        response = client.post(f"{PROXY_PREFIX}/score", json={}, headers={"Origin": tool, **PAGE})
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == tool
+    assert PAGE_HEADER.lower() in preflight.headers["access-control-allow-headers"].lower()
+    assert response.status_code == 200
+    assert [s["method"] for s in upstream.seen] == ["POST"]
 
 
 def test_cors_preflight_for_the_page_itself(ui: SwaggerUIServer) -> None:
@@ -238,7 +330,7 @@ def test_cors_preflight_for_the_page_itself(ui: SwaggerUIServer) -> None:
 def test_bodies_without_a_usable_length_are_refused(
     ui: SwaggerUIServer, upstream: _RecordingServer
 ) -> None:
-    with _client(ui) as client:
+    with _client(ui, page=True) as client:
         chunked = client.post(f"{PROXY_PREFIX}/score", content=iter([b'{"data": []}']))
         assert chunked.status_code == 411
     import socket
@@ -246,7 +338,7 @@ def test_bodies_without_a_usable_length_are_refused(
     with socket.create_connection(("127.0.0.1", ui.port), timeout=5) as raw:
         raw.sendall(
             f"POST {PROXY_PREFIX}/score HTTP/1.1\r\nHost: 127.0.0.1:{ui.port}\r\n"
-            "Content-Length: two\r\n\r\n{}".encode()
+            f"{PAGE_HEADER}: {PAGE_HEADER_VALUE}\r\nContent-Length: two\r\n\r\n{{}}".encode()
         )
         assert raw.recv(200).startswith(b"HTTP/1.1 400 ")
     assert upstream.seen == []
@@ -262,11 +354,11 @@ def test_a_busy_port_is_a_config_error(ui: SwaggerUIServer) -> None:
 def test_unreachable_endpoint_and_no_endpoint() -> None:
     doc = read_document(CORPUS / "005-Aduzona.json")
     with SwaggerUIServer(doc, target=_target("http://127.0.0.1:9/score"), port=0) as server:
-        with _client(server) as client:
+        with _client(server, page=True) as client:
             response = client.post(f"{PROXY_PREFIX}/score", json={})
         assert response.status_code == 502
         assert "cannot reach http://127.0.0.1:9/score" in response.json()["message"]
-    with SwaggerUIServer(doc, target=None, port=0) as server, _client(server) as client:
+    with SwaggerUIServer(doc, target=None, port=0) as server, _client(server, page=True) as client:
         response = client.post(f"{PROXY_PREFIX}/score", json={})
         assert response.status_code == 503
         assert "no endpoint configured" in response.json()["message"]
@@ -285,7 +377,7 @@ def test_scoring_the_local_endpoint_through_the_proxy(local_endpoint: Any) -> No
     payload = schema.example_payload(3)
     with (
         SwaggerUIServer(fetched.document, target=target, port=0) as server,
-        _client(server) as client,
+        _client(server, page=True) as client,
     ):
         response = client.post(f"{PROXY_PREFIX}/score", json=payload)
         health = client.get(f"{PROXY_PREFIX}/")
@@ -335,7 +427,7 @@ def test_cli_serves_a_file_without_an_endpoint(tmp_path: Path) -> None:
             assert page.status_code == 200 and "(no endpoint configured)" in page.text
             doc = client.get("/swagger.json").json()
             assert doc["definitions"]["ServiceInput"]["example"]["data"][0]["date"]
-            response = client.post(f"{PROXY_PREFIX}/score", json={"data": []})
+            response = client.post(f"{PROXY_PREFIX}/score", json={"data": []}, headers=PAGE)
             assert response.status_code == 503
     finally:
         process.terminate()
