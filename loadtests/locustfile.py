@@ -5,6 +5,10 @@ else the running local endpoint), ``AMLC_PAYLOAD=rows.csv`` for the request rows
 swagger's example). Every request's latency goes into an HdrHistogram; the web UI gets an
 "HDR latency" tab and ``/hdr``; when a test stops, the report files are written under
 ``AMLC_REPORT_DIR`` (default ``reports``). ``amlc bench`` runs the same user and hooks.
+
+The web UI answers only requests addressed to this machine and sent by its own pages (Host,
+Origin and Sec-Fetch-Site checks); add other names it should answer to
+``AMLC_WEB_ALLOWED_HOSTS``. Anything more (``--web-login``, ``--tls-cert``) is Locust's.
 """
 
 from locust import events

@@ -7,6 +7,8 @@ Layout (one concern per module):
 * ``launch`` — starts and follows the load process (never imports Locust);
 * ``runner`` — the load process itself (``python -m aml_client.bench.runner``; imports Locust
   first); ``engine`` / ``user`` / ``hooks`` / ``webui`` run inside it;
+* ``webguard`` — who may drive Locust's web UI (Host, Origin and Sec-Fetch-Site checks, and
+  ``amlc bench --web``'s per-run secret);
 * ``recording`` — per-process measurements and their exact merging across processes;
 * ``hdr`` / ``result`` / ``report`` / ``slo`` / ``render`` — histograms, the run's result, report
   files, objectives and their rendering.

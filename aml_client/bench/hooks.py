@@ -6,6 +6,12 @@ endpoint, key and payload come from the same settings as ``amlc``: ``AMLC_SCORIN
 ``AMLC_KEY``/``AMLC_TOKEN``, a profile named by ``AMLC_ENDPOINT``, else the local endpoint;
 ``AMLC_PAYLOAD`` names a payload file; reports go under ``AMLC_REPORT_DIR`` (default
 ``reports``).
+
+Locust's web UI, when there is one, answers only requests addressed to this machine and sent
+by its own pages (the Host, Origin and Sec-Fetch-Site checks of
+:mod:`aml_client.bench.webguard`); other names it should answer go in
+``AMLC_WEB_ALLOWED_HOSTS``. Who may use it beyond that is up to Locust's own flags
+(``--web-host``, ``--web-login``, ``--tls-cert``); ``amlc bench --web`` adds a per-run secret.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ def on_init(environment: Environment, runner: Any = None, web_ui: Any = None, **
     )
     engine = install(environment, target, plan, report_root=report_root, headless=headless)
     if web_ui is not None:
+        from aml_client.bench.webguard import protect
         from aml_client.bench.webui import add_hdr_tab
 
         add_hdr_tab(environment, engine)
+        protect(web_ui)

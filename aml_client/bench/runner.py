@@ -40,6 +40,7 @@ from aml_client.bench.engine import Engine, install, json_line
 from aml_client.bench.plan import BenchPlan
 from aml_client.bench.target import RunTarget
 from aml_client.bench.user import ScoringUser
+from aml_client.errors import AmlcError, ConfigError
 
 log = logging.getLogger("aml_client.bench.runner")
 
@@ -47,6 +48,8 @@ log = logging.getLogger("aml_client.bench.runner")
 WORKER_REPORT_INTERVAL_S = 1.0
 #: How long a master waits for its local worker processes to connect.
 LOCAL_WORKERS_WAIT_S = 60.0
+#: How long the web UI may take to start listening.
+WEB_UI_START_S = 30.0
 
 
 class _Emitter:
@@ -105,22 +108,42 @@ def _watch_parent(environment: Environment, parent_pid: int) -> None:
 def _start_web_ui(
     environment: Environment, engine: Engine, host: str, port: int, emit: _Emitter
 ) -> None:
+    """Locust's web UI with the HDR tab, answering only this machine and whoever holds the
+    per-run secret (see :mod:`aml_client.bench.webguard`); its address goes to the parent."""
+    from aml_client.bench.webguard import TOKEN_PARAM, check_port_free, new_token, protect
     from aml_client.bench.webui import add_hdr_tab
 
+    check_port_free(host, port)
     # Pre-fill the start form with the command line's users and spawn rate.
     parser = argument_parser.get_empty_argument_parser()
-    argument_parser.setup_parser_arguments(parser)
+    argument_parser.setup_parser_arguments(parser)  # type: ignore[no-untyped-call]
     options = parser.parse(args=[])
     options.num_users, options.spawn_rate = engine.plan.users, engine.plan.spawn_rate
     environment.parsed_options = options
     web_ui = environment.create_web_ui(host=host, port=port, delayed_start=True)
     add_hdr_tab(environment, engine)
-    web_ui.start()
-    gevent.sleep(0.2)
-    emit({"type": "web", "url": f"http://{host}:{port}/", "hdr_url": f"http://{host}:{port}/hdr"})
+    token = new_token()
+    protect(web_ui, token=token)
+    web_ui.start()  # type: ignore[no-untyped-call]
+    deadline = time.monotonic() + WEB_UI_START_S
+    while not (web_ui.server is not None and web_ui.server.started):
+        if web_ui.greenlet is None or web_ui.greenlet.dead or time.monotonic() > deadline:
+            # Otherwise the run would wait forever for a UI nobody can open.
+            raise ConfigError(f"the web UI cannot listen on {host}:{port}")
+        gevent.sleep(0.05)
+    base = f"http://{host}:{port}"
+    emit(
+        {
+            "type": "web",
+            "url": f"{base}/?{TOKEN_PARAM}={token}",
+            "hdr_url": f"{base}/hdr?{TOKEN_PARAM}={token}",
+        }
+    )
 
 
-def _spawn_local_workers(count: int, port: int, config: dict[str, Any]) -> list[subprocess.Popen]:
+def _spawn_local_workers(
+    count: int, port: int, config: dict[str, Any]
+) -> list[subprocess.Popen[bytes]]:
     worker_config = {
         "target": config["target"],
         "plan": config["plan"],
@@ -144,7 +167,7 @@ def _spawn_local_workers(count: int, port: int, config: dict[str, Any]) -> list[
     return procs
 
 
-def _reap(procs: list[subprocess.Popen], timeout_s: float = 10.0) -> None:
+def _reap(procs: list[subprocess.Popen[bytes]], timeout_s: float = 10.0) -> None:
     deadline = time.monotonic() + timeout_s
     for proc in procs:
         while proc.poll() is None and time.monotonic() < deadline:
@@ -275,6 +298,10 @@ def main(argv: list[str] | None = None) -> int:
             config["report_root"] = str(Path(config["report_root"]))
         role = {"local": run_local, "master": run_master, "worker": run_worker}[args.role]
         return role(config, emit)
+    except AmlcError as exc:  # a configuration this process cannot use: one line, its code
+        log.debug("load process failed", exc_info=True)
+        emit({"type": "error", "message": str(exc), "exit_code": exc.exit_code})
+        return exc.exit_code
     except Exception as exc:  # reported to the parent as one line; details with AMLC_DEBUG=1
         log.debug("load process failed", exc_info=True)
         emit({"type": "error", "message": f"{type(exc).__name__}: {exc}"})

@@ -31,9 +31,15 @@ DEFAULT_DURATION = "30s"
 
 
 class BenchError(AmlcError):
-    """The load process failed."""
+    """The load process failed (exit 1, or the code the load process gave, e.g. 2 for a
+    configuration it could not use)."""
 
     exit_code = 1
+
+    def __init__(self, message: str, *, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
 
 
 def _raise_interrupt(_signum: int, _frame: object) -> None:
@@ -143,6 +149,7 @@ def _follow(
     """Read the load process's events until it exits: (results, error message, interrupted)."""
     results: list[dict[str, Any]] = []
     error: str | None = None
+    error_code = BenchError.exit_code
     display: Live | None = None
     interrupted = 0
     if live:
@@ -172,16 +179,20 @@ def _follow(
             elif kind == "status":
                 output.console.print(f"[dim]{event.get('message', '')}[/]")
             elif kind == "web":
-                output.console.print(
-                    f"Locust web UI: [bold]{event['url']}[/]  (HDR percentiles: {event['hdr_url']})"
-                    " — Ctrl-C to quit"
-                )
+                # Each address whole on its own line, so a terminal opens it in one click; the
+                # secret in it is this run's own and dies with it.
+                output.console.print("Locust web UI (Ctrl-C to quit):")
+                for label, url in (("", event["url"]), ("HDR percentiles: ", event["hdr_url"])):
+                    output.console.print(
+                        f"  {label}{url}", markup=False, highlight=False, soft_wrap=True
+                    )
             elif kind == "result":
                 results.append(event)
                 if web:
                     output.console.print(f"test stopped — report: {event.get('report_dir')}")
             elif kind == "error":
                 error = str(event.get("message"))
+                error_code = int(event.get("exit_code") or BenchError.exit_code)
             elif kind == "output":
                 output.console.print(event.get("line", ""), markup=False)
     finally:
@@ -191,6 +202,8 @@ def _follow(
     if error is None and code != 0 and not interrupted:
         tail = "; ".join(list(proc.log_tail)[-3:])
         error = f"the load process exited with code {code}" + (f": {tail}" if tail else "")
+    if error is not None and error_code != BenchError.exit_code:
+        raise BenchError(error, exit_code=error_code)
     return results, error, interrupted > 0
 
 
@@ -264,7 +277,9 @@ def bench(
         bool, typer.Option("--insecure", help="Do not verify TLS certificates.")
     ] = False,
     web: Annotated[bool, typer.Option("--web", help="Start Locust's web UI instead.")] = False,
-    web_port: Annotated[int, typer.Option("--web-port", help="Web UI port.")] = 8089,
+    web_port: Annotated[
+        int, typer.Option("--web-port", min=1, max=65535, help="Web UI port (127.0.0.1).")
+    ] = 8089,
     master: Annotated[
         bool, typer.Option("--master", help="Be the master of workers on other machines.")
     ] = False,
@@ -339,6 +354,10 @@ def bench(
     )
     if master and plan.users < expect_workers:
         raise ConfigError(f"--users ({plan.users}) must be at least --expect-workers")
+    if web and not worker:
+        from aml_client.bench.webguard import check_port_free
+
+        check_port_free("127.0.0.1", web_port)
     target = build_run_target(
         endpoint,
         str(payload) if payload is not None else None,
