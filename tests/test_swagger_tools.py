@@ -377,6 +377,8 @@ def test_public_api() -> None:
     ]
     assert aml_client.codegen.__all__ == ["generate_client", "python_name"]
     assert aml_client.swagger_ui.__all__ == [
+        "PAGE_HEADER",
+        "PAGE_HEADER_VALUE",
         "PROXY_PREFIX",
         "SwaggerUIServer",
         "assets_dir",

@@ -294,7 +294,7 @@ def serve(
 
     from rich.markup import escape
 
-    from aml_client.swagger_ui import SwaggerUIServer
+    from aml_client.swagger_ui import PAGE_HEADER, PAGE_HEADER_VALUE, SwaggerUIServer
 
     doc, label = _document(file, endpoint, openapi)
     target = _serve_target(file, endpoint)
@@ -303,6 +303,10 @@ def serve(
     upstream = target.describe() if target else "no endpoint (requests will fail)"
     output.note(f"Swagger UI for [bold]{escape(label)}[/] at [bold]{server.url}[/]")
     output.note(f"[dim]proxy to {escape(upstream)} · Ctrl-C stops[/]")
+    output.note(
+        f"[dim]scripts calling the proxy add the header "
+        f"'{PAGE_HEADER}: {PAGE_HEADER_VALUE}'; GET never reaches the scoring route[/]"
+    )
     if open_browser:
         import webbrowser
 
