@@ -27,9 +27,9 @@ app = typer.Typer(
 
 def _register() -> None:
     # Each module adds its commands; heavy imports (locust, pandas, sklearn) stay inside them.
-    from aml_client.cli import bench, endpoint, local, report, score, swagger
+    from aml_client.cli import bench, endpoint, local, logs, pipeline, report, score, swagger
 
-    for module in (score, endpoint, local, swagger, bench, report):
+    for module in (score, endpoint, local, swagger, bench, report, logs, pipeline):
         module.register(app)
 
 
