@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -327,6 +328,13 @@ def _arm_message(exc: Any) -> str:
     return f"{code}: {message}" if code and message else (message or code or "no details")
 
 
+def sign_in_details(exc: BaseException) -> str:
+    """What azure-identity tried, on one bounded line (its message spans several)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    tried = [line for line in lines[1:] if re.match(r"^\w+Credential: ", line)]
+    return clean_text("; ".join(tried) or (lines[0] if lines else ""), 240) or "no details"
+
+
 @contextmanager
 def _arm_errors(doing: str, arm_url: str) -> Iterator[None]:
     """Turn azure-core / azure-identity exceptions into amlc's error tree, one line each."""
@@ -347,18 +355,12 @@ def _arm_errors(doing: str, arm_url: str) -> Iterator[None]:
     except ClientAuthenticationError as exc:
         status = getattr(exc, "status_code", None)
         if status is None:
-            # azure-identity: no sign-in available, or it failed before Azure was asked.
-            try:
-                from azure.identity import CredentialUnavailableError
-            except ImportError:  # pragma: no cover - azure-identity ships with the extra
-                CredentialUnavailableError = ()  # type: ignore[assignment,misc]
-            first = clean_text(str(exc).splitlines()[0] if str(exc) else "", 200) or "no details"
-            if isinstance(exc, CredentialUnavailableError):
-                raise ConfigError(
-                    f"no Azure sign-in for {doing}: run `az login` or set AZURE_* variables "
-                    f"(DefaultAzureCredential: {first})"
-                ) from exc
-            raise AuthenticationError(f"Azure sign-in failed while {doing}: {first}") from exc
+            # azure-identity could not produce a token: Azure was never asked, so this is the
+            # caller's setup (no az login, no AZURE_* variables), not a refused credential.
+            raise ConfigError(
+                f"no usable Azure sign-in for {doing}: run `az login` or set AZURE_* variables "
+                f"({sign_in_details(exc)})"
+            ) from exc
         raise AuthenticationError(
             f"Azure Resource Manager refused the credential ({status}) while {doing}: "
             f"{_arm_message(exc)}",

@@ -30,6 +30,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 
+from aml_client.azure.control import sign_in_details
 from aml_client.azure.reference import clean_text
 from aml_client.errors import (
     AuthenticationError,
@@ -226,8 +227,10 @@ def entra_token_source(scope: str = MANAGEMENT_SCOPE) -> Callable[[], str]:
         try:
             return credential.get_token(scope).token
         except ClientAuthenticationError as exc:
-            first = clean_text(str(exc).splitlines()[0] if str(exc) else "", 200) or "no details"
-            raise AuthenticationError(f"no Entra ID token for {scope}: {first}") from exc
+            raise ConfigError(
+                f"no Entra ID token for {scope}: run `az login` or set AZURE_* variables "
+                f"({sign_in_details(exc)})"
+            ) from exc
 
     return token
 
