@@ -50,14 +50,15 @@ def _read_secret(name: str, auth: AuthKind, key_env: str | None, key_stdin: bool
         raise ConfigError(
             f"no {auth} given: use --key-env VAR, pipe it with --key-stdin, or run in a terminal"
         )
-    secret = typer.prompt(f"{auth.capitalize()} for '{name}'", hide_input=True, err=True).strip()
+    secret = str(typer.prompt(f"{auth.capitalize()} for '{name}'", hide_input=True, err=True))
+    secret = secret.strip()
     if not secret:
         raise ConfigError(f"empty {auth}")
     return secret
 
 
 def _profile_dict(profile: config.Profile, default: str | None) -> dict[str, Any]:
-    data = {
+    data: dict[str, Any] = {
         "name": profile.name,
         "scoring_uri": profile.scoring_uri,
         "swagger_uri": profile.swagger_uri,

@@ -163,8 +163,10 @@ def test_wait_gives_up_after_its_timeout(httpserver: HTTPServer) -> None:
     httpserver.expect_request(f"{PREFIX}/{RUN_ID}", method="GET").respond_with_handler(walk)
     now = [0.0]
 
-    with PipelineClient(httpserver.url_for(SUBMIT), token=lambda: "t") as client:
-        with pytest.raises(EndpointTimeoutError, match="still Running after 60 s"):
-            client.wait(RUN_ID, poll_interval_s=15, timeout_s=70,
-                        clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
+    with (
+        PipelineClient(httpserver.url_for(SUBMIT), token=lambda: "t") as client,
+        pytest.raises(EndpointTimeoutError, match="still Running after 60 s"),
+    ):
+        client.wait(RUN_ID, poll_interval_s=15, timeout_s=70,
+                    clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
     assert len(walk.seen) == 5  # at 0, 15, 30, 45, 60 s; the next would pass 70 s
