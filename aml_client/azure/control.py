@@ -272,9 +272,12 @@ def _deployment_info(item: Any) -> DeploymentInfo:
     settings = getattr(props, "request_settings", None)
     timeout = getattr(settings, "request_timeout", None)
     sku = getattr(item, "sku", None)
-    name = item.name if isinstance(item.name, str) else ""
+    try:
+        name = check_name(item.name, "deployment")
+    except ConfigError as exc:  # it came from Azure, not from the user
+        raise ResponseFormatError(f"Azure Resource Manager gave a {exc}") from exc
     return DeploymentInfo(
-        name=check_name(name, "deployment") if name else "?",
+        name=name,
         compute_type=clean_text(getattr(props, "endpoint_compute_type", None)),
         instance_type=clean_text(getattr(props, "instance_type", None)),
         instance_count=clean_int(getattr(sku, "capacity", None)),

@@ -159,6 +159,16 @@ def test_next_link_to_another_origin_is_refused(tmp_path: Path) -> None:
     ]
 
 
+def test_a_deployment_name_unfit_for_a_header_is_refused(arm: ArmReplay) -> None:
+    listing = example("OnlineDeployments_List")["responses"]["200"]["body"]
+    listing.pop("nextLink")
+    listing["value"][0]["name"] = "blue\r\nX-Injected: 1"
+    arm.replay("OnlineEndpoints_Get")
+    arm.replay("OnlineDeployments_List", body=listing)
+    with pytest.raises(ResponseFormatError, match="gave a deployment"):
+        control_for(arm).describe_endpoint(ref_for(arm))
+
+
 def test_forbidden_is_a_refused_credential(arm: ArmReplay) -> None:
     arm.replay(
         "OnlineEndpoints_Get",
