@@ -65,17 +65,20 @@ class TokenCredential:
         token: str | None = None,
         *,
         fetch: Callable[[], tuple[str, float]] | None = None,
+        clock: Callable[[], float] = time.time,
     ):
         if token is None and fetch is None:
             raise ValueError("give a token or a fetch callable")
         self._token = token
         self._expires_at = float("inf") if token else 0.0
         self._fetch = fetch
+        self._clock = clock  # epoch seconds; injectable so tests need not wait
         self._lock = threading.Lock()
 
     def _current(self) -> str:
         with self._lock:
-            if self._fetch is not None and time.time() >= self._expires_at - self._REFRESH_MARGIN_S:
+            due = self._expires_at - self._REFRESH_MARGIN_S
+            if self._fetch is not None and self._clock() >= due:
                 self._token, self._expires_at = self._fetch()
             assert self._token is not None
             return self._token

@@ -33,8 +33,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Ways a profile authenticates.
-AUTH_KINDS = ("key", "token", "entra", "none")
+#: Ways a profile authenticates; ``azure_key`` and ``aml_token`` are fetched from Azure on use.
+AUTH_KINDS = ("key", "token", "entra", "none", "azure_key", "aml_token")
+_FROM_AZURE = ("azure_key", "aml_token")
 #: Names with a fixed meaning that a profile cannot take.
 RESERVED_NAMES = frozenset({"local", "env"})
 
@@ -79,6 +80,8 @@ class Profile:
     #: Name of an environment variable holding the secret (preferred over a stored key).
     key_env: str | None = None
     verify: bool = True
+    #: ``[endpoints.NAME.azure]``: where an imported endpoint lives (aml_client.azure reads it).
+    azure: dict[str, Any] | None = None
 
     def to_toml(self) -> dict[str, Any]:
         table: dict[str, Any] = {"scoring_uri": self.scoring_uri, "auth": self.auth}
@@ -90,6 +93,8 @@ class Profile:
             table["key"] = self.key
         if not self.verify:
             table["verify"] = False
+        if self.azure:
+            table["azure"] = self.azure
         return table
 
     @classmethod
@@ -102,6 +107,14 @@ class Profile:
                 f"{config_path()}: profile '{name}' has auth = '{auth}'; "
                 f"expected one of {', '.join(AUTH_KINDS)}"
             )
+        azure = table.get("azure")
+        if azure is not None and not isinstance(azure, dict):
+            raise ConfigError(f"{config_path()}: profile '{name}': azure must be a table")
+        if auth in _FROM_AZURE and not azure:
+            raise ConfigError(
+                f"{config_path()}: profile '{name}' has auth = '{auth}' but no azure table; "
+                f"run `amlc endpoint import {name} ...`"
+            )
         return cls(
             name=name,
             scoring_uri=str(table["scoring_uri"]),
@@ -110,6 +123,7 @@ class Profile:
             key=table.get("key") or None,
             key_env=table.get("key_env") or None,
             verify=bool(table.get("verify", True)),
+            azure=azure,
         )
 
     def secret(self) -> str | None:
@@ -131,6 +145,10 @@ class Profile:
             from aml_client.auth import entra_id_credential
 
             return entra_id_credential()
+        if self.auth in _FROM_AZURE:
+            from aml_client.azure.credentials import profile_credential
+
+            return profile_credential(self.auth, self.azure, profile=self.name)
         secret = self.secret()
         if not secret:
             raise ConfigError(
@@ -143,6 +161,8 @@ class Profile:
         """How the secret is shown in ``amlc endpoint list/show``: where it lives, masked."""
         if self.auth in ("none", "entra"):
             return "-"
+        if self.auth in _FROM_AZURE:
+            return "(from Azure when used)"
         if self.key_env:
             value = os.environ.get(self.key_env)
             return f"${self.key_env} ({mask(value) if value else 'not set'})"

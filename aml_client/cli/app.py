@@ -27,15 +27,18 @@ app = typer.Typer(
 
 def _register() -> None:
     # Each module adds its commands; heavy imports (locust, pandas, sklearn) stay inside them.
-    from aml_client.cli import bench, endpoint, local, report, score, swagger
+    from aml_client.cli import bench, endpoint, local, logs, pipeline, report, score, swagger
 
-    for module in (score, endpoint, local, swagger, bench, report):
+    for module in (score, endpoint, local, swagger, bench, report, logs, pipeline):
         module.register(app)
 
 
 def main() -> None:
     debug = os.environ.get("AMLC_DEBUG") == "1"
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING)
+    if not debug:
+        # The Azure SDK warns about what amlc then reports as its one error line.
+        logging.getLogger("azure").setLevel(logging.ERROR)
     from aml_client.errors import AmlcError
 
     _register()

@@ -3,6 +3,9 @@
 A key is never a command-line value (it would land in shell history and ``ps``): it comes from
 an environment variable named with ``--key-env`` (only the name is stored), from stdin with
 ``--key-stdin``, or from a hidden prompt, and is kept in the 0600 config file.
+
+``amlc endpoint import`` finds an Azure online endpoint through Resource Manager and stores a
+profile with no secret at all: its key or token is fetched from Azure each time it is used.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from aml_client import config
@@ -46,14 +50,15 @@ def _read_secret(name: str, auth: AuthKind, key_env: str | None, key_stdin: bool
         raise ConfigError(
             f"no {auth} given: use --key-env VAR, pipe it with --key-stdin, or run in a terminal"
         )
-    secret = typer.prompt(f"{auth.capitalize()} for '{name}'", hide_input=True, err=True).strip()
+    secret = str(typer.prompt(f"{auth.capitalize()} for '{name}'", hide_input=True, err=True))
+    secret = secret.strip()
     if not secret:
         raise ConfigError(f"empty {auth}")
     return secret
 
 
 def _profile_dict(profile: config.Profile, default: str | None) -> dict[str, Any]:
-    return {
+    data: dict[str, Any] = {
         "name": profile.name,
         "scoring_uri": profile.scoring_uri,
         "swagger_uri": profile.swagger_uri,
@@ -63,6 +68,9 @@ def _profile_dict(profile: config.Profile, default: str | None) -> dict[str, Any
         "verify": profile.verify,
         "default": profile.name == default,
     }
+    if profile.azure:
+        data["azure"] = profile.azure
+    return data
 
 
 def add(
@@ -136,12 +144,93 @@ def show(
     if json_out:
         output.print_json(data)
         return
+    azure = data.pop("azure", None)
     table = Table(show_header=False, box=None)
     table.add_column(style="bold")
     table.add_column()
     for field, value in data.items():
         table.add_row(field, "-" if value is None else str(value))
+    if isinstance(azure, dict):
+        for field in ("subscription", "resource_group", "workspace", "endpoint", "auth_mode",
+                      "arm_url", "provisioning_state"):
+            if azure.get(field):
+                table.add_row(f"azure {field.replace('_', ' ')}", escape(str(azure[field])))
     output.stdout.print(table)
+    if isinstance(azure, dict):
+        output.stdout.print(_deployments_table(azure))
+
+
+def _deployments_table(azure: dict[str, Any]) -> Table:
+    """Deployments as discovered at import, with their share of traffic (and mirrored traffic)."""
+    traffic = azure.get("traffic") or {}
+    mirror = azure.get("mirror_traffic") or {}
+    deployments = [d for d in azure.get("deployments") or [] if isinstance(d, dict)]
+    names = [str(d.get("name")) for d in deployments]
+    names += [n for n in list(traffic) + list(mirror) if n not in names]
+    table = Table(title="Deployments (as imported)", title_justify="left")
+    for column in ("deployment", "traffic", "mirror", "compute", "instance type", "instances",
+                   "state"):
+        table.add_column(column)
+    by_name = {str(d.get("name")): d for d in deployments}
+    for name in names:
+        d = by_name.get(name, {})
+        cells = (
+            name,
+            f"{traffic.get(name, 0)} %",
+            f"{mirror[name]} %" if name in mirror else "-",
+            str(d.get("compute_type") or "-"),
+            str(d.get("instance_type") or "-"),
+            str(d.get("instance_count") or "-"),
+            str(d.get("provisioning_state") or "-"),
+        )
+        table.add_row(*(escape(cell) for cell in cells))
+    return table
+
+
+def import_(
+    name: Annotated[str, typer.Argument(help="Profile name to store it under, e.g. prod.")],
+    subscription: Annotated[
+        str, typer.Option("--subscription", help="Azure subscription id.")
+    ],
+    resource_group: Annotated[
+        str, typer.Option("--resource-group", "-g", help="Resource group of the workspace.")
+    ],
+    workspace: Annotated[str, typer.Option("--workspace", "-w", help="Azure ML workspace.")],
+    endpoint: Annotated[
+        str | None,
+        typer.Option("--endpoint", help="Online endpoint name (default: the profile name)."),
+    ] = None,
+    default: Annotated[bool, typer.Option("--default", help="Make it the default.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON on stdout.")] = False,
+) -> None:
+    """Import an Azure ML online endpoint: URIs, auth mode, deployments and traffic.
+
+    Resource Manager is reached with azure-identity's DefaultAzureCredential (az login,
+    environment, managed identity); AMLC_ARM_URL points at another cloud. No key or token is
+    stored: the profile fetches it from Azure whenever it is used.
+    """
+    from aml_client.azure.profiles import import_endpoint
+
+    profile, info, path = import_endpoint(
+        name,
+        subscription=subscription,
+        resource_group=resource_group,
+        workspace=workspace,
+        endpoint=endpoint,
+        make_default=default,
+    )
+    if json_out:
+        output.print_json(_profile_dict(profile, config.default_profile_name()))
+        return
+    split = ", ".join(f"{k} {v} %" for k, v in info.traffic.items()) or "no traffic"
+    is_default = config.default_profile_name() == name
+    # Everything but the two names came from Azure: escaped so it cannot be read as markup.
+    output.note(
+        f"[green]imported[/] endpoint '{info.ref.endpoint}' as '{name}' "
+        f"({escape(info.scoring_uri)}), auth {info.auth_mode} → {profile.auth}, "
+        f"{len(info.deployments)} deployment(s): {escape(split)}"
+        f"{' (default)' if is_default else ''} → {escape(str(path))}"
+    )
 
 
 def remove(name: Annotated[str, typer.Argument(help="Profile name.")]) -> None:
@@ -163,6 +252,7 @@ def register(app: typer.Typer) -> None:
     group.command("add")(add)
     group.command("list")(list_)
     group.command("show")(show)
+    group.command("import")(import_)
     group.command("remove")(remove)
     group.command("use")(use)
     app.add_typer(group, name="endpoint")
