@@ -48,17 +48,18 @@ COLUMNS = [
 
 METRICS = ("accuracy", "auc", "f1", "balanced_accuracy")
 
-#: The original project's two sample rows (its ``data.json``): the swagger examples.
+#: The original project's two sample rows (its ``data.json``, with its ``unversity.degree``
+#: typo corrected to the category the training data uses): the swagger examples.
 SAMPLE_ROWS: list[dict[str, Any]] = [
     {
-        "age": 17, "job": "blue-collar", "marital": "married", "education": "unversity.degree",
+        "age": 17, "job": "blue-collar", "marital": "married", "education": "university.degree",
         "default": "no", "housing": "yes", "loan": "yes", "contact": "cellular", "month": "may",
         "day_of_week": "mon", "duration": 971, "campaign": 1, "pdays": 999, "previous": 1,
         "poutcome": "failure", "emp.var.rate": -1.8, "cons.price.idx": 92.893,
         "cons.conf.idx": -46.2, "euribor3m": 1.299, "nr.employed": 5099.1,
     },
     {
-        "age": 87, "job": "blue-collar", "marital": "married", "education": "unversity.degree",
+        "age": 87, "job": "blue-collar", "marital": "married", "education": "university.degree",
         "default": "no", "housing": "yes", "loan": "yes", "contact": "cellular", "month": "may",
         "day_of_week": "mon", "duration": 471, "campaign": 1, "pdays": 999, "previous": 1,
         "poutcome": "failure", "emp.var.rate": -1.8, "cons.price.idx": 92.893,
