@@ -11,6 +11,10 @@ Fixtures (all start real servers on free 127.0.0.1 ports and stop them at the en
     ``{"result": [...]}``. One worker.
 ``scratch_local_endpoint`` (function)
     A throwaway "inputs" endpoint (one worker) that a test may stop or re-key.
+``blue_green_endpoint`` (session)
+    Two deployments behind one scoring URI, as ``amlc local up --deployment blue --deployment
+    green:onnx --traffic blue=50,green=50``: ``blue`` serves the scikit-learn pipeline,
+    ``green`` its ONNX copy (onnxruntime); one worker each. Shared: do not stop it.
 ``local_model_cache`` (session)
     The cache directory holding the trained model; every endpoint's ``AMLC_HOME/cache`` points
     at it, so the model is trained once per test run (a few seconds) and then only loaded.
@@ -23,7 +27,9 @@ Fixtures (all start real servers on free 127.0.0.1 ports and stop them at the en
 Each endpoint fixture yields a ``LocalEndpointHandle``:
 
 - ``info`` — the ``aml_client.local.LocalEndpointInfo`` (``scoring_uri``, ``swagger_uri``,
-  ``pid``, ``style``, ``model``, ``accuracy``, ``log_file``, …);
+  ``pid``, ``style``, ``model``, ``accuracy``, ``log_file``, ``deployments`` …; the default
+  endpoints have one deployment, ``blue``);
+- ``deployment_uri(name)`` — that deployment's own server (internal port; it checks the key);
 - ``primary_key`` / ``secondary_key`` — its keys (never print them);
 - ``home`` — its own ``AMLC_HOME``. The top-level conftest gives every test a fresh
   ``AMLC_HOME``, in which no endpoint runs: to let ``amlc`` or
@@ -123,8 +129,15 @@ class LocalEndpointHandle:
     def style(self) -> str:
         return self.info.style
 
-    def headers(self, key: str | None = None) -> dict[str, str]:
-        return {"Authorization": f"Bearer {key or self.primary_key}"}
+    def headers(self, key: str | None = None, deployment: str | None = None) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {key or self.primary_key}"}
+        if deployment is not None:
+            headers["azureml-model-deployment"] = deployment
+        return headers
+
+    def deployment_uri(self, name: str) -> str:
+        """The scoring URI of one deployment's own server, bypassing the front."""
+        return f"http://127.0.0.1:{self.info.deployment(name).port}/score"
 
     def env(self) -> dict[str, str]:
         """Environment for a subprocess (``amlc ...``) that should find this endpoint."""
@@ -170,25 +183,39 @@ def local_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home / "cache"
 
 
-def _start(
+def start_local_endpoint(
     tmp_path_factory: pytest.TempPathFactory,
     cache: Path,
     *,
-    style: str,
-    workers: int,
+    style: str = "inputs",
+    workers: int = 1,
+    deployments: list[str] | None = None,
+    traffic: str | None = None,
 ) -> LocalEndpointHandle:
+    """Start a local endpoint in its own ``AMLC_HOME`` (stop it with ``stop_local_endpoint``).
+
+    ``deployments`` and ``traffic`` are written as on the command line (``green:onnx``,
+    ``blue=50,green=50``).
+    """
     from aml_client import local
 
     home = tmp_path_factory.mktemp(f"amlc-local-{style}")
     (home / "cache").symlink_to(cache, target_is_directory=True)
     with amlc_home(home):
-        info = local.start(port=free_port(), workers=workers, style=style, detach=True)
+        info = local.start(
+            port=free_port(),
+            workers=workers,
+            style=style,
+            detach=True,
+            deployments=[local.parse_deployment(d) for d in deployments or []],
+            traffic=local.parse_traffic(traffic) if traffic else None,
+        )
         keys = local.local_keys()
     assert keys is not None
     return LocalEndpointHandle(info=info, primary_key=keys[0], secondary_key=keys[1], home=home)
 
 
-def _stop(handle: LocalEndpointHandle) -> None:
+def stop_local_endpoint(handle: LocalEndpointHandle) -> None:
     from aml_client import local
 
     with amlc_home(handle.home):
@@ -200,11 +227,11 @@ def local_endpoint(
     tmp_path_factory: pytest.TempPathFactory, local_model_cache: Path
 ) -> Iterator[LocalEndpointHandle]:
     """The default ("inputs") local endpoint, shared by the whole run."""
-    handle = _start(tmp_path_factory, local_model_cache, style="inputs", workers=2)
+    handle = start_local_endpoint(tmp_path_factory, local_model_cache, style="inputs", workers=2)
     try:
         yield handle
     finally:
-        _stop(handle)
+        stop_local_endpoint(handle)
 
 
 @pytest.fixture(scope="session")
@@ -212,11 +239,11 @@ def local_endpoint_v1(
     tmp_path_factory: pytest.TempPathFactory, local_model_cache: Path
 ) -> Iterator[LocalEndpointHandle]:
     """The 2020-era ("v1") local endpoint, shared by the whole run."""
-    handle = _start(tmp_path_factory, local_model_cache, style="v1", workers=1)
+    handle = start_local_endpoint(tmp_path_factory, local_model_cache, style="v1", workers=1)
     try:
         yield handle
     finally:
-        _stop(handle)
+        stop_local_endpoint(handle)
 
 
 @pytest.fixture
@@ -224,11 +251,28 @@ def scratch_local_endpoint(
     tmp_path_factory: pytest.TempPathFactory, local_model_cache: Path
 ) -> Iterator[LocalEndpointHandle]:
     """A private "inputs" endpoint a test may stop or re-key."""
-    handle = _start(tmp_path_factory, local_model_cache, style="inputs", workers=1)
+    handle = start_local_endpoint(tmp_path_factory, local_model_cache, style="inputs", workers=1)
     try:
         yield handle
     finally:
-        _stop(handle)
+        stop_local_endpoint(handle)
+
+
+@pytest.fixture(scope="session")
+def blue_green_endpoint(
+    tmp_path_factory: pytest.TempPathFactory, local_model_cache: Path
+) -> Iterator[LocalEndpointHandle]:
+    """blue (scikit-learn) and green (ONNX) behind one scoring URI, 50/50."""
+    handle = start_local_endpoint(
+        tmp_path_factory,
+        local_model_cache,
+        deployments=["blue", "green:onnx"],
+        traffic="blue=50,green=50",
+    )
+    try:
+        yield handle
+    finally:
+        stop_local_endpoint(handle)
 
 
 @pytest.fixture

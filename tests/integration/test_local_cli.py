@@ -112,15 +112,15 @@ def test_logs_print_one_line_per_request(local_endpoint) -> None:
     response = httpx.post(
         local_endpoint.scoring_uri,
         json=BODY,
-        headers={**local_endpoint.headers(), "x-request-id": request_id},
+        headers={**local_endpoint.headers(), "x-ms-client-request-id": request_id},
     )
     assert response.status_code == 200
-    assert local_endpoint.wait_for_log(f"rid={request_id}")
+    assert local_endpoint.wait_for_log(f"client_rid={request_id}")
     result = local_endpoint.amlc("local", "logs", "-n", "5")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert 1 <= len(lines) <= 5
-    mine = [line for line in lines if f"rid={request_id}" in line]
+    mine = [line for line in lines if f"client_rid={request_id}" in line]
     assert len(mine) == 1 and " POST /score 200 " in mine[0]
     assert local_endpoint.primary_key not in result.stdout
 
@@ -140,7 +140,7 @@ def test_logs_follow_prints_new_requests(local_endpoint) -> None:
         httpx.post(
             local_endpoint.scoring_uri,
             json=BODY,
-            headers={**local_endpoint.headers(), "x-request-id": request_id},
+            headers={**local_endpoint.headers(), "x-ms-client-request-id": request_id},
         )
         lines: queue.Queue[str] = queue.Queue()
         assert proc.stdout is not None
