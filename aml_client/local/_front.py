@@ -353,8 +353,8 @@ class Front:
         return web.Response(status=424, body=upstream.body, headers=headers)
 
     def _log(self, request: web.Request, response: web.Response, exchange: Exchange) -> None:
-        if response.status == 200 and request.path == "/":
-            return  # health probes would drown the requests
+        if request.path == "/" and (response.status == 200 or not self.ready):
+            return  # health probes (and the launcher's, while starting) would drown the requests
         headers = response.headers
         self.log.write(
             access_line(

@@ -274,3 +274,26 @@ def test_a_server_that_cannot_start_is_reported_with_its_log(
     assert not (home / "state" / "local" / "endpoint.json").exists()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--deployment", "b"], "deployment name 'b' is not valid"),
+        (["--deployment", "green:tf"], "unknown kind 'tf'"),
+        (["--deployment", "blue", "--deployment", "green", "--traffic", "blue=80"], "add up to 80"),
+        (["--deployment", "blue", "--traffic", "green=100"], "green, which is not a deployment"),
+        (["--deployment", "blue,request_timeout_ms=soon"], "must be a number"),
+    ],
+    ids=["name", "kind", "sum", "unknown", "option"],
+)
+def test_bad_deployments_are_one_line_exit_2_and_start_nothing(
+    tmp_path: Path, amlc_in, port_factory, args: list[str], says: str
+) -> None:
+    port = port_factory()
+    result = amlc_in(tmp_path, "local", "up", "--detach", "--port", str(port), *args)
+    assert result.returncode == 2
+    assert says in _one_error_line(result)
+    assert not (tmp_path / "state" / "local" / "endpoint.json").exists()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
