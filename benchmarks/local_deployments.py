@@ -133,9 +133,29 @@ def measure_latency(info: Any, key: str, body: bytes, n: int, warmup: int) -> di
     return {"results": results, "same_answer_blue_green": same}
 
 
+def _load(
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    deadline: float,
+    slot: int,
+    done: list[int],
+    refused: list[int],
+) -> None:
+    """One closed-loop client until ``deadline``, counting answers in its own ``slot``."""
+    import httpx
+
+    with httpx.Client(timeout=60) as client:
+        while time.monotonic() < deadline:
+            response = client.post(url, content=body, headers=headers)
+            if response.status_code == 200:
+                done[slot] += 1
+            else:
+                refused[slot] += 1
+
+
 def measure_capacity(info: Any, key: str, body: bytes, seconds: float) -> dict[str, float]:
     """Completed requests per second per deployment, clients = its 429 limit, alternated."""
-    import httpx
 
     totals = {"blue": [0, 0.0], "green": [0, 0.0]}
     for name in ("blue", "green", "blue", "green"):
@@ -150,17 +170,13 @@ def measure_capacity(info: Any, key: str, body: bytes, seconds: float) -> dict[s
         refused = [0] * clients
         deadline = time.monotonic() + seconds
 
-        def load(slot: int, headers: dict[str, str] = headers, deadline: float = deadline) -> None:
-            with httpx.Client(timeout=60) as client:
-                while time.monotonic() < deadline:
-                    response = client.post(info.scoring_uri, content=body, headers=headers)
-                    if response.status_code == 200:
-                        done[slot] += 1
-                    else:
-                        refused[slot] += 1
-
         started = time.monotonic()
-        threads = [threading.Thread(target=load, args=(i,)) for i in range(clients)]
+        threads = [
+            threading.Thread(
+                target=_load, args=(info.scoring_uri, body, headers, deadline, i, done, refused)
+            )
+            for i in range(clients)
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:

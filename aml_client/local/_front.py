@@ -77,6 +77,8 @@ NO_DEPLOYMENT_MESSAGE = (
     "deployment with positive weight values or use a deployment specific header to route."
 )
 ROUTES = frozenset({"/", "/score", "/swagger.json"})
+#: The methods that run the scoring function (the server reads a GET's query as its body).
+SCORING_METHODS = frozenset({"POST", "GET"})
 #: The inference server refuses request ids longer than this (431); so does the front.
 HEADER_LIMIT = 100
 #: Largest request body accepted (AKS documents 100 MB); larger ones get 413.
@@ -152,6 +154,7 @@ class Front:
     keys: KeyChecker = field(init=False)
     log: AccessLog = field(init=False)
     router: SmoothWeightedRoundRobin = field(init=False)
+    default: str = field(init=False)  # answers health and swagger requests that name none
     ready: bool = False
 
     def __post_init__(self) -> None:
@@ -207,7 +210,7 @@ class Front:
                 exchange, 413, f"The request body is larger than {MAX_BODY_BYTES} bytes."
             )
 
-        if path == "/score" and method != "OPTIONS":
+        if path == "/score" and method in SCORING_METHODS:
             return await self._score(request, exchange, deployment, body)
         try:
             upstream = await self._forward(request, exchange, deployment, body, PLAIN_TIMEOUT_S)
@@ -287,11 +290,11 @@ class Front:
                 return Upstream(
                     answer.status, answer.reason or "", CIMultiDict(answer.headers), data
                 )
-        except aiohttp.ClientConnectionError as exc:
-            if isinstance(exc, asyncio.TimeoutError):
-                raise
+        except TimeoutError:
+            raise  # aiohttp's own timeouts are TimeoutErrors too: the caller's 408 or 504
+        except aiohttp.ClientError as exc:
             raise UpstreamUnavailable(
-                f"Deployment {deployment.info.name} cannot be reached: {type(exc).__name__}."
+                f"Deployment {deployment.info.name} did not answer: {type(exc).__name__}."
             ) from None
 
     # answers --------------------------------------------------------------------------------

@@ -167,6 +167,17 @@ def test_down_stops_the_endpoint(scratch_local_endpoint) -> None:
     assert not (handle.home / "state" / "local" / "endpoint.json").exists()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{handle.base_uri}/", timeout=2)
+    # The deployment behind the front is gone too (its own port closes with it).
+    [deployment] = handle.info.deployments
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{deployment.port}/", timeout=2)
+        except httpx.ConnectError:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the deployment still answers after amlc local down")
     assert not pid_alive(pid)
     assert handle.amlc("local", "status").returncode == 4
     again = handle.amlc("local", "down")

@@ -288,3 +288,30 @@ def test_more_than_twice_max_concurrent_pending_is_429(misbehaving) -> None:
     for thread in threads:
         thread.join(timeout=60)
     assert Counter(statuses) == {200: 2, 429: 4}
+
+
+def test_a_deployment_that_dies_takes_the_endpoint_down(
+    tmp_path_factory: pytest.TempPathFactory, local_model_cache: Path
+) -> None:
+    import os
+    import re
+    import signal
+    import time
+
+    handle = start_local_endpoint(
+        tmp_path_factory, local_model_cache, deployments=["blue", "green:onnx"]
+    )
+    try:
+        found = re.search(r"deployment green \(onnx, 1 worker\): gunicorn pid (\d+)",
+                          handle.server_log_text())  # fmt: skip
+        assert found, handle.server_log_text()
+        os.kill(int(found.group(1)), signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and handle.amlc("local", "status").returncode == 0:
+            time.sleep(0.5)
+        assert handle.amlc("local", "status").returncode == 4
+        assert "deployment green stopped" in handle.server_log_text()
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{handle.base_uri}/", timeout=2)
+    finally:
+        stop_local_endpoint(handle)
