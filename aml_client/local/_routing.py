@@ -81,22 +81,26 @@ class Admission:
         """
         if self.pending >= self.max_pending:
             raise TooManyPending
+        deadline = arrived + self.timeout_s
+        if self._left(deadline) <= 0:
+            raise RequestTimedOut
         self.pending += 1
+        acquired = False
         try:
-            deadline = arrived + self.timeout_s
-            try:
-                await asyncio.wait_for(self._slots.acquire(), self._left(deadline))
-            except TimeoutError:
-                raise RequestTimedOut from None
-            self.inside += 1
-            try:
-                return await asyncio.wait_for(call(self._left(deadline)), self._left(deadline))
-            except TimeoutError:
-                raise RequestTimedOut from None
-            finally:
-                self.inside -= 1
-                self._slots.release()
+            # One deadline for the wait and the call (asyncio.timeout: no extra task per call).
+            async with asyncio.timeout(self._left(deadline)):
+                await self._slots.acquire()
+                acquired = True
+                self.inside += 1
+                try:
+                    return await call(self._left(deadline))
+                finally:
+                    self.inside -= 1
+        except TimeoutError:
+            raise RequestTimedOut from None
         finally:
+            if acquired:
+                self._slots.release()
             self.pending -= 1
 
     def _left(self, deadline: float) -> float:
