@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
     """Add the ``local`` command group to ``app``."""
     group = typer.Typer(
         help="Run a local Azure ML endpoint (Microsoft's inference server, a bank-marketing "
-        "model, key auth) on 127.0.0.1.",
+        "model, key auth, deployments with a traffic split) on 127.0.0.1.",
         no_args_is_help=True,
     )
     group.command("up")(up)

@@ -243,9 +243,9 @@ class Front:
             return self._answer(
                 exchange,
                 429,
-                f"Too many pending requests for deployment {info.name}: at most {limit} "
-                f"(2 x max_concurrent_requests_per_instance = "
-                f"{info.max_concurrent_requests_per_instance}) are allowed at any time.",
+                f"Too many pending requests for deployment {info.name}: at most {limit} may be "
+                f"pending at any time (2 x max_concurrent_requests_per_instance, which is "
+                f"{info.max_concurrent_requests_per_instance}).",
             )
         except RequestTimedOut:
             return self._answer(
