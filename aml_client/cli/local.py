@@ -11,7 +11,7 @@ import typer
 from aml_client.cli import output
 
 if TYPE_CHECKING:
-    from aml_client.local import LocalEndpointInfo
+    from aml_client.local import DeploymentInfo, LocalEndpointInfo
 
 #: Exit code of ``amlc local status`` when no endpoint answers (scripts: ``status || up``).
 NOT_RUNNING_EXIT = 4
@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
     """Add the ``local`` command group to ``app``."""
     group = typer.Typer(
         help="Run a local Azure ML endpoint (Microsoft's inference server, a bank-marketing "
-        "model, key auth) on 127.0.0.1.",
+        "model, key auth, deployments with a traffic split) on 127.0.0.1.",
         no_args_is_help=True,
     )
     group.command("up")(up)
@@ -61,11 +61,32 @@ _STYLE_HELP = (
 )
 
 
+_DEPLOYMENT_HELP = (
+    "A deployment: NAME[:KIND][,option=value...]; KIND is sklearn (default) or onnx; options: "
+    "workers, max_concurrent_requests_per_instance (or max_concurrent), request_timeout_ms, "
+    "and, to provoke 408/424/429 on purpose, delay_ms and fail_rate. Repeat for several "
+    "[default: one sklearn deployment called blue]."
+)
+_TRAFFIC_HELP = (
+    "Share of unpinned requests per deployment, e.g. blue=90,green=10 (adding up to 100) "
+    "[default: all to the first deployment]. A request with the azureml-model-deployment "
+    "header goes to that deployment whatever its share."
+)
+
+
 def up(
     port: Annotated[int, typer.Option("--port", "-p", help="Port on 127.0.0.1.")] = 5001,
+    deployment: Annotated[
+        list[str] | None, typer.Option("--deployment", help=_DEPLOYMENT_HELP)
+    ] = None,
+    traffic: Annotated[str | None, typer.Option("--traffic", help=_TRAFFIC_HELP)] = None,
     workers: Annotated[
         int,
-        typer.Option("--workers", "-w", help="Server worker processes [default: min(2, CPUs)]."),
+        typer.Option(
+            "--workers",
+            "-w",
+            help="Server worker processes per deployment [default: min(2, CPUs)].",
+        ),
     ] = 0,
     style: Annotated[Style, typer.Option("--style", help=_STYLE_HELP)] = Style.inputs,
     metric: Annotated[
@@ -85,7 +106,11 @@ def up(
         bool, typer.Option("--json", help="Print the endpoint's description as JSON.")
     ] = False,
 ) -> None:
-    """Start the local endpoint (trains the model on first start; Ctrl-C stops it)."""
+    """Start the local endpoint (trains the model on first start; Ctrl-C stops it).
+
+    One scoring URI in front of one or more deployments, as a managed online endpoint:
+    amlc local up --deployment blue --deployment green:onnx --traffic blue=90,green=10
+    """
     from aml_client import local
 
     def ready(info: LocalEndpointInfo) -> None:
@@ -93,8 +118,12 @@ def up(
             output.print_json(info.to_dict())
         _show_ready(info, detach)
 
+    specs = [local.parse_deployment(text) for text in deployment or []]
+    shares = local.parse_traffic(traffic) if traffic is not None else None
     local.start(
         port=port,
+        deployments=specs,
+        traffic=shares,
         workers=workers or None,
         style=style.value,
         metric=metric.value,
@@ -108,19 +137,46 @@ def up(
         output.note("local endpoint stopped")
 
 
+def _describe_deployment(deployment: DeploymentInfo) -> str:
+    """One line: kind, traffic, model, held-out accuracy (and ONNX agreement), settings."""
+    kind = "ONNX copy of " if deployment.kind == "onnx" else ""
+    agreement = (
+        f", same label as scikit-learn on {deployment.agreement:.2%}"
+        if deployment.agreement is not None
+        else ""
+    )
+    settings = (
+        f"{deployment.workers} worker{'s' if deployment.workers > 1 else ''}, "
+        f"max_concurrent {deployment.max_concurrent_requests_per_instance}, "
+        f"timeout {deployment.request_timeout_ms} ms"
+    )
+    on_purpose = [
+        f"{name} {value}"
+        for name, value in (("delay_ms", deployment.delay_ms), ("fail_rate", deployment.fail_rate))
+        if value
+    ]
+    return (
+        f"{deployment.traffic:>3} %  {kind}{deployment.model} (held-out accuracy "
+        f"{deployment.accuracy:.4f}{agreement}); {settings}"
+        + (f"; {', '.join(on_purpose)}" if on_purpose else "")
+    )
+
+
 def _show_ready(info: LocalEndpointInfo, detach: bool) -> None:
+    count = len(info.deployments)
     output.console.print(
-        f"[bold green]local endpoint ready[/] ({info.style} contract, {info.workers} "
-        f"worker{'s' if info.workers > 1 else ''}, pid {info.pid})",
+        f"[bold green]local endpoint ready[/] ({info.style} contract, {count} "
+        f"deployment{'s' if count != 1 else ''}, pid {info.pid})",
         soft_wrap=True,
     )
     for name, value in (
         ("scoring URI", info.scoring_uri),
         ("swagger URI", info.swagger_uri),
-        ("model", f"{info.model} (held-out accuracy {info.accuracy:.4f})"),
         ("key", "amlc local keys --show   (send Authorization: Bearer <key>)"),
     ):
         _say(f"  {name:<12} {value}")
+    for deployment in info.deployments:
+        _say(f"  {deployment.name:<12} {_describe_deployment(deployment)}")
     if detach:
         output.note("stop it with: amlc local down · request log: amlc local logs -f")
     else:
@@ -182,6 +238,27 @@ def status(
     for name, value in rows:
         table.add_row(name, Text(value))
     output.console.print(table)
+
+    deployments = Table(title="deployments", title_justify="left", box=None, pad_edge=False)
+    for column in ("name", "kind", "traffic", "model", "accuracy", "ONNX agreement", "settings"):
+        deployments.add_column(column, justify="right" if column == "traffic" else "left")
+    for d in info.deployments:
+        settings = (
+            f"workers {d.workers}, max_concurrent {d.max_concurrent_requests_per_instance}, "
+            f"timeout {d.request_timeout_ms} ms"
+        )
+        if d.delay_ms or d.fail_rate:
+            settings += f", delay_ms {d.delay_ms}, fail_rate {d.fail_rate:g}"
+        deployments.add_row(
+            Text(d.name),
+            d.kind,
+            f"{d.traffic} %",
+            Text(d.model),
+            f"{d.accuracy:.4f}",
+            f"{d.agreement:.2%}" if d.agreement is not None else "-",
+            settings,
+        )
+    output.console.print(deployments)
 
 
 def logs(

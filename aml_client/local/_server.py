@@ -1,14 +1,17 @@
-"""Starting and stopping the local endpoint: gunicorn serving the inference server on 127.0.0.1.
+"""Starting and stopping the local endpoint: a front on 127.0.0.1 and one server per deployment.
 
 ``start`` trains (or loads) the model in the calling process, where its progress can be shown,
-then launches ``python -m gunicorn aml_client.local._wsgi:app`` with the environment Microsoft's
-server expects (``AZUREML_ENTRY_SCRIPT``, ``AZUREML_MODEL_DIR``…). The ``azmlinfsrv`` command
-is not used because it always binds 0.0.0.0 and has no key check.
+converts it to ONNX when a deployment serves that copy, binds the public port and one internal
+port per deployment (all on 127.0.0.1, so a busy port fails here, with one clear line), then
+launches ``python -m aml_client.local._front``, which starts each deployment's gunicorn on its
+socket and serves the public one. The front's process group holds everything, so stopping it
+stops the deployments too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -16,20 +19,19 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
-from importlib import metadata
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from aml_client.errors import ConfigError, UnavailableError
-from aml_client.local import _keys, _logs, _model, _state
+from aml_client.local import _deployments, _keys, _launch, _logs, _model, _state
+from aml_client.local._deployments import DeploymentInfo, DeploymentSpec, FrontPlan
 from aml_client.local._state import LocalEndpointInfo
 
 STYLES = ("inputs", "v1")
 DEFAULT_PORT = 5001  # the inference server's own default
 DEFAULT_HOST = "127.0.0.1"
-SCRIPTS = {"inputs": "score_inputs.py", "v1": "score_v1.py"}
-#: gunicorn's wait for in-flight requests on SIGTERM; ``stop`` waits a little longer.
-GRACEFUL_TIMEOUT_S = 10
+#: The front's wait for in-flight requests and deployments on SIGTERM; ``stop`` waits longer.
+GRACEFUL_TIMEOUT_S = _launch.GRACEFUL_TIMEOUT_S + 5
 
 
 def default_workers() -> int:
@@ -37,102 +39,78 @@ def default_workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
-def scoring_script(style: str) -> Path:
-    return Path(__file__).resolve().parent / "scoring" / SCRIPTS[style]
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        # gunicorn sets SO_REUSEADDR too, so a port in TIME_WAIT counts as free.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def _server_env(style: str, model: _model.ModelInfo, app_root: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    package_parent = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
-    env.update(
-        {
-            "AZUREML_ENTRY_SCRIPT": str(scoring_script(style)),
-            "AZUREML_MODEL_DIR": model.directory,
-            # An empty app root of our own, so no stray swagger.json / config.json /
-            # logging.json from the current directory changes the server's behaviour.
-            "AML_APP_ROOT": str(app_root),
-            "SERVICE_NAME": f"amlc-local-{style}",
-            "HTTP_X_MS_SERVER_VERSION": f"azmlinfsrv/{_server_version()}",
-            "AML_APP_INSIGHTS_ENABLED": "false",
-            "AMLC_LOCAL_KEYS_FILE": str(_keys.keys_file()),
-            "AMLC_LOCAL_ACCESS_LOG": str(_state.access_log_file()),
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    # One BLAS/OpenMP thread per worker: with several gunicorn workers on few cores, each
-    # worker's own thread pool oversubscribes the CPUs and stalls requests for seconds.
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        env.setdefault(var, "1")
-    env.pop("AZUREML_CONFIG_FILE", None)
-    return env
-
-
-def _server_version() -> str:
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port`` (port 0: any free one), inheritable by children."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # gunicorn and aiohttp set SO_REUSEADDR too, so a port in TIME_WAIT counts as free.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        return metadata.version("azureml-inference-server-http")
-    except metadata.PackageNotFoundError:  # pragma: no cover - the [local] extra is missing
-        return "unknown"
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise ConfigError(
+            f"port {port} on {host} is already in use; choose another with --port"
+        ) from None
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
 
 
-def _command(host: str, port: int, workers: int) -> list[str]:
-    from gunicorn.config import KNOWN_SETTINGS
-
-    # gunicorn >= 25 opens a control socket in ~/.gunicorn by default; one endpoint per
-    # AMLC_HOME must not share (or clobber) a per-user socket.
-    extra = (
-        ["--no-control-socket"]
-        if any(s.name == "control_socket_disable" for s in KNOWN_SETTINGS)
-        else []
-    )
-    return [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--bind",
-        f"{host}:{port}",
-        "--workers",
-        str(workers),
-        # The inference server's own settings: sync workers (its timeout uses SIGALRM on the
-        # main thread) and a generous worker timeout for slow models.
-        "--worker-class",
-        "sync",
-        "--timeout",
-        os.environ.get("WORKER_TIMEOUT", "300"),
-        "--graceful-timeout",
-        str(GRACEFUL_TIMEOUT_S),
-        "--error-logfile",
-        "-",
-        "--log-level",
-        "info",
-        *extra,
-        _state.SERVER_MARKER + ":app",
-    ]
-
-
-def _check_dependencies() -> None:
+def _check_dependencies(kinds: set[str]) -> None:
     import importlib.util
 
-    missing = [
-        name
-        for name in ("azureml_inference_server_http", "inference_schema", "gunicorn", "sklearn")
-        if importlib.util.find_spec(name) is None
-    ]
+    needed = ["azureml_inference_server_http", "inference_schema", "gunicorn", "sklearn", "aiohttp"]
+    if "onnx" in kinds:
+        needed += ["skl2onnx", "onnxruntime"]
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
     if missing:
         raise ConfigError(
             f"the local endpoint needs {', '.join(missing)}: pip install 'amlc[local]'"
         )
+
+
+def _deployment_infos(
+    specs: Sequence[DeploymentSpec],
+    traffic: dict[str, int],
+    ports: Sequence[int],
+    workers: int,
+    model: _model.ModelInfo,
+    report: Callable[[str], None] | None,
+) -> list[DeploymentInfo]:
+    onnx = None
+    if any(spec.kind == "onnx" for spec in specs):
+        from aml_client.local._onnx import ensure_onnx_model
+
+        onnx = ensure_onnx_model(model, report=report)
+        if onnx.cached and report:
+            report(
+                f"ONNX copy from cache (same label on {onnx.agreement:.2%} of {onnx.rows} "
+                f"held-out rows, accuracy {onnx.accuracy:.4f})"
+            )
+    infos = []
+    for spec, port in zip(specs, ports, strict=True):
+        spec_workers = spec.workers or workers
+        is_onnx = spec.kind == "onnx" and onnx is not None
+        infos.append(
+            DeploymentInfo(
+                name=spec.name,
+                kind=spec.kind,
+                traffic=traffic[spec.name],
+                workers=spec_workers,
+                max_concurrent_requests_per_instance=(
+                    spec.max_concurrent_requests_per_instance or spec_workers
+                ),
+                request_timeout_ms=spec.request_timeout_ms,
+                port=port,
+                model=model.name,
+                model_dir=model.directory,
+                accuracy=onnx.accuracy if is_onnx and onnx else model.accuracy,
+                agreement=onnx.agreement if is_onnx and onnx else None,
+                delay_ms=spec.delay_ms,
+                fail_rate=spec.fail_rate,
+            )
+        )
+    return infos
 
 
 def start(
@@ -143,23 +121,31 @@ def start(
     detach: bool = False,
     host: str = DEFAULT_HOST,
     *,
+    deployments: Sequence[DeploymentSpec] | None = None,
+    traffic: dict[str, int] | None = None,
     retrain: bool = False,
     timeout_s: float = 90.0,
     report: Callable[[str], None] | None = None,
     on_ready: Callable[[LocalEndpointInfo], None] | None = None,
 ) -> LocalEndpointInfo:
     """Start the local endpoint; with ``detach`` return once ``/`` answers, else serve until
-    interrupted (Ctrl-C stops the server cleanly) and return when it has stopped.
+    interrupted (Ctrl-C stops it cleanly) and return when it has stopped.
 
-    Raises ConfigError for a bad style/metric, a busy port or an endpoint already running, and
-    UnavailableError (with the end of the server log) when the server does not come up.
+    ``deployments`` default to one scikit-learn deployment called ``blue``; ``traffic`` (percent
+    per deployment name) defaults to all of it for the first one. ``workers`` is the worker
+    count of a deployment that does not set its own.
+
+    Raises ConfigError for a bad style, metric, deployment or traffic, a busy port or an
+    endpoint already running, and UnavailableError (with the end of the server log) when the
+    endpoint does not come up.
     """
     if style not in STYLES:
         raise ConfigError(f"unknown style {style!r}; choose one of {', '.join(STYLES)}")
     workers = workers or default_workers()
     if workers < 1:
         raise ConfigError("--workers must be at least 1")
-    _check_dependencies()
+    specs, shares = _deployments.resolve(deployments, traffic)
+    _check_dependencies({spec.kind for spec in specs})
     current = _state.running_endpoint()
     if current is not None:
         raise ConfigError(
@@ -174,59 +160,36 @@ def start(
                 f"{recorded.scoring_uri}; stop it first with: amlc local down"
             )
         _state.clear_state()
-    if not _port_free(host, port):
-        raise ConfigError(f"port {port} on {host} is already in use; choose another with --port")
 
-    model = _model.ensure_model(metric, retrain=retrain, report=report)
-    if model.cached and report:
-        also = "" if metric == "accuracy" else f"{metric} {model.score:.4f}, "
-        report(f"model: {model.name} from cache (held-out {also}accuracy {model.accuracy:.4f})")
-    _keys.local_keys(create=True)
-
-    local_dir = _state.local_dir()
-    app_root = local_dir / "app"
-    app_root.mkdir(parents=True, exist_ok=True)
-    server_log = _state.server_log_file()
-    env = _server_env(style, model, app_root)
-
-    if detach:
-        with server_log.open("wb") as log:
-            process = subprocess.Popen(
-                _command(host, port, workers),
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # outlives this command and its terminal
-                cwd=str(app_root),
+    with contextlib.ExitStack() as sockets:
+        public = sockets.enter_context(_listen(host, port))
+        internal = [
+            sockets.enter_context(_listen(DEFAULT_HOST, 0)) for spec in specs
+        ]
+        model = _model.ensure_model(metric, retrain=retrain, report=report)
+        if model.cached and report:
+            also = "" if metric == "accuracy" else f"{metric} {model.score:.4f}, "
+            report(
+                f"model: {model.name} from cache (held-out {also}accuracy {model.accuracy:.4f})"
             )
-    else:
-        process = subprocess.Popen(_command(host, port, workers), env=env, cwd=str(app_root))
-
-    base = f"http://{host}:{port}"
-    info = LocalEndpointInfo(
-        pid=process.pid,
-        host=host,
-        port=port,
-        scoring_uri=f"{base}/score",
-        swagger_uri=f"{base}/swagger.json",
-        style=style,
-        model=model.name,
-        metric=metric,
-        score=model.score,
-        accuracy=model.accuracy,
-        workers=workers,
-        log_file=str(_state.access_log_file()),
-        started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        server_log=str(server_log) if detach else "",
-        model_dir=model.directory,
-        keys_file=str(_keys.keys_file()),
-        server_version=_server_version(),
-    )
+        infos = _deployment_infos(
+            specs,
+            shares,
+            [sock.getsockname()[1] for sock in internal],
+            workers,
+            model,
+            report,
+        )
+        _keys.local_keys(create=True)
+        process, info = _launch_front(
+            public, internal, infos, host=host, port=port, style=style, metric=metric,
+            model=model, detach=detach, timeout_s=timeout_s,
+        )  # fmt: skip
     # Recorded before it is ready, so `amlc local down` can always stop what was started.
     _state.write_state(info)
+    server_log = _state.server_log_file()
     try:
-        _wait_ready(process, info, timeout_s, server_log if detach else None)
+        _wait_ready(process, info, timeout_s + 5, server_log if detach else None)
         if on_ready is not None:
             on_ready(info)
     except BaseException:
@@ -243,8 +206,85 @@ def start(
     return info
 
 
+def _launch_front(
+    public: socket.socket,
+    internal: list[socket.socket],
+    infos: list[DeploymentInfo],
+    *,
+    host: str,
+    port: int,
+    style: str,
+    metric: str,
+    model: _model.ModelInfo,
+    detach: bool,
+    timeout_s: float,
+) -> tuple[subprocess.Popen[bytes], LocalEndpointInfo]:
+    local_dir = _state.local_dir()
+    app_root = local_dir / "app"
+    app_root.mkdir(parents=True, exist_ok=True)
+    server_log = _state.server_log_file()
+    plan = FrontPlan(
+        host=host,
+        port=port,
+        listen_fd=public.fileno(),
+        style=style,
+        keys_file=str(_keys.keys_file()),
+        access_log=str(_state.access_log_file()),
+        app_root=str(app_root),
+        ready_timeout_s=timeout_s,
+        deployments=infos,
+        deployment_fds=[sock.fileno() for sock in internal],
+    )
+    plan_path = _state.plan_file()
+    plan_path.write_text(json.dumps(plan.to_dict(), indent=2) + "\n", encoding="utf-8")
+    command = [sys.executable, "-m", _state.SERVER_MARKER, str(plan_path)]
+    env = dict(os.environ)
+    package_parent = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    fds = (public.fileno(), *(sock.fileno() for sock in internal))
+    if detach:
+        with server_log.open("wb") as log:
+            process = subprocess.Popen(
+                command,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # outlives this command and its terminal
+                cwd=str(app_root),
+                pass_fds=fds,
+            )
+    else:
+        process = subprocess.Popen(command, env=env, cwd=str(app_root), pass_fds=fds)
+
+    base = f"http://{host}:{port}"
+    first = infos[0]
+    info = LocalEndpointInfo(
+        pid=process.pid,
+        host=host,
+        port=port,
+        scoring_uri=f"{base}/score",
+        swagger_uri=f"{base}/swagger.json",
+        style=style,
+        model=model.name,
+        metric=metric,
+        score=model.score,
+        accuracy=first.accuracy,
+        workers=first.workers,
+        log_file=str(_state.access_log_file()),
+        started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        server_log=str(server_log) if detach else "",
+        model_dir=model.directory,
+        keys_file=str(_keys.keys_file()),
+        server_version=_launch.server_version(),
+        deployments=infos,
+    )
+    return process, info
+
+
 def _wait_ready(
-    process: subprocess.Popen, info: LocalEndpointInfo, timeout_s: float, log: Path | None
+    process: subprocess.Popen[bytes], info: LocalEndpointInfo, timeout_s: float, log: Path | None
 ) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -273,7 +313,7 @@ def _log_tail_message(log: Path | None, lines: int = 15) -> str:
     return f"; last lines of {log}:\n" + "\n".join(tail) + "\n" + hint
 
 
-def _serve_foreground(process: subprocess.Popen) -> None:
+def _serve_foreground(process: subprocess.Popen[bytes]) -> None:
     """Wait for the server; Ctrl-C (or SIGTERM to this process) stops it cleanly."""
     previous = None
     if threading.current_thread() is threading.main_thread():

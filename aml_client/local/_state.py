@@ -13,19 +13,24 @@ import dataclasses
 import http.client
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aml_client import paths
+from aml_client.local._deployments import DeploymentInfo
 
-#: A marker of our server in its command line, checked before any signal is sent to a PID.
-SERVER_MARKER = "aml_client.local._wsgi"
+#: A marker of our server (the front) in its command line, checked before any signal is sent.
+SERVER_MARKER = "aml_client.local._front"
 
 
 @dataclass
 class LocalEndpointInfo:
-    """A running (or just started) local endpoint, as recorded in its state file."""
+    """A running (or just started) local endpoint, as recorded in its state file.
+
+    ``pid`` is the front's; ``model``, ``accuracy`` and ``workers`` describe the first
+    deployment (the only one by default); ``deployments`` describes each one.
+    """
 
     pid: int
     host: str
@@ -44,10 +49,18 @@ class LocalEndpointInfo:
     model_dir: str = ""
     keys_file: str = ""
     server_version: str = ""
+    deployments: list[DeploymentInfo] = field(default_factory=list)
 
     @property
     def health_uri(self) -> str:
         return f"http://{self.host}:{self.port}/"
+
+    def deployment(self, name: str) -> DeploymentInfo:
+        """The deployment called ``name`` (KeyError if there is none)."""
+        for deployment in self.deployments:
+            if deployment.name == name:
+                return deployment
+        raise KeyError(name)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,7 +68,11 @@ class LocalEndpointInfo:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LocalEndpointInfo:
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        values["deployments"] = [
+            DeploymentInfo.from_dict(d) for d in values.get("deployments") or []
+        ]
+        return cls(**values)
 
 
 def local_dir() -> Path:
@@ -74,11 +91,15 @@ def server_log_file() -> Path:
     return local_dir() / "server.log"
 
 
+def plan_file() -> Path:
+    return local_dir() / "front-plan.json"
+
+
 def read_state() -> LocalEndpointInfo | None:
     """The recorded endpoint, running or not (None when there is no readable record)."""
     try:
         return LocalEndpointInfo.from_dict(json.loads(state_file().read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError):
+    except (OSError, ValueError, TypeError, AttributeError):
         return None
 
 

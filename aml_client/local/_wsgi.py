@@ -19,7 +19,7 @@ from aml_client.local._auth import KeyAuthMiddleware
 #: middleware is to wrap ``app.wsgi_app``, which keeps ``app`` a Flask app (test_client works).
 app = create()
 _access_log = os.environ.get("AMLC_LOCAL_ACCESS_LOG")
-app.wsgi_app = KeyAuthMiddleware(  # type: ignore[method-assign]
+app.wsgi_app = KeyAuthMiddleware(
     app.wsgi_app,
     keys_path=Path(os.environ["AMLC_LOCAL_KEYS_FILE"]),
     access_log=Path(_access_log) if _access_log else None,

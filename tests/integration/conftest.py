@@ -11,6 +11,10 @@ Fixtures (all start real servers on free 127.0.0.1 ports and stop them at the en
     ``{"result": [...]}``. One worker.
 ``scratch_local_endpoint`` (function)
     A throwaway "inputs" endpoint (one worker) that a test may stop or re-key.
+``blue_green_endpoint`` (session)
+    Two deployments behind one scoring URI, as ``amlc local up --deployment blue --deployment
+    green:onnx --traffic blue=50,green=50``: ``blue`` serves the scikit-learn pipeline,
+    ``green`` its ONNX copy (onnxruntime); one worker each. Shared: do not stop it.
 ``local_model_cache`` (session)
     The cache directory holding the trained model; every endpoint's ``AMLC_HOME/cache`` points
     at it, so the model is trained once per test run (a few seconds) and then only loaded.
@@ -20,10 +24,16 @@ Fixtures (all start real servers on free 127.0.0.1 ports and stop them at the en
     ``amlc_in(home, *args)`` runs the real CLI with ``AMLC_HOME=home`` (a CompletedProcess);
     ``port_factory()`` gives a free port.
 
+A test that needs an endpoint of its own (other deployments, another contract) calls
+``start_local_endpoint(tmp_path_factory, local_model_cache, deployments=[...], traffic=...)``
+and ``stop_local_endpoint(handle)`` from ``local_support.py``, beside this file.
+
 Each endpoint fixture yields a ``LocalEndpointHandle``:
 
 - ``info`` — the ``aml_client.local.LocalEndpointInfo`` (``scoring_uri``, ``swagger_uri``,
-  ``pid``, ``style``, ``model``, ``accuracy``, ``log_file``, …);
+  ``pid``, ``style``, ``model``, ``accuracy``, ``log_file``, ``deployments`` …; the default
+  endpoints have one deployment, ``blue``);
+- ``deployment_uri(name)`` — that deployment's own server (internal port; it checks the key);
 - ``primary_key`` / ``secondary_key`` — its keys (never print them);
 - ``home`` — its own ``AMLC_HOME``. The top-level conftest gives every test a fresh
   ``AMLC_HOME``, in which no endpoint runs: to let ``amlc`` or
@@ -36,127 +46,19 @@ Each endpoint fixture yields a ``LocalEndpointHandle``:
 
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from aml_client.local import LocalEndpointInfo
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    """A port nothing listens on right now (127.0.0.1)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextlib.contextmanager
-def amlc_home(home: Path) -> Iterator[None]:
-    """Point ``AMLC_HOME`` at ``home`` for the duration (the library reads it at call time)."""
-    previous = os.environ.get("AMLC_HOME")
-    os.environ["AMLC_HOME"] = str(home)
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("AMLC_HOME", None)
-        else:
-            os.environ["AMLC_HOME"] = previous
-
-
-def amlc_env(home: Path) -> dict[str, str]:
-    """Environment for a real ``amlc`` process working in ``home``."""
-    env = dict(os.environ)
-    env["AMLC_HOME"] = str(home)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
-    env["COLUMNS"] = "200"
-    for name in ("AMLC_SCORING_URI", "AMLC_KEY", "AMLC_TOKEN", "AMLC_SWAGGER_URI", "AMLC_DEBUG"):
-        env.pop(name, None)
-    return env
-
-
-def run_amlc_in(home: Path, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
-    """``python -m aml_client ARGS`` in a real process, with ``AMLC_HOME=home``."""
-    return subprocess.run(
-        [sys.executable, "-m", "aml_client", *args],
-        capture_output=True,
-        text=True,
-        env=amlc_env(home),
-        stdin=subprocess.DEVNULL,
-        timeout=timeout,
-        cwd=REPO,
-    )
-
-
-@dataclass
-class LocalEndpointHandle:
-    """A running local endpoint started by a fixture (see the module docstring)."""
-
-    info: LocalEndpointInfo
-    primary_key: str
-    secondary_key: str
-    home: Path
-
-    @property
-    def scoring_uri(self) -> str:
-        return self.info.scoring_uri
-
-    @property
-    def swagger_uri(self) -> str:
-        return self.info.swagger_uri
-
-    @property
-    def base_uri(self) -> str:
-        return f"http://{self.info.host}:{self.info.port}"
-
-    @property
-    def style(self) -> str:
-        return self.info.style
-
-    def headers(self, key: str | None = None) -> dict[str, str]:
-        return {"Authorization": f"Bearer {key or self.primary_key}"}
-
-    def env(self) -> dict[str, str]:
-        """Environment for a subprocess (``amlc ...``) that should find this endpoint."""
-        return amlc_env(self.home)
-
-    def activate(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """Make in-process library calls (``running_endpoint()``, profiles "local") find it."""
-        monkeypatch.setenv("AMLC_HOME", str(self.home))
-
-    def amlc(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
-        return run_amlc_in(self.home, *args, timeout=timeout)
-
-    def access_log_lines(self) -> list[str]:
-        path = Path(self.info.log_file)
-        return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
-
-    def wait_for_log(self, needle: str, timeout_s: float = 5.0) -> list[str]:
-        """Request-log lines holding ``needle``, waiting up to ``timeout_s`` for them.
-
-        The server writes a line before it sends the response, so this rarely waits; it
-        guards against a slow file system.
-        """
-        deadline = time.monotonic() + timeout_s
-        while True:
-            found = [line for line in self.access_log_lines() if needle in line]
-            if found or time.monotonic() > deadline:
-                return found
-            time.sleep(0.05)
-
-    def server_log_text(self) -> str:
-        path = Path(self.info.server_log)
-        return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+from local_support import (
+    LocalEndpointHandle,
+    amlc_home,
+    free_port,
+    run_amlc_in,
+    start_local_endpoint,
+    stop_local_endpoint,
+)
 
 
 @pytest.fixture(scope="session")
@@ -170,41 +72,16 @@ def local_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home / "cache"
 
 
-def _start(
-    tmp_path_factory: pytest.TempPathFactory,
-    cache: Path,
-    *,
-    style: str,
-    workers: int,
-) -> LocalEndpointHandle:
-    from aml_client import local
-
-    home = tmp_path_factory.mktemp(f"amlc-local-{style}")
-    (home / "cache").symlink_to(cache, target_is_directory=True)
-    with amlc_home(home):
-        info = local.start(port=free_port(), workers=workers, style=style, detach=True)
-        keys = local.local_keys()
-    assert keys is not None
-    return LocalEndpointHandle(info=info, primary_key=keys[0], secondary_key=keys[1], home=home)
-
-
-def _stop(handle: LocalEndpointHandle) -> None:
-    from aml_client import local
-
-    with amlc_home(handle.home):
-        local.stop()
-
-
 @pytest.fixture(scope="session")
 def local_endpoint(
     tmp_path_factory: pytest.TempPathFactory, local_model_cache: Path
 ) -> Iterator[LocalEndpointHandle]:
     """The default ("inputs") local endpoint, shared by the whole run."""
-    handle = _start(tmp_path_factory, local_model_cache, style="inputs", workers=2)
+    handle = start_local_endpoint(tmp_path_factory, local_model_cache, style="inputs", workers=2)
     try:
         yield handle
     finally:
-        _stop(handle)
+        stop_local_endpoint(handle)
 
 
 @pytest.fixture(scope="session")
@@ -212,11 +89,11 @@ def local_endpoint_v1(
     tmp_path_factory: pytest.TempPathFactory, local_model_cache: Path
 ) -> Iterator[LocalEndpointHandle]:
     """The 2020-era ("v1") local endpoint, shared by the whole run."""
-    handle = _start(tmp_path_factory, local_model_cache, style="v1", workers=1)
+    handle = start_local_endpoint(tmp_path_factory, local_model_cache, style="v1", workers=1)
     try:
         yield handle
     finally:
-        _stop(handle)
+        stop_local_endpoint(handle)
 
 
 @pytest.fixture
@@ -224,11 +101,37 @@ def scratch_local_endpoint(
     tmp_path_factory: pytest.TempPathFactory, local_model_cache: Path
 ) -> Iterator[LocalEndpointHandle]:
     """A private "inputs" endpoint a test may stop or re-key."""
-    handle = _start(tmp_path_factory, local_model_cache, style="inputs", workers=1)
+    handle = start_local_endpoint(tmp_path_factory, local_model_cache, style="inputs", workers=1)
     try:
         yield handle
     finally:
-        _stop(handle)
+        stop_local_endpoint(handle)
+
+
+@pytest.fixture(scope="session")
+def blue_green_endpoint(
+    tmp_path_factory: pytest.TempPathFactory, local_model_cache: Path
+) -> Iterator[LocalEndpointHandle]:
+    """blue (scikit-learn) and green (ONNX) behind one scoring URI, 50/50, started by the CLI."""
+    from aml_client import local
+
+    home = tmp_path_factory.mktemp("amlc-local-blue-green")
+    (home / "cache").symlink_to(local_model_cache, target_is_directory=True)
+    result = run_amlc_in(
+        home, "local", "up", "--detach", "--port", str(free_port()), "--workers", "1",
+        "--deployment", "blue", "--deployment", "green:onnx", "--traffic", "blue=50,green=50",
+    )  # fmt: skip
+    with amlc_home(home):
+        info = local.running_endpoint()
+        keys = local.local_keys()
+        if result.returncode != 0 or info is None or keys is None:
+            local.stop()
+            pytest.fail(f"amlc local up failed: {result.stderr}")
+    handle = LocalEndpointHandle(info=info, primary_key=keys[0], secondary_key=keys[1], home=home)
+    try:
+        yield handle
+    finally:
+        stop_local_endpoint(handle)
 
 
 @pytest.fixture

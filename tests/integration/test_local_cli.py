@@ -112,15 +112,15 @@ def test_logs_print_one_line_per_request(local_endpoint) -> None:
     response = httpx.post(
         local_endpoint.scoring_uri,
         json=BODY,
-        headers={**local_endpoint.headers(), "x-request-id": request_id},
+        headers={**local_endpoint.headers(), "x-ms-client-request-id": request_id},
     )
     assert response.status_code == 200
-    assert local_endpoint.wait_for_log(f"rid={request_id}")
+    assert local_endpoint.wait_for_log(f"client_rid={request_id}")
     result = local_endpoint.amlc("local", "logs", "-n", "5")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert 1 <= len(lines) <= 5
-    mine = [line for line in lines if f"rid={request_id}" in line]
+    mine = [line for line in lines if f"client_rid={request_id}" in line]
     assert len(mine) == 1 and " POST /score 200 " in mine[0]
     assert local_endpoint.primary_key not in result.stdout
 
@@ -140,7 +140,7 @@ def test_logs_follow_prints_new_requests(local_endpoint) -> None:
         httpx.post(
             local_endpoint.scoring_uri,
             json=BODY,
-            headers={**local_endpoint.headers(), "x-request-id": request_id},
+            headers={**local_endpoint.headers(), "x-ms-client-request-id": request_id},
         )
         lines: queue.Queue[str] = queue.Queue()
         assert proc.stdout is not None
@@ -167,6 +167,17 @@ def test_down_stops_the_endpoint(scratch_local_endpoint) -> None:
     assert not (handle.home / "state" / "local" / "endpoint.json").exists()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{handle.base_uri}/", timeout=2)
+    # The deployment behind the front is gone too (its own port closes with it).
+    [deployment] = handle.info.deployments
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{deployment.port}/", timeout=2)
+        except httpx.ConnectError:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the deployment still answers after amlc local down")
     assert not pid_alive(pid)
     assert handle.amlc("local", "status").returncode == 4
     again = handle.amlc("local", "down")
@@ -272,5 +283,28 @@ def test_a_server_that_cannot_start_is_reported_with_its_log(
     assert "error: the local endpoint exited with code" in result.stderr
     assert "last lines of" in result.stderr and "server.log" in result.stderr
     assert not (home / "state" / "local" / "endpoint.json").exists()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--deployment", "b"], "deployment name 'b' is not valid"),
+        (["--deployment", "green:tf"], "unknown kind 'tf'"),
+        (["--deployment", "blue", "--deployment", "green", "--traffic", "blue=80"], "add up to 80"),
+        (["--deployment", "blue", "--traffic", "green=100"], "green, which is not a deployment"),
+        (["--deployment", "blue,request_timeout_ms=soon"], "must be a number"),
+    ],
+    ids=["name", "kind", "sum", "unknown", "option"],
+)
+def test_bad_deployments_are_one_line_exit_2_and_start_nothing(
+    tmp_path: Path, amlc_in, port_factory, args: list[str], says: str
+) -> None:
+    port = port_factory()
+    result = amlc_in(tmp_path, "local", "up", "--detach", "--port", str(port), *args)
+    assert result.returncode == 2
+    assert says in _one_error_line(result)
+    assert not (tmp_path / "state" / "local" / "endpoint.json").exists()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/", timeout=2)

@@ -66,12 +66,17 @@ def test_predict_proba_gives_one_probability_pair_per_row(local_endpoint) -> Non
         assert sum(pair) == pytest.approx(1.0)
 
 
-def test_unknown_method_is_a_500_as_on_azure(local_endpoint) -> None:
+def test_unknown_method_fails_the_scoring_function_a_424_as_on_azure(local_endpoint) -> None:
+    # The container answers 500 (AutoML's script raises); the endpoint turns any non-200 from
+    # the container into 424 and says what the container answered.
     response = httpx.post(
         local_endpoint.scoring_uri, json=inputs_body("explain"), headers=local_endpoint.headers()
     )
-    assert response.status_code == 500
+    assert response.status_code == 424
+    assert response.headers["ms-azureml-model-error-statuscode"] == "500"
+    assert response.headers["ms-azureml-model-error-reason"] == "Internal Server Error"
     assert response.headers["x-ms-run-function-failed"] == "True"
+    assert response.headers["azureml-model-deployment"] == "blue"
     assert "message" in response.json()
 
 
@@ -112,12 +117,13 @@ def test_v1_model_error_comes_back_inside_a_200(local_endpoint_v1) -> None:
     assert "age" in inner["error"]
 
 
-def test_v1_rejects_a_value_of_the_wrong_type_with_500(local_endpoint_v1) -> None:
+def test_v1_rejects_a_value_of_the_wrong_type_with_424(local_endpoint_v1) -> None:
     row = dict(SAMPLE_ROWS[0], age="abc")
     response = httpx.post(
         local_endpoint_v1.scoring_uri, json={"data": [row]}, headers=local_endpoint_v1.headers()
     )
-    assert response.status_code == 500
+    assert response.status_code == 424
+    assert response.headers["ms-azureml-model-error-statuscode"] == "500"
     assert response.headers["x-ms-run-function-failed"] == "True"
 
 
@@ -143,11 +149,12 @@ def test_without_a_valid_key_score_is_401_and_the_model_never_runs(
     response = httpx.post(
         local_endpoint.scoring_uri,
         json=inputs_body(),
-        headers={**headers, "x-request-id": request_id},
+        headers={**headers, "x-ms-client-request-id": request_id},
     )
     assert response.status_code == 401
     assert reason in response.json()["message"]
-    assert response.headers["x-request-id"] == request_id
+    assert response.headers["x-ms-client-request-id"] == request_id
+    assert response.headers["www-authenticate"].startswith("Bearer")
     assert "x-ms-run-fn-exec-ms" not in response.headers
     # A valid request afterwards proves the log is flushed: exactly one new model run.
     ok = httpx.post(
@@ -155,7 +162,7 @@ def test_without_a_valid_key_score_is_401_and_the_model_never_runs(
     )
     assert ok.status_code == 200
     assert _scored_count(local_endpoint) == before + 1
-    refused = local_endpoint.wait_for_log(f"rid={request_id}")
+    refused = local_endpoint.wait_for_log(f"client_rid={request_id}")
     assert len(refused) == 1
     assert " POST /score 401 " in refused[0]
     assert "key=refused" in refused[0]
@@ -169,12 +176,45 @@ def test_the_secondary_key_works_too(local_endpoint) -> None:
         json=inputs_body(),
         headers={
             "Authorization": f"bearer {local_endpoint.secondary_key}",
-            "x-request-id": request_id,
+            "x-ms-client-request-id": request_id,
         },
     )
     assert response.status_code == 200
-    [line] = local_endpoint.wait_for_log(f"rid={request_id}")
+    [line] = local_endpoint.wait_for_log(f"client_rid={request_id}")
     assert "key=secondary" in line
+
+
+def test_the_platform_sets_x_request_id_and_echoes_the_clients_id(local_endpoint) -> None:
+    # On Azure the platform replaces x-request-id with its own; x-ms-client-request-id is
+    # the client's id for correlation, passed through to the container and echoed.
+    mine = f"mine-{uuid.uuid4().hex[:8]}"
+    response = httpx.post(
+        local_endpoint.scoring_uri,
+        json=inputs_body(),
+        headers={
+            **local_endpoint.headers(),
+            "x-request-id": "chosen-by-the-client",
+            "x-ms-client-request-id": mine,
+        },
+    )
+    assert response.status_code == 200
+    assigned = response.headers["x-request-id"]
+    assert assigned != "chosen-by-the-client"
+    assert str(uuid.UUID(assigned)) == assigned
+    assert response.headers["x-ms-client-request-id"] == mine
+    assert response.headers["x-ms-request-id"] == mine  # the inference server's own rule
+    [line] = local_endpoint.wait_for_log(f"client_rid={mine}")
+    assert f"rid={assigned}" in line
+
+
+def test_an_over_long_client_request_id_is_refused_with_431(local_endpoint) -> None:
+    response = httpx.post(
+        local_endpoint.scoring_uri,
+        json=inputs_body(),
+        headers={**local_endpoint.headers(), "x-ms-client-request-id": "x" * 101},
+    )
+    assert response.status_code == 431
+    assert "must not exceed 100" in response.json()["message"]
 
 
 def test_other_paths_need_the_key_too(local_endpoint) -> None:
@@ -232,6 +272,7 @@ def test_request_log_has_status_latency_and_ids_but_never_a_key(local_endpoint) 
     assert fields[4].endswith("ms") and float(fields[4][:-2]) > 0
     assert f"rid={response.headers['x-request-id']}" in lines[0]
     assert "key=primary" in lines[0]
+    assert "deployment=blue" in lines[0]
     assert "run_ms=" in lines[0] and "run_ms=-" not in lines[0]
     everything = "\n".join(local_endpoint.access_log_lines()) + local_endpoint.server_log_text()
     assert local_endpoint.primary_key not in everything

@@ -21,7 +21,7 @@ from inference_schema.schema_decorators import input_schema, output_schema
 
 # The server loads this file by path, so its directory is not on sys.path by itself.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import load_model, logger, sample_frame
+from _common import DEPLOYMENT, load_model, logger, misbehaviour, sample_frame
 
 input_sample = PandasParameterType(sample_frame())
 method_sample = StandardPythonParameterType("predict")
@@ -41,6 +41,7 @@ def init() -> None:
 @input_schema("GlobalParameters", sample_global_parameters, convert_to_provided_type=False)
 @output_schema(output_sample)
 def run(Inputs: dict, GlobalParameters: Any = None) -> dict:
+    misbehaviour.before_run()
     data = Inputs["data"]
     method = "predict"
     if isinstance(GlobalParameters, dict) and "method" in GlobalParameters:
@@ -51,5 +52,5 @@ def run(Inputs: dict, GlobalParameters: Any = None) -> dict:
         result = model.predict(data)
     else:
         raise ValueError(f"Invalid predict method argument received ({method})")
-    logger.info("scored %d rows (method=%s)", len(data), method)
+    logger.info("scored %d rows (method=%s, deployment=%s)", len(data), method, DEPLOYMENT)
     return {"Results": result.tolist()}

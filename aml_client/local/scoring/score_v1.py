@@ -21,7 +21,7 @@ from inference_schema.schema_decorators import input_schema, output_schema
 
 # The server loads this file by path, so its directory is not on sys.path by itself.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import load_model, logger, sample_frame
+from _common import DEPLOYMENT, load_model, logger, misbehaviour, sample_frame
 
 input_sample = sample_frame()
 output_sample = np.array([0])
@@ -37,9 +37,12 @@ def init() -> None:
 @input_schema("data", PandasParameterType(input_sample))
 @output_schema(NumpyParameterType(output_sample))
 def run(data: Any) -> str:
+    # Outside the try: an injected failure is a failing scoring function (500), not a model
+    # error reported inside a 200.
+    misbehaviour.before_run()
     try:
         result = model.predict(data)
-        logger.info("scored %d rows", len(data))
+        logger.info("scored %d rows (deployment=%s)", len(data), DEPLOYMENT)
         return json.dumps({"result": result.tolist()})
     except Exception as e:
         result = str(e)

@@ -1,0 +1,317 @@
+"""A local endpoint with several deployments, as a managed online endpoint: real requests.
+
+``blue_green_endpoint`` is ``amlc local up --deployment blue --deployment green:onnx --traffic
+blue=50,green=50``; ``misbehaving`` has deployments made slow, narrow or failing on purpose and
+no traffic at all, so only pinned requests are answered.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from local_support import (
+    LocalEndpointHandle,
+    start_local_endpoint,
+    stop_local_endpoint,
+)
+
+from aml_client.local import SAMPLE_ROWS
+
+BODY = {"Inputs": {"data": SAMPLE_ROWS}, "GlobalParameters": {"method": "predict"}}
+NO_DEPLOYMENT = "No valid deployments to route to"
+
+
+def _post(client: httpx.Client, handle: LocalEndpointHandle, deployment: str | None = None,
+          body: dict | None = None) -> httpx.Response:  # fmt: skip
+    return client.post(
+        handle.scoring_uri, json=body or BODY, headers=handle.headers(deployment=deployment)
+    )
+
+
+# --------------------------------------------------------------------------- blue and green
+
+
+def test_status_shows_both_deployments_their_traffic_and_accuracy(blue_green_endpoint) -> None:
+    result = blue_green_endpoint.amlc("local", "status", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    deployments = {d["name"]: d for d in data["deployments"]}
+    assert list(deployments) == ["blue", "green"]
+    blue, green = deployments["blue"], deployments["green"]
+    assert (blue["kind"], blue["traffic"], green["kind"], green["traffic"]) == (
+        "sklearn", 50, "onnx", 50,
+    )  # fmt: skip
+    assert blue["model"] == green["model"] == data["model"]
+    assert green["agreement"] >= 0.999
+    assert abs(green["accuracy"] - blue["accuracy"]) <= 0.001
+    assert blue["accuracy"] >= 0.90 and blue["agreement"] is None
+    assert blue["request_timeout_ms"] == green["request_timeout_ms"] == 5000
+
+    table = blue_green_endpoint.amlc("local", "status")
+    assert table.returncode == 0
+    for needle in ("deployments", "blue", "green", "onnx", "50 %", f"{green['agreement']:.2%}"):
+        assert needle in table.stderr
+
+
+def test_pinned_requests_are_all_answered_by_the_named_deployment(blue_green_endpoint) -> None:
+    with httpx.Client() as client:
+        for name in ("green", "blue"):
+            answered = Counter(
+                _post(client, blue_green_endpoint, name).headers["azureml-model-deployment"]
+                for _ in range(200 if name == "green" else 20)
+            )
+            assert answered == {name: 200 if name == "green" else 20}
+
+
+def test_unpinned_requests_split_by_weight(blue_green_endpoint) -> None:
+    # Two clients at once: never more than 2 pending on one deployment (its 429 limit with
+    # one worker), and twice as fast as one client.
+    responses: list[httpx.Response] = []
+
+    def send(count: int) -> None:
+        with httpx.Client(timeout=60) as client:
+            mine = [_post(client, blue_green_endpoint) for _ in range(count)]
+        responses.extend(mine)
+
+    threads = [threading.Thread(target=send, args=(500,)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert len(responses) == 1000
+    assert Counter(r.status_code for r in responses) == {200: 1000}
+    answered = Counter(r.headers["azureml-model-deployment"] for r in responses)
+    assert set(answered) == {"blue", "green"}
+    assert abs(answered["green"] - 500) <= 60, answered  # 50 % ± 6 %
+    for response in responses[:50]:
+        assert len(response.json()["Results"]) == 2
+
+
+def test_an_unknown_deployment_is_404_and_reaches_no_model(blue_green_endpoint) -> None:
+    before = blue_green_endpoint.server_log_text().count("azmlinfsrv.score - scored ")
+    response = httpx.post(
+        blue_green_endpoint.scoring_uri,
+        json=BODY,
+        headers=blue_green_endpoint.headers(deployment="purple"),
+    )
+    assert response.status_code == 404
+    assert response.json()["message"].startswith(NO_DEPLOYMENT)
+    assert "azureml-model-deployment" not in response.headers
+    ok = httpx.post(
+        blue_green_endpoint.scoring_uri, json=BODY, headers=blue_green_endpoint.headers()
+    )
+    assert ok.status_code == 200
+    assert blue_green_endpoint.server_log_text().count("azmlinfsrv.score - scored ") == before + 1
+
+
+def test_onnx_and_scikit_learn_answer_alike_over_http(blue_green_endpoint) -> None:
+    from aml_client.local._model import splits
+
+    _, _, (x_test, _) = splits()
+    rows = json.loads(x_test.to_json(orient="records"))
+    labels: dict[str, list[str]] = {"blue": [], "green": []}
+    probabilities: dict[str, list[list[float]]] = {"blue": [], "green": []}
+    with httpx.Client(timeout=60) as client:
+        for start in range(0, len(rows), 1000):
+            chunk = rows[start : start + 1000]
+            for name in labels:
+                for method, into in (("predict", labels), ("predict_proba", probabilities)):
+                    body = {"Inputs": {"data": chunk}, "GlobalParameters": {"method": method}}
+                    response = _post(client, blue_green_endpoint, name, body)
+                    assert response.status_code == 200, response.text
+                    into[name].extend(response.json()["Results"])
+    assert len(labels["green"]) == len(rows) > 4000
+    same = sum(b == g for b, g in zip(labels["blue"], labels["green"], strict=True))
+    assert same / len(rows) >= 0.999
+    gap = max(
+        abs(b - g)
+        for pb, pg in zip(probabilities["blue"], probabilities["green"], strict=True)
+        for b, g in zip(pb, pg, strict=True)
+    )
+    assert gap < 1e-4
+
+
+def test_both_deployments_serve_the_same_swagger(blue_green_endpoint) -> None:
+    documents = {}
+    for name in (None, "blue", "green"):
+        response = httpx.get(
+            blue_green_endpoint.swagger_uri,
+            params={"version": "3"},
+            headers={"azureml-model-deployment": name} if name else {},
+        )
+        assert response.status_code == 200
+        assert response.headers["azureml-model-deployment"] == (name or "blue")
+        documents[name] = response.json()
+    assert documents[None] == documents["blue"] == documents["green"]
+    reference = Path(__file__).resolve().parents[2] / "swagger" / "local-inputs.swagger3.json"
+    assert json.loads(reference.read_text()) == documents["green"]
+
+
+def test_client_connections_are_kept_alive(blue_green_endpoint) -> None:
+    connection = http.client.HTTPConnection(
+        blue_green_endpoint.info.host, blue_green_endpoint.info.port, timeout=30
+    )
+    try:
+        body = json.dumps(BODY)
+        headers = {**blue_green_endpoint.headers(), "Content-Type": "application/json"}
+        sockets = []
+        answered = []
+        for _ in range(6):
+            connection.request("POST", "/score", body=body, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 200
+            assert (response.getheader("Connection") or "").lower() != "close"
+            sockets.append(connection.sock)
+            answered.append(response.getheader("azureml-model-deployment"))
+        assert sockets[0] is not None
+        assert all(sock is sockets[0] for sock in sockets)  # one TCP connection for all six
+        assert set(answered) == {"blue", "green"}
+    finally:
+        connection.close()
+
+
+def test_a_deployments_own_port_still_needs_the_key(blue_green_endpoint) -> None:
+    for name in ("blue", "green"):
+        uri = blue_green_endpoint.deployment_uri(name)
+        assert uri.startswith("http://127.0.0.1:")
+        assert httpx.post(uri, json=BODY).status_code == 401
+        direct = httpx.post(uri, json=BODY, headers=blue_green_endpoint.headers())
+        assert direct.status_code == 200
+
+
+def test_the_request_log_names_the_deployment(blue_green_endpoint) -> None:
+    for name in ("blue", "green"):
+        client_id = f"log-{name}-{threading.get_ident()}"
+        response = httpx.post(
+            blue_green_endpoint.scoring_uri,
+            json=BODY,
+            headers={
+                **blue_green_endpoint.headers(deployment=name),
+                "x-ms-client-request-id": client_id,
+            },
+        )
+        assert response.status_code == 200
+        [line] = blue_green_endpoint.wait_for_log(f"client_rid={client_id}")
+        assert f" deployment={name} " in line and " POST /score 200 " in line
+        assert "run_ms=-" not in line
+
+
+# --------------------------------------------------------------------- Azure's error semantics
+
+
+@pytest.fixture(scope="module")
+def misbehaving(
+    tmp_path_factory: pytest.TempPathFactory, local_model_cache: Path
+) -> Iterator[LocalEndpointHandle]:
+    handle = start_local_endpoint(
+        tmp_path_factory,
+        local_model_cache,
+        deployments=[
+            "blue",
+            "slow,delay_ms=1500,request_timeout_ms=300",
+            "narrow,max_concurrent=1,delay_ms=2500,request_timeout_ms=60000",
+            "broken,fail_rate=1",
+        ],
+        traffic="blue=0",  # no traffic anywhere: only pinned requests are answered
+    )
+    try:
+        yield handle
+    finally:
+        stop_local_endpoint(handle)
+
+
+def test_without_traffic_only_pinned_requests_are_answered(misbehaving) -> None:
+    unpinned = httpx.post(misbehaving.scoring_uri, json=BODY, headers=misbehaving.headers())
+    assert unpinned.status_code == 404
+    assert unpinned.json()["message"].startswith(NO_DEPLOYMENT)
+    pinned = httpx.post(
+        misbehaving.scoring_uri, json=BODY, headers=misbehaving.headers(deployment="blue")
+    )
+    assert pinned.status_code == 200
+    assert pinned.headers["azureml-model-deployment"] == "blue"
+
+
+def test_over_request_timeout_ms_is_408(misbehaving) -> None:
+    response = httpx.post(
+        misbehaving.scoring_uri,
+        json=BODY,
+        headers=misbehaving.headers(deployment="slow"),
+        timeout=30,
+    )
+    assert response.status_code == 408
+    assert response.headers["azureml-model-deployment"] == "slow"
+    assert "request_timeout_ms" in response.json()["message"]
+    assert response.headers["x-request-id"]
+
+
+def test_a_failing_scoring_function_is_424_with_the_model_status(misbehaving) -> None:
+    response = httpx.post(
+        misbehaving.scoring_uri, json=BODY, headers=misbehaving.headers(deployment="broken")
+    )
+    assert response.status_code == 424
+    assert response.headers["ms-azureml-model-error-statuscode"] == "500"
+    assert response.headers["ms-azureml-model-error-reason"] == "Internal Server Error"
+    assert response.headers["azureml-model-deployment"] == "broken"
+    assert "message" in response.json()  # the container's own body comes along
+    [line] = misbehaving.wait_for_log(f"rid={response.headers['x-request-id']}")
+    assert " 424 " in line and "model_status=500" in line and "deployment=broken" in line
+
+
+def test_more_than_twice_max_concurrent_pending_is_429(misbehaving) -> None:
+    # narrow: one request at a time in the container, each taking 2.5 s, so of six sent at
+    # once, two are admitted (one inside, one waiting) and four are refused at once.
+    statuses: list[int] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(6)
+
+    def send() -> None:
+        with httpx.Client(timeout=60) as client:
+            barrier.wait()
+            response = _post(client, misbehaving, "narrow")
+        with lock:
+            statuses.append(response.status_code)
+            if response.status_code == 429:
+                assert response.headers["azureml-model-deployment"] == "narrow"
+                assert "Too many pending requests" in response.json()["message"]
+
+    threads = [threading.Thread(target=send) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert Counter(statuses) == {200: 2, 429: 4}
+
+
+def test_a_deployment_that_dies_takes_the_endpoint_down(
+    tmp_path_factory: pytest.TempPathFactory, local_model_cache: Path
+) -> None:
+    import os
+    import re
+    import signal
+    import time
+
+    handle = start_local_endpoint(
+        tmp_path_factory, local_model_cache, deployments=["blue", "green:onnx"]
+    )
+    try:
+        found = re.search(r"deployment green \(onnx, 1 worker\): gunicorn pid (\d+)",
+                          handle.server_log_text())  # fmt: skip
+        assert found, handle.server_log_text()
+        os.kill(int(found.group(1)), signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and handle.amlc("local", "status").returncode == 0:
+            time.sleep(0.5)
+        assert handle.amlc("local", "status").returncode == 4
+        assert "deployment green stopped" in handle.server_log_text()
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{handle.base_uri}/", timeout=2)
+    finally:
+        stop_local_endpoint(handle)
