@@ -18,7 +18,10 @@ Threads and the standard library only (no gevent), run in its own process:
   scoring request is appended to ``--log`` (one line each) — the truth the bench is checked
   against;
 * ``--tls-cert``/``--tls-key`` serve HTTPS (to check that certificates are verified);
-* ``GET /swagger.json`` serves a small Swagger 2.0 document (rows ``{"x": number, "y": int}``).
+* ``GET /swagger.json`` serves a small Swagger 2.0 document (rows ``{"x": number, "y": int}``);
+* ``--faults`` answers the scoring requests with each response fault of :data:`FAULTS` in turn
+  (request 1 gets the first, request 2 the second, ...): the failure kinds ``amlc bench`` must
+  tell apart.
 
 Prints ``PORT <n>`` on stdout once listening.
 """
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import socket
 import ssl
 import sys
 import threading
@@ -67,6 +71,22 @@ SWAGGER = {
         "ServiceOutput": {"type": "array", "items": {"type": "number"}},
     },
 }
+
+
+#: (name, status, body, extra headers) answered in turn with ``--faults``; "truncated" closes the
+#: connection mid-body, "timeout" answers after the client's deadline.
+FAULTS: list[tuple[str, int, bytes, dict[str, str]]] = [
+    ("ok", 200, b"[0.5]", {}),
+    ("model_error", 200, b'{"error": "model exploded"}', {}),
+    ("model_error", 200, json.dumps(json.dumps({"error": "in a string"})).encode(), {}),
+    ("not_json", 200, b"<html><body>Bad gateway</body></html>", {"Content-Type": "text/html"}),
+    ("truncated", 200, b"[0.5", {"Content-Length": "40"}),
+    ("prediction_count", 200, b"[0.5, 0.7]", {}),
+    ("redirect", 307, b"", {"Location": "http://127.0.0.1:9/score"}),
+    ("run_function_failed", 200, b"[0.5]", {"x-ms-run-function-failed": "True"}),
+    ("bad_response", 200, b'{"unexpected": 1}', {}),
+    ("timeout", 200, b"[0.5]", {"x-delay-s": "3"}),
+]
 
 
 class State:
@@ -112,6 +132,27 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
+        def _fault(self, fault: tuple[str, int, bytes, dict[str, str]]) -> None:
+            name, status, body, headers = fault
+            headers = dict(headers)
+            delay = float(headers.pop("x-delay-s", 0))
+            if delay:
+                time.sleep(delay)
+            with state.lock:
+                state.counts[name] = state.counts.get(name, 0) + 1
+            self.send_response(status)
+            self.send_header("Content-Type", headers.pop("Content-Type", "application/json"))
+            self.send_header("Content-Length", headers.pop("Content-Length", str(len(body))))
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+            if name == "truncated":
+                self.wfile.flush()
+                self.close_connection = True
+                with contextlib.suppress(OSError):
+                    self.connection.shutdown(socket.SHUT_RDWR)
+
         def do_GET(self) -> None:
             if self.path == "/count":
                 with state.lock:
@@ -140,6 +181,9 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
             window = state.stall_window()
             if window and window[0] <= now < window[1]:
                 time.sleep(window[1] - now)
+            if args.faults:
+                self._fault(FAULTS[(seq - 1) % len(FAULTS)])
+                return
             if state.slots is not None:
                 with state.slots:
                     served = time.perf_counter()
@@ -186,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slots", type=int, default=0)
     parser.add_argument("--server-time", action="store_true")
     parser.add_argument("--deployment", default=None)
+    parser.add_argument("--faults", action="store_true")
     parser.add_argument("--log", default=None)
     parser.add_argument("--tls-cert", default=None, help="serve HTTPS with this certificate (PEM)")
     parser.add_argument("--tls-key", default=None)

@@ -66,8 +66,10 @@ PERCENTILE_DEFINITION = (
 )
 #: Confidence behind the second sample-size rule (MLPerf LoadGen uses 99 %).
 CONFIDENCE = 0.99
-#: More than this fraction of late sends makes a run INVALID (perf_analyzer warns above 1 %).
+#: More than this fraction of late sends makes a run INVALID (perf_analyzer warns above 1 %)...
 LATE_FRACTION_LIMIT = 0.01
+#: ... when they are at least this many (one scheduling hiccup of a busy machine is not a trend)
+LATE_MIN_COUNT = 5
 #: A load process at or above this fraction of one core is saturated (Locust warns at 90 %).
 CPU_SATURATED = 0.9
 #: Saturated seconds (and share of the run) from which a run is INVALID.
@@ -429,7 +431,7 @@ def _validity(result: BenchResult, open_model: bool) -> Validity:
     load = result.load
     reasons = []
     late_fraction = load.late_sends / result.requests if result.requests else 0.0
-    if open_model and late_fraction > LATE_FRACTION_LIMIT:
+    if open_model and late_fraction > LATE_FRACTION_LIMIT and load.late_sends >= LATE_MIN_COUNT:
         cause = ""
         if load.max_senders is not None and load.peak_in_flight >= load.max_senders:
             cause = (
