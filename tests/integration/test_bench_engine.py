@@ -176,7 +176,7 @@ def test_open_model_with_too_few_senders_hides_a_stall_and_is_invalid(tmp_path: 
     assert summary["mode"] == "open" and uncorrected["kind"] == "uncorrected"
     # Corrected: ~100 requests were due during the stall, so the tail shows the full second.
     assert corrected["percentiles_ms"]["p99"] >= 800
-    assert 900 <= corrected["max_ms"]
+    assert corrected["max_ms"] >= 900
     assert corrected["percentiles_ms"]["p90"] >= 200
     # Uncorrected: only the 4 requests in flight saw it (< 1 %).
     assert uncorrected["percentiles_ms"]["p99"] * 4 < corrected["percentiles_ms"]["p99"]
