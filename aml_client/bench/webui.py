@@ -166,6 +166,46 @@ def _table_html(engine: Engine) -> str:
     )
 
 
+def _chart_html(engine: Engine) -> str:
+    """The nines chart and the sample-size warnings (the HDR tab shows them under its table)."""
+    summary = engine.snapshot()
+    if not summary.requests:
+        return ""
+    warnings = sample_warnings(summary.judged.samples)
+    warn_html = (
+        '<ul id="amlc-hdr-warnings" style="color:#b58900">'
+        + "".join(f"<li>{escape(w)}</li>" for w in warnings) + "</ul>"
+        if warnings else ""
+    )
+    return warn_html + spectrum_svg(_blocks(summary), chart_id="hdr-tab-spectrum")
+
+
+#: Refreshes the chart under the HDR tab's table while that tab is shown (same origin; the
+#: page's own query string, which may carry an access token, is passed on).
+_TAB_SCRIPT = f"""<script>
+(function () {{
+  async function refresh() {{
+    if (new URLSearchParams(location.search).get("tab") !== "{TAB_KEY}") return;
+    const heads = Array.from(document.querySelectorAll("th"));
+    const head = heads.find((th) => th.textContent.trim() === "Statistic (ms)");
+    const table = head && head.closest("table");
+    if (!table) return;
+    let box = document.getElementById("amlc-hdr-chart");
+    if (!box) {{
+      box = document.createElement("div");
+      box.id = "amlc-hdr-chart";
+      (table.parentElement || table).after(box);
+    }}
+    try {{
+      const r = await fetch("./hdr/chart" + location.search, {{credentials: "same-origin"}});
+      if (r.ok) box.innerHTML = await r.text();
+    }} catch (e) {{}}
+  }}
+  setInterval(refresh, 2000);
+}})();
+</script>"""
+
+
 def add_hdr_tab(environment: Environment, engine: Engine) -> None:
     """Register the HDR tab, ``/hdr``, ``/hdr/fragment`` and ``/hdr/json`` on the web UI."""
     web_ui = environment.web_ui
@@ -193,6 +233,11 @@ def add_hdr_tab(environment: Environment, engine: Engine) -> None:
     def hdr_fragment() -> Response:
         return Response(_table_html(engine), mimetype="text/html")
 
+    @blueprint.route("/hdr/chart")
+    @web_ui.auth_required_if_enabled
+    def hdr_chart() -> Response:
+        return Response(_chart_html(engine), mimetype="text/html")
+
     @blueprint.route("/hdr/json")
     @web_ui.auth_required_if_enabled
     def hdr_json() -> Response:
@@ -202,6 +247,14 @@ def add_hdr_tab(environment: Environment, engine: Engine) -> None:
 
     @web_ui.app.after_request
     def extend_stats(response: Response) -> Response:
+        if request.path == "/" and response.status_code == 200 \
+                and response.mimetype == "text/html" and not response.direct_passthrough:
+            # Locust's tabs only render tables: a small script adds the nines chart and the
+            # sample-size warnings under the HDR tab's table.
+            page = response.get_data(as_text=True)
+            if "</body>" in page:
+                response.set_data(page.replace("</body>", _TAB_SCRIPT + "</body>", 1))
+            return response
         # Locust's UI polls /stats/requests; its extended tables read "extended_stats" from it.
         if request.path != "/stats/requests" or response.status_code != 200:
             return response
