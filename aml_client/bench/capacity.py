@@ -66,26 +66,29 @@ class CapacitySearch:
         if self.stopped_because:
             return None
         if len(self.steps) >= s.max_steps:
-            return self._stop(f"{s.max_steps} steps run")
+            self._stop(f"{s.max_steps} steps run")
+            return None
         if not self.steps:
             return min(s.start_rps, s.max_rps)
         if self.failed_rps is None:
             assert self.passed_rps is not None
             if self.passed_rps >= s.max_rps:
-                return self._stop(f"the objectives held up to --max-rate ({s.max_rps:g} req/s)")
+                self._stop(f"the objectives held up to --max-rate ({s.max_rps:g} req/s)")
+                return None
             return min(self.passed_rps * 2, s.max_rps)
         if self.passed_rps is None:
-            return self._stop("even the lowest rate missed the objectives")
+            self._stop("even the lowest rate missed the objectives")
+            return None
         if (self.failed_rps - self.passed_rps) / self.passed_rps <= s.precision:
-            return self._stop(
+            self._stop(
                 f"pass and fail rates within {s.precision:.0%} of each other "
                 f"({self.passed_rps:g} and {self.failed_rps:g} req/s)"
             )
+            return None
         return (self.passed_rps + self.failed_rps) / 2
 
     def _stop(self, why: str) -> None:
         self.stopped_because = why
-        return None
 
     def observe(self, step: CapacityStep) -> None:
         """Take in one finished step."""

@@ -82,7 +82,7 @@ class Sender:
             connects[gevent.getcurrent()] = time.perf_counter_ns() - start
             return sock
 
-        pool._create_socket = timed_create_socket
+        pool._create_socket = timed_create_socket  # type: ignore[method-assign]
 
     def send(self, body: bytes, headers: dict[str, str], expected_rows: int | None) -> Outcome:
         """POST ``body``; never raises for what the endpoint or the network did."""

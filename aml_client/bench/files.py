@@ -50,7 +50,7 @@ def write_hgrm(recorder: LatencyRecorder, path: Path) -> None:
         handle.write(body + footer.encode("ascii"))
 
 
-class _LogWriter(HistogramLogWriter):
+class _LogWriter(HistogramLogWriter):  # type: ignore[misc]  # hdrh is untyped
     """hdrh's interval-log writer with two fixes for hdrh 0.10.8.
 
     Its ``output_start_time`` crashes (and would read milliseconds as seconds), and its interval
