@@ -280,3 +280,21 @@ def test_bench_result_round_trips_through_json():
     assert back.corrected is not None and back.corrected.max_us == 900_000
     assert back.latency.percentiles_us([50]) == lat.percentiles_us([50])
     assert back.intervals[0].latency.count == 3 and back.intervals[0].duration_s == 1.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, HIGHEST_US), max_size=300))
+def test_inlined_record_matches_hdrh_record_value(values):
+    from hdrh.histogram import HdrHistogram
+
+    ours, theirs = LatencyRecorder(), HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_FIGURES)
+    for value in values:
+        ours.record(value)
+        assert theirs.record_value(value)
+    assert _counts(ours) == [theirs.get_count_at_index(i) for i in range(theirs.counts_len)]
+    assert ours.histogram.get_total_count() == theirs.get_total_count() == len(values)
+    if values:
+        assert ours.histogram.get_max_value() == theirs.get_max_value()
+        assert ours.histogram.get_min_value() == theirs.get_min_value()
+        assert LatencyRecorder.decode(ours.encode()).percentiles_us([50, 99]) == \
+            ours.percentiles_us([50, 99])
