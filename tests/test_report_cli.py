@@ -189,3 +189,19 @@ def test_bad_gates_exit_2(amlc, runs, text):
     _, a, b = runs
     result = amlc("report", "compare", str(a), str(b), "--fail-on", text)
     result.assert_error(2, "--fail-on")
+
+
+def test_objectives_fail_on_an_invalid_run_unless_allowed(amlc, tmp_path):
+    result = synthetic_result(open_model=True)
+    result.load.late_sends = 500
+    directory = report.write_report(result, tmp_path / "reports")
+    shown = amlc("report", "show", str(directory))
+    assert "INVALID: 500 of 2000 requests" in shown.stdout + shown.stderr
+    strict = amlc("report", "show", str(directory), "--slo", "error_rate<=1%")
+    assert strict.returncode == 5
+    assert "the run is INVALID" in strict.stderr
+    allowed = amlc("report", "show", str(directory), "--slo", "error_rate<=1%",
+                   "--allow-invalid")
+    assert allowed.returncode == 0, allowed.stderr
+    listed = amlc("report", "list", str(tmp_path / "reports"), "--json").json()
+    assert listed[0]["valid"] is False

@@ -84,8 +84,12 @@ class Engine:
         emit: Emit | None = None,
         report_root: str | Path | None = "reports",
         headless: bool = True,
+        locust_stats: bool = True,
     ) -> None:
         self.environment = environment
+        #: feed Locust's own statistics (its UI and end-of-run table); off for a headless
+        #: ``amlc bench``, whose report does not show them (one less cost per request)
+        self.locust_stats = locust_stats
         self.target = target
         self.plan = plan
         self.emit = emit
@@ -238,7 +242,8 @@ class Engine:
         (recording or self.recording).record(
             latency_us, end_epoch_s, outcome.failure, corrected_us, sample
         )
-        self._fire_locust_event(latency_us, sample.body_bytes, outcome)
+        if self.locust_stats:
+            self._fire_locust_event(latency_us, sample.body_bytes, outcome)
         if recording is not None:  # a capacity step counts its own requests
             start_ns, end_ns = self._step_window
             if start_ns <= outcome.done_ns < end_ns:
@@ -698,12 +703,14 @@ def install(
     emit: Emit | None = None,
     report_root: str | Path | None = "reports",
     headless: bool = True,
+    locust_stats: bool = True,
 ) -> Engine:
     """Attach an :class:`Engine` and its listeners to ``environment`` (whose runner exists)."""
     if environment.runner is None:
         raise RuntimeError("create the runner before installing the engine")
     engine = Engine(
-        environment, target, plan, emit=emit, report_root=report_root, headless=headless
+        environment, target, plan, emit=emit, report_root=report_root, headless=headless,
+        locust_stats=locust_stats,
     )
     environment.amlc_engine = engine  # type: ignore[attr-defined]
     events = environment.events

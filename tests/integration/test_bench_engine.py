@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -30,8 +31,11 @@ def test_closed_model_p50_matches_the_truth_and_counts_match_the_server(
     server: Server, tmp_path: Path
 ) -> None:
     reports = tmp_path / "reports"
+    junit = tmp_path / "slo.xml"
     done = run_bench(
         [
+            "--junit",
+            str(junit),
             "-n",
             "400",
             "-u",
@@ -54,6 +58,11 @@ def test_closed_model_p50_matches_the_truth_and_counts_match_the_server(
     assert "objective missed: p99" in done.stderr
     assert "error_rate" not in done.stderr.split("objective missed")[-1]
     summary = _summary(done)
+    # JUnit: one test case per objective, and one for the run's validity.
+    cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
+    assert set(cases) == {"p99 <= 5 ms", "error_rate <= 1 %", "valid run"}
+    assert cases["p99 <= 5 ms"].find("failure") is not None
+    assert cases["error_rate <= 1 %"].find("failure") is None
     assert summary["requests"] == 400
     assert summary["failures"]["total"] == 0
     # Ratios with wide margins, not absolute windows: a busy machine adds its own delays.
@@ -148,7 +157,7 @@ def test_wrong_key_is_http_401(server: Server, tmp_path: Path) -> None:
     assert _summary(done)["failures"]["by_kind"] == {"http_401": 20}
 
 
-def _stall_run(tmp_path: Path, name: str, *extra: str) -> dict:
+def _stall_run(tmp_path: Path, name: str, *extra: str, code: int = 0) -> dict:
     # 100 req/s for 6 s; the server stalls for 1 s, 2 s after the first request.
     srv = start_server(
         tmp_path, "--service-ms", str(TRUTH_MS), "--stall-after-s", "2", "--stall-s", "1"
@@ -160,9 +169,11 @@ def _stall_run(tmp_path: Path, name: str, *extra: str) -> dict:
             bench_env(srv),
             tmp_path,
         )
-        assert done.returncode == 0, done.stderr
+        assert done.returncode == code, done.stderr
         summary = _summary(done)
         assert srv.count()["total"] == summary["requests"] == 600
+        if code:
+            assert "the run is INVALID" in done.stderr and "--allow-invalid" in done.stderr
     finally:
         srv.stop()
     return summary
@@ -171,7 +182,9 @@ def _stall_run(tmp_path: Path, name: str, *extra: str) -> dict:
 def test_open_model_with_too_few_senders_hides_a_stall_and_is_invalid(tmp_path: Path) -> None:
     # Capped at 4 senders (as a fixed pool of 4 users would be): during the stall the sends
     # slip, the uncorrected latency hides the stall, and the run says it is INVALID.
-    summary = _stall_run(tmp_path, "r", "--max-senders", "4")
+    # An objective that holds still fails on an INVALID run (exit 5).
+    summary = _stall_run(tmp_path, "r", "--max-senders", "4", "--slo", "error_rate<=100%",
+                         code=5)
     corrected, uncorrected = summary["corrected"], summary["latency"]
     assert summary["mode"] == "open" and uncorrected["kind"] == "uncorrected"
     # Corrected: ~100 requests were due during the stall, so the tail shows the full second.

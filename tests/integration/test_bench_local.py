@@ -78,7 +78,9 @@ def test_server_phase_matches_the_endpoints_own_run_ms(local_endpoint, tmp_path:
                - summary["latency"]["sum_ms"]) <= 0.002
 
 
-def test_open_model_at_30_per_second_keeps_up_or_says_invalid(local_endpoint, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_open_model_at_30_per_second_keeps_up_or_says_invalid(  # type: ignore[no-untyped-def]
+    local_endpoint, tmp_path: Path
+) -> None:
     done = run_bench(
         ["--endpoint", "local", "--rate", "30", "--arrival", "poisson", "-t", "20s",
          "--workers", "1", "--json", "--report-dir", str(tmp_path / "r")],
