@@ -17,7 +17,10 @@ TRUTH_MS = 20.0
 
 @pytest.fixture
 def server(tmp_path: Path):  # type: ignore[no-untyped-def]
-    srv = start_server(tmp_path, "--service-ms", str(TRUTH_MS), "--key", KEY, "--server-time")
+    srv = start_server(
+        tmp_path, "--service-ms", str(TRUTH_MS), "--key", KEY, "--server-time",
+        "--deployment", "blue",
+    )
     yield srv
     srv.stop()
 
@@ -81,6 +84,11 @@ def test_closed_model_p50_matches_the_truth_and_counts_match_the_server(
     assert abs(phases["connect"]["sum_ms"] + phases["ttfb"]["sum_ms"] + phases["body"]["sum_ms"]
                - total) <= 400 * 0.002
     assert summary["transfer"]["document_length"] == len(b"[0.5]")
+    assert summary["transfer"]["server"].startswith("BaseHTTP/")
+    # The answering deployment (azureml-model-deployment), results broken down by it.
+    (blue,) = summary["deployments"]
+    assert (blue["name"], blue["requests"], blue["failures"], blue["share"]) == ("blue", 400, 0, 1)
+    assert blue["latency"]["samples"] == 400
     assert summary["transfer"]["bytes_received"] > 400 * len(b"[0.5]")
     assert summary["validity"]["valid"] is True
     assert len(server.log_lines()) == 400
