@@ -5,6 +5,10 @@ Threads and the standard library only (no gevent), run in its own process:
     python tests/calibrated_server.py --service-ms 20 [--stall-after-s 1 --stall-s 1] [--key K]
 
 * every ``POST /score`` takes ``--service-ms`` (sleep, so it is the same under load);
+* with ``--slots K``, at most K requests are served at once (the others queue): a capacity of
+  K / service time, with latency climbing sharply past it;
+* ``--server-time`` sends ``x-ms-run-fn-exec-ms`` (the service time, as the inference server
+  does) and ``--deployment NAME`` an ``azureml-model-deployment`` header;
 * optionally, ``--stall-after-s`` seconds after the first scoring request, the server stalls for
   ``--stall-s``: a request in that window is held until the stall ends (like a GC pause or a
   model reload);
@@ -14,7 +18,10 @@ Threads and the standard library only (no gevent), run in its own process:
   scoring request is appended to ``--log`` (one line each) — the truth the bench is checked
   against;
 * ``--tls-cert``/``--tls-key`` serve HTTPS (to check that certificates are verified);
-* ``GET /swagger.json`` serves a small Swagger 2.0 document (rows ``{"x": number, "y": int}``).
+* ``GET /swagger.json`` serves a small Swagger 2.0 document (rows ``{"x": number, "y": int}``);
+* ``--faults`` answers the scoring requests with each response fault of :data:`FAULTS` in turn
+  (request 1 gets the first, request 2 the second, ...): the failure kinds ``amlc bench`` must
+  tell apart.
 
 Prints ``PORT <n>`` on stdout once listening.
 """
@@ -24,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import socket
 import ssl
 import sys
 import threading
@@ -65,6 +73,22 @@ SWAGGER = {
 }
 
 
+#: (name, status, body, extra headers) answered in turn with ``--faults``; "truncated" closes the
+#: connection mid-body, "timeout" answers after the client's deadline.
+FAULTS: list[tuple[str, int, bytes, dict[str, str]]] = [
+    ("ok", 200, b"[0.5]", {}),
+    ("model_error", 200, b'{"error": "model exploded"}', {}),
+    ("model_error", 200, json.dumps(json.dumps({"error": "in a string"})).encode(), {}),
+    ("not_json", 200, b"<html><body>Bad gateway</body></html>", {"Content-Type": "text/html"}),
+    ("truncated", 200, b"[0.5", {"Content-Length": "40"}),
+    ("prediction_count", 200, b"[0.5, 0.7]", {}),
+    ("redirect", 307, b"", {"Location": "http://127.0.0.1:9/score"}),
+    ("run_function_failed", 200, b"[0.5]", {"x-ms-run-function-failed": "True"}),
+    ("bad_response", 200, b'{"unexpected": 1}', {}),
+    ("timeout", 200, b"[0.5]", {"x-delay-s": "3"}),
+]
+
+
 class State:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -73,6 +97,7 @@ class State:
         self.first_request: float | None = None
         self.seq = 0
         self.log = open(args.log, "a", encoding="utf-8") if args.log else None  # noqa: SIM115
+        self.slots = threading.BoundedSemaphore(args.slots) if args.slots else None
 
     def stall_window(self) -> tuple[float, float] | None:
         if self.args.stall_s <= 0 or self.first_request is None:
@@ -92,12 +117,41 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *a: object) -> None:  # quiet
             pass
 
-        def _send(self, status: int, body: bytes, ctype: str = "application/json") -> None:
+        def _send(
+            self,
+            status: int,
+            body: bytes,
+            ctype: str = "application/json",
+            headers: dict[str, str] | None = None,
+        ) -> None:
             self.send_response(status)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(body)
+
+        def _fault(self, fault: tuple[str, int, bytes, dict[str, str]]) -> None:
+            name, status, body, headers = fault
+            headers = dict(headers)
+            delay = float(headers.pop("x-delay-s", 0))
+            if delay:
+                time.sleep(delay)
+            with state.lock:
+                state.counts[name] = state.counts.get(name, 0) + 1
+            self.send_response(status)
+            self.send_header("Content-Type", headers.pop("Content-Type", "application/json"))
+            self.send_header("Content-Length", headers.pop("Content-Length", str(len(body))))
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+            if name == "truncated":
+                self.wfile.flush()
+                self.close_connection = True
+                with contextlib.suppress(OSError):
+                    self.connection.shutdown(socket.SHUT_RDWR)
 
         def do_GET(self) -> None:
             if self.path == "/count":
@@ -127,7 +181,18 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
             window = state.stall_window()
             if window and window[0] <= now < window[1]:
                 time.sleep(window[1] - now)
-            time.sleep(args.service_ms / 1000.0)
+            if args.faults:
+                self._fault(FAULTS[(seq - 1) % len(FAULTS)])
+                return
+            if state.slots is not None:
+                with state.slots:
+                    served = time.perf_counter()
+                    time.sleep(args.service_ms / 1000.0)
+                    served = time.perf_counter() - served
+            else:
+                served = time.perf_counter()
+                time.sleep(args.service_ms / 1000.0)
+                served = time.perf_counter() - served
             if args.key and self.headers.get("Authorization") != f"Bearer {args.key}":
                 status, body = 401, b'{"error": "unauthorized"}'
             elif args.fail_every and seq % args.fail_every == 0:
@@ -139,7 +204,12 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                 if state.log is not None:
                     state.log.write(f"{time.time():.6f} {status}\n")
                     state.log.flush()
-            self._send(status, body)
+            extra = {}
+            if args.server_time:
+                extra["x-ms-run-fn-exec-ms"] = f"{served * 1000:.3f}"
+            if args.deployment:
+                extra["azureml-model-deployment"] = args.deployment
+            self._send(status, body, headers=extra)
 
     return Handler
 
@@ -157,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stall-s", type=float, default=0.0)
     parser.add_argument("--key", default=None)
     parser.add_argument("--fail-every", type=int, default=0)
+    parser.add_argument("--slots", type=int, default=0)
+    parser.add_argument("--server-time", action="store_true")
+    parser.add_argument("--deployment", default=None)
+    parser.add_argument("--faults", action="store_true")
     parser.add_argument("--log", default=None)
     parser.add_argument("--tls-cert", default=None, help="serve HTTPS with this certificate (PEM)")
     parser.add_argument("--tls-key", default=None)

@@ -10,7 +10,7 @@ import pytest
 from aml_client.bench.plan import (
     BenchPlan,
     arrival_offsets_s,
-    default_open_users,
+    default_max_senders,
     parse_duration,
     split_count,
 )
@@ -88,7 +88,11 @@ def test_plan_round_trips_and_validates() -> None:
         BenchPlan(max_requests=0)
 
 
-def test_default_open_users_covers_the_rate() -> None:
-    assert default_open_users(1) == 4
-    assert default_open_users(400) == 100
-    assert default_open_users(1e9) == 2000
+def test_default_max_senders_covers_two_seconds_of_latency() -> None:
+    assert default_max_senders(1) == 50
+    assert default_max_senders(400) == 800
+    assert default_max_senders(1e9) == 20_000
+    assert BenchPlan(mode="open", rate=400).senders_cap == 800
+    assert BenchPlan(mode="open", rate=400, max_senders=7).senders_cap == 7
+    plan = BenchPlan(mode="open", rate=400, max_senders=7, workers=2)
+    assert [plan.share(i, 2).max_senders for i in range(2)] == [4, 4]

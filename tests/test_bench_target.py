@@ -94,7 +94,8 @@ def test_the_bench_command_never_imports_locust() -> None:
     code = (
         "import sys; import aml_client.cli.bench, aml_client.bench.launch, "
         "aml_client.bench.target, aml_client.bench.plan, aml_client.bench.recording, "
-        "aml_client.bench.report; "
+        "aml_client.bench.report, aml_client.bench.summary, aml_client.bench.compare, "
+        "aml_client.bench.checks, aml_client.bench.capacity, aml_client.cli.report; "
         "bad = [m for m in sys.modules if m.split('.')[0] in ('locust', 'gevent', 'zmq')]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )
@@ -109,12 +110,14 @@ def test_bench_package_public_api_is_pinned_and_lazy() -> None:
     assert sorted(bench.__all__) == [
         "BenchPlan",
         "BenchResult",
+        "BenchSummary",
         "Interval",
         "LatencyRecorder",
         "LoadProcess",
         "Recording",
         "RunTarget",
         "build_run_target",
+        "load_summary",
         "summarize",
         "write_report",
     ]

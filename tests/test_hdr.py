@@ -6,8 +6,11 @@ import json
 import math
 import random
 import statistics
+from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aml_client.bench.hdr import HIGHEST_US, LOWEST_US, SIGNIFICANT_FIGURES, LatencyRecorder
 from aml_client.bench.result import BenchResult, Interval
@@ -92,7 +95,7 @@ def test_mean_and_stdev_are_exact():
     assert r.stdev_us == pytest.approx(statistics.pstdev(data), rel=1e-9)
 
 
-def test_percentiles_match_hdr_definition_on_sorted_data():
+def test_percentiles_match_the_definition_on_sorted_data():
     rng = random.Random(3)
     data = sorted(rng.randint(100, 3_000_000) for _ in range(20_000))
     r = LatencyRecorder()
@@ -113,18 +116,58 @@ def test_percentiles_us_agrees_with_percentile_us():
     assert many == {float(p): r.percentile_us(p) for p in PCTS}
 
 
-@pytest.mark.parametrize("seed", range(10))
-def test_percentiles_equal_hdrh_reference(seed):
-    """The fast path gives hdrh's own answer (clamped to the exact extremes)."""
-    rng = random.Random(seed)
+def _brute_force(samples: list[int], p: float) -> int:
+    """Nearest rank on a plain sort: the ceil(p/100 * N)-th smallest sample (at least the 1st)."""
+    ordered = sorted(samples)
+    rank = max(1, math.ceil(Decimal(repr(float(p))) * len(ordered) / 100))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    samples=st.lists(
+        st.one_of(st.integers(1, 2047), st.integers(1, 50_000_000)), min_size=1, max_size=1500
+    ),
+    ps=st.lists(st.floats(0, 100, allow_nan=False), max_size=8),
+)
+def test_percentiles_are_nearest_rank_on_a_brute_force_sort(samples, ps):
     r = LatencyRecorder()
-    mu, sigma = rng.uniform(2, 15), rng.uniform(0.1, 2)
-    r.record_many(int(rng.lognormvariate(mu, sigma)) for _ in range(rng.randint(1, 3000)))
-    ps = [*PCTS, 0.1, 33.3, 66, *(rng.uniform(0, 100) for _ in range(20))]
-    got = r.percentiles_us(ps)
-    for p in ps:
-        reference = r.histogram.get_value_at_percentile(p)
-        assert got[float(p)] == max(r.min_us, min(reference, r.max_us)), p
+    r.record_many(samples)
+    h = r.histogram
+    wanted = [*ps, 0, 50, 90, 99, 99.9, 99.99, 100]
+    got = r.percentiles_us(wanted)
+    for p in wanted:
+        truth = _brute_force(samples, p)
+        expected = max(min(h.get_highest_equivalent_value(truth), r.max_us), r.min_us)
+        if p == 0:
+            expected = r.min_us
+        assert got[float(p)] == expected, (p, len(samples))
+        if truth < 2048:  # buckets are 1 µs wide here: the recorded value itself
+            assert got[float(p)] == truth
+
+
+@pytest.mark.parametrize("n", [*range(1, 60), 99, 100, 101, 459, 775, 999, 1000, 1001, 9999])
+def test_any_percentile_above_n_minus_1_over_n_is_the_max(n):
+    samples = list(range(1000, 1000 + n))  # distinct, exact below 2048 µs
+    random.Random(n).shuffle(samples)
+    r = LatencyRecorder()
+    r.record_many(samples)
+    above = (n - 1) / n * 100
+    for p in (99, 99.9, 99.99, 100):
+        value = r.percentile_us(p)
+        truth = _brute_force(samples, p)
+        assert value == min(r.histogram.get_highest_equivalent_value(truth), r.max_us)
+        if p > above:
+            assert value == max(samples) == r.max_us
+
+
+def test_775_samples_p99_9_is_the_max():
+    """The case seen in the field: hdrh's rounding gave the 774th value, below the max."""
+    samples = [1000 + i for i in range(775)]
+    r = LatencyRecorder()
+    r.record_many(samples)
+    assert r.histogram.get_value_at_percentile(99.9) < r.max_us  # hdrh's own answer
+    assert r.percentile_us(99.9) == r.max_us == 1774
 
 
 @pytest.mark.parametrize("bad", [-0.1, 100.1])
@@ -237,3 +280,21 @@ def test_bench_result_round_trips_through_json():
     assert back.corrected is not None and back.corrected.max_us == 900_000
     assert back.latency.percentiles_us([50]) == lat.percentiles_us([50])
     assert back.intervals[0].latency.count == 3 and back.intervals[0].duration_s == 1.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, HIGHEST_US), max_size=300))
+def test_inlined_record_matches_hdrh_record_value(values):
+    from hdrh.histogram import HdrHistogram
+
+    ours, theirs = LatencyRecorder(), HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_FIGURES)
+    for value in values:
+        ours.record(value)
+        assert theirs.record_value(value)
+    assert _counts(ours) == [theirs.get_count_at_index(i) for i in range(theirs.counts_len)]
+    assert ours.histogram.get_total_count() == theirs.get_total_count() == len(values)
+    if values:
+        assert ours.histogram.get_max_value() == theirs.get_max_value()
+        assert ours.histogram.get_min_value() == theirs.get_min_value()
+        assert LatencyRecorder.decode(ours.encode()).percentiles_us([50, 99]) == \
+            ours.percentiles_us([50, 99])

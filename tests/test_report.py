@@ -14,8 +14,11 @@ from hdrh.log import HistogramLogReader
 
 import aml_client
 from aml_client.bench import report
+from aml_client.bench.compare import compare, row_map
 from aml_client.bench.hdr import LatencyRecorder
+from aml_client.bench.redact import redact
 from aml_client.bench.result import BenchResult, Interval
+from aml_client.bench.summary import PERCENTILES, min_samples, summarize
 from aml_client.errors import InputError
 
 START = 1_790_000_000.25  # 2026-09-21T14:13:20.25Z
@@ -66,7 +69,6 @@ def synthetic_result(
         requests=seconds * per_second,
         failures={"http_503": 2},
         intervals=intervals,
-        locust={"p99_ms": 110, "max_ms": 42.1, "token": SECRET},
         environment={"workers": 1, "proxy_key": SECRET},
     )
 
@@ -74,54 +76,56 @@ def synthetic_result(
 # -- summarize -----------------------------------------------------------------------------------
 def test_summary_numbers_match_the_recorder():
     result = synthetic_result()
-    s = report.summarize(result)
+    s = summarize(result)
     rec = result.latency
-    assert s["requests"] == 2000
-    assert s["failures"] == {"total": 2, "by_kind": {"http_503": 2}}
-    assert s["error_rate"] == pytest.approx(0.001)
-    assert s["throughput_rps"] == pytest.approx(100.0)
-    assert s["duration_s"] == 20.0
-    assert s["started_at"] == "2026-09-21T14:13:20.250Z"
-    block = s["latency"]
-    assert block["samples"] == 2000
-    assert block["min_ms"] == rec.min_us / 1000
-    assert block["max_ms"] == rec.max_us / 1000  # exact, not a bucket edge
-    assert block["mean_ms"] == pytest.approx(rec.mean_us / 1000, abs=0.0005)
-    assert block["stdev_ms"] == pytest.approx(rec.stdev_us / 1000, abs=0.0005)
-    for p in report.PERCENTILES:
-        assert block[f"p{p:g}_ms"] == rec.percentile_us(p) / 1000
-    assert list(block["served_within_ms"]) == ["50", "66", "75", "80", "90", "95", "98", "99",
-                                              "100"]
-    assert block["served_within_ms"]["100"] == block["max_ms"]
-    assert block["served_within_ms"]["66"] == rec.percentile_us(66) / 1000
-    assert s["corrected"] is None and s["judged_on"] == "latency" and s["mode"] == "closed"
-    assert "HdrHistogram" in s["percentile_definition"]
-    assert s["locust"]["approximate"] is True
-    assert len(s["intervals"]) == 20
-    assert s["intervals"][3]["failures"] == 2 and s["intervals"][3]["rps"] == 100.0
+    assert s.schema_version == 2
+    assert s.requests == 2000
+    assert s.failures.total == 2 and s.failures.by_kind == {"http_503": 2}
+    assert s.error_rate == pytest.approx(0.001)
+    assert s.throughput_rps == pytest.approx(100.0)
+    assert s.duration_s == 20.0
+    assert s.started_at == "2026-09-21T14:13:20.250Z"
+    block = s.latency
+    assert block.samples == 2000
+    assert block.min_ms == rec.min_us / 1000
+    assert block.max_ms == rec.max_us / 1000  # exact, not a bucket edge
+    assert block.mean_ms == pytest.approx(rec.mean_us / 1000, abs=0.0005)
+    assert block.stdev_ms == pytest.approx(rec.stdev_us / 1000, abs=0.0005)
+    assert block.sum_ms == pytest.approx(rec.sum_us / 1000, abs=0.001)
+    for p in PERCENTILES:
+        assert block.value_ms(f"p{p:g}") == rec.percentile_us(p) / 1000
+    assert list(block.served_within_ms) == ["50", "66", "75", "80", "90", "95", "98", "99",
+                                            "100"]
+    assert block.served_within_ms["100"] == block.max_ms
+    assert block.value_ms("p66") == rec.percentile_us(66) / 1000
+    assert s.corrected is None and s.judged_on == "latency" and s.mode == "closed"
+    assert "Nearest rank" in s.percentile_definition
+    assert len(s.intervals) == 20
+    assert s.intervals[3].failures == 2 and s.intervals[3].rps == 100.0
+    assert s.validity.valid is True and s.capacity is None
 
 
 def test_percentiles_are_ordered_and_bounded():
-    s = report.summarize(synthetic_result(open_model=True))
-    for key in ("latency", "corrected"):
-        block = s[key]
-        values = [block["min_ms"]] + [block[f"p{p:g}_ms"] for p in report.PERCENTILES] + [
-            block["max_ms"]]
+    s = summarize(synthetic_result(open_model=True))
+    for block in (s.latency, s.corrected):
+        assert block is not None
+        values = [block.min_ms] + [block.value_ms(f"p{p:g}") for p in PERCENTILES] + [
+            block.max_ms]
         assert values == sorted(values)
 
 
 def test_open_model_labels_corrected_and_uncorrected():
-    s = report.summarize(synthetic_result(open_model=True))
-    assert s["latency"]["kind"] == "uncorrected"
-    assert s["corrected"]["kind"] == "corrected"
-    assert s["judged_on"] == "corrected" and s["intervals_measure"] == "corrected"
+    s = summarize(synthetic_result(open_model=True))
+    assert s.latency.kind == "uncorrected"
+    assert s.corrected is not None and s.corrected.kind == "corrected"
+    assert s.judged_on == "corrected" and s.intervals_measure == "corrected"
     # The stall shows in the corrected tail and not in the uncorrected one.
-    assert s["corrected"]["p99_ms"] > 500
-    assert s["latency"]["p99_ms"] < 50
+    assert s.corrected.value_ms("p99") > 500
+    assert s.latency.value_ms("p99") < 50
 
 
 def test_environment_has_versions_and_machine_facts():
-    env = report.summarize(synthetic_result())["environment"]
+    env = summarize(synthetic_result()).environment.model_dump()
     for key in ("amlc", "locust", "hdrhistogram", "python", "platform", "cpu_count",
                 "memory_bytes"):
         assert key in env
@@ -131,38 +135,53 @@ def test_environment_has_versions_and_machine_facts():
 
 
 def test_sample_size_warnings():
-    assert report.min_samples(99) == (100, 459)  # MLPerf's 459 for p99 at 99 % confidence
-    assert report.min_samples(99.9)[0] == 1000
+    assert min_samples(99) == (100, 459)  # MLPerf's 459 for p99 at 99 % confidence
+    assert min_samples(99.9)[0] == 1000
     small = synthetic_result(seconds=1, per_second=300)
-    warnings = report.summarize(small)["warnings"]
+    warnings = summarize(small).warnings
     assert any("p99 from 300 samples" in w and "459" in w for w in warnings)
     assert any("p99.9 from 300 samples" in w and "1000" in w for w in warnings)
-    big = report.summarize(synthetic_result(seconds=20, per_second=1000))["warnings"]
+    big = summarize(synthetic_result(seconds=20, per_second=1000)).warnings
     assert not any(w.startswith(("p99 ", "p99.9 ")) for w in big)
     assert any("p99.99 from 20000 samples" in w and "46050" in w for w in big)
 
 
-def test_late_sends_are_reported_in_an_open_model():
+def test_late_sends_make_an_open_model_run_invalid():
     result = synthetic_result(open_model=True)
-    result.config["late_sends"] = 7
-    assert any("7 requests were sent more than 10 ms" in w
-               for w in report.summarize(result)["warnings"])
+    result.load.late_sends = 7  # 7 of 2000: under 1 %, still valid
+    assert summarize(result).validity.valid is True
+    result.load.late_sends = 300
+    result.load.peak_in_flight = result.load.max_senders = 4
+    validity = summarize(result).validity
+    assert validity.valid is False
+    (reason,) = validity.reasons
+    assert "300 of 2000 requests (15.0%)" in reason and "--max-senders" in reason
+
+
+def test_a_saturated_load_process_makes_a_run_invalid():
+    result = synthetic_result()
+    result.load.cpu_samples, result.load.cpu_saturated_s = 20, 2  # a blip: valid
+    assert summarize(result).valid
+    result.load.cpu_saturated_s = 12
+    summary = summarize(result)
+    assert not summary.valid
+    assert "12 of 20 seconds" in summary.validity.reasons[0]
 
 
 def test_out_of_range_samples_are_reported():
     result = synthetic_result(seconds=1)
     result.latency.record(-4)
-    s = report.summarize(result)
-    assert s["latency"]["out_of_range"] == 1
-    assert any("outside" in w for w in s["warnings"])
+    s = summarize(result)
+    assert s.latency.out_of_range == 1
+    assert any("outside" in w for w in s.warnings)
 
 
 def test_empty_run_summarizes_without_crashing(tmp_path):
     result = BenchResult(config={"endpoint": "x"}, started_at=START, ended_at=START,
                          latency=LatencyRecorder())
-    s = report.summarize(result)
-    assert s["error_rate"] is None and s["throughput_rps"] is None
-    assert "no request completed" in s["warnings"]
+    s = summarize(result)
+    assert s.error_rate is None and s.throughput_rps is None
+    assert "no request completed" in s.warnings
     directory = report.write_report(result, tmp_path)
     assert (directory / "report.html").read_text().count("<svg") == 3
 
@@ -176,7 +195,7 @@ def test_redact_scrubs_credential_like_fields():
         "note": "Bearer abcdef", "max_requests": 5, "users": 3,
         "auth": "bearer abcd…",  # auth.mask output: safe, and it tells keys apart
     }
-    out = report.redact(data)
+    out = redact(data)
     flat = json.dumps(out)
     for secret in ('"k"', "code=abc", "Bearer abc", '"t"', '"p"', "pw", "zzz", "abcdef"):
         assert secret not in flat
@@ -194,6 +213,7 @@ def test_no_report_file_holds_the_key(tmp_path):
     for path in directory.iterdir():
         assert SECRET not in path.read_text(encoding="utf-8"), path.name
     summary = json.loads((directory / "summary.json").read_text())
+    assert summary["schema_version"] == 2
     assert summary["config"]["api_key"] == "[redacted]"
     assert summary["config"]["headers"] == {"Authorization": "[redacted]", "X-Other": "ok"}
     assert summary["config"]["payload"] == {"rows": 2, "bytes": 431}
@@ -282,7 +302,8 @@ def test_summary_and_markdown_agree(tmp_path):
     summary = report.load_summary(directory)
     md = (directory / "report.md").read_text()
     assert "Percentage of the requests served within a certain time (ms)" in md
-    p99 = (summary["latency"]["p99_ms"], summary["corrected"]["p99_ms"])
+    assert summary.corrected is not None
+    p99 = (summary.latency.value_ms("p99"), summary.corrected.value_ms("p99"))
     assert f"| p99 | {p99[0]:,.3f} | {p99[1]:,.3f} |" in md
     assert "| 100% (longest request) |" in md
     assert "uncorrected" in md and "corrected" in md
@@ -313,6 +334,24 @@ def test_load_summary_errors(tmp_path):
     (tmp_path / "summary.json").write_text('{"a": 1}')
     with pytest.raises(InputError, match="not an amlc benchmark summary"):
         report.load_summary(tmp_path)
+    (tmp_path / "summary.json").write_text('{"schema_version": 99, "latency": {}, "requests": 1}')
+    with pytest.raises(InputError, match="newer than this amlc reads"):
+        report.load_summary(tmp_path)
+
+
+def test_a_0_1_summary_migrates_on_read(tmp_path):
+    """summary.json as amlc 0.1 wrote it: no schema_version, p50_ms keys, Locust's numbers."""
+    old = json.loads((Path(__file__).parent / "fixtures" / "summary-0.1.json").read_text())
+    assert "schema_version" not in old
+    (tmp_path / "summary.json").write_text(json.dumps(old))
+    s = report.load_summary(tmp_path)
+    assert s.schema_version == 2 and s.report_id == old["report_id"]
+    assert s.latency.value_ms("p99") == old["latency"]["p99_ms"]
+    assert s.latency.value_ms("p99.9") == old["latency"]["p99.9_ms"]
+    assert s.judged.value_ms("p50") == old["corrected"]["p50_ms"]
+    assert s.latency.served_within_ms == old["latency"]["served_within_ms"]
+    assert s.validity.valid is None  # 0.1 did not check the load generator
+    assert s.requests == old["requests"] and s.failures.by_kind == old["failures"]["by_kind"]
 
 
 def test_list_and_latest(tmp_path):
@@ -323,36 +362,36 @@ def test_list_and_latest(tmp_path):
     new.ended_at += 3600
     b = report.write_report(new, tmp_path)
     a = report.write_report(old, tmp_path)
-    assert [s["report_id"] for s in report.list_reports(tmp_path)] == [a.name, b.name]
+    assert [s.report_id for s in report.list_reports(tmp_path)] == [a.name, b.name]
     assert report.latest_report(tmp_path) == b
 
 
 def test_compare_reports_change_per_percentile(tmp_path):
     a = report.write_report(synthetic_result(base_us=20_000), tmp_path)
     b = report.write_report(synthetic_result(base_us=30_000, seed=2), tmp_path)
-    result = report.compare(a, b)
     sa, sb = report.load_summary(a), report.load_summary(b)
-    latency = next(s for s in result["sections"] if s["name"] == "latency")
-    rows = {r["metric"]: r for r in latency["rows"]}
+    result = compare(sa, sb)
+    rows = row_map(result, "latency")
     assert set(rows) >= {"min", "mean", "p50", "p90", "p99", "p99.9", "p99.99", "max"}
     p50 = rows["p50"]
-    assert p50["a"] == sa["latency"]["p50_ms"] and p50["b"] == sb["latency"]["p50_ms"]
-    assert p50["change"] == pytest.approx(p50["b"] - p50["a"])
-    assert p50["change_pct"] == pytest.approx((p50["b"] - p50["a"]) / p50["a"] * 100, abs=0.01)
-    assert p50["verdict"] == "worse"
-    assert math.isclose(p50["change_pct"], 50, abs_tol=3)
-    overall = {r["metric"]: r for r in result["sections"][0]["rows"]}
-    assert overall["throughput"]["verdict"] == "same"
-    assert result["a"]["report_id"] == a.name and result["notes"] == []
-    reverse = report.compare(b, a)
-    rows = {r["metric"]: r for r in reverse["sections"][1]["rows"]}
-    assert rows["p50"]["verdict"] == "better"
+    assert p50.a == sa.latency.value_ms("p50") and p50.b == sb.latency.value_ms("p50")
+    assert p50.change == pytest.approx(p50.b - p50.a)
+    assert p50.change_pct == pytest.approx((p50.b - p50.a) / p50.a * 100, abs=0.01)
+    assert p50.verdict == "worse"
+    assert math.isclose(p50.change_pct, 50, abs_tol=3)
+    # 20 one-second intervals each: a bootstrap interval around +50 %, far from 0.
+    assert p50.ci_low_pct is not None and p50.ci_high_pct is not None
+    assert 0 < p50.ci_low_pct <= p50.change_pct <= p50.ci_high_pct
+    overall = row_map(result, "overall")
+    assert overall["throughput"].verdict == "same"
+    assert result.a.report_id == a.name and result.notes == []
+    reverse = compare(sb, sa)
+    assert row_map(reverse, "latency")["p50"].verdict == "better"
 
 
 def test_compare_open_with_closed_notes_it():
-    result = report.compare(report.summarize(synthetic_result()),
-                            report.summarize(synthetic_result(open_model=True)))
-    assert [s["name"] for s in result["sections"]] == ["overall", "latency", "corrected"]
-    corrected = {r["metric"]: r for r in result["sections"][2]["rows"]}
-    assert corrected["p99"]["a"] is None and corrected["p99"]["change"] is None
-    assert any("different load models" in n for n in result["notes"])
+    result = compare(summarize(synthetic_result()), summarize(synthetic_result(open_model=True)))
+    assert [s.name for s in result.sections] == ["overall", "latency", "corrected"]
+    corrected = row_map(result, "corrected")
+    assert corrected["p99"].a is None and corrected["p99"].change is None
+    assert any("different load models" in n for n in result.notes)

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -37,9 +38,9 @@ def test_show_prints_the_summary_and_ab_table(amlc, runs):
     assert "Benchmark of local" in out
     assert "Percentage of the requests served within a certain time (ms)" in out
     assert "100% (longest request)" in out
-    assert f"{summary['latency']['p99_ms']:,.3f}" in out
-    assert f"{summary['latency']['max_ms']:,.3f}" in out
-    assert "HdrHistogram" in out
+    assert f"{summary.latency.value_ms('p99'):,.3f}" in out
+    assert f"{summary.latency.max_ms:,.3f}" in out
+    assert "Nearest rank" in out
     assert SECRET not in out + result.stderr
 
 
@@ -140,3 +141,67 @@ def test_report_commands_never_import_locust(runs):
                           cwd=REPO, timeout=60, env={"PYTHONPATH": str(REPO), "COLUMNS": "120"})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_compare_gates_fail_on_a_significant_regression(amlc, tmp_path):
+    root = tmp_path / "reports"
+    a = report.write_report(synthetic_result(base_us=20_000), root)
+    b = report.write_report(synthetic_result(base_us=24_000, seed=2), root)  # +20 %
+    junit = tmp_path / "compare.xml"
+    result = amlc("report", "compare", str(a), str(b), "--fail-on", "p99>+10%",
+                  "--fail-on", "throughput<-5%", "--junit", str(junit))
+    assert result.returncode == 5, result.stderr
+    assert "p99 changed +" in result.stderr and "significant regression" in result.stderr
+    assert "throughput changed" in result.stderr and "no significant difference" in (
+        result.stderr + result.stdout)
+    assert "95 % CI" in result.stdout
+    xml = ET.parse(junit).getroot()
+    cases = {c.get("name"): c for c in xml.iter("testcase")}
+    assert set(cases) == {"p99>+10%", "throughput<-5%"}
+    assert cases["p99>+10%"].find("failure") is not None
+    assert cases["throughput<-5%"].find("failure") is None
+    # A tolerance wider than the change passes; the same run against itself is no change.
+    wide = amlc("report", "compare", str(a), str(b), "--fail-on", "p99>+50%")
+    assert wide.returncode == 0, wide.stderr
+    assert "within the tolerance" in wide.stderr
+    same = amlc("report", "compare", str(a), str(a), "--fail-on", "p99>+1%", "--json")
+    assert same.returncode == 0
+    (gate,) = same.json()["gates"]
+    assert gate["verdict"] == "no significant difference" and gate["failed"] is False
+
+
+def test_compare_noise_is_no_significant_difference(tmp_path):
+    """Two runs of the same distribution (different seeds): the interval contains zero."""
+    from aml_client.bench.compare import compare, parse_gate
+
+    root = tmp_path / "reports"
+    a = report.load_summary(report.write_report(synthetic_result(seed=11), root))
+    b = report.load_summary(report.write_report(synthetic_result(seed=12), root))
+    result = compare(a, b, [parse_gate("p99>+1%"), parse_gate("p50>+1%")])
+    for gate in result.gates:
+        assert gate.ci_low_pct is not None and gate.ci_high_pct is not None
+        assert gate.ci_low_pct <= 0 <= gate.ci_high_pct, gate
+        assert gate.verdict == "no significant difference" and not gate.failed
+
+
+@pytest.mark.parametrize("text", ["p99>10", "p97>+1%", "p99>-5%", "throughput<+5%", ""])
+def test_bad_gates_exit_2(amlc, runs, text):
+    _, a, b = runs
+    result = amlc("report", "compare", str(a), str(b), "--fail-on", text)
+    result.assert_error(2, "--fail-on")
+
+
+def test_objectives_fail_on_an_invalid_run_unless_allowed(amlc, tmp_path):
+    result = synthetic_result(open_model=True)
+    result.load.late_sends = 500
+    directory = report.write_report(result, tmp_path / "reports")
+    shown = amlc("report", "show", str(directory))
+    assert "INVALID: 500 of 2000 requests" in shown.stdout + shown.stderr
+    strict = amlc("report", "show", str(directory), "--slo", "error_rate<=1%")
+    assert strict.returncode == 5
+    assert "the run is INVALID" in strict.stderr
+    allowed = amlc("report", "show", str(directory), "--slo", "error_rate<=1%",
+                   "--allow-invalid")
+    assert allowed.returncode == 0, allowed.stderr
+    listed = amlc("report", "list", str(tmp_path / "reports"), "--json").json()
+    assert listed[0]["valid"] is False

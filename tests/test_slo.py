@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from aml_client.bench.slo import Objective, evaluate, parse_slo, parse_slos
+from aml_client.bench.slo import Objective, evaluate, latency_bound_ms, parse_slo, parse_slos
+from aml_client.bench.summary import BenchSummary, Failures, LatencyBlock
 
 
 @pytest.mark.parametrize(
@@ -61,16 +62,21 @@ def test_bad_expressions_say_what_is_wrong(text, needle):
         assert repr(text) in str(info.value)  # the message quotes the objective
 
 
-def _summary(corrected: bool = False) -> dict:
-    latency = {"kind": "latency", "samples": 1000, "min_ms": 10.0, "mean_ms": 40.0,
-               "p50_ms": 42.5, "p99_ms": 243.1, "p99.9_ms": 300.0, "max_ms": 512.345,
-               "served_within_ms": {"66": 50.0, "100": 512.345}}
-    summary = {"latency": latency, "corrected": None, "error_rate": 0.004,
-               "throughput_rps": 150.0}
+def _summary(corrected: bool = False) -> BenchSummary:
+    latency = LatencyBlock(kind="latency", samples=1000, min_ms=10.0, mean_ms=40.0,
+                           max_ms=512.345,
+                           percentiles_ms={"p50": 42.5, "p99": 243.1, "p99.9": 300.0},
+                           served_within_ms={"66": 50.0, "100": 512.345})
+    common = dict(endpoint="x", mode="closed", started_at="", ended_at="",
+                  started_at_epoch_s=0.0, duration_s=10.0, requests=1000, successes=996,
+                  failures=Failures(total=4), error_rate=0.004, throughput_rps=150.0)
     if corrected:
-        summary["corrected"] = {**latency, "kind": "corrected", "p99_ms": 1900.0}
-        summary["latency"] = {**latency, "kind": "uncorrected"}
-    return summary
+        fixed = latency.model_copy(update={
+            "kind": "corrected", "percentiles_ms": {**latency.percentiles_ms, "p99": 1900.0}})
+        return BenchSummary(**common, judged_on="corrected",
+                            latency=latency.model_copy(update={"kind": "uncorrected"}),
+                            corrected=fixed)
+    return BenchSummary(**common, judged_on="latency", latency=latency)
 
 
 def test_evaluate_and_messages():
@@ -95,8 +101,8 @@ def test_open_model_is_judged_on_the_corrected_latency():
 
 
 def test_nothing_measured_is_a_miss():
-    empty = {"latency": {"samples": 0}, "corrected": None, "error_rate": None,
-             "throughput_rps": None}
+    empty = _summary().model_copy(update={
+        "latency": LatencyBlock(kind="latency"), "error_rate": None, "throughput_rps": None})
     outcomes = evaluate(empty, parse_slos(["p99<=1s", "error_rate<=1%", "rps>=1"]))
     assert not any(o.passed for o in outcomes)
     assert all(o.actual is None for o in outcomes)
@@ -107,3 +113,8 @@ def test_objective_is_a_value():
     assert parse_slo("p99<=200ms") == parse_slo("p99<=200ms")
     assert isinstance(parse_slo("rps>=1"), Objective)
     assert str(parse_slo("p99 <= 0.2 s")) == "p99 <= 0.2 s"
+
+
+def test_latency_bound_is_the_strictest_upper_bound():
+    assert latency_bound_ms(parse_slos(["p99<=200ms", "p50<0.1s", "rps>=3"])) == 100.0
+    assert latency_bound_ms(parse_slos(["error_rate<=1%"])) is None

@@ -10,8 +10,12 @@ Layout (one concern per module):
 * ``webguard`` — who may drive Locust's web UI (Host, Origin and Sec-Fetch-Site checks, and
   ``amlc bench --web``'s per-run secret);
 * ``recording`` — per-process measurements and their exact merging across processes;
-* ``hdr`` / ``result`` / ``report`` / ``slo`` / ``render`` — histograms, the run's result, report
-  files, objectives and their rendering.
+* ``exchange`` / ``checks`` — one request on the wire (phases timed) and its response checks;
+* ``capacity`` — the capacity search (``--find-capacity``);
+* ``hdr`` / ``result`` / ``summary`` — histograms, the run's result, its versioned summary;
+* ``report`` / ``files`` / ``render`` / ``compare`` / ``junit`` / ``slo`` — report directories,
+  HdrHistogram files, Markdown/HTML, comparisons with confidence intervals, JUnit XML,
+  objectives.
 
 Importing this package is cheap and never imports Locust or gevent: names are loaded on first
 use.
@@ -27,32 +31,37 @@ if TYPE_CHECKING:
     from aml_client.bench.launch import LoadProcess
     from aml_client.bench.plan import BenchPlan
     from aml_client.bench.recording import Recording
-    from aml_client.bench.report import summarize, write_report
+    from aml_client.bench.report import load_summary, write_report
     from aml_client.bench.result import BenchResult, Interval
+    from aml_client.bench.summary import BenchSummary, summarize
     from aml_client.bench.target import RunTarget, build_run_target
 
 _LAZY = {
     "BenchPlan": "aml_client.bench.plan",
     "BenchResult": "aml_client.bench.result",
+    "BenchSummary": "aml_client.bench.summary",
     "Interval": "aml_client.bench.result",
     "LatencyRecorder": "aml_client.bench.hdr",
     "LoadProcess": "aml_client.bench.launch",
     "Recording": "aml_client.bench.recording",
     "RunTarget": "aml_client.bench.target",
     "build_run_target": "aml_client.bench.target",
-    "summarize": "aml_client.bench.report",
+    "load_summary": "aml_client.bench.report",
+    "summarize": "aml_client.bench.summary",
     "write_report": "aml_client.bench.report",
 }
 
 __all__ = [
     "BenchPlan",
     "BenchResult",
+    "BenchSummary",
     "Interval",
     "LatencyRecorder",
     "LoadProcess",
     "Recording",
     "RunTarget",
     "build_run_target",
+    "load_summary",
     "summarize",
     "write_report",
 ]

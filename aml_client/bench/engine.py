@@ -13,6 +13,13 @@ node's role:
   (``worker_report`` and the explicit final message), stops the test once every worker is done,
   then builds and writes the result exactly as a local run does.
 
+Load models: in the closed model each Locust user sends one request at a time. In the open
+model each user is a *dispatcher*: at every due time it hands the request to a sender greenlet,
+creating one when none is idle, up to the share of ``--max-senders`` (so in flight = rate x
+latency, and the generator is not silently the bottleneck); past the cap, sends slip, the slip
+is measured and the run is marked INVALID. A capacity search (``--find-capacity``) runs all
+its steps in this one process, one dispatcher, back to back.
+
 Locust's ``run_time`` is not used: a timer that kills users would drop in-flight requests that
 the endpoint did serve, and request counts would no longer match the endpoint's own log.
 
@@ -29,12 +36,16 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import gevent.pool
 from locust.env import Environment
+from locust.exception import CatchResponseError, StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
-from aml_client.bench.plan import BenchPlan
-from aml_client.bench.recording import Recording, classify_failure
-from aml_client.bench.result import BenchResult
+from aml_client.bench.exchange import Outcome, Sender
+from aml_client.bench.plan import BenchPlan, arrival_offsets_s
+from aml_client.bench.recording import Recording
+from aml_client.bench.result import BenchResult, LoadFacts
+from aml_client.bench.summary import BenchSummary, Capacity, CapacityStep
 from aml_client.bench.target import RunTarget
 
 __all__ = ["Engine", "engine_of", "install"]
@@ -46,6 +57,8 @@ MSG_DELTA = "amlc_delta"
 
 #: Extra time after the last due request for in-flight replies, beyond the request timeout.
 _DRAIN_GRACE_S = 2.0
+#: Throttling (429/503) share of a capacity step's replies that ends the step at once.
+_THROTTLED_STOP = 0.5
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -55,6 +68,7 @@ def engine_of(environment: Environment) -> Engine:
     engine = getattr(environment, "amlc_engine", None)
     if engine is None:
         raise RuntimeError("aml_client.bench.engine.install() was not called for this environment")
+    assert isinstance(engine, Engine)
     return engine
 
 
@@ -70,8 +84,12 @@ class Engine:
         emit: Emit | None = None,
         report_root: str | Path | None = "reports",
         headless: bool = True,
+        locust_stats: bool = True,
     ) -> None:
         self.environment = environment
+        #: feed Locust's own statistics (its UI and end-of-run table); off for a headless
+        #: ``amlc bench``, whose report does not show them (one less cost per request)
+        self.locust_stats = locust_stats
         self.target = target
         self.plan = plan
         self.emit = emit
@@ -87,13 +105,31 @@ class Engine:
         )
         self.request_name = target.path.split("?", 1)[0]
         self.share = plan.share(0, 1)
-        self.recording = Recording(open_model=plan.mode == "open", interval_s=plan.interval_s)
-        self.results: list[tuple[str | None, dict[str, Any]]] = []
+        self.recording = self._new_recording()
+        self.results: list[tuple[str | None, BenchSummary]] = []
+        self.capacity: Capacity | None = None
+        self._capacity_result: BenchResult | None = None
         self._reset_counters()
         self._greenlets: list[gevent.Greenlet] = []
         self._done_workers: set[str] = set()
         self._share_count = 1
         self.running = False
+        self.in_flight = 0
+        #: capacity step: measurement window (perf_counter ns) and replies that arrived in it
+        self._step_window = (0, 0)
+        self._step_answered = 0
+
+    def _new_recording(self) -> Recording:
+        return Recording(open_model=self.plan.mode == "open", interval_s=self.plan.interval_s)
+
+    @property
+    def senders_per_user(self) -> int:
+        """Connections each Locust user may hold: 1 in the closed model, its share of the
+        sender cap in the open model (the dispatcher's senders share one client pool)."""
+        if self.plan.mode != "open":
+            return 1
+        users = max(1, self.plan.users // max(self.share.count, 1))
+        return max(1, -(-self.share.max_senders // users))
 
     # -- per-test state --------------------------------------------------------------------
     def _reset_counters(self) -> None:
@@ -112,9 +148,9 @@ class Engine:
         """A test starts on this node (Locust's ``test_start``)."""
         self._kill_greenlets()
         self._reset_counters()
-        self.recording = Recording(
-            open_model=self.plan.mode == "open", interval_s=self.plan.interval_s
-        )
+        self.recording = self._new_recording()
+        self.capacity = None
+        self._capacity_result = None
         self._done_workers = set()
         self.running = True
         if self.role == "master":
@@ -122,10 +158,12 @@ class Engine:
             if self.headless and self.plan.bounded:
                 self._spawn(self._master_watchdog)
         else:
-            if self.plan.mode == "open":
+            if self.plan.mode == "open" and self.plan.capacity is None:
                 self._offsets = self.share.offsets_s()
-            if self.plan.duration_s is not None and (self.headless or self.role == "local"):
+            if self.plan.duration_s is not None and (self.headless or self.role == "local") \
+                    and self.plan.capacity is None:
                 self._spawn(self._deadline)
+            self._spawn(self._cpu_sampler)
         if self.role != "worker" and self.emit is not None:
             self._spawn(self._progress_loop)
 
@@ -139,6 +177,15 @@ class Engine:
             if greenlet is not current:
                 greenlet.kill(block=False)
         self._greenlets = []
+
+    def _cpu_sampler(self) -> None:
+        """Once a second: this process's CPU time over wall time (is it the bottleneck?)."""
+        last_wall, last_cpu = time.monotonic(), time.process_time()
+        while True:
+            gevent.sleep(1.0)
+            wall, cpu = time.monotonic(), time.process_time()
+            self.recording.note_cpu(cpu - last_cpu, wall - last_wall)
+            last_wall, last_cpu = wall, cpu
 
     # -- the hot path (called by ScoringUser) ---------------------------------------------------
     def claim(self) -> tuple[int, int] | None:
@@ -164,20 +211,168 @@ class Engine:
         self.claimed += 1
         return index, due_ns
 
+    def send(
+        self, sender: Sender, index: int, due_ns: int, recording: Recording | None = None
+    ) -> Outcome:
+        """Send request ``index`` (due at ``due_ns`` in the open model) and record it."""
+        target = self.target
+        bodies = target.bodies
+        slot = index % len(bodies)
+        rows = target.rows[slot] if target.rows is not None else None
+        self.in_flight += 1
+        self.recording.note_in_flight(self.in_flight)
+        try:
+            outcome = sender.send(bodies[slot], target.headers, rows)
+        finally:
+            self.in_flight -= 1
+        self.complete(outcome, due_ns, recording)
+        return outcome
+
     def complete(
-        self, sent_ns: int, done_ns: int, due_ns: int, status_code: int, error: BaseException | None
+        self, outcome: Outcome, due_ns: int = 0, recording: Recording | None = None
     ) -> None:
         """Record one finished request (success or failure)."""
-        failure = classify_failure(status_code, error)
-        end_epoch_s = self._t0_epoch_s + (done_ns - self._t0_perf_ns) / 1e9
-        corrected_us = (done_ns - due_ns) // 1000 if due_ns else None
-        self.recording.record((done_ns - sent_ns) // 1000, end_epoch_s, failure, corrected_us)
+        sample = outcome.sample
+        latency_us = (outcome.done_ns - outcome.sent_ns) // 1000
+        corrected_us = None
+        if due_ns:
+            corrected_us = (outcome.done_ns - due_ns) // 1000
+            sample.slip_us = max(outcome.sent_ns - due_ns, 0) // 1000
+        end_epoch_s = self._t0_epoch_s + (outcome.done_ns - self._t0_perf_ns) / 1e9
+        (recording or self.recording).record(
+            latency_us, end_epoch_s, outcome.failure, corrected_us, sample
+        )
+        if self.locust_stats:
+            self._fire_locust_event(latency_us, sample.body_bytes, outcome)
+        if recording is not None:  # a capacity step counts its own requests
+            start_ns, end_ns = self._step_window
+            if start_ns <= outcome.done_ns < end_ns:
+                self._step_answered += 1
+            return
         self.completed += 1
         quota = self.share.quota
         if quota is not None and self.completed >= quota:
             self.stopping = True
         if self.stopping:
             self._maybe_finish()
+
+    def _fire_locust_event(self, latency_us: int, length: int, outcome: Outcome) -> None:
+        """Locust's own statistics and UI see every request too (approximate, rounded)."""
+        error = outcome.error
+        if outcome.failure is not None and error is None:
+            error = CatchResponseError(outcome.failure)
+        self.environment.events.request.fire(
+            request_type="POST",
+            name=self.request_name,
+            response_time=latency_us / 1000.0,
+            response_length=length,
+            exception=error,
+            context={},
+            response=None,
+            url=None,
+        )
+
+    def dispatch(self, sender: Sender) -> None:
+        """Open model: send every due request of this node's share, on time, then stop."""
+        if self.plan.capacity is not None:
+            self._run_capacity(sender)
+            raise StopUser()
+        pool = gevent.pool.Pool(self.senders_per_user)
+        while True:
+            slot = self.claim()
+            if slot is None:
+                break
+            index, due_ns = slot
+            wait_ns = due_ns - time.perf_counter_ns()
+            if wait_ns > 0:
+                gevent.sleep(wait_ns / 1e9)
+            # Blocks when every sender is busy: the send then slips (measured, and INVALID).
+            pool.spawn(self.send, sender, index, due_ns)
+        pool.join()
+        raise StopUser()
+
+    # -- capacity search --------------------------------------------------------------------------
+    def _run_capacity(self, sender: Sender) -> None:
+        from aml_client.bench import slo
+        from aml_client.bench.capacity import CapacitySearch, SearchSettings, step_seconds
+
+        settings_data = dict(self.plan.capacity or {})
+        objectives = slo.parse_slos(settings_data["objectives"])
+        settings = SearchSettings(
+            start_rps=float(settings_data["start_rps"]),
+            max_rps=float(settings_data["max_rps"]),
+            precision=float(settings_data.get("precision", 0.05)),
+            step_s=float(settings_data["step_s"]),
+            warmup_s=float(settings_data["warmup_s"]),
+        )
+        bound_ms = slo.latency_bound_ms(objectives)
+        search = CapacitySearch(settings)
+        results: dict[float, BenchResult] = {}
+        while (rate := search.next_rate()) is not None:
+            measure_s = step_seconds(rate, objectives, settings.step_s)
+            result, throttled, achieved = self._run_step(
+                sender, rate, settings.warmup_s, measure_s, bound_ms
+            )
+            results[rate] = result
+            step = _step_of(result, rate, settings.warmup_s, objectives, throttled, achieved,
+                            bound_ms)
+            search.observe(step)
+            if self.emit is not None:
+                self.emit({"type": "status", "message": _step_line(step)})
+            if not self.running:
+                search.stopped_because = search.stopped_because or "stopped"
+                break
+        self.capacity = search.result([o.text for o in objectives])
+        best = search.best_step()
+        self._capacity_result = results.get(best.rate_rps) if best is not None else None
+        self.stopping = True
+        self._finish()
+
+    def _run_step(
+        self, sender: Sender, rate: float, warmup_s: float, measure_s: float,
+        bound_ms: float | None,
+    ) -> tuple[BenchResult, float, float]:
+        """One capacity step: warm up (discarded), measure, drain. Returns the measured
+        result, the share of throttled (429/503) replies and the achieved throughput (replies
+        that arrived within the measurement window, per second)."""
+        warm = Recording(open_model=True, interval_s=self.plan.interval_s)
+        measured = Recording(open_model=True, interval_s=self.plan.interval_s)
+        if bound_ms is not None:
+            measured.good_within_us = round(bound_ms * 1000)
+        self.recording = measured
+        pool = gevent.pool.Pool(self.share.max_senders)
+        offsets = arrival_offsets_s(rate, self.plan.arrival, seed=self.plan.seed)
+        origin_ns = time.perf_counter_ns() + 1_000_000
+        measure_from_ns = origin_ns + int(warmup_s * 1e9)
+        end_ns = measure_from_ns + int(measure_s * 1e9)
+        self._step_window, self._step_answered = (measure_from_ns, end_ns), 0
+        started_at = self._t0_epoch_s + (measure_from_ns - self._t0_perf_ns) / 1e9
+        next_check_ns = origin_ns + 1_000_000_000
+        throttled = 0.0
+        for index, offset_s in enumerate(offsets):
+            due_ns = origin_ns + int(offset_s * 1e9)
+            if due_ns >= end_ns or not self.running:
+                break
+            now = time.perf_counter_ns()
+            if now >= next_check_ns:
+                next_check_ns = now + 1_000_000_000
+                throttled = _throttled_share(warm, measured)
+                if throttled >= _THROTTLED_STOP:
+                    break
+            if due_ns > now:
+                gevent.sleep((due_ns - now) / 1e9)
+            recording = warm if due_ns < measure_from_ns else measured
+            pool.spawn(self.send, sender, index, due_ns, recording)
+        stopped_ns = min(time.perf_counter_ns(), end_ns)
+        pool.join(timeout=self.target.timeout_s + _DRAIN_GRACE_S)
+        pool.kill(block=False)
+        throttled = max(throttled, _throttled_share(warm, measured))
+        ended_at = self._t0_epoch_s + (max(stopped_ns, measure_from_ns) - self._t0_perf_ns) / 1e9
+        window_s = max(stopped_ns - measure_from_ns, 1) / 1e9
+        achieved = self._step_answered / window_s
+        result = self._result_of(measured, started_at, max(ended_at, started_at + 1e-3),
+                                 rate=rate)
+        return result, throttled, achieved
 
     # -- stopping ------------------------------------------------------------------------------
     def _deadline(self) -> None:
@@ -249,9 +444,9 @@ class Engine:
                 self._send_delta(done=True)
             return
         try:
-            result = self.build_result()
-            report_dir = self.write_report(result)
-            summary = _load_summary(report_dir) if report_dir else _summarize(result)
+            result = self._capacity_result or self.build_result()
+            summary = _summarize(result, self.capacity)
+            report_dir = self.write_report(result, summary)
         except Exception as exc:  # reported, not swallowed by Locust's event loop
             log.exception("could not build or write the report")
             if self.emit is not None:
@@ -261,7 +456,7 @@ class Engine:
             return
         self.results.append((report_dir, summary))
         if self.emit is not None:
-            self.emit({"type": "result", "report_dir": report_dir, "summary": summary})
+            self.emit({"type": "result", "report_dir": report_dir, "summary": summary.to_data()})
 
     # -- distribution --------------------------------------------------------------------------
     def _active_workers(self) -> list[str]:
@@ -297,7 +492,8 @@ class Engine:
 
     def on_report_to_master(self, client_id: str, data: dict[str, Any], **_kw: Any) -> None:
         """Worker: piggy-back the recording's delta on Locust's periodic report."""
-        if self.recording.requests or self.recording.latency.out_of_range:
+        if self.recording.requests or self.recording.latency.out_of_range \
+                or self.recording.cpu_wall_s:
             data["amlc"] = self.recording.take_delta()
 
     def on_worker_report(self, client_id: str, data: dict[str, Any], **_kw: Any) -> None:
@@ -327,9 +523,12 @@ class Engine:
     def _progress_loop(self) -> None:
         assert self.emit is not None
         last_requests, last_t = 0, time.monotonic()
+        last_recording = self.recording
         while True:
             gevent.sleep(1.0)
             now = time.monotonic()
+            if self.recording is not last_recording:  # a new capacity step
+                last_recording, last_requests = self.recording, 0
             snap = self.recording.snapshot()
             rps = (snap["requests"] - last_requests) / max(now - last_t, 1e-9)
             last_requests, last_t = snap["requests"], now
@@ -339,91 +538,156 @@ class Engine:
                     "type": "progress",
                     "elapsed_s": round(time.time() - self.started_at, 3),
                     "users": runner.user_count if runner is not None else 0,
+                    "in_flight": self.in_flight,
                     "rps": round(rps, 1),
                     **snap,
                 }
             )
 
-    def build_result(self) -> BenchResult:
-        """The run's :class:`BenchResult` from this node's (merged) recording."""
+    def _config(self) -> dict[str, Any]:
         rec = self.recording
-        ended_at = self.ended_at or time.time()
         config: dict[str, Any] = {
             **self.plan.to_dict(),
             **self.target.describe(),
             # worker processes under a master; 0 for a single load process
             "workers": self._share_count if self.role == "master" else 0,
             "max_requests": self.plan.max_requests,
+            "max_senders": self.plan.senders_cap if self.plan.mode == "open" else None,
             "latency": (
                 "open model: `latency` is actual send -> reply (uncorrected); `corrected` is "
-                "intended send -> reply"
+                "intended start -> reply"
                 if rec.open_model
                 else "send -> reply, per request, time.perf_counter_ns"
             ),
-            "intervals_measure": "corrected" if rec.open_model else "latency",
-            "late_sends": rec.late,
         }
         config.pop("extra", None)
+        config.pop("capacity", None)
+        return config
+
+    def _result_of(
+        self, rec: Recording, started_at: float, ended_at: float, *, rate: float | None = None
+    ) -> BenchResult:
+        config = self._config()
+        if rate is not None:
+            config["rate"] = rate
+        cpu_samples = round(rec.cpu_wall_s)
         return BenchResult(
             config=config,
-            started_at=self.started_at,
+            started_at=started_at,
             ended_at=ended_at,
             latency=rec.latency,
             corrected=rec.corrected,
             requests=rec.requests,
             failures=dict(rec.failures),
-            intervals=rec.series.intervals(self.started_at, ended_at),
-            locust=_locust_stats(self.environment),
+            intervals=rec.series.intervals(started_at, ended_at),
             environment=_machine_facts(self.environment),
+            phases=dict(rec.phases),
+            slip=rec.slip if rec.open_model else None,
+            deployments=dict(rec.deployments),
+            transfer=rec.transfer,
+            load=LoadFacts(
+                late_sends=rec.late,
+                cpu_peak=rec.cpu_peak,
+                cpu_mean=rec.cpu_busy_s / rec.cpu_wall_s if rec.cpu_wall_s else 0.0,
+                cpu_saturated_s=rec.cpu_saturated_s,
+                cpu_samples=cpu_samples,
+                peak_in_flight=rec.peak_in_flight,
+                max_senders=self.plan.senders_cap if rec.open_model else None,
+            ),
+            good=rec.good if rec.good_within_us is not None else None,
         )
 
-    def write_report(self, result: BenchResult) -> str | None:
+    def build_result(self) -> BenchResult:
+        """The run's :class:`BenchResult` from this node's (merged) recording."""
+        return self._result_of(self.recording, self.started_at, self.ended_at or time.time())
+
+    def write_report(self, result: BenchResult, summary: BenchSummary) -> str | None:
         """Write the report files (``None`` when reports are off)."""
         if self.report_root is None:
             return None
         from aml_client.bench.report import write_report
 
-        return str(write_report(result, self.report_root))
+        return str(write_report(result, self.report_root, summary=summary))
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> BenchSummary:
         """The current (merged) numbers, for the web UI's HDR tab."""
-        return _summarize(self.build_result())
+        return _summarize(self.build_result(), None)
 
 
-def _summarize(result: BenchResult) -> dict[str, Any]:
-    from aml_client.bench.report import summarize
+def _summarize(result: BenchResult, capacity: Capacity | None) -> BenchSummary:
+    from aml_client.bench.summary import summarize
 
-    return summarize(result)
-
-
-def _load_summary(report_dir: str) -> dict[str, Any]:
-    from aml_client.bench.report import load_summary
-
-    return load_summary(report_dir)
+    return summarize(result, capacity=capacity)
 
 
-def _locust_stats(environment: Environment) -> dict[str, Any]:
-    """Locust's own numbers, for reference (its percentiles come from rounded buckets)."""
-    total = environment.stats.total
-    if not total.num_requests:
-        return {"num_requests": 0}
-    return {
-        "note": "Locust's statistics: response times rounded (1 ms below 100 ms, 10 ms below 1 s, "
-        "100 ms below 10 s): approximate",
-        "num_requests": total.num_requests,
-        "num_failures": total.num_failures,
-        "min_ms": total.min_response_time,
-        "max_ms": total.max_response_time,
-        "avg_ms": total.avg_response_time,
-        "median_ms": total.median_response_time,
-        "p90_ms": total.get_response_time_percentile(0.90),
-        "p99_ms": total.get_response_time_percentile(0.99),
-        "total_rps": total.total_rps,
-    }
+def _throttled_share(*recordings: Recording) -> float:
+    total = sum(r.requests for r in recordings)
+    if total < 20:
+        return 0.0
+    throttled = sum(r.failures.get("http_429", 0) + r.failures.get("http_503", 0)
+                    for r in recordings)
+    return throttled / total
+
+
+def _step_of(
+    result: BenchResult,
+    rate: float,
+    warmup_s: float,
+    objectives: list[Any],
+    throttled: float,
+    achieved: float,
+    bound_ms: float | None,
+) -> CapacityStep:
+    from aml_client.bench import slo
+    from aml_client.bench.summary import summarize
+
+    summary = summarize(result)
+    outcomes = slo.evaluate(summary, objectives)
+    judged = summary.judged
+    notes = [o.message for o in outcomes if not o.passed]
+    if throttled >= _THROTTLED_STOP:
+        notes.append(f"throttled: {throttled:.0%} of replies were 429/503; step ended early")
+    notes += summary.validity.reasons
+    duration = result.duration_s
+    valid = summary.valid
+    slip = summary.validity.slip
+    if not valid and result.load.cpu_saturated_s == 0 and bound_ms is not None \
+            and slip is not None and (slip.value_ms("p99") or 0.0) < 0.1 * bound_ms:
+        # Late, but by far less than the objective: the verdict stands (the corrected
+        # latency includes the slip); a busy machine's hiccups must not end the search.
+        valid = True
+    return CapacityStep(
+        rate_rps=round(rate, 3),
+        achieved_rps=round(achieved, 3),
+        requests=summary.requests,
+        failures=summary.failures.total,
+        error_rate=summary.error_rate,
+        warmup_s=warmup_s,
+        duration_s=round(duration, 3),
+        p50_ms=judged.value_ms("p50"),
+        p90_ms=judged.value_ms("p90"),
+        p99_ms=judged.value_ms("p99"),
+        max_ms=judged.value_ms("max"),
+        goodput_rps=round(result.good / duration, 3) if result.good is not None and duration
+        else None,
+        throttled_fraction=round(throttled, 4),
+        passed=all(o.passed for o in outcomes) and throttled < _THROTTLED_STOP,
+        valid=valid,
+        notes=notes,
+    )
+
+
+def _step_line(step: CapacityStep) -> str:
+    verdict = "met" if step.passed else "missed"
+    p99 = "-" if step.p99_ms is None else f"{step.p99_ms:,.1f} ms"
+    achieved = "-" if step.achieved_rps is None else f"{step.achieved_rps:,.1f}"
+    return (f"step {step.rate_rps:,.1f} req/s: achieved {achieved} req/s, p99 {p99}, "
+            f"{step.failures} failures: objectives {verdict}"
+            + ("" if step.valid else " (INVALID)"))
 
 
 def _machine_facts(environment: Environment) -> dict[str, Any]:
-    from aml_client.bench.report import environment_facts
+    from aml_client.bench.machine import environment_facts
 
     facts = environment_facts()
     runner = environment.runner
@@ -439,12 +703,14 @@ def install(
     emit: Emit | None = None,
     report_root: str | Path | None = "reports",
     headless: bool = True,
+    locust_stats: bool = True,
 ) -> Engine:
     """Attach an :class:`Engine` and its listeners to ``environment`` (whose runner exists)."""
     if environment.runner is None:
         raise RuntimeError("create the runner before installing the engine")
     engine = Engine(
-        environment, target, plan, emit=emit, report_root=report_root, headless=headless
+        environment, target, plan, emit=emit, report_root=report_root, headless=headless,
+        locust_stats=locust_stats,
     )
     environment.amlc_engine = engine  # type: ignore[attr-defined]
     events = environment.events

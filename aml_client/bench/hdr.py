@@ -10,9 +10,12 @@ handled once here:
 * its mean and standard deviation come from bucket midpoints: the exact sum and sum of squares are
   kept too (Python integers, so merging stays exact).
 
-Percentile definition (HdrHistogram's): the value at percentile ``p`` is the smallest recorded
-value ``v`` such that at least ``p`` % of the samples are ``<= v``, reported at the top of its
-bucket (3 significant digits) and never above the exact maximum.
+Percentile definition (nearest rank): with ``N`` samples, the value at percentile ``p`` is the
+``ceil(p/100 * N)``-th smallest recorded value (at least the first), i.e. the smallest recorded
+``v`` such that at least ``p`` % of the samples are ``<= v``; so any ``p`` above ``(N-1)/N`` is the
+maximum. It is reported at the top of its bucket (3 significant digits), clamped to the exact
+minimum and maximum. hdrh's own ``get_value_at_percentile`` rounds the rank to the nearest
+integer instead (``p99.9`` of 775 samples is then the 774th, not the max), so it is not used.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections.abc import Iterable
+from fractions import Fraction
 from itertools import accumulate
 from typing import Any
 
@@ -30,6 +34,7 @@ __all__ = [
     "LOWEST_US",
     "SIGNIFICANT_FIGURES",
     "LatencyRecorder",
+    "nearest_rank",
 ]
 
 #: Smallest distinguishable latency: 1 µs.
@@ -39,6 +44,15 @@ LOWEST_US = 1
 HIGHEST_US = 3_600_000_000
 #: Value precision: 0.1 % of any value (1 µs up to 1 ms, 1 ms or better up to 1 s).
 SIGNIFICANT_FIGURES = 3
+
+
+def nearest_rank(p: float, count: int) -> int:
+    """The 1-based rank of percentile ``p`` (0..100) among ``count`` samples: ``ceil(p/100 * N)``,
+    at least 1. Exact (decimal ``p`` such as 99.9 is not rounded through binary floating point)."""
+    if count <= 0:
+        return 0
+    rank = math.ceil(Fraction(repr(float(p))) * count / 100)
+    return min(max(rank, 1), count)
 
 
 def _new_histogram() -> HdrHistogram:
@@ -56,10 +70,24 @@ class LatencyRecorder:
         sum_us / sum_sq_us: exact sum and sum of squares of recorded latencies.
     """
 
-    __slots__ = ("count", "histogram", "max_us", "min_us", "out_of_range", "sum_sq_us", "sum_us")
+    __slots__ = (
+        "_counts",
+        "_half",
+        "_half_magnitude",
+        "_mask",
+        "_shift",
+        "count",
+        "histogram",
+        "max_us",
+        "min_us",
+        "out_of_range",
+        "sum_sq_us",
+        "sum_us",
+    )
 
     def __init__(self) -> None:
         self.histogram: HdrHistogram = _new_histogram()
+        self._bind()
         self.count = 0
         self.min_us = 0
         self.max_us = 0
@@ -67,23 +95,43 @@ class LatencyRecorder:
         self.sum_us = 0
         self.sum_sq_us = 0
 
+    def _bind(self) -> None:
+        """Cache the histogram's bucket constants for :meth:`record`'s inlined index."""
+        h = self.histogram
+        assert h.unit_magnitude == 0  # lowest value 1 µs: no unit shift
+        self._counts = h.counts
+        self._mask = h.sub_bucket_mask
+        self._half_magnitude = h.sub_bucket_half_count_magnitude
+        self._half = h.sub_bucket_half_count
+        self._shift = h.sub_bucket_half_count_magnitude + 1
+
     # -- recording -------------------------------------------------------------------------
     def record(self, latency_us: int | float) -> None:
         """Record one latency; a float is rounded to the nearest microsecond.
 
         A value outside 0 .. :data:`HIGHEST_US` is counted in :attr:`out_of_range` rather than
         recorded, so a broken clock or a stuck request shows up in the report.
+
+        The hot path of every benchmark: hdrh's ``record_value`` index arithmetic (five Python
+        calls) is inlined here, with the same result (a test compares the counts).
         """
-        value = round(latency_us)
-        if value < 0 or value > HIGHEST_US or not self.histogram.record_value(value):
+        value = latency_us if type(latency_us) is int else round(latency_us)
+        if value < 0 or value > HIGHEST_US:
             self.out_of_range += 1
             return
+        bucket = (value | self._mask).bit_length() - self._shift
+        index = ((bucket + 1) << self._half_magnitude) + (value >> bucket) - self._half
+        self._counts[index] += 1
+        h = self.histogram
+        h.total_count += 1
         if self.count == 0:
             self.min_us = self.max_us = value
+            h.min_value = min(h.min_value, value)
+            h.max_value = max(h.max_value, value)
         elif value > self.max_us:
-            self.max_us = value
+            self.max_us = h.max_value = value
         elif value < self.min_us:
-            self.min_us = value
+            self.min_us = h.min_value = value
         self.count += 1
         self.sum_us += value
         self.sum_sq_us += value * value
@@ -167,14 +215,15 @@ class LatencyRecorder:
         return max(self.min_us, min(int(value), self.max_us))
 
     def percentile_us(self, p: float) -> int:
-        """Latency at percentile ``p`` (0..100), HdrHistogram's definition, clamped to min..max."""
+        """Latency at percentile ``p`` (0..100), nearest rank (see the module), clamped."""
         return self.percentiles_us([p])[float(p)]
 
     def percentiles_us(self, ps: Iterable[float]) -> dict[float, int]:
         """Several percentiles at once: ``{50.0: 20031, 99.0: 23743}``.
 
-        Same result as hdrh's ``get_value_at_percentile``, but the cumulative counts are summed
-        in C over the recorded span only (min .. max), so it stays cheap for per-interval use.
+        Nearest rank on the recorded values (see the module docstring); the cumulative counts
+        are summed in C over the recorded span only (min .. max), so it stays cheap for
+        per-interval use.
         """
         wanted = [float(p) for p in ps]
         for p in wanted:
@@ -190,7 +239,7 @@ class LatencyRecorder:
             lo, cumulative = 0, list(accumulate(h.counts[: h.counts_len]))
         result = {}
         for p in wanted:
-            index = lo + bisect_left(cumulative, h.get_target_count_at_percentile(p))
+            index = lo + bisect_left(cumulative, nearest_rank(p, self.count))
             value = h.get_value_from_index(min(index, h.counts_len - 1))
             edge = (
                 h.get_highest_equivalent_value(value) if p else h.get_lowest_equivalent_value(value)

@@ -32,6 +32,7 @@ __all__ = [
     "BenchPlan",
     "Share",
     "arrival_offsets_s",
+    "default_max_senders",
     "default_open_users",
     "parse_duration",
     "split_count",
@@ -69,11 +70,17 @@ def split_count(total: int, parts: int, index: int) -> int:
     return base + (1 if index < extra else 0)
 
 
+def default_max_senders(rate: float) -> int:
+    """The cap on concurrent senders of an open-model run: enough for 2 s of latency at
+    ``rate`` (Little's law: in flight = rate x latency), never fewer than 50. Senders are only
+    created when a due request finds none idle, so the cap costs nothing until it is needed;
+    when it is reached, sends slip and the run is marked INVALID (raise ``--max-senders``)."""
+    return max(50, min(20_000, math.ceil(rate * 2.0)))
+
+
 def default_open_users(rate: float) -> int:
-    """Senders for an open-model run: enough to hold 250 ms of latency at ``rate`` without
-    falling behind the schedule, never fewer than 4 (a stalled reply only delays the sender that
-    sent it; the due times, and so the corrected latency, do not move)."""
-    return max(4, min(2000, math.ceil(rate * 0.25)))
+    """Kept for callers of 0.1: the sender cap (see :func:`default_max_senders`)."""
+    return default_max_senders(rate)
 
 
 @dataclass
@@ -93,6 +100,10 @@ class BenchPlan:
     timeout_s: float = 60.0
     #: seconds per latency/throughput interval (the interval log and the over-time plots)
     interval_s: float = 1.0
+    #: open model: most requests in flight at once (senders are created on demand up to this)
+    max_senders: int | None = None
+    #: capacity search settings (``--find-capacity``): objectives, start/max rate, step, warm-up
+    capacity: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -112,10 +123,23 @@ class BenchPlan:
             raise ValueError("requests must be at least 1")
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
+        if self.max_senders is not None and self.max_senders < 1:
+            raise ValueError("max senders must be at least 1")
+
+    @property
+    def senders_cap(self) -> int:
+        """Most open-model requests in flight at once, over every load process."""
+        if self.max_senders is not None:
+            return self.max_senders
+        return default_max_senders(self.rate or 1.0)
 
     @property
     def bounded(self) -> bool:
-        return self.duration_s is not None or self.max_requests is not None
+        return (
+            self.duration_s is not None
+            or self.max_requests is not None
+            or self.capacity is not None
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -134,8 +158,17 @@ class BenchPlan:
 
     def describe(self) -> str:
         """One line for people, e.g. ``closed model, 20 users (spawn 20/s), 60 s``."""
+        if self.capacity is not None:
+            cap = self.capacity
+            return (
+                f"capacity search from {cap['start_rps']:g} up to {cap['max_rps']:g} req/s "
+                f"({self.arrival} arrivals), objectives {', '.join(cap['objectives'])}"
+            )
         if self.mode == "open":
-            head = f"open model, {self.rate:g} req/s {self.arrival} arrivals, {self.users} senders"
+            head = (
+                f"open model, {self.rate:g} req/s {self.arrival} arrivals, up to "
+                f"{self.senders_cap} senders"
+            )
         else:
             head = f"closed model, {self.users} users (spawn {self.spawn_rate:g}/s)"
         bounds = []
@@ -159,6 +192,11 @@ class Share:
 
     def with_plan(self, plan: BenchPlan) -> Share:
         return replace(self, plan=plan)
+
+    @property
+    def max_senders(self) -> int:
+        """This process's part of the plan's cap on concurrent senders."""
+        return max(1, math.ceil(self.plan.senders_cap / self.count))
 
     def offsets_s(self) -> Iterator[float]:
         """Due times (seconds after the start) of this share's open-model requests, in order."""

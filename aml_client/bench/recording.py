@@ -15,39 +15,47 @@ No Locust here: this module is imported by tests and by the master/worker glue a
 from __future__ import annotations
 
 import math
-import socket
-import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
+from aml_client.bench.checks import classify_error
 from aml_client.bench.hdr import LatencyRecorder
-from aml_client.bench.result import Interval
+from aml_client.bench.result import (
+    MAX_DEPLOYMENTS,
+    OTHER_DEPLOYMENTS,
+    PHASES,
+    DeploymentStats,
+    Interval,
+    Sample,
+    Transfer,
+    clean_name,
+)
 
-__all__ = ["IntervalSeries", "Recording", "classify_failure"]
+__all__ = [
+    "PHASES",
+    "DeploymentStats",
+    "IntervalSeries",
+    "Recording",
+    "Sample",
+    "Transfer",
+    "classify_failure",
+    "clean_name",
+]
 
 #: Windows kept before neighbours are merged (each holds a full histogram, ~190 KB in memory).
 MAX_INTERVALS = 400
 
 
 def classify_failure(status_code: int, error: BaseException | None) -> str | None:
-    """``None`` for a success, else the failure kind counted in the report.
-
-    ``http_<code>`` for any non-2xx/3xx reply, ``timeout`` when the client gave up waiting,
-    ``tls`` for a certificate or handshake failure, ``connection`` for anything else that kept a
-    reply from arriving (refused, reset, closed mid-reply).
-    """
-    if status_code >= 400:
+    """``None`` for a success, else the failure kind, from the status and transport error only
+    (the body checks are :func:`aml_client.bench.checks.check_response`)."""
+    if error is not None and status_code < 400:
+        return classify_error(error, headers_received=False)
+    if status_code >= 400 or (status_code and status_code < 200):
         return f"http_{status_code}"
-    if error is None:
-        return (
-            None if status_code >= 200 else f"http_{status_code}" if status_code else "connection"
-        )
-    name = type(error).__name__.lower()
-    if isinstance(error, TimeoutError | socket.timeout) or "timeout" in name:
-        return "timeout"
-    if isinstance(error, ssl.SSLError) or "ssl" in name or "certificate" in str(error).lower():
-        return "tls"
-    return "connection"
+    if 300 <= status_code < 400:
+        return "redirect"
+    return None if status_code else "connection"
 
 
 @dataclass
@@ -149,19 +157,42 @@ class IntervalSeries:
         self.windows = {}
 
 
+#: An open-model request sent later than this after its due time counts as a late send.
+LATE_SEND_US = 10_000
+
+
 class Recording:
-    """What one process measured: latency (and corrected latency), counts, failures, windows."""
+    """What one process measured: latency (and corrected latency), counts, failures, windows,
+    the phases of each request, deployments, bytes, the load generator's own health."""
 
     def __init__(self, *, open_model: bool = False, interval_s: float = 1.0) -> None:
         self.open_model = open_model
         self.interval_s = interval_s
+        self.series = IntervalSeries(interval_s)
+        self._fresh()
+
+    def _fresh(self) -> None:
         self.latency = LatencyRecorder()
-        self.corrected: LatencyRecorder | None = LatencyRecorder() if open_model else None
+        self.corrected: LatencyRecorder | None = LatencyRecorder() if self.open_model else None
         self.requests = 0
         self.failures: dict[str, int] = {}
-        self.series = IntervalSeries(interval_s)
-        #: open model: requests sent later than due by more than 10 ms (load generator behind)
+        #: open model: requests sent later than due by more than :data:`LATE_SEND_US`
         self.late = 0
+        #: open model: due time -> actual send, per request (how far the generator slipped)
+        self.slip = LatencyRecorder()
+        self.phases = {name: LatencyRecorder() for name in PHASES}
+        self.deployments: dict[str, DeploymentStats] = {}
+        self.transfer = Transfer()
+        #: requests that succeeded within :attr:`good_within_us` (capacity search's goodput)
+        self.good = 0
+        self.good_within_us: int | None = getattr(self, "good_within_us", None)
+        #: the load process's CPU: busiest second seen (fraction of one core), and totals
+        self.cpu_peak = 0.0
+        self.cpu_busy_s = 0.0
+        self.cpu_wall_s = 0.0
+        self.cpu_saturated_s = 0
+        #: most requests in flight at once (senders busy)
+        self.peak_in_flight = 0
 
     def record(
         self,
@@ -169,22 +200,70 @@ class Recording:
         end_epoch_s: float,
         failure: str | None = None,
         corrected_us: int | None = None,
+        sample: Sample | None = None,
     ) -> None:
         """One completed request. ``corrected_us`` (open model) is due time -> reply."""
         self.latency.record(latency_us)
         if corrected_us is not None and self.corrected is not None:
             self.corrected.record(corrected_us)
-            if corrected_us - latency_us > 10_000:
+            if corrected_us - latency_us > LATE_SEND_US:
                 self.late += 1
         self.requests += 1
         if failure is not None:
             self.failures[failure] = self.failures.get(failure, 0) + 1
+        elif self.good_within_us is not None:
+            judged = corrected_us if corrected_us is not None else latency_us
+            if judged <= self.good_within_us:
+                self.good += 1
+        if sample is not None:
+            self._record_sample(latency_us, sample, failure is None)
         # Over time, show what a client waiting on the schedule sees (the corrected latency).
         self.series.add(
             end_epoch_s,
             corrected_us if corrected_us is not None else latency_us,
             failure is not None,
         )
+
+    def _record_sample(self, latency_us: int, sample: Sample, ok: bool) -> None:
+        phases = self.phases
+        if sample.connect_us >= 0:
+            phases["connect"].record(sample.connect_us)
+        phases["ttfb"].record(sample.ttfb_us)
+        phases["body"].record(sample.body_us)
+        if sample.server_us >= 0:
+            phases["server"].record(sample.server_us)
+            phases["rest"].record(latency_us - sample.server_us)
+        if sample.slip_us >= 0:
+            self.slip.record(sample.slip_us)
+        self.transfer.add(sample, ok)
+        name = sample.deployment
+        if name is not None:
+            stats = self.deployments.get(name)
+            if stats is None:
+                if len(self.deployments) >= MAX_DEPLOYMENTS:
+                    name = OTHER_DEPLOYMENTS
+                    stats = self.deployments.get(name)
+                if stats is None:
+                    stats = self.deployments[name] = DeploymentStats()
+            stats.latency.record(latency_us)
+            stats.requests += 1
+            if not ok:
+                stats.failures += 1
+
+    def note_cpu(self, busy_s: float, wall_s: float, *, saturated_at: float = 0.9) -> None:
+        """One sample of the load process's CPU use (process time over wall time)."""
+        if wall_s <= 0:
+            return
+        fraction = busy_s / wall_s
+        self.cpu_peak = max(self.cpu_peak, fraction)
+        self.cpu_busy_s += busy_s
+        self.cpu_wall_s += wall_s
+        if fraction >= saturated_at:
+            self.cpu_saturated_s += 1
+
+    def note_in_flight(self, count: int) -> None:
+        if count > self.peak_in_flight:
+            self.peak_in_flight = count
 
     def encode(self) -> dict[str, Any]:
         return {
@@ -195,16 +274,20 @@ class Recording:
             "failures": dict(self.failures),
             "series": self.series.encode(),
             "late": self.late,
+            "slip": self.slip.encode(),
+            "phases": {name: rec.encode() for name, rec in self.phases.items() if rec.count
+                       or rec.out_of_range},
+            "deployments": {name: d.encode() for name, d in self.deployments.items()},
+            "transfer": self.transfer.encode(),
+            "good": self.good,
+            "cpu": [self.cpu_peak, self.cpu_busy_s, self.cpu_wall_s, self.cpu_saturated_s],
+            "peak_in_flight": self.peak_in_flight,
         }
 
     def take_delta(self) -> dict[str, Any]:
         """Everything recorded since the previous call, encoded; this recording starts afresh."""
         data = self.encode()
-        self.latency = LatencyRecorder()
-        self.corrected = LatencyRecorder() if self.open_model else None
-        self.requests = 0
-        self.failures = {}
-        self.late = 0
+        self._fresh()
         self.series.clear()
         return data
 
@@ -221,6 +304,29 @@ class Recording:
             self.failures[kind] = self.failures.get(kind, 0) + int(count)
         self.late += int(data.get("late", 0))
         self.series.merge_encoded(data["series"])
+        if "slip" in data:
+            self.slip.merge(LatencyRecorder.decode(data["slip"]))
+        for name, blob in (data.get("phases") or {}).items():
+            if name in self.phases:
+                self.phases[name].merge(LatencyRecorder.decode(blob))
+        for name, blob in (data.get("deployments") or {}).items():
+            incoming = DeploymentStats.decode(blob)
+            key = name if (name in self.deployments or len(self.deployments) < MAX_DEPLOYMENTS) \
+                else OTHER_DEPLOYMENTS
+            if key in self.deployments:
+                self.deployments[key].merge(incoming)
+            else:
+                self.deployments[key] = incoming
+        if "transfer" in data:
+            self.transfer.merge_encoded(data["transfer"])
+        self.good += int(data.get("good", 0))
+        cpu = data.get("cpu")
+        if cpu:
+            self.cpu_peak = max(self.cpu_peak, float(cpu[0]))
+            self.cpu_busy_s += float(cpu[1])
+            self.cpu_wall_s += float(cpu[2])
+            self.cpu_saturated_s += int(cpu[3])
+        self.peak_in_flight = max(self.peak_in_flight, int(data.get("peak_in_flight", 0)))
 
     @property
     def failure_count(self) -> int:

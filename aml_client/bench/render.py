@@ -1,8 +1,8 @@
 """Turn a run summary into tables, Markdown and a self-contained HTML page.
 
-Works from the summary dict alone (``summary.json``), so a stored run renders the same way it did
-when it was written. The table builders return plain rows of strings that the Markdown, the HTML
-and the CLI's rich tables all share, so the three never disagree.
+Works from a :class:`~aml_client.bench.summary.BenchSummary` alone, so a stored run renders the
+same way it did when it was written. The table builders return plain rows of strings that the
+Markdown, the HTML and the CLI's rich tables all share, so the three never disagree.
 """
 
 from __future__ import annotations
@@ -14,32 +14,51 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from aml_client.bench.svgchart import RefLine, Series, line_chart, nines_ticks, nines_x
+from aml_client.bench.summary import (
+    PERCENTILES,
+    BenchSummary,
+    LatencyBlock,
+    sample_warnings,
+)
+from aml_client.bench.svgchart import (
+    RefLine,
+    Series,
+    bar_chart,
+    line_chart,
+    nines_ticks,
+    nines_x,
+)
 
 __all__ = [
     "ab_table",
+    "capacity_table",
+    "deployment_table",
     "describe_load",
     "fmt_ms",
     "html",
     "latency_table",
     "markdown",
     "overview_rows",
+    "phase_table",
+    "spectrum_svg",
+    "transfer_rows",
+    "validity_line",
 ]
 
 _TEMPLATE = Path(__file__).with_name("templates") / "report.html"
 _AB_TITLE = "Percentage of the requests served within a certain time (ms)"
-_LATENCY_ROWS = ("min", "mean", "stdev", "p50", "p75", "p90", "p95", "p99", "p99.9", "p99.99",
-                 "max")
+_LATENCY_ROWS = ("min", "mean", "stdev", *(f"p{p:g}" for p in PERCENTILES), "max")
+_PHASE_TITLE = "Where the time goes (ms)"
 
 
-def fmt_ms(value: Any) -> str:
+def fmt_ms(value: float | None) -> str:
     """Milliseconds with microsecond precision (``12.345``); ``-`` when missing."""
     if value is None:
         return "-"
     return f"{value:,.3f}"
 
 
-def _fmt_num(value: Any, digits: int = 1) -> str:
+def _fmt_num(value: float | int | None, digits: int = 1) -> str:
     if value is None:
         return "-"
     if isinstance(value, int):
@@ -47,79 +66,186 @@ def _fmt_num(value: Any, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
-def describe_load(summary: dict[str, Any], *, short: bool = False) -> str:
+def describe_load(summary: BenchSummary, *, short: bool = False) -> str:
     """``closed model, 20 users`` / ``open model, 100 req/s poisson arrivals`` (+ workers)."""
-    config = summary.get("config") or {}
+    config = summary.config
+    if summary.capacity is not None:
+        return "capacity search" if not short else "capacity"
     if short:
-        if summary.get("mode") == "open":
-            return f"open {config.get('rate', '?')}/s"
-        return f"closed {config.get('users', '?')}u"
-    if summary.get("mode") == "open":
+        if summary.mode == "open":
+            return f"open {config.rate if config.rate is not None else '?'}/s"
+        return f"closed {config.users if config.users is not None else '?'}u"
+    if summary.mode == "open":
         text = "open model"
-        if config.get("rate") is not None:
-            text += f", {config['rate']:g} req/s" if isinstance(config["rate"], int | float) \
-                else f", {config['rate']} req/s"
-        if config.get("arrival"):
-            text += f" {config['arrival']} arrivals"
+        if config.rate is not None:
+            text += f", {config.rate:g} req/s"
+        if config.arrival:
+            text += f" {config.arrival} arrivals"
     else:
         text = "closed model"
-        if config.get("users") is not None:
-            text += f", {config['users']} users"
-    if config.get("workers"):
-        text += f", {config['workers']} worker processes"
+        if config.users is not None:
+            text += f", {config.users} users"
+    if config.workers:
+        text += f", {config.workers} worker processes"
     return text
 
 
-def _kinds(summary: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    blocks = [(summary["latency"].get("kind", "latency"), summary["latency"])]
-    if summary.get("corrected"):
-        blocks.append(("corrected", summary["corrected"]))
+def _kinds(summary: BenchSummary) -> list[tuple[str, LatencyBlock]]:
+    blocks = [(summary.latency.kind, summary.latency)]
+    if summary.corrected is not None:
+        blocks.append(("corrected", summary.corrected))
     return blocks
 
 
-def overview_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
+def validity_line(summary: BenchSummary) -> str:
+    """``VALID`` / ``INVALID: <reasons>`` / ``not assessed``."""
+    validity = summary.validity
+    if validity.valid is None:
+        return "not assessed (report written before amlc checked the load generator)"
+    if validity.valid:
+        return "VALID"
+    return "INVALID: " + "; ".join(validity.reasons)
+
+
+def overview_rows(summary: BenchSummary) -> list[tuple[str, str]]:
     """(label, value) pairs describing the run as a whole."""
-    failures = summary.get("failures") or {}
-    by_kind = failures.get("by_kind") or {}
-    kinds = ", ".join(f"{k} {v:,}" for k, v in by_kind.items())
-    error_rate = summary.get("error_rate")
+    kinds = ", ".join(f"{k} {v:,}" for k, v in summary.failures.by_kind.items())
     rows = [
-        ("Endpoint", str(summary.get("endpoint", "-"))),
+        ("Endpoint", summary.endpoint),
         ("Load", describe_load(summary)),
-        ("Started (UTC)", str(summary.get("started_at", "-"))),
-        ("Measured for", f"{_fmt_num(summary.get('duration_s'), 3)} s"),
-        ("Requests", _fmt_num(summary.get("requests"))),
-        ("Failures", f"{_fmt_num(failures.get('total', 0))}" + (f" ({kinds})" if kinds else "")),
-        ("Error rate", "-" if error_rate is None else f"{error_rate * 100:.3f} %"),
-        ("Throughput", f"{_fmt_num(summary.get('throughput_rps'), 2)} req/s"),
+        ("Run", validity_line(summary)),
+        ("Started (UTC)", summary.started_at),
+        ("Measured for", f"{_fmt_num(summary.duration_s, 3)} s"),
+        ("Requests", _fmt_num(summary.requests)),
+        ("Failures", _fmt_num(summary.failures.total) + (f" ({kinds})" if kinds else "")),
+        ("Error rate",
+         "-" if summary.error_rate is None else f"{summary.error_rate * 100:.3f} %"),
+        ("Throughput", f"{_fmt_num(summary.throughput_rps, 2)} req/s"),
     ]
     for kind, block in _kinds(summary):
-        rows.append((f"Samples ({kind})", _fmt_num(block.get("samples"))))
-    if summary.get("corrected"):
+        rows.append((f"Samples ({kind})", _fmt_num(block.samples)))
+    if summary.corrected is not None:
         rows.append(("Judged on", "corrected latency (intended start -> reply)"))
+    validity = summary.validity
+    if validity.slip is not None:
+        rows.append(("Send slip (due -> sent)",
+                     f"p50 {fmt_ms(validity.slip.value_ms('p50'))} ms, "
+                     f"p99 {fmt_ms(validity.slip.value_ms('p99'))} ms, "
+                     f"max {fmt_ms(validity.slip.max_ms)} ms; {validity.late_sends:,} late"))
+    if validity.cpu_peak_percent is not None:
+        rows.append(("Load process CPU",
+                     f"mean {validity.cpu_mean_percent:.0f} %, busiest second "
+                     f"{validity.cpu_peak_percent:.0f} % of a core"))
+    if validity.max_senders is not None:
+        rows.append(("Senders", f"{validity.peak_in_flight:,} busy at most, cap "
+                                f"{validity.max_senders:,} (--max-senders)"))
     return rows
 
 
-def latency_table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+def latency_table(summary: BenchSummary) -> tuple[list[str], list[list[str]]]:
     """Header and rows: min, mean, stdev, p50 .. p99.99, max for each latency kind (ms)."""
     blocks = _kinds(summary)
     header = ["ms", *(kind for kind, _ in blocks)]
-    rows = [[name, *(fmt_ms(block.get(f"{name}_ms")) for _, block in blocks)]
+    rows = [[name, *(fmt_ms(block.value_ms(name)) for _, block in blocks)]
             for name in _LATENCY_ROWS]
     return header, rows
 
 
-def ab_table(summary: dict[str, Any]) -> tuple[str, list[str], list[list[str]]]:
+def ab_table(summary: BenchSummary) -> tuple[str, list[str], list[list[str]]]:
     """``ab``'s "served within" table: title, header and rows (100 % is the longest request)."""
     blocks = _kinds(summary)
     header = ["%", *(kind for kind, _ in blocks)]
-    percents = list((blocks[0][1].get("served_within_ms") or {}).keys())
     rows = []
-    for p in percents:
-        cells = [fmt_ms((block.get("served_within_ms") or {}).get(p)) for _, block in blocks]
+    for p in blocks[0][1].served_within_ms:
+        cells = [fmt_ms(block.served_within_ms.get(p)) for _, block in blocks]
         label = f"{p}%" + (" (longest request)" if p == "100" else "")
         rows.append([label, *cells])
     return _AB_TITLE, header, rows
+
+
+def phase_table(summary: BenchSummary) -> tuple[str, list[str], list[list[str]]]:
+    """Where the time goes: per phase, samples, mean, p50, p90, p99, max and share of the time.
+
+    The share is the phase's summed time over the summed total latency: ``server`` + ``rest``
+    make 100 %, and so do ``connect`` + ``ttfb`` + ``body``.
+    """
+    header = ["phase", "samples", "mean", "p50", "p90", "p99", "max", "share of time"]
+    total = summary.latency.sum_ms
+    rows = []
+    blocks = [("total", summary.latency), *summary.phases.items()]
+    for name, block in blocks:
+        share = f"{block.sum_ms / total * 100:.1f} %" if total else "-"
+        rows.append([name, _fmt_num(block.samples), fmt_ms(block.mean_ms),
+                     fmt_ms(block.value_ms("p50")), fmt_ms(block.value_ms("p90")),
+                     fmt_ms(block.value_ms("p99")), fmt_ms(block.max_ms), share])
+    return _PHASE_TITLE, header, rows
+
+
+def deployment_table(summary: BenchSummary) -> tuple[list[str], list[list[str]]]:
+    """Per answering deployment: requests, share, failures, p50, p99, max."""
+    header = ["deployment", "requests", "share", "failures", "p50", "p99", "max"]
+    rows = [[d.name, _fmt_num(d.requests), f"{d.share * 100:.1f} %", _fmt_num(d.failures),
+             fmt_ms(d.latency.value_ms("p50")), fmt_ms(d.latency.value_ms("p99")),
+             fmt_ms(d.latency.max_ms)] for d in summary.deployments]
+    return header, rows
+
+
+def transfer_rows(summary: BenchSummary) -> list[tuple[str, str]]:
+    """ab's extras: bytes, transfer rates, document length, Server header."""
+    t = summary.transfer
+    if not t.bytes_sent and not t.bytes_received:
+        return []
+    length = "-" if t.document_length is None else f"{t.document_length:,} bytes"
+    if t.document_length_changes:
+        length += f" ({t.document_length_changes:,} responses of another length)"
+    server = t.server or "-"
+    if t.server_changes:
+        server += f" ({t.server_changes:,} responses named another)"
+    return [
+        ("Server", server),
+        ("Document length", length),
+        ("Bytes sent", f"{t.bytes_sent:,}"),
+        ("Bytes received", f"{t.bytes_received:,} (bodies {t.body_bytes_received:,})"),
+        ("Transfer rate",
+         f"{_fmt_num(t.received_kb_per_s, 2)} KB/s received, "
+         f"{_fmt_num(t.sent_kb_per_s, 2)} KB/s sent"),
+    ]
+
+
+def capacity_table(summary: BenchSummary) -> tuple[list[str], list[list[str]]]:
+    """One row per step of a capacity search."""
+    header = ["offered", "achieved", "reqs", "errors", "p50", "p90", "p99", "max", "goodput",
+              "SLO"]
+    rows = []
+    capacity = summary.capacity
+    for step in capacity.steps if capacity is not None else []:
+        verdict = "met" if step.passed else "MISSED"
+        if not step.valid:
+            verdict += " (INVALID)"
+        rows.append([
+            f"{step.rate_rps:,.1f}", _fmt_num(step.achieved_rps, 1), f"{step.requests:,}",
+            "-" if step.error_rate is None else f"{step.error_rate * 100:.1f}%",
+            *(_fmt_num(v, 1) for v in (step.p50_ms, step.p90_ms, step.p99_ms, step.max_ms)),
+            _fmt_num(step.goodput_rps, 1), verdict,
+        ])
+    return header, rows
+
+
+def capacity_rows(summary: BenchSummary) -> list[tuple[str, str]]:
+    capacity = summary.capacity
+    if capacity is None:
+        return []
+    found = (f"{capacity.max_rate_rps:,.1f} req/s" if capacity.found and
+             capacity.max_rate_rps is not None else "not found: even the lowest rate missed")
+    return [
+        ("Capacity", found),
+        ("Knee", "-" if capacity.knee_rps is None else f"{capacity.knee_rps:,.1f} req/s"),
+        ("Goodput at capacity",
+         "-" if capacity.goodput_rps is None else f"{capacity.goodput_rps:,.1f} req/s"),
+        ("Objectives", ", ".join(capacity.objectives)),
+        ("Search", capacity.search),
+        ("Stopped because", capacity.stopped_because),
+    ]
 
 
 def _flatten(data: Any, prefix: str = "") -> list[tuple[str, str]]:
@@ -133,11 +259,12 @@ def _flatten(data: Any, prefix: str = "") -> list[tuple[str, str]]:
     return [(prefix.rstrip("."), text)]
 
 
-def _locust_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
-    locust = dict(summary.get("locust") or {})
-    locust.pop("approximate", None)
-    locust.pop("note", None)
-    return _flatten(locust)
+def _config_rows(summary: BenchSummary) -> list[tuple[str, str]]:
+    return _flatten(summary.config.model_dump(mode="json", exclude_none=True))
+
+
+def _environment_rows(summary: BenchSummary) -> list[tuple[str, str]]:
+    return _flatten(summary.environment.model_dump(mode="json", exclude_none=True))
 
 
 # -- Markdown ------------------------------------------------------------------------------------
@@ -149,36 +276,49 @@ def _md_table(header: list[str], rows: list[list[str]], align_right: bool = True
     return "\n".join(lines)
 
 
-def markdown(summary: dict[str, Any]) -> str:
+def markdown(summary: BenchSummary) -> str:
     """The report as Markdown: the same numbers as the HTML, without plots."""
-    parts = [f"# Benchmark: {summary.get('endpoint', '-')} — {summary.get('started_at', '')}", ""]
+    parts = [f"# Benchmark: {summary.endpoint} — {summary.started_at}", ""]
+    if not summary.valid:
+        parts += [f"**{validity_line(summary)}**", ""]
     parts += [_md_table(["", "value"], [list(r) for r in overview_rows(summary)], False), ""]
+    if summary.capacity is not None:
+        parts += ["## Capacity", "",
+                  _md_table(["", "value"], [list(r) for r in capacity_rows(summary)], False), ""]
+        header, rows = capacity_table(summary)
+        parts += [_md_table(header, rows), ""]
+        parts += ["The figures below are those of the step at capacity.", ""]
     parts += ["## Latency (ms)", ""]
     header, rows = latency_table(summary)
     parts += [_md_table(header, rows), ""]
-    if summary.get("corrected"):
+    if summary.corrected is not None:
         parts += [
             "*corrected*: intended start -> reply (what a client on the schedule sees); "
-            f"*{summary['latency'].get('kind')}*: actual send -> reply, which hides stalls "
+            f"*{summary.latency.kind}*: actual send -> reply, which hides stalls "
             "(coordinated omission).",
             "",
         ]
     title, header, rows = ab_table(summary)
     parts += [f"## {title}", "", _md_table(header, rows), ""]
-    parts += ["## Percentile definition", "", str(summary.get("percentile_definition", "")), ""]
-    if summary.get("warnings"):
-        parts += ["## Warnings", "", *(f"- {w}" for w in summary["warnings"]), ""]
-    locust = _locust_rows(summary)
-    if locust:
-        parts += ["## Locust's own statistics (approximate)", "",
-                  str((summary.get("locust") or {}).get("note", "")), "",
-                  _md_table(["", "value"], [list(r) for r in locust], False), ""]
+    if summary.phases:
+        title, header, rows = phase_table(summary)
+        parts += [f"## {title}", "", _md_table(header, rows), ""]
+        parts += [f"- *{name}*: {block.description}" for name, block in summary.phases.items()]
+        parts += [""]
+    if summary.deployments:
+        header, rows = deployment_table(summary)
+        parts += ["## Deployments (azureml-model-deployment)", "", _md_table(header, rows), ""]
+    transfer = transfer_rows(summary)
+    if transfer:
+        parts += ["## Transfer", "", _md_table(["", "value"], [list(r) for r in transfer],
+                                                False), ""]
+    parts += ["## Percentile definition", "", summary.percentile_definition, ""]
+    if summary.warnings:
+        parts += ["## Warnings", "", *(f"- {w}" for w in summary.warnings), ""]
     parts += ["## Configuration", "",
-              _md_table(["", "value"], [list(r) for r in _flatten(summary.get("config"))], False),
-              ""]
+              _md_table(["", "value"], [list(r) for r in _config_rows(summary)], False), ""]
     parts += ["## Environment", "",
-              _md_table(["", "value"], [list(r) for r in _flatten(summary.get("environment"))],
-                        False), ""]
+              _md_table(["", "value"], [list(r) for r in _environment_rows(summary)], False), ""]
     return "\n".join(parts)
 
 
@@ -201,88 +341,155 @@ def _html_table(header: list[str] | None, rows: list[list[str]] | list[tuple[str
 _COLOURS = {"latency": "#0072B2", "uncorrected": "#0072B2", "corrected": "#D55E00"}
 
 
-def spectrum_chart(summary: dict[str, Any]) -> str:
-    """Latency by percentile on a log "nines" axis, one line per latency kind."""
+def spectrum_svg(blocks: list[tuple[str, LatencyBlock]], chart_id: str = "spectrum") -> str:
+    """Latency by percentile on a log "nines" axis, one line per block, the max marked."""
     series = []
     most = 1
-    for kind, block in _kinds(summary):
-        points = [(nines_x(p), ms) for p, ms in block.get("spectrum") or [] if p < 100.0]
+    for kind, block in blocks:
+        points = [(nines_x(p), ms) for p, ms in block.spectrum if p < 100.0]
         series.append(Series(kind, points, colour=_COLOURS.get(kind), markers=True,
                              tooltip_unit=" ms"))
-        most = max(most, block.get("samples") or 1)
+        most = max(most, block.samples or 1)
     max_nines = min(max(2, math.ceil(math.log10(most))), 7)
-    judged = summary["corrected"] if summary.get("corrected") else summary["latency"]
-    refs = [RefLine(judged["max_ms"], f"max {fmt_ms(judged['max_ms'])} ms")] \
-        if judged.get("samples") else []
+    judged = blocks[-1][1] if blocks else None
+    refs = [RefLine(judged.max_ms, f"max {fmt_ms(judged.max_ms)} ms")] \
+        if judged is not None and judged.samples else []
     return line_chart(series, title="Latency by percentile", x_label="percentile",
                       y_label="latency (ms)", x_ticks=nines_ticks(max_nines),
-                      x_range=(0.0, float(max_nines)), ref_lines=refs, chart_id="spectrum")
+                      x_range=(0.0, float(max_nines)), ref_lines=refs, chart_id=chart_id)
 
 
-def latency_over_time_chart(summary: dict[str, Any]) -> str:
-    rows = [r for r in summary.get("intervals") or [] if r.get("samples")]
-    measure = summary.get("intervals_measure", "latency")
+def latency_over_time_chart(summary: BenchSummary) -> str:
+    rows = [r for r in summary.intervals if r.samples]
+    measure = summary.intervals_measure
     series = [
-        Series(f"{name} ({measure})", [(r["t_s"], r[f"{name}_ms"]) for r in rows], colour=colour,
-               step=False, markers=True, tooltip_unit=" ms")
+        Series(f"{name} ({measure})", [(r.t_s, getattr(r, f"{name}_ms") or 0.0) for r in rows],
+               colour=colour, step=False, markers=True, tooltip_unit=" ms")
         for name, colour in (("p50", "#009E73"), ("p99", "#E69F00"), ("max", "#D55E00"))
     ]
     return line_chart(series, title="Latency over time", x_label="time since start (s)",
                       y_label="latency (ms)", chart_id="latency-over-time")
 
 
-def throughput_chart(summary: dict[str, Any]) -> str:
-    rows = [r for r in summary.get("intervals") or [] if r.get("rps") is not None]
+def throughput_chart(summary: BenchSummary) -> str:
+    rows = [r for r in summary.intervals if r.rps is not None]
     series = [
-        Series("requests/s", [(r["t_s"], r["rps"]) for r in rows], colour="#0072B2",
+        Series("requests/s", [(r.t_s, r.rps or 0.0) for r in rows], colour="#0072B2",
                markers=True, tooltip_unit=" req/s"),
-        Series("failures/s", [(r["t_s"], r["failures"] / r["duration_s"]) for r in rows
-                              if r["duration_s"]], colour="#D55E00", markers=True,
+        Series("failures/s", [(r.t_s, r.failures / r.duration_s) for r in rows
+                              if r.duration_s], colour="#D55E00", markers=True,
                tooltip_unit=" /s"),
     ]
     return line_chart(series, title="Throughput over time", x_label="time since start (s)",
                       y_label="requests per second", chart_id="throughput-over-time")
 
 
-def html(summary: dict[str, Any]) -> str:
+def phases_chart(summary: BenchSummary) -> str:
+    """Mean time per phase (the total first), so the split of each request is visible."""
+    bars = [("total", summary.latency.mean_ms)]
+    bars += [(name, block.mean_ms * block.samples / max(summary.latency.samples, 1))
+             for name, block in summary.phases.items()]
+    return bar_chart(bars, title="Where the time goes: mean ms per request, by phase",
+                     unit=" ms", chart_id="phases")
+
+
+def capacity_charts(summary: BenchSummary) -> str:
+    """Latency percentiles and achieved throughput against the offered rate."""
+    capacity = summary.capacity
+    if capacity is None:
+        return ""
+    steps = sorted(capacity.steps, key=lambda s: s.rate_rps)
+    latency = [
+        Series(name, [(s.rate_rps, v) for s in steps
+                      if (v := getattr(s, f"{name}_ms")) is not None],
+               colour=colour, markers=True, tooltip_unit=" ms")
+        for name, colour in (("p50", "#009E73"), ("p90", "#56B4E9"), ("p99", "#E69F00"),
+                             ("max", "#D55E00"))
+    ]
+    offered = [(s.rate_rps, s.rate_rps) for s in steps]
+    throughput = [
+        Series("offered", offered, colour="#999999", dashed=True),
+        Series("achieved", [(s.rate_rps, s.achieved_rps) for s in steps
+                            if s.achieved_rps is not None], colour="#0072B2", markers=True,
+               tooltip_unit=" req/s"),
+        Series("goodput", [(s.rate_rps, s.goodput_rps) for s in steps
+                           if s.goodput_rps is not None], colour="#009E73", markers=True,
+               tooltip_unit=" req/s"),
+    ]
+    refs = [RefLine(capacity.max_rate_rps, f"capacity {capacity.max_rate_rps:,.1f} req/s")] \
+        if capacity.found and capacity.max_rate_rps is not None else []
+    return (
+        line_chart(latency, title="Latency against offered rate", x_label="offered req/s",
+                   y_label="latency (ms)", chart_id="capacity-latency")
+        + line_chart(throughput, title="Throughput against offered rate",
+                     x_label="offered req/s", y_label="req/s", ref_lines=refs,
+                     chart_id="capacity-throughput")
+    )
+
+
+def html(summary: BenchSummary) -> str:
     """A self-contained page (inline CSS and SVG, no network) with plots and every table."""
     header, rows = latency_table(summary)
     ab_title, ab_header, ab_rows = ab_table(summary)
-    warnings = summary.get("warnings") or []
+    warnings = list(summary.warnings)
     warn_html = (
         '<div class="warnings"><h2>Warnings</h2><ul>'
         + "".join(f"<li>{escape(w)}</li>" for w in warnings) + "</ul></div>"
         if warnings else ""
     )
+    if not summary.valid:
+        warn_html = (f'<div class="invalid"><b>{escape(validity_line(summary))}</b></div>'
+                     + warn_html)
     note = ""
-    if summary.get("corrected"):
+    if summary.corrected is not None:
         note = (
             '<p class="note"><b>corrected</b>: intended start &rarr; reply, what a client on the '
-            f"schedule sees. <b>{escape(str(summary['latency'].get('kind')))}</b>: actual send "
+            f"schedule sees. <b>{escape(summary.latency.kind)}</b>: actual send "
             "&rarr; reply, which hides endpoint stalls (coordinated omission).</p>"
         )
-    locust = _locust_rows(summary)
-    locust_html = (
-        "<h2>Locust's own statistics (approximate)</h2>"
-        f"<p class=\"note\">{escape(str((summary.get('locust') or {}).get('note', '')))}</p>"
-        + _html_table(None, locust, "kv")
-        if locust else ""
-    )
+    sections = []
+    if summary.capacity is not None:
+        cap_header, cap_rows = capacity_table(summary)
+        sections.append(
+            "<h2>Capacity</h2>" + _html_table(None, capacity_rows(summary), "kv")
+            + _html_table(cap_header, cap_rows, "num") + capacity_charts(summary)
+            + '<p class="note">The figures below are those of the step at capacity.</p>'
+        )
+    extra = []
+    if summary.phases:
+        title, ph_header, ph_rows = phase_table(summary)
+        extra.append(f"<h2>{escape(title)}</h2>" + _html_table(ph_header, ph_rows, "num")
+                     + "<ul class=\"note\">" + "".join(
+                         f"<li><b>{escape(n)}</b>: {escape(b.description)}</li>"
+                         for n, b in summary.phases.items()) + "</ul>" + phases_chart(summary))
+    if summary.deployments:
+        dep_header, dep_rows = deployment_table(summary)
+        extra.append("<h2>Deployments (azureml-model-deployment)</h2>"
+                     + _html_table(dep_header, dep_rows, "num"))
+    transfer = transfer_rows(summary)
+    if transfer:
+        extra.append("<h2>Transfer</h2>" + _html_table(None, transfer, "kv"))
     template = Template(_TEMPLATE.read_text(encoding="utf-8"))
     return template.substitute(
-        title=escape(f"amlc benchmark: {summary.get('endpoint', '')} {summary.get('started_at')}"),
-        heading=escape(f"Benchmark of {summary.get('endpoint', '-')}"),
-        subtitle=escape(f"{describe_load(summary)} — started {summary.get('started_at')}"),
+        title=escape(f"amlc benchmark: {summary.endpoint} {summary.started_at}"),
+        heading=escape(f"Benchmark of {summary.endpoint}"),
+        subtitle=escape(f"{describe_load(summary)} — started {summary.started_at}"),
         overview=_html_table(None, overview_rows(summary), "kv"),
         warnings=warn_html,
+        capacity="".join(sections),
         latency=_html_table(header, rows, "num") + note,
         ab_title=escape(ab_title),
         ab=_html_table(ab_header, ab_rows, "num"),
-        spectrum=spectrum_chart(summary),
+        phases="".join(extra),
+        spectrum=spectrum_svg(_kinds(summary)),
         over_time=latency_over_time_chart(summary),
         throughput=throughput_chart(summary),
-        definition=escape(str(summary.get("percentile_definition", ""))),
-        locust=locust_html,
-        config=_html_table(None, _flatten(summary.get("config")), "kv"),
-        environment=_html_table(None, _flatten(summary.get("environment")), "kv"),
+        definition=escape(summary.percentile_definition),
+        config=_html_table(None, _config_rows(summary), "kv"),
+        environment=_html_table(None, _environment_rows(summary), "kv"),
     )
+
+
+def hdr_warnings(block: LatencyBlock) -> list[str]:
+    """Sample-size warnings for one live block (the web UI's HDR tab)."""
+    return sample_warnings(block.samples)

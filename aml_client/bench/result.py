@@ -6,12 +6,138 @@ cross a process boundary (or be stored) as JSON, histograms included.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from aml_client.bench.hdr import LatencyRecorder
 
-__all__ = ["BenchResult", "Interval"]
+__all__ = [
+    "PHASES",
+    "BenchResult",
+    "DeploymentStats",
+    "Interval",
+    "LoadFacts",
+    "Sample",
+    "Transfer",
+    "clean_name",
+]
+
+
+#: The phases of a request, in the order they happen (``server`` and ``rest`` split the total).
+PHASES = ("connect", "ttfb", "body", "server", "rest")
+#: Distinct deployments kept apart; further names are counted under :data:`OTHER_DEPLOYMENTS`.
+MAX_DEPLOYMENTS = 16
+OTHER_DEPLOYMENTS = "(other)"
+#: Longest deployment or Server header value kept (they come from the endpoint: untrusted).
+MAX_NAME_CHARS = 64
+
+
+def clean_name(value: str | None) -> str | None:
+    """A header value fit for a report: printable, at most :data:`MAX_NAME_CHARS` characters."""
+    if not value:
+        return None
+    text = "".join(ch if ch.isprintable() else "?" for ch in value.strip())
+    return text[:MAX_NAME_CHARS] or None
+
+
+@dataclass(slots=True)
+class Sample:
+    """What one request measured beyond its total latency (integers in µs and bytes).
+
+    ``connect_us`` is -1 when the request reused an open connection, ``server_us`` is -1 when
+    the response carried no ``x-ms-run-fn-exec-ms``. ``ttfb_us`` runs from the first byte sent
+    to the response headers, ``body_us`` from there to the last body byte, so
+    ``total = connect + ttfb + body`` (connect counted when one was opened) and
+    ``total = server + rest``.
+    """
+
+    connect_us: int = -1
+    ttfb_us: int = 0
+    body_us: int = 0
+    server_us: int = -1
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    body_bytes: int = 0
+    deployment: str | None = None
+    server: str | None = None
+    slip_us: int = -1
+
+
+@dataclass
+class DeploymentStats:
+    """Requests answered by one deployment (``azureml-model-deployment`` response header)."""
+
+    latency: LatencyRecorder = field(default_factory=LatencyRecorder)
+    requests: int = 0
+    failures: int = 0
+
+    def encode(self) -> dict[str, Any]:
+        return {"latency": self.latency.encode(), "requests": self.requests,
+                "failures": self.failures}
+
+    @classmethod
+    def decode(cls, data: dict[str, Any]) -> DeploymentStats:
+        return cls(LatencyRecorder.decode(data["latency"]), int(data["requests"]),
+                   int(data["failures"]))
+
+    def merge(self, other: DeploymentStats) -> None:
+        self.latency.merge(other.latency)
+        self.requests += other.requests
+        self.failures += other.failures
+
+
+@dataclass
+class Transfer:
+    """ab's extras: bytes on the wire, the document length and the Server header."""
+
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    body_bytes: int = 0
+    #: length of the first successful response body (ab's "Document Length")
+    document_length: int | None = None
+    #: successful responses whose body length differed from it (ab counts them as failures)
+    length_changes: int = 0
+    server: str | None = None
+    #: responses whose Server header differed from the first one seen
+    server_changes: int = 0
+
+    def add(self, sample: Sample, ok: bool) -> None:
+        self.bytes_sent += sample.bytes_sent
+        self.bytes_received += sample.bytes_received
+        self.body_bytes += sample.body_bytes
+        if ok:
+            if self.document_length is None:
+                self.document_length = sample.body_bytes
+            elif sample.body_bytes != self.document_length:
+                self.length_changes += 1
+        if sample.server is not None:
+            if self.server is None:
+                self.server = sample.server
+            elif sample.server != self.server:
+                self.server_changes += 1
+
+    def encode(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def merge_encoded(self, data: dict[str, Any]) -> None:
+        other = Transfer(**data)
+        self.bytes_sent += other.bytes_sent
+        self.bytes_received += other.bytes_received
+        self.body_bytes += other.body_bytes
+        self.length_changes += other.length_changes
+        if other.document_length is not None:
+            if self.document_length is None:
+                self.document_length = other.document_length
+            elif other.document_length != self.document_length:
+                self.length_changes += 1
+        self.server_changes += other.server_changes
+        if other.server is not None:
+            if self.server is None:
+                self.server = other.server
+            elif other.server != self.server:
+                self.server_changes += 1
+
+
 
 
 @dataclass
@@ -53,6 +179,25 @@ class Interval:
 
 
 @dataclass
+class LoadFacts:
+    """How the load generator itself fared: the evidence for calling a run valid or not."""
+
+    #: open model: sends later than 10 ms after their due time
+    late_sends: int = 0
+    #: the load process's CPU: busiest second (fraction of one core), mean, seconds >= 90 %
+    cpu_peak: float = 0.0
+    cpu_mean: float = 0.0
+    cpu_saturated_s: int = 0
+    cpu_samples: int = 0
+    #: most requests in flight at once, and the cap on senders (open model)
+    peak_in_flight: int = 0
+    max_senders: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class BenchResult:
     """Everything measured in one run.
 
@@ -70,8 +215,16 @@ class BenchResult:
     requests: int = 0
     failures: dict[str, int] = field(default_factory=dict)
     intervals: list[Interval] = field(default_factory=list)
-    locust: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
+    #: per-phase histograms (see :data:`PHASES`); absent phases were never measured
+    phases: dict[str, LatencyRecorder] = field(default_factory=dict)
+    #: open model: due time -> actual send
+    slip: LatencyRecorder | None = None
+    deployments: dict[str, DeploymentStats] = field(default_factory=dict)
+    transfer: Transfer = field(default_factory=Transfer)
+    load: LoadFacts = field(default_factory=LoadFacts)
+    #: requests that succeeded within the latency objective (capacity search), when counted
+    good: int | None = None
 
     @property
     def duration_s(self) -> float:
@@ -93,13 +246,19 @@ class BenchResult:
             "requests": self.requests,
             "failures": dict(self.failures),
             "intervals": [interval.to_dict() for interval in self.intervals],
-            "locust": self.locust,
             "environment": self.environment,
+            "phases": {name: rec.encode() for name, rec in self.phases.items()},
+            "slip": self.slip.encode() if self.slip is not None else None,
+            "deployments": {name: d.encode() for name, d in self.deployments.items()},
+            "transfer": self.transfer.encode(),
+            "load": self.load.to_dict(),
+            "good": self.good,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BenchResult:
         corrected = data.get("corrected")
+        slip = data.get("slip")
         return cls(
             config=dict(data.get("config") or {}),
             started_at=float(data["started_at"]),
@@ -109,6 +268,12 @@ class BenchResult:
             requests=int(data.get("requests", 0)),
             failures={str(k): int(v) for k, v in (data.get("failures") or {}).items()},
             intervals=[Interval.from_dict(i) for i in data.get("intervals") or []],
-            locust=dict(data.get("locust") or {}),
             environment=dict(data.get("environment") or {}),
+            phases={k: LatencyRecorder.decode(v) for k, v in (data.get("phases") or {}).items()},
+            slip=LatencyRecorder.decode(slip) if slip else None,
+            deployments={k: DeploymentStats.decode(v)
+                         for k, v in (data.get("deployments") or {}).items()},
+            transfer=Transfer(**(data.get("transfer") or {})),
+            load=LoadFacts(**(data.get("load") or {})),
+            good=data.get("good"),
         )

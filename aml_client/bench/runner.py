@@ -150,6 +150,8 @@ def _spawn_local_workers(
         "master_host": "127.0.0.1",
         "master_port": port,
         "parent_pid": os.getpid(),
+        # Locust's own statistics only feed its web UI
+        "web": bool(config.get("web")),
     }
     payload = json.dumps(worker_config).encode("utf-8")
     procs = []
@@ -194,6 +196,7 @@ def run_local(config: dict[str, Any], emit: _Emitter) -> int:
         emit=emit,
         report_root=config.get("report_root", "reports"),
         headless=not web,
+        locust_stats=bool(web),
     )
     _stop_on_signals(environment)
     if config.get("parent_pid"):
@@ -225,6 +228,7 @@ def run_master(config: dict[str, Any], emit: _Emitter) -> int:
         emit=emit,
         report_root=config.get("report_root", "reports"),
         headless=not web,
+        locust_stats=bool(web),
     )
     _stop_on_signals(environment)
     if config.get("parent_pid"):
@@ -270,7 +274,8 @@ def run_worker(config: dict[str, Any], emit: _Emitter) -> int:
     locust.runners.WORKER_REPORT_INTERVAL = WORKER_REPORT_INTERVAL_S
     environment = _environment()
     runner = environment.create_worker_runner(config["master_host"], int(config["master_port"]))
-    install(environment, target, plan, emit=None, report_root=None, headless=True)
+    install(environment, target, plan, emit=None, report_root=None, headless=True,
+            locust_stats=bool(config.get("web")))
     if config.get("parent_pid"):
         _watch_parent(environment, int(config["parent_pid"]))
     emit(

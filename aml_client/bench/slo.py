@@ -1,6 +1,6 @@
 """Service-level objectives for CI: ``p99<=200ms``, ``error_rate<=1%``, ``throughput>=100/s``.
 
-An objective is checked against a run summary (:func:`aml_client.bench.report.summarize`).
+An objective is checked against a run summary (:class:`~aml_client.bench.summary.BenchSummary`).
 Latency objectives use the latency the run is judged on: the corrected one in an open model
 (intended start -> reply), otherwise send -> reply.
 
@@ -20,11 +20,10 @@ import operator
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from aml_client.bench.report import AB_PERCENTS, PERCENTILES
+from aml_client.bench.summary import AB_PERCENTS, PERCENTILES, BenchSummary
 
-__all__ = ["Objective", "Outcome", "evaluate", "parse_slo", "parse_slos"]
+__all__ = ["Objective", "Outcome", "evaluate", "latency_bound_ms", "parse_slo", "parse_slos"]
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt,
@@ -174,30 +173,28 @@ def parse_slos(texts: Iterable[str]) -> list[Objective]:
     return [parse_slo(t) for t in texts]
 
 
-def _latency_value(block: dict[str, Any], metric: str) -> float | None:
-    if not block or not block.get("samples"):
-        return None
-    if f"{metric}_ms" in block:
-        return float(block[f"{metric}_ms"])
-    within = (block.get("served_within_ms") or {}).get(metric[1:])  # p66, p80, p98
-    return float(within) if within is not None else None
-
-
-def evaluate(summary: dict[str, Any], objectives: Iterable[Objective]) -> list[Outcome]:
+def evaluate(summary: BenchSummary, objectives: Iterable[Objective]) -> list[Outcome]:
     """Check each objective against a run summary. Nothing measured counts as missed."""
-    corrected = summary.get("corrected")
-    block = corrected if corrected else summary.get("latency") or {}
-    measured_on = "corrected" if corrected else "latency"
+    block = summary.judged
+    measured_on = summary.judged_on
     outcomes = []
     for objective in objectives:
         on = ""
+        actual: float | None
         if objective.kind == "error_rate":
-            actual = summary.get("error_rate")
+            actual = summary.error_rate
         elif objective.kind == "throughput":
-            actual = summary.get("throughput_rps")
+            actual = summary.throughput_rps
         else:
-            actual = _latency_value(block, objective.metric)
+            actual = block.value_ms(objective.metric)
             on = measured_on
         passed = actual is not None and _OPS[objective.op](float(actual), objective.threshold)
         outcomes.append(Outcome(objective, None if actual is None else float(actual), passed, on))
     return outcomes
+
+
+def latency_bound_ms(objectives: Iterable[Objective]) -> float | None:
+    """The strictest upper bound any latency objective puts on a single request (ms), if any:
+    what a request must beat to count towards goodput."""
+    bounds = [o.threshold for o in objectives if o.kind == "latency" and o.op in ("<=", "<")]
+    return min(bounds) if bounds else None

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
 
-__all__ = ["RefLine", "Series", "line_chart", "nice_ticks", "nines_ticks", "nines_x"]
+__all__ = ["RefLine", "Series", "bar_chart", "line_chart", "nice_ticks", "nines_ticks", "nines_x"]
 
 #: Colour-blind-safe palette (Okabe–Ito).
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"]
@@ -212,6 +212,46 @@ def line_chart(
             f'<line x1="{frame.left + 10}" x2="{frame.left + 34}" y1="{ly - 4}" y2="{ly - 4}" '
             f'stroke="{colour}" stroke-width="2"{dash}/>'
             f'<text x="{frame.left + 40}" y="{ly}" class="legend">{escape(s.name)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def bar_chart(
+    bars: Sequence[tuple[str, float]],
+    *,
+    title: str,
+    unit: str = "",
+    width: int = 900,
+    chart_id: str = "",
+) -> str:
+    """Horizontal bars, one per (label, value), each labelled with its value."""
+    row_h, left, right, top = 28, 170, 110, 40
+    height = top + row_h * max(len(bars), 1) + 20
+    id_attr = f' id="{escape(chart_id)}"' if chart_id else ""
+    parts = [
+        f'<svg{id_attr} class="chart" xmlns="http://www.w3.org/2000/svg" '
+        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+        f'aria-label="{escape(title)}">'
+        f'<text x="{width / 2}" y="22" text-anchor="middle" class="title">{escape(title)}</text>'
+    ]
+    if not bars:
+        parts.append(f'<text x="{width / 2}" y="{height / 2 + 10}" text-anchor="middle" '
+                     'class="empty">no data</text></svg>')
+        return "".join(parts)
+    most = max((v for _, v in bars if math.isfinite(v)), default=0.0) or 1.0
+    span = width - left - right
+    for index, (label, value) in enumerate(bars):
+        y = top + row_h * index
+        length = max(value, 0.0) / most * span if math.isfinite(value) else 0.0
+        colour = PALETTE[index % len(PALETTE)]
+        parts.append(
+            f'<text x="{left - 8}" y="{y + 17}" text-anchor="end" class="tick">'
+            f"{escape(label)}</text>"
+            f'<rect class="bar" data-bar="{escape(label)}" x="{left}" y="{y + 4}" '
+            f'width="{length:.1f}" height="{row_h - 8}" fill="{colour}"/>'
+            f'<text x="{left + length + 6:.1f}" y="{y + 17}" class="tick">'
+            f"{escape(_fmt(value))}{escape(unit)}</text>"
         )
     parts.append("</svg>")
     return "".join(parts)

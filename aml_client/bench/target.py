@@ -49,10 +49,14 @@ class RunTarget:
     verify: bool = True
     timeout_s: float = 60.0
     payload: dict[str, Any] = field(default_factory=dict)
+    #: rows in each body (same order), so the prediction count can be checked; None: unknown
+    rows: list[int] | None = None
 
     def __post_init__(self) -> None:
         if not self.bodies:
             raise ValueError("no request bodies")
+        if self.rows is not None and len(self.rows) != len(self.bodies):
+            raise ValueError("one row count per body")
         parts = urlsplit(self.scoring_uri)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"not an http(s) scoring URI: {self.scoring_uri!r}")
@@ -89,6 +93,7 @@ class RunTarget:
             "verify": self.verify,
             "timeout_s": self.timeout_s,
             "payload": self.payload,
+            "rows": self.rows,
         }
 
     @classmethod
@@ -101,6 +106,7 @@ class RunTarget:
             verify=bool(data.get("verify", True)),
             timeout_s=float(data.get("timeout_s", 60.0)),
             payload=dict(data.get("payload") or {}),
+            rows=[int(n) for n in data["rows"]] if data.get("rows") is not None else None,
         )
 
 
@@ -170,10 +176,12 @@ def build_bodies(
         source = str(payload)
     envelope: Any = schema if schema is not None else (convention or "data")
     bodies = []
+    counts = []
     for start in range(0, len(rows), rows_per_request):
         chunk = rows[start : start + rows_per_request]
         body = wrap(chunk, envelope, global_parameters=global_parameters)
         bodies.append(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+        counts.append(len(chunk))
     sizes = [len(b) for b in bodies]
     summary = {
         "source": source,
@@ -184,6 +192,7 @@ def build_bodies(
         "bytes_max": max(sizes),
         "bytes_mean": round(sum(sizes) / len(sizes), 1),
         "validated": schema is not None,
+        "row_counts": counts,
     }
     return bodies, summary
 
@@ -216,6 +225,7 @@ def build_run_target(
             "could not read the endpoint's swagger (%s): sending the payload unvalidated", problem
         )
     bodies, summary = build_bodies(schema, payload, rows_per_request=rows_per_request)
+    row_counts = summary.pop("row_counts")
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     if target.credential is not None:
         headers.update(target.credential.auth_headers())
@@ -227,6 +237,7 @@ def build_run_target(
         verify=target.verify,
         timeout_s=timeout_s,
         payload=summary,
+        rows=row_counts,
     )
 
 

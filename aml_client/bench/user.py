@@ -3,27 +3,33 @@
 Importing this module imports Locust (and so gevent's monkey-patching): only the load process
 (``python -m aml_client.bench.runner``) and locustfiles import it.
 
-Each request is timed with ``time.perf_counter_ns`` around the send and recorded by the
-process's :class:`~aml_client.bench.engine.Engine` in microseconds, not from Locust's rounded
-statistics. Locust still sees every request (its own tables and charts keep working).
+The user is a ``FastHttpUser``: its geventhttpclient client (TLS settings, timeouts,
+keep-alive pool) carries the requests, through :class:`~aml_client.bench.exchange.Sender`,
+which times each phase of a request and checks the response; the process's
+:class:`~aml_client.bench.engine.Engine` records it in microseconds. Locust still sees every
+request (its own tables and charts keep working).
+
+* closed model: each user sends one request at a time;
+* open model: each user dispatches the schedule to sender greenlets (see the engine).
 """
 
 from __future__ import annotations
 
-import time
+from typing import Any
 
-import gevent
+from geventhttpclient.url import URL
 from locust import constant, task
 from locust.contrib.fasthttp import FastHttpUser
 from locust.exception import StopUser
 
 from aml_client.bench.engine import engine_of
+from aml_client.bench.exchange import Sender
 
 __all__ = ["ScoringUser"]
 
 
 class ScoringUser(FastHttpUser):
-    """POSTs the run's request bodies to the scoring URI, one at a time per user."""
+    """POSTs the run's request bodies to the scoring URI."""
 
     # Replaced by the engine with the endpoint's own scheme://host (shown in the web UI only:
     # requests always go to the absolute scoring URI, so the key never follows a host edit).
@@ -33,44 +39,30 @@ class ScoringUser(FastHttpUser):
     insecure = False
     # A load test must see every failure: a retry would hide it and distort the latency.
     max_retries = 0
-    # One request at a time per user: one connection each.
+    # Redirects are never followed (the sender talks to the HTTP client below the user agent).
+    max_redirects = 0
+    # One request at a time per user in the closed model: one connection each.
     concurrency = 1
 
-    def __init__(self, environment) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, environment: Any) -> None:
         engine = engine_of(environment)
         cls = type(self)
         cls.network_timeout = cls.connection_timeout = engine.target.timeout_s
         cls.insecure = not engine.target.verify
+        cls.concurrency = engine.senders_per_user
         super().__init__(environment)
         self._engine = engine
+        target = engine.target
+        client = self.client.client.clientpool.get_client(URL(target.scoring_uri))
+        self._sender = Sender(client, target.scoring_uri, target.timeout_s)
 
     @task
     def score(self) -> None:
         engine = self._engine
+        if engine.plan.mode == "open":
+            engine.dispatch(self._sender)  # runs this user's part of the schedule
+            return
         slot = engine.claim()
         if slot is None:
             raise StopUser()
-        index, due_ns = slot
-        if due_ns:
-            wait_ns = due_ns - time.perf_counter_ns()
-            if wait_ns > 0:
-                gevent.sleep(wait_ns / 1e9)
-        target = engine.target
-        body = target.bodies[index % len(target.bodies)]
-        sent_ns = time.perf_counter_ns()
-        try:
-            response = self.client.request(
-                "POST",
-                target.scoring_uri,
-                name=engine.request_name,
-                # Pre-encoded bytes as-is: Locust's hint says str, geventhttpclient takes bytes.
-                data=body,  # type: ignore[arg-type]
-                headers=target.headers,
-            )
-        except Exception as exc:  # not a transport failure Locust knows: count it, then let it show
-            engine.complete(sent_ns, time.perf_counter_ns(), due_ns, 0, exc)
-            raise
-        done_ns = time.perf_counter_ns()
-        engine.complete(
-            sent_ns, done_ns, due_ns, response.status_code or 0, getattr(response, "error", None)
-        )
+        engine.send(self._sender, slot[0], 0)

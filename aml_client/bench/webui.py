@@ -20,8 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from aml_client.bench.hdr import LatencyRecorder
-from aml_client.bench.report import AB_PERCENTS, PERCENTILES
+from aml_client.bench.render import spectrum_svg
+from aml_client.bench.summary import (
+    AB_PERCENTS,
+    PERCENTILES,
+    BenchSummary,
+    LatencyBlock,
+    sample_warnings,
+)
 
 if TYPE_CHECKING:
     from locust.env import Environment
@@ -34,59 +40,61 @@ TAB_KEY = "hdr"
 TAB_TITLE = "HDR latency"
 
 
-def _ms(us: float) -> str:
-    return f"{us / 1000:.3f}"
+_STATS = ("samples", "min", "mean", "stdev", *(f"p{p:g}" for p in PERCENTILES), "max")
 
 
-def _column(recorder: LatencyRecorder) -> dict[str, str]:
-    if not recorder.count:
+def _column(block: LatencyBlock) -> dict[str, str]:
+    if not block.samples:
         return {}
-    wanted = sorted({*PERCENTILES, *AB_PERCENTS})
-    values = recorder.percentiles_us(wanted)
-    column = {
-        "count": f"{recorder.count}",
-        "min": _ms(recorder.min_us),
-        "mean": _ms(recorder.mean_us),
-        "stdev": _ms(recorder.stdev_us),
-    }
-    for p in PERCENTILES:
-        column[f"p{p:g}"] = _ms(values[float(p)])
-    column["max"] = _ms(recorder.max_us)
-    for p in AB_PERCENTS:
-        column[f"{p}%"] = _ms(recorder.max_us if p == 100 else values[float(p)])
+    column = {"samples": f"{block.samples}"}
+    for stat in _STATS[1:]:
+        value = block.value_ms(stat)
+        column[stat] = "-" if value is None else f"{value:.3f}"
+    for p, value in block.served_within_ms.items():
+        column[f"{p}%"] = f"{value:.3f}"
     return column
 
 
+def _blocks(summary: BenchSummary) -> list[tuple[str, LatencyBlock]]:
+    blocks = [(summary.latency.kind, summary.latency)]
+    if summary.corrected is not None:
+        blocks.append(("corrected", summary.corrected))
+    return blocks
+
+
 def hdr_snapshot(engine: Engine) -> dict[str, Any]:
-    """The engine's current (merged) latency as strings of milliseconds, per measure."""
-    rec = engine.recording
-    measures = {"latency" if rec.corrected is None else "uncorrected": _column(rec.latency)}
-    if rec.corrected is not None:
-        measures["corrected"] = _column(rec.corrected)
+    """The engine's current (merged) latency as strings of milliseconds, per measure, with the
+    sample-size warnings of the judged one."""
+    summary = engine.snapshot()
     return {
-        "requests": rec.requests,
-        "failures": dict(rec.failures),
+        "requests": summary.requests,
+        "failures": dict(summary.failures.by_kind),
         "running": engine.running,
-        "measures": measures,
+        "measures": {name: _column(block) for name, block in _blocks(summary)},
+        "warnings": sample_warnings(summary.judged.samples) if summary.judged.samples else [],
+        "valid": summary.validity.valid,
+        "invalid_reasons": summary.validity.reasons,
         "reports": [d for d, _ in engine.results if d],
         "unit": "ms",
     }
 
 
 def hdr_rows(engine: Engine) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    """(table structure, rows) for Locust's extended table: one row per statistic."""
+    """(table structure, rows) for Locust's extended table: one row per statistic, then the
+    failures and the sample-size warnings (each statistic once)."""
     snap = hdr_snapshot(engine)
     measures = snap["measures"]
     structure = [{"key": "stat", "title": "Statistic (ms)"}]
     structure += [{"key": name, "title": name} for name in measures]
-    stats = ["count", "min", "mean", "stdev", *(f"p{p:g}" for p in PERCENTILES), "max"]
     rows = [
         {"stat": stat, **{name: col.get(stat, "-") for name, col in measures.items()}}
-        for stat in stats
+        for stat in _STATS
     ]
-    rows.append({"stat": "requests", **{name: str(snap["requests"]) for name in measures}})
-    failures = sum(snap["failures"].values())
-    rows.append({"stat": "failures", **{name: str(failures) for name in measures}})
+    first = next(iter(measures), "latency")
+    failures = ", ".join(f"{k}: {v}" for k, v in sorted(snap["failures"].items())) or "none"
+    rows.append({"stat": "failures", first: failures})
+    for warning in snap["warnings"]:
+        rows.append({"stat": "warning", first: warning})
     return structure, rows
 
 
@@ -98,10 +106,15 @@ table {{ border-collapse: collapse; }}
 td, th {{ padding: .25rem .75rem; border-bottom: 1px solid #ddd; }}
 td {{ text-align: right; font-variant-numeric: tabular-nums; }}
 td:first-child {{ text-align: left; }}
+svg.chart {{ max-width: 100%; height: auto; display: block; margin: 1rem 0; }}
+svg.chart text {{ font-size: 12px; fill: #333; }}
+svg.chart .grid {{ stroke: #e5e5e5; }} svg.chart .frame {{ fill: none; stroke: #999; }}
+#warnings {{ color: #8a6d00; }}
 </style></head><body>
 <h1>HDR latency</h1>
 <p>Every request's latency in an HdrHistogram (microsecond resolution, 3 significant digits);
-max is exact. <a href="./">Back to Locust</a> · <a href="./hdr/json">JSON</a></p>
+percentiles by nearest rank, max exact. <a href="./">Back to Locust</a> ·
+<a href="./hdr/json">JSON</a></p>
 <p id="status">{status}</p>
 <div id="table">{table}</div>
 <script>
@@ -118,20 +131,14 @@ setInterval(refresh, 2000);
 
 
 def _table_html(engine: Engine) -> str:
-    snap = hdr_snapshot(engine)
-    measures = snap["measures"]
+    """The live table, the nines chart and the sample-size warnings (one summary, one read)."""
+    summary = engine.snapshot()
+    blocks = _blocks(summary)
+    measures = {name: _column(block) for name, block in blocks}
     if not any(measures.values()):
         return '<p id="empty">No request recorded yet.</p>'
     names = list(measures)
-    stats = [
-        "count",
-        "min",
-        "mean",
-        "stdev",
-        *(f"p{p:g}" for p in PERCENTILES),
-        "max",
-        *(f"{p}%" for p in AB_PERCENTS),
-    ]
+    stats = [*_STATS, *(f"{p}%" for p in AB_PERCENTS)]
     head = "".join(f"<th>{escape(n)}</th>" for n in names)
     body = "".join(
         f'<tr data-stat="{escape(s)}"><td>{escape(s)}</td>'
@@ -139,13 +146,64 @@ def _table_html(engine: Engine) -> str:
         + "</tr>"
         for s in stats
     )
-    failures = ", ".join(f"{k}: {v}" for k, v in sorted(snap["failures"].items())) or "none"
-    reports = "".join(f"<li>{escape(d)}</li>" for d in snap["reports"])
+    failures = ", ".join(f"{k}: {v}" for k, v in summary.failures.by_kind.items()) or "none"
+    warnings = sample_warnings(summary.judged.samples)
+    warn_html = (
+        '<ul id="warnings">' + "".join(f"<li>{escape(w)}</li>" for w in warnings) + "</ul>"
+        if warnings else ""
+    )
+    invalid = (
+        f'<p id="invalid"><b>INVALID: {escape("; ".join(summary.validity.reasons))}</b></p>'
+        if summary.validity.valid is False else ""
+    )
+    reports = "".join(f"<li>{escape(d)}</li>" for d, _ in engine.results if d)
     return (
-        f'<p>Requests: <b id="requests">{snap["requests"]}</b> · failures: {escape(failures)}</p>'
+        f'<p>Requests: <b id="requests">{summary.requests}</b> · failures: '
+        f"{escape(failures)}</p>{invalid}"
         f'<table id="hdr-table"><tr><th>ms</th>{head}</tr>{body}</table>'
+        f"{warn_html}{spectrum_svg(blocks, chart_id='hdr-spectrum')}"
         + (f'<h2>Reports written</h2><ul id="reports">{reports}</ul>' if reports else "")
     )
+
+
+def _chart_html(engine: Engine) -> str:
+    """The nines chart and the sample-size warnings (the HDR tab shows them under its table)."""
+    summary = engine.snapshot()
+    if not summary.requests:
+        return ""
+    warnings = sample_warnings(summary.judged.samples)
+    warn_html = (
+        '<ul id="amlc-hdr-warnings" style="color:#b58900">'
+        + "".join(f"<li>{escape(w)}</li>" for w in warnings) + "</ul>"
+        if warnings else ""
+    )
+    return warn_html + spectrum_svg(_blocks(summary), chart_id="hdr-tab-spectrum")
+
+
+#: Refreshes the chart under the HDR tab's table while that tab is shown (same origin; the
+#: page's own query string, which may carry an access token, is passed on).
+_TAB_SCRIPT = f"""<script>
+(function () {{
+  async function refresh() {{
+    if (new URLSearchParams(location.search).get("tab") !== "{TAB_KEY}") return;
+    const heads = Array.from(document.querySelectorAll("th"));
+    const head = heads.find((th) => th.textContent.trim() === "Statistic (ms)");
+    const table = head && head.closest("table");
+    if (!table) return;
+    let box = document.getElementById("amlc-hdr-chart");
+    if (!box) {{
+      box = document.createElement("div");
+      box.id = "amlc-hdr-chart";
+      (table.parentElement || table).after(box);
+    }}
+    try {{
+      const r = await fetch("./hdr/chart" + location.search, {{credentials: "same-origin"}});
+      if (r.ok) box.innerHTML = await r.text();
+    }} catch (e) {{}}
+  }}
+  setInterval(refresh, 2000);
+}})();
+</script>"""
 
 
 def add_hdr_tab(environment: Environment, engine: Engine) -> None:
@@ -175,6 +233,11 @@ def add_hdr_tab(environment: Environment, engine: Engine) -> None:
     def hdr_fragment() -> Response:
         return Response(_table_html(engine), mimetype="text/html")
 
+    @blueprint.route("/hdr/chart")
+    @web_ui.auth_required_if_enabled
+    def hdr_chart() -> Response:
+        return Response(_chart_html(engine), mimetype="text/html")
+
     @blueprint.route("/hdr/json")
     @web_ui.auth_required_if_enabled
     def hdr_json() -> Response:
@@ -184,6 +247,14 @@ def add_hdr_tab(environment: Environment, engine: Engine) -> None:
 
     @web_ui.app.after_request
     def extend_stats(response: Response) -> Response:
+        if request.path == "/" and response.status_code == 200 \
+                and response.mimetype == "text/html" and not response.direct_passthrough:
+            # Locust's tabs only render tables: a small script adds the nines chart and the
+            # sample-size warnings under the HDR tab's table.
+            page = response.get_data(as_text=True)
+            if "</body>" in page:
+                response.set_data(page.replace("</body>", _TAB_SCRIPT + "</body>", 1))
+            return response
         # Locust's UI polls /stats/requests; its extended tables read "extended_stats" from it.
         if request.path != "/stats/requests" or response.status_code != 200:
             return response

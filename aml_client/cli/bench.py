@@ -14,7 +14,7 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
@@ -24,6 +24,9 @@ from rich.text import Text
 
 from aml_client.cli import output
 from aml_client.errors import AmlcError, ConfigError
+
+if TYPE_CHECKING:
+    from aml_client.bench.summary import BenchSummary
 
 #: Exit code of a run that misses an objective.
 EXIT_SLO_MISSED = 5
@@ -58,20 +61,33 @@ def _plan(
     workers: int,
     timeout_s: float,
     bounded: bool,
+    max_senders: int | None = None,
+    capacity: dict[str, Any] | None = None,
 ) -> Any:
-    from aml_client.bench.plan import BenchPlan, default_open_users, parse_duration
+    from aml_client.bench.plan import BenchPlan, default_max_senders, parse_duration
 
     try:
         duration_s = parse_duration(duration) if duration else None
     except ValueError as exc:
         raise ConfigError(f"--duration: {exc}") from exc
-    if bounded and duration_s is None and requests is None:
+    if capacity is not None:
+        # One load process runs every step; the search bounds the run.
+        rate, duration_s, requests, workers = capacity["start_rps"], None, None, 1
+        if max_senders is None:
+            max_senders = default_max_senders(capacity["max_rps"])
+    elif bounded and duration_s is None and requests is None:
         duration_s = parse_duration(DEFAULT_DURATION)
     mode = "open" if rate is not None else "closed"
-    if users is None:
-        users = default_open_users(rate) if rate is not None else 10
+    if mode == "open":
+        # -u with --rate (0.1's "senders") caps the senders, as --max-senders does.
+        if max_senders is None and users is not None:
+            max_senders = users
+        # One dispatcher per load process: it creates senders as the schedule needs them.
+        users = max(1, workers)
+    elif users is None:
+        users = 10
     if spawn_rate is None:
-        # Open model: every sender at once, the schedule does the pacing.
+        # Open model: every dispatcher at once, the schedule does the pacing.
         spawn_rate = float(users) if mode == "open" else float(min(users, 100))
     # Each load process needs at least one user, or its share would never be sent.
     workers = max(1, min(workers, users))
@@ -91,6 +107,8 @@ def _plan(
             workers=workers,
             timeout_s=timeout_s,
             interval_s=interval_s,
+            max_senders=max_senders,
+            capacity=capacity,
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
@@ -114,7 +132,7 @@ def _progress_table(event: dict[str, Any], total: str) -> Table:
     label = " (corrected)" if event.get("measure") == "corrected" else ""
     for name in (
         "elapsed",
-        "users",
+        "in flight" if "in_flight" in event else "users",
         "requests",
         "req/s",
         "failures",
@@ -125,7 +143,7 @@ def _progress_table(event: dict[str, Any], total: str) -> Table:
         table.add_column(name, justify="right")
     table.add_row(
         f"{event.get('elapsed_s', 0):.0f} s",
-        str(event.get("users", 0)),
+        str(event.get("in_flight", event.get("users", 0))),
         f"{event.get('requests', 0):,}{total}",
         f"{event.get('rps', 0):,.1f}",
         f"{event.get('failures', 0):,}",
@@ -136,7 +154,7 @@ def _progress_table(event: dict[str, Any], total: str) -> Table:
     return table
 
 
-def print_summary(summary: dict[str, Any], report_dir: str | None) -> None:
+def print_summary(summary: BenchSummary, report_dir: str | None) -> None:
     """The final tables, exactly as ``amlc report show`` prints them."""
     from aml_client.cli.report import print_summary as show
 
@@ -233,7 +251,7 @@ def bench(
             "--users",
             "-u",
             min=1,
-            help="Concurrent users (closed model; default 10). With --rate: senders.",
+            help="Concurrent users (closed model; default 10). With --rate: as --max-senders.",
         ),
     ] = None,
     spawn_rate: Annotated[
@@ -261,6 +279,45 @@ def bench(
     arrival: Annotated[
         str, typer.Option("--arrival", help="Open-model arrivals: constant or poisson.")
     ] = "constant",
+    max_senders: Annotated[
+        int | None,
+        typer.Option(
+            "--max-senders",
+            min=1,
+            help="Open model: most requests in flight at once (default: rate x 2 s, at least "
+            "50). Senders start on demand; a run that needs more is INVALID.",
+        ),
+    ] = None,
+    find_capacity: Annotated[
+        bool,
+        typer.Option(
+            "--find-capacity",
+            help="Search the highest rate at which every --slo holds (open-model steps, "
+            "doubling then bisection). Exit 0 when found, 5 when the lowest rate misses.",
+        ),
+    ] = False,
+    start_rate: Annotated[
+        float, typer.Option("--start-rate", help="--find-capacity: first rate (req/s).")
+    ] = 10.0,
+    max_rate: Annotated[
+        float, typer.Option("--max-rate", help="--find-capacity: highest rate tried (req/s).")
+    ] = 10_000.0,
+    step_duration: Annotated[
+        str,
+        typer.Option(
+            "--step-duration",
+            help="--find-capacity: least measured time per step (longer when the objectives' "
+            "percentiles need more samples).",
+        ),
+    ] = "20s",
+    warmup: Annotated[
+        str, typer.Option("--warmup", help="--find-capacity: discarded warm-up per step.")
+    ] = "2s",
+    precision: Annotated[
+        float,
+        typer.Option("--precision", help="--find-capacity: stop when pass and fail rates are "
+                     "within this fraction."),
+    ] = 0.05,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the poisson arrivals.")] = 1,
     workers: Annotated[
         int | None,
@@ -309,6 +366,14 @@ def bench(
             help="Objective, e.g. 'p99<=200ms', 'error_rate<=1%' (repeatable); a miss exits 5.",
         ),
     ] = None,
+    allow_invalid: Annotated[
+        bool,
+        typer.Option("--allow-invalid", help="Judge --slo on an INVALID run (generator behind)."),
+    ] = False,
+    junit: Annotated[
+        Path | None,
+        typer.Option("--junit", help="Write JUnit XML: one test case per --slo, plus validity."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary JSON only.")] = False,
 ) -> None:
     """Benchmark the endpoint's latency under load (Locust + HdrHistogram).
@@ -320,6 +385,8 @@ def bench(
     Open model, latency from each intended start: amlc bench --rate 50 -t 2m
 
     CI gate (exit 5 on a miss): amlc bench -n 10000 --slo 'p99<=200ms'
+
+    Capacity under an objective: amlc bench --find-capacity --slo 'p99<=200ms'
     """
     from aml_client.bench.launch import LoadProcess
     from aml_client.bench.plan import ARRIVALS, parse_duration
@@ -336,6 +403,14 @@ def bench(
         timeout_s = parse_duration(timeout)
     except ValueError as exc:
         raise ConfigError(f"--timeout: {exc}") from exc
+    capacity = None
+    if find_capacity:
+        capacity = _capacity_settings(
+            objectives, slo_texts or [], rate=rate, start_rate=start_rate, max_rate=max_rate,
+            step_duration=step_duration, warmup=warmup, precision=precision,
+            conflicts=master or worker or web or duration is not None or requests is not None,
+        )
+        workers = 1
     if workers is None:
         workers = os.cpu_count() or 1
     if master:
@@ -351,6 +426,8 @@ def bench(
         workers=max(workers, 1),
         timeout_s=timeout_s,
         bounded=not web and not worker,
+        max_senders=max_senders,
+        capacity=capacity,
     )
     if master and plan.users < expect_workers:
         raise ConfigError(f"--users ({plan.users}) must be at least --expect-workers")
@@ -415,28 +492,83 @@ def bench(
         if web:
             return
         raise BenchError("the load process ended without a result")
+    from aml_client.bench.summary import BenchSummary
+
     final = results[-1]
-    summary, directory = final["summary"], final.get("report_dir")
+    summary = BenchSummary.model_validate(final["summary"])
+    directory = final.get("report_dir")
+    summary.report_dir = directory
     if as_json:
-        output.print_json(summary)
+        output.print_json(summary.to_data())
         if directory:
             output.console.print(f"report: {directory}")
     elif not web:
         print_summary(summary, directory)
     if interrupted:
         raise KeyboardInterrupt
-    if objectives:
-        from aml_client.bench import slo
+    if capacity is not None:
+        _capacity_verdict(summary, junit, quiet=as_json)
+        return
+    if objectives or junit is not None:
+        from aml_client.cli.report import check_objectives
 
-        missed = [o for o in slo.evaluate(summary, objectives) if not o.passed]
-        if not as_json:
-            for outcome in slo.evaluate(summary, objectives):
-                if outcome.passed:
-                    output.console.print(Text(outcome.message, style="green"))
-        if missed:
-            for outcome in missed:
-                output.error(f"objective missed: {outcome.message}")
+        if not check_objectives(summary, objectives, allow_invalid=allow_invalid, quiet=as_json,
+                                junit=junit):
             raise typer.Exit(EXIT_SLO_MISSED)
+
+
+def _capacity_settings(
+    objectives: list[Any], texts: list[str], *, rate: float | None, start_rate: float,
+    max_rate: float, step_duration: str, warmup: str, precision: float, conflicts: bool,
+) -> dict[str, Any]:
+    from aml_client.bench.plan import parse_duration
+
+    if not objectives:
+        raise ConfigError("--find-capacity needs at least one --slo, e.g. --slo 'p99<=200ms'")
+    if conflicts:
+        raise ConfigError(
+            "--find-capacity runs its own steps in one load process: drop --duration, "
+            "--requests, --web, --master and --worker"
+        )
+    if rate is not None:
+        raise ConfigError("--find-capacity chooses the rates: use --start-rate/--max-rate")
+    if not 0 < start_rate <= max_rate:
+        raise ConfigError("--start-rate must be above 0 and at most --max-rate")
+    if not 0 < precision < 1:
+        raise ConfigError("--precision must be between 0 and 1 (e.g. 0.05)")
+    try:
+        step_s, warmup_s = parse_duration(step_duration), parse_duration(warmup)
+    except ValueError as exc:
+        raise ConfigError(f"--step-duration/--warmup: {exc}") from exc
+    if step_s <= 0 or warmup_s < 0:
+        raise ConfigError("--step-duration must be above 0 and --warmup at least 0")
+    return {"objectives": texts, "start_rps": start_rate, "max_rps": max_rate,
+            "step_s": step_s, "warmup_s": warmup_s, "precision": precision}
+
+
+def _capacity_verdict(summary: BenchSummary, junit: Path | None, *, quiet: bool) -> None:
+    """Exit 0 when a capacity was found, 5 when even the lowest rate missed."""
+    from aml_client.bench.junit import Case, write_junit
+
+    capacity = summary.capacity
+    assert capacity is not None
+    cases = [
+        Case(f"{step.rate_rps:g} req/s", failure=None if step.passed else "; ".join(step.notes))
+        for step in capacity.steps
+    ]
+    if capacity.found:
+        line = (f"capacity: {capacity.max_rate_rps:,.1f} req/s with "
+                f"{', '.join(capacity.objectives)} ({capacity.stopped_because})")
+        cases.append(Case("capacity found", output=line))
+        if not quiet:
+            output.console.print(Text(line, style="green"))
+    else:
+        cases.append(Case("capacity found", failure=capacity.stopped_because))
+    if junit is not None:
+        write_junit(junit, "amlc bench --find-capacity", cases, time_s=summary.duration_s)
+    if not capacity.found:
+        output.error(f"no capacity found: {capacity.stopped_because}")
+        raise typer.Exit(EXIT_SLO_MISSED)
 
 
 def register(app: typer.Typer) -> None:

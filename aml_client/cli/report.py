@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich import box
@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from aml_client.bench import render, report, slo
+from aml_client.bench.summary import BenchSummary
 from aml_client.cli import output
 from aml_client.errors import ConfigError, InputError
 
@@ -35,7 +36,8 @@ def _kv_table(rows: list[tuple[str, str]], title: str | None = None) -> Table:
     table.add_column(style="bold")
     table.add_column()
     for label, value in rows:
-        table.add_row(label, value)
+        style = "bold red" if value.startswith("INVALID") else None
+        table.add_row(label, Text(value, style=style or ""))
     return table
 
 
@@ -49,36 +51,45 @@ def _grid(header: list[str], rows: list[list[str]], title: str) -> Table:
     return table
 
 
-def print_summary(summary: dict[str, Any], report_dir: str | None = None) -> None:
-    """The final tables of a run: overview, latency percentiles, and ab's "served within" table.
+def print_summary(summary: BenchSummary, report_dir: str | None = None) -> None:
+    """The final tables of a run: overview, capacity, latency percentiles, ab's "served within"
+    table, where the time goes, deployments, transfer.
 
     Shared by ``amlc bench`` (at the end of a run) and ``amlc report show``.
     """
     out = output.stdout
-    out.print(
-        f"[bold]Benchmark of {summary.get('endpoint', '-')}[/] — {render.describe_load(summary)}"
-    )
+    out.print(f"[bold]Benchmark of {summary.endpoint}[/] — {render.describe_load(summary)}")
     out.print(_kv_table(render.overview_rows(summary)))
     out.print()
+    if summary.capacity is not None:
+        out.print(_kv_table(render.capacity_rows(summary), "Capacity"))
+        header, rows = render.capacity_table(summary)
+        out.print(_grid(header, rows, "Steps (req/s; latency in ms)"))
+        out.print("[dim]The tables below are those of the step at capacity.[/]")
     header, rows = render.latency_table(summary)
     out.print(_grid(header, rows, "Latency (ms)"))
     title, header, rows = render.ab_table(summary)
     out.print(_grid(header, rows, title))
-    if summary.get("corrected"):
+    if summary.corrected is not None:
         out.print(
             "[dim]corrected: intended start -> reply (what a client on the schedule sees); "
             "uncorrected: actual send -> reply (hides endpoint stalls).[/]"
         )
-    locust = summary.get("locust") or {}
-    if locust.get("num_requests"):
-        out.print(
-            f"[dim]Locust's own (rounded, approximate): median {locust.get('median_ms')} ms, "
-            f"p99 {locust.get('p99_ms')} ms, max {locust.get('max_ms', 0):.1f} ms.[/]"
-        )
-    out.print(f"[dim]{summary.get('percentile_definition', '')}[/]")
-    for warning in summary.get("warnings") or []:
+    if summary.phases:
+        title, header, rows = render.phase_table(summary)
+        out.print(_grid(header, rows, title))
+    if summary.deployments:
+        header, rows = render.deployment_table(summary)
+        out.print(_grid(header, rows, "Deployments (azureml-model-deployment)"))
+    transfer = render.transfer_rows(summary)
+    if transfer:
+        out.print(_kv_table(transfer, "Transfer"))
+    out.print(f"[dim]{summary.percentile_definition}[/]")
+    if not summary.valid:
+        output.console.print(Text(render.validity_line(summary), style="bold red"))
+    for warning in summary.warnings:
         output.console.print(f"[yellow]warning:[/] {warning}")
-    directory = report_dir or summary.get("report_dir")
+    directory = report_dir or summary.report_dir
     if directory:
         output.console.print(f"report: {directory}")
 
@@ -90,14 +101,48 @@ def _parse_slos(texts: list[str] | None) -> list[slo.Objective]:
         raise ConfigError(f"--slo {exc}") from exc
 
 
-def _check_slos(summary: dict[str, Any], objectives: list[slo.Objective]) -> bool:
+def check_objectives(
+    summary: BenchSummary,
+    objectives: list[slo.Objective],
+    *,
+    allow_invalid: bool = False,
+    quiet: bool = False,
+    junit: Path | None = None,
+    suite: str = "amlc bench",
+) -> bool:
+    """Print each objective's outcome (misses as errors); True when all hold.
+
+    An INVALID run fails the check (the load generator, not the endpoint, may have set the
+    numbers) unless ``allow_invalid``. ``junit`` writes one test case per objective (and one
+    for the run's validity).
+    """
+    from aml_client.bench.junit import Case, write_junit
+
     outcomes = slo.evaluate(summary, objectives)
+    cases = []
     for outcome in outcomes:
         if outcome.passed:
-            output.console.print(Text(outcome.message, style="green"))
+            if not quiet:
+                output.console.print(Text(outcome.message, style="green"))
+            cases.append(Case(str(outcome.objective)))
         else:
             output.error(f"objective missed: {outcome.message}")
-    return all(outcome.passed for outcome in outcomes)
+            cases.append(Case(str(outcome.objective), failure=outcome.message))
+    ok = all(outcome.passed for outcome in outcomes)
+    if objectives and not summary.valid:
+        reason = render.validity_line(summary)
+        if allow_invalid:
+            output.console.print(f"[yellow]warning:[/] {reason} (--allow-invalid)")
+            cases.append(Case("valid run", output=f"{reason} (allowed)"))
+        else:
+            output.error(f"the run is {reason} (--allow-invalid to judge it anyway)")
+            cases.append(Case("valid run", failure=reason))
+            ok = False
+    elif objectives:
+        cases.append(Case("valid run"))
+    if junit is not None:
+        write_junit(junit, suite, cases, time_s=summary.duration_s)
+    return ok
 
 
 def show(
@@ -111,66 +156,104 @@ def show(
         typer.Option("--slo", help="Check an objective, e.g. 'p99<=200ms' (repeatable); "
                      "exit 5 when one is missed."),
     ] = None,
+    allow_invalid: Annotated[
+        bool, typer.Option("--allow-invalid", help="Judge objectives on an INVALID run too.")
+    ] = False,
 ) -> None:
     """Print a stored benchmark run: summary, latency percentiles, ab-style table."""
     parsed = _parse_slos(objectives)  # a bad objective fails before anything is printed
     summary = report.load_summary(_resolve(directory, root))
     if as_json:
-        output.print_json(summary)
+        output.print_json(summary.to_data())
     else:
         print_summary(summary)
-    if parsed and not _check_slos(summary, parsed):
+    if parsed and not check_objectives(summary, parsed, allow_invalid=allow_invalid):
         raise typer.Exit(EXIT_SLO_MISSED)
 
 
-def _fmt_value(value: Any, unit: str) -> str:
+def _fmt_value(value: float | None, unit: str) -> str:
     if value is None:
         return "-"
     if unit == "ms":
         return render.fmt_ms(value)
-    if isinstance(value, float):
-        return f"{value:,.3f}" if unit in {"%", "s"} else f"{value:,.2f}"
-    return f"{value:,}"
+    if unit in {"%", "s"}:
+        return f"{value:,.3f}"
+    if unit == "":
+        return f"{value:,.0f}"
+    return f"{value:,.2f}"
 
 
-def _change(row: dict[str, Any]) -> tuple[Text, Text]:
-    style = _VERDICT_STYLE.get(row.get("verdict", "n/a"), "")
-    if row.get("change") is None:
-        return Text("-"), Text("-")
-    sign = "+" if row["change"] > 0 else ""
-    change = Text(f"{sign}{_fmt_value(row['change'], row['unit'])}", style=style)
-    pct = row.get("change_pct")
+def _change(row: object) -> tuple[Text, Text, Text]:
+    from aml_client.bench.compare import Row
+
+    assert isinstance(row, Row)
+    style = _VERDICT_STYLE.get(row.verdict, "")
+    if row.change is None:
+        return Text("-"), Text("-"), Text("-")
+    sign = "+" if row.change > 0 else ""
+    change = Text(f"{sign}{_fmt_value(row.change, row.unit)}", style=style)
+    pct = row.change_pct
     pct_text = Text("-" if pct is None else f"{'+' if pct > 0 else ''}{pct:.1f} %", style=style)
-    return change, pct_text
+    ci = Text("-")
+    if row.ci_low_pct is not None and row.ci_high_pct is not None:
+        ci = Text(f"{row.ci_low_pct:+.1f} .. {row.ci_high_pct:+.1f} %", style=style)
+    return change, pct_text, ci
 
 
 def compare(
     a: Annotated[Path, typer.Argument(help="Baseline report directory (A).")],
     b: Annotated[Path, typer.Argument(help="Report directory to compare with it (B).")],
+    fail_on: Annotated[
+        list[str] | None,
+        typer.Option("--fail-on", help="Gate, e.g. 'p99>+10%' or 'throughput<-5%' "
+                     "(repeatable): exit 5 on a significant regression past it."),
+    ] = None,
+    junit: Annotated[
+        Path | None, typer.Option("--junit", help="Write JUnit XML (one test case per gate).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
 ) -> None:
-    """Two runs side by side with the change in each percentile (green better, red worse)."""
-    result = report.compare(report.load_summary(a), report.load_summary(b))
+    """Two runs side by side: the change in each figure with a 95 % confidence interval
+    (bootstrap over the runs' measurement intervals), and a verdict per --fail-on gate."""
+    from aml_client.bench.compare import compare as compare_runs
+    from aml_client.bench.compare import parse_gate
+    from aml_client.bench.junit import Case, write_junit
+
+    try:
+        gates = [parse_gate(text) for text in fail_on or []]
+    except ValueError as exc:
+        raise ConfigError(f"--fail-on {exc}") from exc
+    result = compare_runs(report.load_summary(a), report.load_summary(b), gates)
+    if junit is not None:
+        write_junit(junit, "amlc report compare",
+                    [Case(g.gate, failure=g.message if g.failed else None, output=g.message)
+                     for g in result.gates])
     if as_json:
-        output.print_json(result)
-        return
-    out = output.stdout
-    out.print(f"[bold]A[/] {result['a']['report_id']}  ({result['a']['endpoint']}, "
-              f"{result['a']['mode']})")
-    out.print(f"[bold]B[/] {result['b']['report_id']}  ({result['b']['endpoint']}, "
-              f"{result['b']['mode']})")
-    for section in result["sections"]:
-        table = Table(title=section["title"], title_justify="left")
-        for name in ("", "A", "B", "change", "change %"):
-            table.add_column(name, justify="left" if not name else "right",
-                             style="bold" if not name else None)
-        for row in section["rows"]:
-            unit = f" ({row['unit']})" if row["unit"] else ""
-            table.add_row(f"{row['metric']}{unit}", _fmt_value(row["a"], row["unit"]),
-                          _fmt_value(row["b"], row["unit"]), *_change(row))
-        out.print(table)
-    for note in result["notes"]:
-        out.print(f"[yellow]note:[/] {note}")
+        output.print_json(result.model_dump(mode="json"))
+    else:
+        out = output.stdout
+        out.print(f"[bold]A[/] {result.a.report_id}  ({result.a.endpoint}, {result.a.mode})")
+        out.print(f"[bold]B[/] {result.b.report_id}  ({result.b.endpoint}, {result.b.mode})")
+        for section in result.sections:
+            table = Table(title=section.title, title_justify="left")
+            for name in ("", "A", "B", "change", "change %", "95 % CI"):
+                table.add_column(name, justify="left" if not name else "right",
+                                 style="bold" if not name else None)
+            for row in section.rows:
+                unit = f" ({row.unit})" if row.unit else ""
+                table.add_row(f"{row.metric}{unit}", _fmt_value(row.a, row.unit),
+                              _fmt_value(row.b, row.unit), *_change(row))
+            out.print(table)
+        out.print(f"[dim]{result.method}; 'same' when the interval contains 0.[/]")
+        for note in result.notes:
+            out.print(f"[yellow]note:[/] {note}")
+    for gate in result.gates:
+        if gate.failed:
+            output.error(gate.message)
+        elif not as_json:
+            output.console.print(Text(gate.message, style="green"))
+    if result.failed:
+        raise typer.Exit(EXIT_SLO_MISSED)
 
 
 def list_(
@@ -182,12 +265,13 @@ def list_(
     if as_json:
         output.print_json([
             {
-                "report_dir": s["report_dir"], "endpoint": s.get("endpoint"),
-                "mode": s.get("mode"), "started_at": s.get("started_at"),
-                "requests": s.get("requests"), "throughput_rps": s.get("throughput_rps"),
-                "error_rate": s.get("error_rate"),
-                "p50_ms": _judged(s).get("p50_ms"), "p99_ms": _judged(s).get("p99_ms"),
-                "max_ms": _judged(s).get("max_ms"),
+                "report_dir": s.report_dir, "endpoint": s.endpoint, "mode": s.mode,
+                "started_at": s.started_at, "requests": s.requests,
+                "throughput_rps": s.throughput_rps, "error_rate": s.error_rate,
+                "valid": s.validity.valid,
+                "p50_ms": s.judged.value_ms("p50"), "p99_ms": s.judged.value_ms("p99"),
+                "max_ms": s.judged.value_ms("max"),
+                "capacity_rps": s.capacity.max_rate_rps if s.capacity else None,
             }
             for s in runs
         ])
@@ -201,24 +285,22 @@ def list_(
     table.add_column("load", no_wrap=True)
     for name in ("reqs", "req/s", "errors", "p50", "p99", "max"):
         table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("run", no_wrap=True)
     for s in runs:
-        judged = _judged(s)
-        rate = s.get("error_rate")
+        judged = s.judged
+        rate = s.error_rate
         table.add_row(
-            s["report_id"], render.describe_load(s, short=True), f"{s.get('requests', 0):,}",
-            "-" if s.get("throughput_rps") is None else f"{s['throughput_rps']:,.1f}",
+            s.report_id or "-", render.describe_load(s, short=True), f"{s.requests:,}",
+            "-" if s.throughput_rps is None else f"{s.throughput_rps:,.1f}",
             "-" if rate is None else f"{rate * 100:.2f}%",
-            *(_short_ms(judged.get(f"{name}_ms")) for name in ("p50", "p99", "max")),
+            *(_short_ms(judged.value_ms(name)) for name in ("p50", "p99", "max")),
+            "?" if s.validity.valid is None else "ok" if s.validity.valid else "INVALID",
         )
     output.stdout.print(table)
 
 
-def _short_ms(value: Any) -> str:
+def _short_ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
-
-
-def _judged(summary: dict[str, Any]) -> dict[str, Any]:
-    return summary.get("corrected") or summary.get("latency") or {}
 
 
 def register(app: typer.Typer) -> None:

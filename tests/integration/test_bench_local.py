@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from pathlib import Path
 
 import pytest
@@ -39,7 +41,7 @@ def test_bench_the_local_endpoint(local_endpoint, tmp_path: Path) -> None:  # ty
     assert summary["failures"]["total"] == 0, summary["failures"]
     assert summary["config"]["payload"]["source"] == "swagger example"
     assert summary["config"]["payload"]["validated"] is True
-    assert 0 < summary["latency"]["p50_ms"] < summary["latency"]["max_ms"] < 5000
+    assert 0 < summary["latency"]["percentiles_ms"]["p50"] < summary["latency"]["max_ms"] < 5000
     # The endpoint's own request log saw exactly those requests.
     scored = sum("/score" in line for line in local_endpoint.access_log_lines()) - scored_before
     assert scored == 20
@@ -47,3 +49,73 @@ def test_bench_the_local_endpoint(local_endpoint, tmp_path: Path) -> None:  # ty
     for path in files_under(reports):
         assert key not in path.read_text(encoding="utf-8", errors="replace"), path
     assert key not in done.stdout + done.stderr
+
+
+def _nearest_rank(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(math.ceil(p / 100 * len(ordered)), 1) - 1]
+
+
+def test_server_phase_matches_the_endpoints_own_run_ms(local_endpoint, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    before = len(local_endpoint.access_log_lines())
+    done = run_bench(
+        ["--endpoint", "local", "-n", "60", "-u", "2", "--workers", "1", "--json",
+         "--report-dir", str(tmp_path / "r")],
+        local_endpoint.env(),
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    lines = [line for line in local_endpoint.access_log_lines()[before:] if "/score" in line]
+    run_ms = [float(m.group(1)) for line in lines if (m := re.search(r"run_ms=([\d.]+)", line))]
+    assert len(run_ms) == 60
+    phases = summary["phases"]
+    assert phases["server"]["samples"] == 60 and phases["rest"]["samples"] == 60
+    assert abs(phases["server"]["percentiles_ms"]["p50"] - _nearest_rank(run_ms, 50)) <= 2.0
+    assert abs(phases["server"]["sum_ms"] - sum(run_ms)) <= 60 * 0.002
+    # total = server + rest for every request, so for their sums.
+    assert abs(phases["server"]["sum_ms"] + phases["rest"]["sum_ms"]
+               - summary["latency"]["sum_ms"]) <= 0.002
+
+
+def test_open_model_at_30_per_second_keeps_up_or_says_invalid(  # type: ignore[no-untyped-def]
+    local_endpoint, tmp_path: Path
+) -> None:
+    done = run_bench(
+        ["--endpoint", "local", "--rate", "30", "--arrival", "poisson", "-t", "20s",
+         "--workers", "1", "--json", "--report-dir", str(tmp_path / "r")],
+        local_endpoint.env(),
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    validity = summary["validity"]
+    if validity["valid"]:
+        # Senders were there when due: the send slip is small next to the latency, so the
+        # corrected latency is the endpoint's (uncorrected + slip), not the generator's.
+        slip_p99 = validity["slip"]["percentiles_ms"]["p99"]
+        uncorrected = summary["latency"]["percentiles_ms"]["p50"]
+        assert summary["corrected"]["percentiles_ms"]["p50"] <= uncorrected + slip_p99 + 1.0
+        assert validity["late_fraction"] <= 0.01
+    else:
+        assert validity["reasons"], validity
+        assert "INVALID" in done.stderr or validity["reasons"][0]
+
+
+def test_capacity_of_the_local_endpoint(local_endpoint, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    reports = tmp_path / "reports"
+    done = run_bench(
+        ["--endpoint", "local", "--find-capacity", "--slo", "p90<=500ms", "--start-rate", "5",
+         "--max-rate", "80", "--step-duration", "3s", "--warmup", "1s", "--report-dir",
+         str(reports)],
+        local_endpoint.env(),
+        tmp_path,
+        timeout_s=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Capacity" in done.stdout and "req/s" in done.stdout
+    (directory,) = reports.iterdir()
+    summary = json.loads((directory / "summary.json").read_text())
+    assert summary["capacity"]["found"] and summary["capacity"]["max_rate_rps"] >= 5
+    page = (directory / "report.html").read_text()
+    assert 'id="capacity-latency"' in page and 'id="capacity-throughput"' in page

@@ -136,6 +136,19 @@ def test_the_printed_address_opens_the_ui_hdr_tab_and_report_on_stop(tmp_path: P
                     cells = p50.locator("td").all_inner_texts()
                     assert cells[0] == "p50"
                     assert float(cells[1]) >= 19.0, cells  # the server takes 20 ms
+                    # Each statistic once (no "count" and "requests" twice), then the failures.
+                    stats = [
+                        row.locator("td").first.inner_text()
+                        for row in page.get_by_role("row").all()
+                        if row.locator("td").count()
+                    ]
+                    numeric = [s for s in stats if s not in ("failures", "warning")]
+                    assert len(numeric) == len(set(numeric)) and "samples" in numeric
+                    assert "count" not in stats and "requests" not in stats
+                    # The nines chart under the tab's table, refreshed while the tab is open.
+                    expect(page.locator("#amlc-hdr-chart svg#hdr-tab-spectrum")).to_be_visible(
+                        timeout=10_000
+                    )
 
                     page.get_by_role("button", name="Stop").click()
                     snap = _wait_for(

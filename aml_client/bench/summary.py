@@ -1,0 +1,625 @@
+"""The summary of a benchmark run: one versioned pydantic model, built once, used everywhere.
+
+:func:`summarize` turns a :class:`~aml_client.bench.result.BenchResult` into a
+:class:`BenchSummary`; report files, the console, Markdown/HTML, objectives (``--slo``), the web
+UI's HDR tab and ``--json`` all read that object (never a dict, never the file just written).
+``summary.json`` is its JSON form, carrying ``schema_version``; :func:`parse_summary` reads any
+version amlc wrote, migrating the 0.1 format (no ``schema_version``) on the way in.
+
+Latencies are milliseconds with microsecond precision. In an open model ``corrected`` (intended
+start -> reply) is the latency a run is judged on; ``latency`` is then the uncorrected send ->
+reply, which hides stalls (coordinated omission).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from aml_client.bench.hdr import SIGNIFICANT_FIGURES, LatencyRecorder
+from aml_client.bench.machine import environment_facts
+from aml_client.bench.redact import redact
+from aml_client.bench.result import PHASES, BenchResult, Interval
+from aml_client.errors import InputError
+
+__all__ = [
+    "AB_PERCENTS",
+    "CPU_SATURATED",
+    "LATE_FRACTION_LIMIT",
+    "PERCENTILES",
+    "PERCENTILE_DEFINITION",
+    "PHASE_DESCRIPTIONS",
+    "SCHEMA_VERSION",
+    "BenchSummary",
+    "Capacity",
+    "CapacityStep",
+    "DeploymentSummary",
+    "Failures",
+    "IntervalRow",
+    "LatencyBlock",
+    "RunConfig",
+    "TransferSummary",
+    "Validity",
+    "latency_block",
+    "min_samples",
+    "parse_summary",
+    "summarize",
+]
+
+#: Version of the summary.json layout this code writes (0.1 files had none: version 1).
+SCHEMA_VERSION = 2
+#: Percentiles of the final table.
+PERCENTILES: tuple[float, ...] = (50, 75, 90, 95, 99, 99.9, 99.99)
+#: Rows of ``ab``'s "Percentage of the requests served within a certain time (ms)" table.
+AB_PERCENTS: tuple[int, ...] = (50, 66, 75, 80, 90, 95, 98, 99, 100)
+PERCENTILE_DEFINITION = (
+    "Nearest rank: with N samples, the value at percentile p is the ceil(p/100*N)-th smallest "
+    "latency, i.e. the smallest v such that at least p % of the samples are <= v (so any p above "
+    f"(N-1)/N is the max), to {SIGNIFICANT_FIGURES} significant digits and never above the "
+    "exact max. ab takes the sample at index floor(N*p) in whole ms, Locust rounds response "
+    "times first, k6 interpolates: on few samples they differ."
+)
+#: Confidence behind the second sample-size rule (MLPerf LoadGen uses 99 %).
+CONFIDENCE = 0.99
+#: More than this fraction of late sends makes a run INVALID (perf_analyzer warns above 1 %)...
+LATE_FRACTION_LIMIT = 0.01
+#: ... when they are at least this many (one scheduling hiccup of a busy machine is not a trend)
+LATE_MIN_COUNT = 5
+#: A load process at or above this fraction of one core is saturated (Locust warns at 90 %).
+CPU_SATURATED = 0.9
+#: Saturated seconds (and share of the run) from which a run is INVALID.
+CPU_SATURATED_MIN_S = 3
+CPU_SATURATED_MIN_SHARE = 0.25
+
+PHASE_DESCRIPTIONS: dict[str, str] = {
+    "connect": "opening a connection (TCP, and TLS for https), for requests that opened one",
+    "ttfb": "first byte sent -> response headers received (time to first byte)",
+    "body": "response headers -> last body byte (body transfer)",
+    "server": "the scoring function's own time (x-ms-run-fn-exec-ms), where reported",
+    "rest": "total - server: queueing, framework, network (where server time is reported)",
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class LatencyBlock(_Model):
+    """Every figure of one latency distribution, in milliseconds."""
+
+    kind: str
+    description: str = ""
+    samples: int = 0
+    out_of_range: int = 0
+    min_ms: float = 0.0
+    mean_ms: float = 0.0
+    stdev_ms: float = 0.0
+    max_ms: float = 0.0
+    #: exact sum of every sample (to share time between phases)
+    sum_ms: float = 0.0
+    #: ``{"p50": 20.1, "p99.9": 31.0}`` for :data:`PERCENTILES`
+    percentiles_ms: dict[str, float] = Field(default_factory=dict)
+    #: ab's table: ``{"50": .., "66": .., "100": max}``
+    served_within_ms: dict[str, float] = Field(default_factory=dict)
+    #: (percentile 0..100, ms) points of the distribution, for the nines chart
+    spectrum: list[tuple[float, float]] = Field(default_factory=list)
+
+    def value_ms(self, metric: str) -> float | None:
+        """``min``, ``mean``, ``max``, ``stdev`` or any percentile the block carries (``p66``)."""
+        if not self.samples:
+            return None
+        if metric in ("min", "mean", "max", "stdev"):
+            return float(getattr(self, f"{metric}_ms"))
+        if metric in self.percentiles_ms:
+            return self.percentiles_ms[metric]
+        within = self.served_within_ms.get(metric[1:])
+        return within
+
+
+class Failures(_Model):
+    total: int = 0
+    by_kind: dict[str, int] = Field(default_factory=dict)
+
+
+class IntervalRow(_Model):
+    t_s: float
+    duration_s: float
+    requests: int
+    failures: int
+    rps: float | None = None
+    samples: int = 0
+    p50_ms: float | None = None
+    p90_ms: float | None = None
+    p99_ms: float | None = None
+    max_ms: float | None = None
+
+
+class TransferSummary(_Model):
+    """What ab prints beside its latency table."""
+
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    body_bytes_received: int = 0
+    sent_kb_per_s: float | None = None
+    received_kb_per_s: float | None = None
+    document_length: int | None = None
+    #: successful responses of another length than the first (a failure in ab's sense only)
+    document_length_changes: int = 0
+    server: str | None = None
+    server_changes: int = 0
+
+
+class DeploymentSummary(_Model):
+    name: str
+    requests: int
+    failures: int
+    share: float
+    latency: LatencyBlock
+
+
+class Validity(_Model):
+    """Could the load generator apply the load it claims? (MLPerf LoadGen's INVALID)."""
+
+    #: None: not assessed (a report from before amlc checked)
+    valid: bool | None = True
+    reasons: list[str] = Field(default_factory=list)
+    late_sends: int = 0
+    late_fraction: float = 0.0
+    late_threshold_ms: float = 10.0
+    slip: LatencyBlock | None = None
+    cpu_peak_percent: float | None = None
+    cpu_mean_percent: float | None = None
+    cpu_saturated_s: int = 0
+    peak_in_flight: int = 0
+    max_senders: int | None = None
+
+
+class CapacityStep(_Model):
+    """One offered rate of a capacity search."""
+
+    rate_rps: float
+    achieved_rps: float | None
+    requests: int
+    failures: int
+    error_rate: float | None
+    warmup_s: float
+    duration_s: float
+    p50_ms: float | None
+    p90_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    goodput_rps: float | None
+    throttled_fraction: float = 0.0
+    passed: bool
+    valid: bool = True
+    notes: list[str] = Field(default_factory=list)
+
+
+class Capacity(_Model):
+    """The answer of ``amlc bench --find-capacity``."""
+
+    found: bool
+    #: highest offered rate at which every objective held
+    max_rate_rps: float | None
+    #: where latency starts to climb (see ``knee_rule``)
+    knee_rps: float | None
+    knee_rule: str = ""
+    #: successful requests within the latency objective, per second, at ``max_rate_rps``
+    goodput_rps: float | None
+    objectives: list[str]
+    search: str
+    stopped_because: str
+    steps: list[CapacityStep]
+
+
+class RunConfig(_Model):
+    """How the run was set up (the plan and the target, never a secret)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    mode: str = "closed"
+    users: int | None = None
+    spawn_rate: float | None = None
+    duration_s: float | None = None
+    max_requests: int | None = None
+    rate: float | None = None
+    arrival: str | None = None
+    seed: int | None = None
+    workers: int = 0
+    timeout_s: float | None = None
+    interval_s: float | None = None
+    max_senders: int | None = None
+    endpoint: str | None = None
+    scoring_uri: str | None = None
+    auth: str | None = None
+    verify_tls: bool | None = None
+    payload: dict[str, Any] = Field(default_factory=dict)
+    latency: str | None = None
+
+
+class Environment(_Model):
+    """Tool versions and the machine (the keys of :func:`environment_facts`, and more)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    amlc: str | None = None
+    locust: str | None = None
+    hdrhistogram: str | None = None
+    python: str | None = None
+    platform: str | None = None
+    cpu_count: int | None = None
+    cpu_usable: int | None = None
+    load_processes: int | None = None
+
+
+class BenchSummary(_Model):
+    """Every number of a run (``summary.json``)."""
+
+    schema_version: int = SCHEMA_VERSION
+    report_id: str | None = None
+    endpoint: str
+    mode: str
+    started_at: str
+    ended_at: str
+    started_at_epoch_s: float
+    duration_s: float
+    requests: int
+    successes: int
+    failures: Failures
+    error_rate: float | None
+    throughput_rps: float | None
+    unit: Literal["ms"] = "ms"
+    significant_figures: int = SIGNIFICANT_FIGURES
+    percentile_definition: str = PERCENTILE_DEFINITION
+    judged_on: str
+    latency: LatencyBlock
+    corrected: LatencyBlock | None = None
+    #: per-phase blocks, in :data:`~aml_client.bench.result.PHASES` order (measured ones only)
+    phases: dict[str, LatencyBlock] = Field(default_factory=dict)
+    transfer: TransferSummary = Field(default_factory=TransferSummary)
+    deployments: list[DeploymentSummary] = Field(default_factory=list)
+    validity: Validity = Field(default_factory=Validity)
+    intervals: list[IntervalRow] = Field(default_factory=list)
+    intervals_measure: str = "latency"
+    warnings: list[str] = Field(default_factory=list)
+    capacity: Capacity | None = None
+    config: RunConfig = Field(default_factory=RunConfig)
+    environment: Environment = Field(default_factory=Environment)
+    #: where the summary was read from (set on reading, never written)
+    report_dir: str | None = Field(default=None, exclude=True)
+
+    @property
+    def judged(self) -> LatencyBlock:
+        """The latency the run is judged on: corrected in an open model, else send -> reply."""
+        return self.corrected if self.corrected is not None else self.latency
+
+    @property
+    def valid(self) -> bool:
+        return self.validity.valid is not False
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2) + "\n"
+
+    def to_data(self) -> dict[str, Any]:
+        """The JSON form as Python data (what ``--json`` prints)."""
+        return self.model_dump(mode="json")
+
+
+# -- building ------------------------------------------------------------------------------------
+def _ms(us: float) -> float:
+    """Microseconds to milliseconds, keeping microsecond precision."""
+    return round(us / 1000.0, 3)
+
+
+def _pkey(p: float) -> str:
+    return f"p{p:g}"
+
+
+def min_samples(p: float, confidence: float = CONFIDENCE) -> tuple[int, int]:
+    """Samples needed for percentile ``p``: (to resolve it at all, to bound it with confidence).
+
+    The first is 1/(1-p): with fewer, "p99.9" is simply the maximum. The second is MLPerf
+    LoadGen's rule: with n >= ln(1-confidence)/ln(p) samples, the chance that every sample lies
+    below the true percentile is under 1-confidence (459 samples for p99 at 99 %).
+    """
+    fraction = p / 100.0
+    if fraction >= 1.0:
+        return 1, 1
+    resolve = math.ceil(1.0 / (1.0 - fraction) - 1e-9)
+    bound = math.ceil(math.log(1.0 - confidence) / math.log(fraction) - 1e-9) if fraction else 1
+    return resolve, bound
+
+
+def sample_warnings(samples: int, percentiles: tuple[float, ...] = PERCENTILES) -> list[str]:
+    """Why some percentiles of ``samples`` samples cannot be trusted (empty when all can)."""
+    warnings = []
+    for p in percentiles:
+        resolve, bound = min_samples(p)
+        if samples < resolve:
+            warnings.append(
+                f"{_pkey(p)} from {samples} samples: at least {resolve} are needed to resolve "
+                "it; it is just the maximum"
+            )
+        elif samples < bound:
+            warnings.append(
+                f"{_pkey(p)} from {samples} samples: fewer than the {bound} needed for "
+                f"{CONFIDENCE:.0%} confidence (MLPerf's rule)"
+            )
+    return warnings
+
+
+def _spectrum(recorder: LatencyRecorder) -> list[tuple[float, float]]:
+    """(percentile 0..100, ms) points of the percentile distribution, as in the .hgrm file."""
+    points: list[tuple[float, float]] = []
+    if not recorder.count:
+        return points
+    for item in recorder.histogram.get_percentile_iterator(5):
+        level = item.percentile_level_iterated_to
+        value = min(item.value_iterated_to, recorder.max_us)
+        points.append((round(level, 6), _ms(value)))
+        if level >= 100.0:
+            break
+    return points
+
+
+def latency_block(
+    recorder: LatencyRecorder, kind: str, description: str = "", *, spectrum: bool = True
+) -> LatencyBlock:
+    """The figures of one recorder, percentiles by nearest rank (see :mod:`~.hdr`)."""
+    wanted = sorted({*PERCENTILES, *AB_PERCENTS})
+    values = recorder.percentiles_us(wanted)
+    return LatencyBlock(
+        kind=kind,
+        description=description,
+        samples=recorder.count,
+        out_of_range=recorder.out_of_range,
+        min_ms=_ms(recorder.min_us),
+        mean_ms=_ms(recorder.mean_us),
+        stdev_ms=_ms(recorder.stdev_us),
+        max_ms=_ms(recorder.max_us),
+        sum_ms=_ms(recorder.sum_us),
+        percentiles_ms={_pkey(p): _ms(values[float(p)]) for p in PERCENTILES},
+        served_within_ms={
+            str(p): _ms(recorder.max_us if p == 100 else values[float(p)]) for p in AB_PERCENTS
+        },
+        spectrum=_spectrum(recorder) if spectrum else [],
+    )
+
+
+def _iso(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
+
+
+def _endpoint_name(config: dict[str, Any]) -> str:
+    for key in ("endpoint", "endpoint_name", "name", "target"):
+        value = config.get(key)
+        if isinstance(value, str) and value:
+            return value
+    uri = config.get("scoring_uri")
+    if isinstance(uri, str) and uri:
+        return urlsplit(uri).hostname or "endpoint"
+    return "endpoint"
+
+
+def interval_rows(intervals: list[Interval], started_at: float) -> list[IntervalRow]:
+    rows = []
+    for interval in intervals:
+        rec = interval.latency
+        values = rec.percentiles_us([50, 90, 99]) if rec.count else {}
+        duration = interval.duration_s
+        rows.append(IntervalRow(
+            t_s=round(interval.start_s - started_at, 3),
+            duration_s=round(duration, 3),
+            requests=interval.requests,
+            failures=interval.failures,
+            rps=round(interval.requests / duration, 3) if duration > 0 else None,
+            samples=rec.count,
+            p50_ms=_ms(values[50.0]) if rec.count else None,
+            p90_ms=_ms(values[90.0]) if rec.count else None,
+            p99_ms=_ms(values[99.0]) if rec.count else None,
+            max_ms=_ms(rec.max_us) if rec.count else None,
+        ))
+    return rows
+
+
+def _validity(result: BenchResult, open_model: bool) -> Validity:
+    load = result.load
+    reasons = []
+    late_fraction = load.late_sends / result.requests if result.requests else 0.0
+    if open_model and late_fraction > LATE_FRACTION_LIMIT and load.late_sends >= LATE_MIN_COUNT:
+        cause = ""
+        if load.max_senders is not None and load.peak_in_flight >= load.max_senders:
+            cause = (
+                f" (all {load.max_senders} senders were busy: raise --max-senders, or lower "
+                "--rate)"
+            )
+        reasons.append(
+            f"{load.late_sends} of {result.requests} requests ({late_fraction:.1%}) were sent "
+            f"more than 10 ms after their scheduled time: the load generator fell behind{cause}"
+        )
+    saturated = load.cpu_saturated_s
+    if saturated >= CPU_SATURATED_MIN_S and saturated >= CPU_SATURATED_MIN_SHARE * max(
+        load.cpu_samples, 1
+    ):
+        reasons.append(
+            f"the load process used >= {CPU_SATURATED:.0%} of a CPU core for {saturated} of "
+            f"{load.cpu_samples} seconds: it, not the endpoint, may have set the pace (add "
+            "--workers)"
+        )
+    return Validity(
+        valid=not reasons,
+        reasons=reasons,
+        late_sends=load.late_sends,
+        late_fraction=round(late_fraction, 6),
+        slip=latency_block(result.slip, "send slip", "due time -> actual send (open model)",
+                           spectrum=False)
+        if result.slip is not None and result.slip.count else None,
+        cpu_peak_percent=round(load.cpu_peak * 100, 1) if load.cpu_samples else None,
+        cpu_mean_percent=round(load.cpu_mean * 100, 1) if load.cpu_samples else None,
+        cpu_saturated_s=saturated,
+        peak_in_flight=load.peak_in_flight,
+        max_senders=load.max_senders,
+    )
+
+
+def _transfer(result: BenchResult) -> TransferSummary:
+    t = result.transfer
+    duration = result.duration_s
+    return TransferSummary(
+        bytes_sent=t.bytes_sent,
+        bytes_received=t.bytes_received,
+        body_bytes_received=t.body_bytes,
+        sent_kb_per_s=round(t.bytes_sent / 1024 / duration, 3) if duration > 0 else None,
+        received_kb_per_s=round(t.bytes_received / 1024 / duration, 3) if duration > 0 else None,
+        document_length=t.document_length,
+        document_length_changes=t.length_changes,
+        server=t.server,
+        server_changes=t.server_changes,
+    )
+
+
+def summarize(
+    result: BenchResult, *, capacity: Capacity | None = None, report_id: str | None = None
+) -> BenchSummary:
+    """Every number of a run, credential-free (see :class:`BenchSummary`)."""
+    config = redact(dict(result.config))
+    open_model = result.corrected is not None
+    mode = str(config.get("mode") or ("open" if open_model else "closed"))
+    duration = result.duration_s
+    failure_total = result.failure_count
+    latency = latency_block(
+        result.latency,
+        "uncorrected" if open_model else "latency",
+        "actual send -> reply (hides endpoint stalls: coordinated omission)"
+        if open_model
+        else "send -> reply, closed model (each user waits for its reply)",
+    )
+    corrected = (
+        latency_block(result.corrected, "corrected", "intended start -> reply (open model)")
+        if result.corrected is not None
+        else None
+    )
+    judged = result.corrected if result.corrected is not None else result.latency
+    warnings = sample_warnings(judged.count)
+    for block in (latency, corrected):
+        if block is not None and block.out_of_range:
+            warnings.append(
+                f"{block.kind}: {block.out_of_range} samples outside 0 .. 1 h were counted "
+                "but not recorded in the histogram"
+            )
+    if result.requests == 0:
+        warnings.append("no request completed")
+    phases = {
+        name: latency_block(result.phases[name], name, PHASE_DESCRIPTIONS[name])
+        for name in PHASES
+        if name in result.phases and result.phases[name].count
+    }
+    deployments = [
+        DeploymentSummary(
+            name=name,
+            requests=stats.requests,
+            failures=stats.failures,
+            share=round(stats.requests / result.requests, 6) if result.requests else 0.0,
+            latency=latency_block(stats.latency, "latency", f"answered by {name}",
+                                  spectrum=False),
+        )
+        for name, stats in sorted(result.deployments.items())
+    ]
+    transfer = _transfer(result)
+    if transfer.document_length_changes:
+        warnings.append(
+            f"{transfer.document_length_changes} successful responses differed in length from "
+            f"the first ({transfer.document_length} bytes): ab would count them as failures "
+            "(not counted here: predictions vary)"
+        )
+    environment = environment_facts()
+    environment.update(redact(dict(result.environment)))
+    return BenchSummary(
+        report_id=report_id,
+        endpoint=_endpoint_name(config),
+        mode=mode,
+        started_at=_iso(result.started_at),
+        ended_at=_iso(result.ended_at),
+        started_at_epoch_s=result.started_at,
+        duration_s=round(duration, 3),
+        requests=result.requests,
+        successes=result.requests - failure_total,
+        failures=Failures(total=failure_total, by_kind=dict(sorted(result.failures.items()))),
+        error_rate=round(failure_total / result.requests, 6) if result.requests else None,
+        throughput_rps=round(result.requests / duration, 3) if duration > 0 else None,
+        judged_on="corrected" if corrected is not None else "latency",
+        latency=latency,
+        corrected=corrected,
+        phases=phases,
+        transfer=transfer,
+        deployments=deployments,
+        validity=_validity(result, open_model),
+        intervals=interval_rows(result.intervals, result.started_at),
+        intervals_measure="corrected" if open_model else "latency",
+        warnings=warnings,
+        capacity=capacity,
+        config=RunConfig.model_validate(config),
+        environment=Environment.model_validate(environment),
+    )
+
+
+# -- reading -------------------------------------------------------------------------------------
+_PERCENTILE_KEY = re.compile(r"^(p\d+(?:\.\d+)?)_ms$")
+
+
+def _migrate_block(block: Any) -> Any:
+    """A 0.1 latency block (``p50_ms`` … at the top level) in the current shape."""
+    if not isinstance(block, dict):
+        return block
+    out = dict(block)
+    percentiles = {}
+    for key in list(out):
+        match = _PERCENTILE_KEY.match(key)
+        if match:
+            percentiles[match.group(1)] = out.pop(key)
+    out.setdefault("percentiles_ms", percentiles)
+    if "sum_ms" not in out and isinstance(out.get("mean_ms"), int | float):
+        out["sum_ms"] = round(float(out["mean_ms"]) * int(out.get("samples") or 0), 3)
+    return out
+
+
+def _migrate_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """summary.json as amlc 0.1 wrote it (``format: amlc-bench-summary/1``)."""
+    out = dict(data)
+    out.pop("format", None)
+    out.pop("locust", None)  # Locust's own rounded statistics are no longer reported
+    out["latency"] = _migrate_block(out.get("latency"))
+    if out.get("corrected") is not None:
+        out["corrected"] = _migrate_block(out["corrected"])
+    # 0.1 did not check the load generator: validity unknown.
+    out["validity"] = {"valid": None, "reasons": [],
+                       "late_sends": int((out.get("config") or {}).get("late_sends") or 0)}
+    out["schema_version"] = SCHEMA_VERSION
+    return out
+
+
+def parse_summary(data: Any, *, source: str = "summary.json") -> BenchSummary:
+    """A :class:`BenchSummary` from ``summary.json`` data of any version amlc wrote."""
+    if not isinstance(data, dict) or "latency" not in data or "requests" not in data:
+        raise InputError("not an amlc benchmark summary", path=source)
+    version = data.get("schema_version")
+    if version is None:
+        data = _migrate_v1(data)
+    elif not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise InputError(
+            f"summary schema_version {version!r} is newer than this amlc reads "
+            f"({SCHEMA_VERSION}): upgrade amlc",
+            path=source,
+        )
+    try:
+        return BenchSummary.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InputError(f"not an amlc benchmark summary: {where}: {first['msg']}",
+                         path=source) from None

@@ -1,0 +1,244 @@
+"""What ``amlc bench`` costs and adds: throughput next to plain Locust, latency next to ``wrk``.
+
+Not a test: run it by hand (the machine should be otherwise idle; note it when it is not)::
+
+    python benchmarks/bench_fidelity.py [--seconds 10] [--rounds 2]
+
+1. **Throughput** — ``amlc bench`` (one load process: every response checked, every phase in
+   its own HdrHistogram) against plain Locust ``FastHttpUser`` (one process, its own statistics
+   only), same trivial endpoint (an asyncio server answering at once), same body, same number
+   of keep-alive connections and time. Target: amlc >= 0.9x Locust.
+2. **Generator-added latency** — ``amlc bench`` (closed model) against ``wrk`` at the same
+   concurrency on a calibrated endpoint that answers after 20 ms (asyncio, ~500 req/s at 10
+   connections). Both see the same server, so the difference of their p50 / p99 is what each
+   load generator adds. Target: p99 within 2 ms.
+3. **Per-request costs** of the response checks (``check_response`` on a typical body) and of
+   the engine's recording with all phases (``Recording.record`` with a ``Sample``).
+
+Runs are interleaved (amlc, other, amlc, other, ...) over ``--rounds`` so a change in the
+machine's load hits both tools alike; medians of the rounds are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BODY = b'{"data":[{"x":1.5,"y":2}]}'
+
+_SERVER = r"""
+import asyncio, sys
+DELAY = float(sys.argv[2])
+REPLY = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5\r\n"
+         b"x-ms-run-fn-exec-ms: %.3f\r\n\r\n[0.5]" % (DELAY * 1000))
+class P(asyncio.Protocol):
+    def connection_made(self, t): self.t, self.buf = t, b""
+    def data_received(self, data):
+        self.buf += data
+        while True:
+            head, sep, rest = self.buf.partition(b"\r\n\r\n")
+            if not sep: return
+            n = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:": n = int(line[15:])
+            if len(rest) < n: return
+            self.buf = rest[n:]
+            if DELAY: asyncio.get_running_loop().call_later(DELAY, self.t.write, REPLY)
+            else: self.t.write(REPLY)
+async def main():
+    server = await asyncio.get_running_loop().create_server(P, "127.0.0.1", int(sys.argv[1]))
+    print("ready", flush=True)
+    async with server: await server.serve_forever()
+asyncio.run(main())
+"""
+
+_LOCUSTFILE = """
+from locust import FastHttpUser, constant, task
+
+BODY = {body!r}
+
+
+class Plain(FastHttpUser):
+    wait_time = constant(0)
+    insecure = False
+    concurrency = 1
+
+    @task
+    def score(self):
+        self.client.post("/score", data=BODY, headers={{"Content-Type": "application/json"}})
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(delay_s: float) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-c", _SERVER, str(port), str(delay_s)],
+                            stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def run_amlc(url: str, seconds: int, users: int, tmp: Path) -> dict[str, float]:
+    env = dict(os.environ, AMLC_SCORING_URI=f"{url}/score", AMLC_HOME=str(tmp / "home"))
+    env.pop("AMLC_KEY", None)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    payload = tmp / "rows.json"
+    payload.write_bytes(BODY)
+    done = subprocess.run(
+        [sys.executable, "-m", "aml_client", "bench", "--payload", str(payload), "-u",
+         str(users), "--duration", f"{seconds}s", "--workers", "1", "--json", "--report-dir",
+         str(tmp / "reports")],
+        env=env, capture_output=True, text=True, check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr)
+    summary = json.loads(done.stdout)
+    if summary["failures"]["total"]:
+        raise RuntimeError(f"amlc bench saw failures: {summary['failures']}")
+    latency = summary["latency"]
+    return {"rps": float(summary["throughput_rps"]), "p50": latency["percentiles_ms"]["p50"],
+            "p99": latency["percentiles_ms"]["p99"],
+            "phases": len(summary["phases"])}
+
+
+def run_locust(url: str, seconds: int, users: int, tmp: Path) -> float:
+    locustfile = tmp / "plain_locustfile.py"
+    locustfile.write_text(_LOCUSTFILE.format(body=BODY))
+    prefix = tmp / "locust"
+    subprocess.run(
+        [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "-H", url, "-u",
+         str(users), "-r", str(users), "-t", f"{seconds}s", "--only-summary", "--csv",
+         str(prefix), "--loglevel", "ERROR"],
+        capture_output=True, text=True, check=True,
+    )
+    for line in Path(f"{prefix}_stats.csv").read_text().splitlines():
+        cells = line.split(",")
+        if cells[1].strip('"') == "Aggregated":
+            return int(cells[2]) / seconds
+    raise RuntimeError("no Aggregated row in Locust's CSV")
+
+
+def _ms(text: str) -> float:
+    value = float(re.match(r"[\d.]+", text).group(0))  # type: ignore[union-attr]
+    return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[re.sub(r"[\d.]", "", text)]
+
+
+def run_wrk(url: str, seconds: int, connections: int, tmp: Path) -> dict[str, float]:
+    script = tmp / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = '{BODY.decode()}'\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
+         f"{url}/score"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    assert p50 and p99 and rps, out
+    return {"rps": float(rps.group(1)), "p50": _ms(p50.group(1)), "p99": _ms(p99.group(1))}
+
+
+def per_request_costs(n: int = 200_000) -> tuple[float, float, float]:
+    """ns per call: check_response on a typical body, Recording.record with all phases, and
+    Recording.record with the total latency only (what 0.1 recorded)."""
+    sys.path.insert(0, str(ROOT))
+    from aml_client.bench.checks import check_response
+    from aml_client.bench.recording import Recording
+    from aml_client.bench.result import Sample
+
+    body = b'{"Results": ["no"]}'
+    t0 = time.perf_counter_ns()
+    for _ in range(n):
+        check_response(200, body, expected_rows=1)
+    checks = (time.perf_counter_ns() - t0) / n
+    recording, plain = Recording(open_model=True), Recording()
+    base = time.time()
+    sample = Sample(connect_us=-1, ttfb_us=20_000, body_us=3, server_us=19_000,
+                    bytes_sent=200, bytes_received=150, body_bytes=19, deployment="blue",
+                    server="nginx", slip_us=40)
+    t0 = time.perf_counter_ns()
+    for i in range(n):
+        recording.record(20_000 + i % 5000, base + i * 1e-5, None, 20_050 + i % 5000, sample)
+    full = (time.perf_counter_ns() - t0) / n
+    t0 = time.perf_counter_ns()
+    for i in range(n):
+        plain.record(20_000 + i % 5000, base + i * 1e-5, None)
+    bare = (time.perf_counter_ns() - t0) / n
+    return checks, full, bare
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--users", type=int, default=16, help="connections, throughput part")
+    parser.add_argument("--latency-connections", type=int, default=10)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("missing: wrk (apt-get install wrk)", file=sys.stderr)
+        return 2
+    s, r = args.seconds, args.rounds
+    with tempfile.TemporaryDirectory(prefix="amlc-fidelity-") as name:
+        tmp = Path(name)
+        fast, fast_url = start_server(0.0)
+        slow, slow_url = start_server(0.020)
+        try:
+            amlc_rps, locust_rps = [], []
+            for _ in range(r):
+                amlc_rps.append(run_amlc(fast_url, s, args.users, tmp)["rps"])
+                locust_rps.append(run_locust(fast_url, s, args.users, tmp))
+                print(f"  throughput: amlc {amlc_rps[-1]:,.0f}  locust {locust_rps[-1]:,.0f}",
+                      file=sys.stderr)
+            amlc_lat, wrk_lat = [], []
+            for _ in range(r):
+                amlc_lat.append(run_amlc(slow_url, s, args.latency_connections, tmp))
+                wrk_lat.append(run_wrk(slow_url, s, args.latency_connections, tmp))
+                print(f"  latency: amlc {amlc_lat[-1]}  wrk {wrk_lat[-1]}", file=sys.stderr)
+        finally:
+            for proc in (fast, slow):
+                proc.terminate()
+                proc.wait(timeout=10)
+    med = statistics.median
+    a, lo = med(amlc_rps), med(locust_rps)
+    print(f"\n{os.cpu_count()} CPUs shared by the load generator and the endpoint; {r} "
+          f"interleaved rounds of {s} s; medians.\n")
+    print(f"Throughput ({args.users} connections, endpoint answers at once):")
+    print(f"  amlc bench (checks + {amlc_lat[0]['phases']:.0f} phase histograms) "
+          f"{a:>9,.0f} req/s")
+    print(f"  plain Locust FastHttpUser              {lo:>9,.0f} req/s")
+    print(f"  ratio amlc / Locust                    {a / lo:>9.2f}  (target >= 0.90)")
+    print(f"\nLatency at {args.latency_connections} connections, endpoint answers after 20 ms:")
+    for key in ("p50", "p99"):
+        am, wr = med(x[key] for x in amlc_lat), med(x[key] for x in wrk_lat)
+        print(f"  {key}: amlc {am:7.3f} ms   wrk {wr:7.3f} ms   difference {am - wr:+.3f} ms")
+    print(f"  throughput: amlc {med(x['rps'] for x in amlc_lat):,.0f} req/s, "
+          f"wrk {med(x['rps'] for x in wrk_lat):,.0f} req/s")
+    checks, full, bare = per_request_costs()
+    print(f"\nPer request: response checks {checks:,.0f} ns; recording with every phase "
+          f"{full:,.0f} ns (total latency only: {bare:,.0f} ns)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
