@@ -235,8 +235,9 @@ def _routes(doc: dict[str, Any]) -> list[dict[str, Any]]:
                 continue
             methods.append(method.upper())
             security = op.get("security", top_security)
-            secured = secured or bool(security and any(security))
-            summary = summary or op.get("summary") or op.get("description")
+            secured = secured or (isinstance(security, list) and any(security))
+            text = op.get("summary") or op.get("description")
+            summary = summary or (text if isinstance(text, str) else None)
         routes.append({"path": path, "methods": methods, "auth": secured, "summary": summary})
     return routes
 

@@ -45,7 +45,8 @@ class ColumnType:
     expected: str
     #: A JSON value of this type (strict: ``"24"`` is not an integer).
     strict: CoreSchema
-    #: A JSON value of this type, or text that converts to it (``"24"`` -> 24, ``"yes"`` -> True).
+    #: Text that converts to this type (``"24"`` -> 24, ``"yes"`` -> True), or a JSON value of
+    #: it. Text is tried first: it is what this schema is mostly given (CSV cells).
     text: CoreSchema
     #: What an output example declared with this type must be.
     output: CoreSchema
@@ -99,7 +100,7 @@ COLUMN_TYPES: dict[str, ColumnType] = {
             name="integer",
             expected="integer",
             strict=_INTEGER,
-            text=_or(_INTEGER, _from_text(cs.int_schema())),
+            text=_or(_from_text(cs.int_schema()), _INTEGER),
             output=_STRICT_INT,
             python="int",
             prediction="int | float | str",
@@ -110,7 +111,7 @@ COLUMN_TYPES: dict[str, ColumnType] = {
             name="number",
             expected="number",
             strict=_NUMBER,
-            text=_or(_NUMBER, _from_text(_NUMBER_TEXT)),
+            text=_or(_from_text(_NUMBER_TEXT), _NUMBER),
             output=_NUMBER,
             python="float",
             prediction="float | str",
@@ -132,7 +133,7 @@ COLUMN_TYPES: dict[str, ColumnType] = {
             name="boolean",
             expected="boolean",
             strict=_STRICT_BOOL,
-            text=_or(_STRICT_BOOL, _from_text(cs.bool_schema())),
+            text=_or(_from_text(cs.bool_schema()), _STRICT_BOOL),
             output=_STRICT_BOOL,
             python="bool",
             prediction="bool | str",
@@ -154,7 +155,7 @@ COLUMN_TYPES: dict[str, ColumnType] = {
             name="array",
             expected="an array",
             strict=_LIST,
-            text=_or(_LIST, _from_text(cs.json_schema(_LIST))),
+            text=_or(_from_text(cs.json_schema(_LIST)), _LIST),
             output=_LIST,
             python="list[Any]",
             prediction="Any",
@@ -165,7 +166,7 @@ COLUMN_TYPES: dict[str, ColumnType] = {
             name="object",
             expected="an object",
             strict=_DICT,
-            text=_or(_DICT, _from_text(cs.json_schema(_DICT))),
+            text=_or(_from_text(cs.json_schema(_DICT)), _DICT),
             output=_ANY,
             python="dict[str, Any]",
             prediction="Any",

@@ -105,10 +105,10 @@ class ScoringSchema:
 
     def coerce_row(self, row: dict[str, str]) -> dict[str, Any]:
         """Convert one row of text (a CSV line) to the declared types."""
-        checked, problems = self.row_validator().validate([row], text=True)
+        checked, problems = self.row_validator().validate_one(row, text=True)
         if problems:
             raise ValidationError([RowProblem(None, p.column, p.message) for p in problems])
-        result: dict[str, Any] = checked[0]
+        result: dict[str, Any] = checked
         return result
 
     # -- examples ----------------------------------------------------------------------------
