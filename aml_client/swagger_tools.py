@@ -369,8 +369,8 @@ def _spec_validators() -> dict[str, Any]:
     """openapi-spec-validator's validators, changed in two ways for documents from endpoints.
 
     - ``$ref``s are resolved within the document only: by default the validator fetches
-      ``http(s)://`` and ``file://`` references, which would let a swagger make amlc read local
-      files or call other hosts.
+      ``http(s)://``, ``file://`` and any other URI it is given (with requests or urllib),
+      which would let a swagger make amlc read local files or call other hosts.
     - The schema walker remembers visited schemas in lists and looks them up with ``in``, which
       is quadratic in the number of schemas (20,000 columns: minutes); a list with set-speed
       membership makes it linear.
@@ -401,10 +401,23 @@ def _spec_validators() -> dict[str, Any]:
 
         return type(schema_validator.__name__, (schema_validator,), {"__init__": __init__})
 
+    def refuse(uri: str) -> Any:
+        raise SchemaError(f"$ref {uri[:80]!r}: only local references are followed")
+
+    class EverySchemeRefused(dict[str, Any]):
+        """Handlers for every URI scheme, each refusing: for a scheme it has no handler for,
+        jsonschema-path falls back to requests/urllib."""
+
+        def __contains__(self, scheme: object) -> bool:
+            return True
+
+        def __getitem__(self, scheme: str) -> Any:
+            return refuse
+
     def local(spec_validator: Any) -> Any:
         keywords = dict(spec_validator.keyword_validators)
         keywords["schema"] = linear(keywords["schema"])
-        attributes = {"resolver_handlers": {}, "keyword_validators": keywords}
+        attributes = {"resolver_handlers": EverySchemeRefused(), "keyword_validators": keywords}
         return type(spec_validator.__name__, (spec_validator,), attributes)
 
     return {

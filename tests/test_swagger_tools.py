@@ -393,3 +393,41 @@ def test_the_local_endpoint_reference_swaggers_are_clean(path: Path) -> None:
     assert report.findings == [], [str(f) for f in report.findings]
     schema = load_schema(path)
     assert schema.columns and schema.validate_rows(schema.example_rows(2))
+
+
+def test_validate_never_fetches_a_remote_or_file_ref(tmp_path: Path) -> None:
+    """openapi-spec-validator follows http(s):// and file:// references by default; a swagger
+    from an endpoint must not make amlc call other hosts or read local files."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    hits: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            body = json.dumps({"type": "object"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"type": "object"}')
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        for ref in (f"http://127.0.0.1:{httpd.server_port}/remote.json", secret.as_uri()):
+            doc = _minimal({"$ref": ref}, RESULTS)
+            report = validate_document(doc)
+            assert not report.ok
+            assert any("only local references" in f.message for f in report.errors)
+            with pytest.raises(SchemaError, match="only local references"):
+                load_schema(doc)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert hits == []
