@@ -277,18 +277,32 @@ def _examples(out: _Writer, schema: ScoringSchema) -> None:
 
 
 def _example_value(schema: ScoringSchema, row: Any) -> Any:
-    """Dates as ISO strings pydantic parses (inference-schema writes ``…00:00:00,000000``)."""
+    """An example row as the generated types parse it: dates as ISO strings (inference-schema
+    writes ``…00:00:00,000000``), integral floats of integer columns as ints (pydantic turns a
+    float into an int only within 64 bits)."""
+    item = schema.item_type or "any"
+    if schema.row_kind == "scalar":
+        return _example_item(item, row)
+    if schema.row_kind == "array" and isinstance(row, list):
+        return [_example_item(item, value) for value in row]
     if schema.row_kind != "record" or not isinstance(row, dict):
         return row
     fixed = dict(row)
     for col in schema.columns:
-        value = fixed.get(col.name)
-        if col.type == "datetime" and isinstance(value, str):
-            try:
-                fixed[col.name] = datetime.fromisoformat(value.replace(",", ".")).isoformat()
-            except ValueError:
-                fixed[col.name] = "2020-01-01T00:00:00"
+        if col.name in fixed:
+            fixed[col.name] = _example_item(col.type, fixed[col.name])
     return fixed
+
+
+def _example_item(kind: str, value: Any) -> Any:
+    if kind == "datetime" and isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace(",", ".")).isoformat()
+        except ValueError:
+            return "2020-01-01T00:00:00"
+    if kind == "integer" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def _uses_method(schema: ScoringSchema) -> bool:

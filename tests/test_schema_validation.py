@@ -83,6 +83,8 @@ def test_the_validator_is_pydantic_and_its_errors_map_to_amlc_messages() -> None
     ("column", "value", "shown"),
     [
         ("n", 1.5, "expected integer, got 1.5"),
+        ("n", 3.0000000001, "expected integer, got 3.0000000001"),
+        ("n", 5e-324, "expected integer, got 5e-324"),
         ("n", True, "expected integer, got true"),
         ("n", "1", "expected integer, got '1'"),
         ("n", math.inf, "expected integer, got Infinity"),

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from pydantic_core import CoreSchema, SchemaValidator
+from pydantic_core import CoreSchema, PydanticCustomError, SchemaValidator
 from pydantic_core import core_schema as cs
 
 __all__ = [
@@ -30,9 +30,9 @@ __all__ = [
 
 #: ISO 8601, and pandas timestamps as inference-schema writes them (``2011-01-01 00:00:00,000000``).
 DATETIME_PATTERN = (
-    r"^\s*\d{4}-\d{2}-\d{2}"
-    r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?)?"
-    r"(?:Z|[+-]\d{2}:?\d{2})?\s*$"
+    r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]{1,9})?)?)?"
+    r"(?:Z|[+-][0-9]{2}:?[0-9]{2})?\s*$"
 )
 
 
@@ -83,8 +83,16 @@ _LIST = cs.list_schema(strict=True)
 _DICT = cs.dict_schema(strict=True)
 _ANY = cs.any_schema()
 
+
+def _integral(value: float) -> float:
+    # Exact, unlike float_schema(multiple_of=1.0), which lets 3.0000000001 and 5e-324 through.
+    if not value.is_integer():
+        raise PydanticCustomError("int_from_float", "Input should be an integral number")
+    return value
+
+
 # An integer column takes 30.0 (inference-schema casts it) but not 30.5, True or "30".
-_INTEGER = _or(_STRICT_INT, cs.float_schema(strict=True, allow_inf_nan=False, multiple_of=1.0))
+_INTEGER = _or(_STRICT_INT, cs.no_info_after_validator_function(_integral, _STRICT_FLOAT))
 _NUMBER = _or(_STRICT_INT, _STRICT_FLOAT)
 # "42" stays an integer in a number column; "4.5" and "1e3" are floats; "nan" and "inf" are
 # refused (JSON cannot carry them).
