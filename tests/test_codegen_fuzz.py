@@ -227,12 +227,18 @@ def _import(code: str) -> types.ModuleType:
     return module
 
 
+#: A sample of the fuzzed modules, linted and type-checked together after the fuzz test.
+_SAMPLES: list[str] = []
+
+
 @given(hostile_swaggers())
 def test_hostile_text_never_becomes_code(case: tuple[dict[str, Any], str]) -> None:
     doc, source = case
     schema = load_schema(doc)
     code = generate_client(schema, source=source)
     module = _import(code)
+    if len(_SAMPLES) < 40:
+        _SAMPLES.append(code)
 
     assert schema.title == module.TITLE
     assert source == module.SOURCE
@@ -302,6 +308,17 @@ HOSTILE = {
         _swagger({"x": {"type": "number", "example": "Infinity"}, "o": {"example": "NaN"}}),
         None,
     ),
+    "long_and_wide_names": (
+        _swagger(
+            {
+                "x" * 120: {"type": "integer"},
+                "列" * 50: {"type": "string", "example": "値" * 60},
+                "y.z" * 40: {"type": "number"},
+            },
+            info={"title": "題" * 70, "version": "1"},
+        ),
+        "s" * 200,
+    ),
     "nul_and_separators": (
         _swagger({"a\x00b": {"type": "string"}, "c\u2028d": {"type": "boolean"}}),
         "x\x00y",
@@ -318,18 +335,28 @@ def test_known_breakages_import(name: str) -> None:
     module.build_request(module.example_rows())
 
 
-def test_known_breakages_pass_ruff_and_mypy(tmp_path: Path) -> None:
+def test_known_breakages_and_fuzzed_modules_pass_ruff_and_mypy(tmp_path: Path) -> None:
     for name, (doc, source) in HOSTILE.items():
         (tmp_path / f"client_{name}.py").write_text(
             generate_client(load_schema(doc), source=source), encoding="utf-8"
         )
-    ruff = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "--config", str(REPO / "pyproject.toml"), "."],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
-    assert ruff.returncode == 0, ruff.stdout[-3000:]
+    for index, code in enumerate(_SAMPLES):  # filled when the fuzz test ran first
+        (tmp_path / f"client_fuzzed_{index}.py").write_text(code, encoding="utf-8")
+    for config in (
+        ["--config", str(REPO / "pyproject.toml")],
+        # a user's stricter settings; swagger text may hold any character (RUF001-3)
+        [
+            *("--isolated", "--line-length", "88", "--target-version", "py311"),
+            *("--select", "E,F,W,I,B,UP,SIM,RUF,C4,PIE,PT,RET", "--ignore", "RUF001,RUF002,RUF003"),
+        ],
+    ):
+        ruff = subprocess.run(
+            [sys.executable, "-m", "ruff", "check", *config, "."],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+        )
+        assert ruff.returncode == 0, ruff.stdout[-3000:]
     mypy = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent", "."],
         cwd=tmp_path,
