@@ -355,13 +355,105 @@ def _structural(doc: dict[str, Any], version: str) -> list[Finding]:
     else:
         return [Finding("error", "$.openapi", f"unsupported version {version[:40]!r}")]
     findings = []
+    condensed, stands_for = _condense(doc)
     try:
-        for error in validator_cls(doc).iter_errors():
-            where = json_path(list(getattr(error, "absolute_path", []) or []))
-            findings.append(Finding("error", where, _short(getattr(error, "message", str(error)))))
+        for error in validator_cls(condensed).iter_errors():
+            message = _short(getattr(error, "message", str(error)))
+            for parts in _expand(list(getattr(error, "absolute_path", []) or []), stands_for):
+                findings.append(Finding("error", json_path(parts), message))
     except Exception as exc:  # unresolvable $ref and the like abort the validator itself
         findings.append(Finding("error", "$", f"cannot validate the structure: {_short(str(exc))}"))
     return findings
+
+
+#: ``properties`` maps larger than this are condensed before the structural validation.
+_CONDENSE_OVER = 64
+_Group = dict[str, list[str]]
+
+
+def _condense(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[tuple[Any, ...], _Group]]:
+    """The document with each large ``properties`` map cut down to one property per distinct
+    schema, and, for each map cut, which properties each kept one stands for.
+
+    The structural validation checks each property schema on its own, and a property's
+    ``example`` may be any value, so properties equal but for their example are validated
+    once: a swagger with 20,000 columns of a few types costs what one with a few columns
+    does. Maps that a ``$ref`` points into, or whose schema combines others (``allOf`` …,
+    which relate ``required`` to the properties), are left whole.
+    """
+    refs: list[str] = []
+    stack: list[Any] = [doc]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and "/properties/" in ref:
+                refs.append(ref)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    groups: dict[tuple[Any, ...], _Group] = {}
+
+    def walk(node: Any, path: tuple[Any, ...]) -> Any:
+        if isinstance(node, list):
+            items = [walk(item, (*path, index)) for index, item in enumerate(node)]
+            return items if any(a is not b for a, b in zip(items, node, strict=True)) else node
+        if not isinstance(node, dict):
+            return node
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            here = (*path, key)
+            if key == "properties" and _condensable(node, value, here, refs):
+                out[key] = _condense_properties(value, here, groups, walk)
+            else:
+                out[key] = walk(value, here)
+        return out if any(out[k] is not node[k] for k in node) else node
+
+    return walk(doc, ()), groups
+
+
+def _condensable(
+    schema: dict[str, Any], props: Any, path: tuple[Any, ...], refs: list[str]
+) -> bool:
+    if not isinstance(props, dict) or len(props) <= _CONDENSE_OVER:
+        return False
+    if any(k in schema for k in ("allOf", "anyOf", "oneOf", "not", "discriminator")):
+        return False
+    pointer = "#/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in path) + "/"
+    return not any(ref.startswith(pointer) for ref in refs)
+
+
+def _condense_properties(
+    props: dict[str, Any], path: tuple[Any, ...], groups: dict[tuple[Any, ...], _Group], walk: Any
+) -> dict[str, Any]:
+    kept: dict[str, Any] = {}
+    group: _Group = {}
+    by_shape: dict[str, str] = {}
+    for name, prop in props.items():
+        if isinstance(prop, dict) and "$ref" not in prop:
+            shape_of = {k: v for k, v in prop.items() if k != "example"}
+            try:
+                shape = json.dumps(shape_of, sort_keys=True)
+            except (TypeError, ValueError):
+                shape = None
+            if shape is not None and shape in by_shape:
+                group[by_shape[shape]].append(name)
+                continue
+            if shape is not None:
+                by_shape[shape] = name
+        kept[name] = walk(prop, (*path, name))
+        group[name] = [name]
+    groups[path] = group
+    return kept
+
+
+def _expand(parts: list[Any], groups: dict[tuple[Any, ...], _Group]) -> list[list[Any]]:
+    """The path of an error in the condensed document, for every property it stands for."""
+    for end in range(len(parts) - 1, 0, -1):
+        group = groups.get(tuple(parts[:end]))
+        if group is not None and parts[end] in group:
+            return [[*parts[:end], name, *parts[end + 1 :]] for name in group[parts[end]]]
+    return [parts]
 
 
 @cache
