@@ -25,7 +25,7 @@ from aml_client.errors import (
     NotFoundError,
     SchemaError,
 )
-from aml_client.schema.column_types import output_validator, value_validator
+from aml_client.schema.column_types import column_type, output_validator, value_validator
 from aml_client.schema.locate import Located, Locator, json_path
 from aml_client.schema.reader import check_document, parse_document, read_swagger
 from aml_client.schema.validation import show_value
@@ -612,16 +612,10 @@ def _value_problem(kind: str, nullable: bool, value: Any) -> tuple[str, str] | N
     one it cannot (an error)."""
     if value_validator(kind, nullable=nullable).isinstance_python(value):
         return None
-    message = f"expected {_expected(kind)}, got {show_value(value)}"
+    message = f"expected {column_type(kind).expected}, got {show_value(value)}"
     if value_validator(kind, nullable=nullable, text=True).isinstance_python(value):
         return "warning", f"example needs coercion: {message}"
     return "error", f"example does not match its type: {message}"
-
-
-def _expected(kind: str) -> str:
-    from aml_client.schema.column_types import column_type
-
-    return column_type(kind).expected
 
 
 def _example_rows(example: Located | None, schema: ScoringSchema) -> list[Located]:

@@ -18,11 +18,9 @@ from pydantic_core import core_schema as cs
 from aml_client.envelope import Convention
 from aml_client.schema.column_types import column_type, value_schema
 from aml_client.schema.names import model_name, python_name
+from aml_client.schema.validation import ColumnSpec
 
 __all__ = ["request_model", "response_model", "row_model"]
-
-#: (name, type, nullable) of one declared column.
-ColumnSpec = tuple[str, str, bool]
 
 
 def _typed(schema: CoreSchema) -> Any:

@@ -26,7 +26,7 @@ from aml_client.envelope import json_kind
 from aml_client.errors import RowProblem
 from aml_client.schema.column_types import column_type, value_schema
 
-__all__ = ["ColumnSpec", "RowValidator", "show_value"]
+__all__ = ["ColumnSpec", "RowValidator", "problems_from", "show_value"]
 
 #: (name, type, nullable) of one declared column.
 ColumnSpec = tuple[str, str, bool]
@@ -101,12 +101,6 @@ class RowValidator:
             return validator.validate_python(row), []
         except PydanticValidationError as exc:
             return row, problems_from(exc, [row], self, single=True)
-
-    def kind_of(self, column: str) -> str:
-        for name, kind, _nullable in self.columns:
-            if name == column:
-                return kind
-        return "any"
 
 
 def problems_from(
