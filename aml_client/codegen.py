@@ -171,7 +171,7 @@ def _request(out: _Writer, schema: ScoringSchema) -> None:
                 "",
                 '    model_config = ConfigDict(extra="allow")',
                 "",
-                f"    method: str = {_literal(method)}",
+                _fit(f"    method: str = {_literal(method)}"),
                 "",
             )
             gp_type, gp_default = "GlobalParameters | None", "None"
