@@ -59,6 +59,9 @@ _NASTY = [
     "class",
     "Field",
     "_private",
+    "O",
+    "l",
+    "$ref",
     "",
 ]
 #: Any text but lone surrogates, which the reader refuses (test_schema_reader.py).

@@ -195,7 +195,7 @@ def test_problem_order_is_row_by_row_columns_as_written_then_missing() -> None:
 
 
 def test_column_names_are_used_as_they_are() -> None:
-    names = ["", "emp.var.rate", "__class__", "__pydantic_config__", "a b", "über", "1"]
+    names = ["", "emp.var.rate", "__class__", "__pydantic_config__", "a b", "über", "1", "$ref"]
     schema = _schema({name: {"type": "integer"} for name in names})
     row = {name: i for i, name in enumerate(names)}
     assert schema.validate_rows([row]) == [row]

@@ -22,6 +22,11 @@ from aml_client.errors import SchemaError
 __all__ = ["Located", "Locator", "json_path", "score_route"]
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: Keys whose value maps names to things (``properties``: column names to schemas): the map
+#: is never a reference itself, so a column called ``$ref`` stays a column.
+_NAME_MAPS = frozenset(
+    {"properties", "definitions", "schemas", "paths", "responses", "content", "examples"}
+)
 #: Longest chain of ``$ref`` to ``$ref`` followed (real swaggers use one or two).
 _MAX_REF_HOPS = 32
 
@@ -118,7 +123,8 @@ class Locator:
             else:
                 node = None
             path = json_path([key], path)
-            node, path = self.follow(node, path)
+            if key not in _NAME_MAPS:
+                node, path = self.follow(node, path)
         return Located(node, path)
 
     # -- the scoring operation -------------------------------------------------------------

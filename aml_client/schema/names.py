@@ -31,6 +31,10 @@ _RESERVED = set(dir(builtins)) | {
     "model_config",
     "model_fields",
     "self",
+    # linters refuse them as names (E741: easily mistaken for 1 and 0)
+    "l",
+    "O",
+    "I",
 }
 _ASCII_WORD = re.compile(r"[^0-9A-Za-z_]")
 
