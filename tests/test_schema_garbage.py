@@ -13,6 +13,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
@@ -167,3 +168,43 @@ def test_unmutated_corpus_reads_the_same_from_text(name: str, form: str) -> None
     doc = _corpus(name)
     source = doc if form == "json" else json.dumps(doc)
     assert load_schema(source).column_names == load_schema(CORPUS / name).column_names
+
+
+def _set(doc: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    node: Any = doc
+    keys = path.split("/")
+    for key in keys[:-1]:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    node[keys[-1]] = value
+    return doc
+
+
+_ROW = "definitions/ServiceInput/properties/Inputs/properties/data/items"
+NAMED_GARBAGE = {
+    "paths a list": ("paths", [1, 2]),
+    "properties a string": (f"{_ROW}/properties", "abc"),
+    "required a number": (f"{_ROW}/required", 5),
+    "info a string": ("info", "bank"),
+    "title a number": ("info/title", 42),
+    "type a list of numbers": (f"{_ROW}/properties/age/type", [1, 2]),
+    "example rows an object": ("definitions/ServiceInput/example", {"Inputs": {"data": 5}}),
+    "deeply nested example": ("definitions/ServiceInput/example", _nested(150)),
+    "huge number": (f"{_ROW}/properties/age/example", 10**80),
+    "lone surrogate": ("info/title", "\udc00"),
+    "ref to nowhere": (f"{_ROW}/properties/age", {"$ref": "#/definitions/Nope"}),
+    "ref loop": ("definitions/ServiceInput", {"$ref": "#/definitions/ServiceInput"}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NAMED_GARBAGE))
+def test_named_garbage(case: str) -> None:
+    path, value = NAMED_GARBAGE[case]
+    doc = _set(copy.deepcopy(_corpus("004-abhijit-kalita.json")), path, value)
+    schema = _either(lambda: load_schema(doc))
+    report = validate_document(doc)
+    if schema is not None:
+        json.dumps(summarize(schema), default=str)
+        compile(generate_client(schema), "generated.py", "exec")
+        json.dumps(schema.example_payload(1), allow_nan=False)
+    else:
+        assert not report.ok
