@@ -136,7 +136,7 @@ def score_file(
     concurrency: int | str = 8,
     resume: bool = False,
     method: str | None = None,
-    coerce: bool = True,
+    coerce: bool | None = None,
     progress: Callable[[BatchProgress], None] | None = None,
 ) -> BatchSummary:
     """Score every row of ``input_path`` into ``output_path`` (CSV, or JSON Lines / JSON by
@@ -144,7 +144,9 @@ def score_file(
     default ``<output stem>.errors.jsonl``).
 
     ``concurrency`` is a number of requests in flight, or ``"auto"`` to find the endpoint's
-    capacity. ``resume=True`` continues an interrupted run from its journal.
+    capacity. ``resume=True`` continues an interrupted run from its journal. Rows are checked
+    against the swagger as ``Endpoint.score`` checks them: JSON strictly, while text (CSV
+    cells) is converted to the declared types; ``coerce`` True/False forces either way.
     """
     return asyncio.run(
         score_file_async(
@@ -172,7 +174,7 @@ async def score_file_async(
     concurrency: int | str = 8,
     resume: bool = False,
     method: str | None = None,
-    coerce: bool = True,
+    coerce: bool | None = None,
     progress: Callable[[BatchProgress], None] | None = None,
 ) -> BatchSummary:
     """:func:`score_file` for callers already inside an event loop; also takes an endpoint."""
@@ -334,7 +336,7 @@ class _Run:
         concurrency: int | None,
         resume: bool,
         method: str | None,
-        coerce: bool,
+        coerce: bool | None,
         progress: Callable[[BatchProgress], None] | None,
     ):
         if batch_size < 1:
@@ -501,6 +503,8 @@ class _Run:
         from aml_client.rows import read_rows
 
         source = read_rows(self.input_path)
+        if self.coerce is None:  # as the small path: only text is converted
+            self.coerce = source.format == "csv"
         if self._open_files():
             return self._summary()
         owns_endpoint = not _is_endpoint(self.target)
@@ -667,14 +671,14 @@ class _Run:
         if self.schema is None:
             return list(enumerate(batch.rows))
         try:
-            checked = self.schema.validate_rows(batch.rows, coerce=self.coerce)
+            checked = self.schema.validate_rows(batch.rows, coerce=bool(self.coerce))
             return list(enumerate(checked))
         except errors.ValidationError:
             pass
         to_send = []
         for index, row in enumerate(batch.rows):
             try:
-                (checked_row,) = self.schema.validate_rows([row], coerce=self.coerce)
+                (checked_row,) = self.schema.validate_rows([row], coerce=bool(self.coerce))
             except errors.ValidationError as exc:
                 reason = "; ".join(_without_row(p) for p in exc.problems)
                 batch.outcomes[index] = _Failed(reason, "validation")

@@ -26,7 +26,7 @@ import httpx
 from aml_client import errors
 from aml_client.auth import Credential, TokenCredential
 from aml_client.envelope import normalise_response, unwrap, wrap
-from aml_client.schema import ScoringSchema, load_schema
+from aml_client.schema import ScoringSchema, load_schema, parse_document
 
 __all__ = ["AsyncEndpoint", "Endpoint", "RetryPolicy", "ScoreResult"]
 
@@ -410,7 +410,9 @@ class Endpoint(_EndpointBase):
             response = self._send("GET", self._core.swagger_uri, None, auth=True)
             if response.status_code >= 400:
                 raise error_for_response(response)
-            self._core.schema = load_schema(response.text)
+            # The body is only ever JSON, never a file name, and bounded.
+            doc = parse_document(response.content, source=self._core.swagger_uri)
+            self._core.schema = load_schema(doc)
         return self._core.schema
 
     def _schema_for_scoring(self, validate: bool) -> ScoringSchema | None:
@@ -510,7 +512,9 @@ class AsyncEndpoint(_EndpointBase):
             response = await self._send("GET", self._core.swagger_uri, None, auth=True)
             if response.status_code >= 400:
                 raise error_for_response(response)
-            self._core.schema = load_schema(response.text)
+            # The body is only ever JSON, never a file name, and bounded.
+            doc = parse_document(response.content, source=self._core.swagger_uri)
+            self._core.schema = load_schema(doc)
         return self._core.schema
 
     async def _schema_for_scoring(self, validate: bool) -> ScoringSchema | None:

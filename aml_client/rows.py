@@ -49,7 +49,7 @@ class RowSource:
         self.format = format
         self.schema = schema
         self.convention: Convention | None = None
-        self.global_parameters: dict | float | None = None
+        self.global_parameters: dict[str, Any] | float | None = None
         self._text = text
         self._rows: list[Any] | None = None
         if format == "json":
@@ -151,7 +151,7 @@ class RowSource:
                     row = self._coerce(row, row_number, reader.line_num)
                 yield row
 
-    def _coerce(self, row: dict[str, str], row_number: int, line: int) -> dict:
+    def _coerce(self, row: dict[str, str], row_number: int, line: int) -> dict[str, Any]:
         assert self.schema is not None
         try:
             return self.schema.coerce_row(row)

@@ -11,8 +11,8 @@ names its place in the document as a JSON path, so a sloppy swagger can be fixed
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -24,8 +24,11 @@ from aml_client.errors import (
     EndpointTimeoutError,
     NotFoundError,
     SchemaError,
-    ValidationError,
 )
+from aml_client.schema.column_types import column_type, output_validator, value_validator
+from aml_client.schema.locate import Located, Locator, json_path
+from aml_client.schema.reader import check_document, parse_document, read_swagger
+from aml_client.schema.validation import show_value
 
 if TYPE_CHECKING:
     from aml_client.config import Target
@@ -50,8 +53,6 @@ __all__ = [
 #: Column names that usually hold the training label; sending them is a sign of a sloppy export.
 LABEL_NAMES = frozenset({"y", "label", "target", "class", "Churn"})
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
 
 # --------------------------------------------------------------------------- reading and fetching
 
@@ -74,25 +75,12 @@ def swagger_uri_for(scoring_uri: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"{path}/swagger.json", "", ""))
 
 
-def read_document(source: str | Path, *, text: str | None = None) -> dict[str, Any]:
-    """A swagger file (or text) as a dict; tolerates a BOM and CRLF, and names the line and
-    column of bad JSON."""
-    origin = str(source)
-    if text is None:
-        try:
-            text = Path(source).read_bytes().decode("utf-8-sig")
-        except FileNotFoundError:
-            raise SchemaError(f"{origin}: no such file") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SchemaError(f"{origin}: cannot read: {exc}") from None
-    try:
-        doc = json.loads(text.lstrip("\ufeff"))
-    except json.JSONDecodeError as exc:
-        raise SchemaError(
-            f"{origin}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
-        ) from None
-    if not isinstance(doc, dict):
-        raise SchemaError(f"{origin}: expected a JSON object, got {type(doc).__name__}")
+def read_document(source: str | Path, *, text: str | bytes | None = None) -> dict[str, Any]:
+    """A swagger file (or ``text`` received from ``source``) as a dict; tolerates a BOM and
+    CRLF, names the line and column of bad JSON, and applies the reader's size limits."""
+    if text is not None:
+        return parse_document(text, source=str(source))
+    doc, _name = read_swagger(Path(source))
     return doc
 
 
@@ -142,8 +130,8 @@ def fetch_swagger(
             request_id=request_id,
             body=response.text[:500],
         )
-    text = response.text
-    return FetchedSwagger(url=shown, text=text, document=read_document(shown, text=text))
+    document = parse_document(response.content, source=shown)
+    return FetchedSwagger(url=shown, text=response.text, document=document)
 
 
 def load_document(
@@ -181,7 +169,7 @@ def summarize(schema: ScoringSchema) -> dict[str, Any]:
     doc = schema.raw
     return {
         "title": schema.title,
-        "description": (doc.get("info") or {}).get("description"),
+        "description": _obj(doc.get("info")).get("description"),
         "version": describe_version(doc),
         "routes": _routes(doc),
         "auth": _auth(doc),
@@ -237,7 +225,7 @@ def response_shape(schema: ScoringSchema) -> str:
 def _routes(doc: dict[str, Any]) -> list[dict[str, Any]]:
     top_security = doc.get("security")
     routes = []
-    for path, item in (doc.get("paths") or {}).items():
+    for path, item in _obj(doc.get("paths")).items():
         if not isinstance(item, dict):
             continue
         methods, secured, summary = [], False, None
@@ -247,17 +235,18 @@ def _routes(doc: dict[str, Any]) -> list[dict[str, Any]]:
                 continue
             methods.append(method.upper())
             security = op.get("security", top_security)
-            secured = secured or bool(security and any(security))
-            summary = summary or op.get("summary") or op.get("description")
+            secured = secured or (isinstance(security, list) and any(security))
+            text = op.get("summary") or op.get("description")
+            summary = summary or (text if isinstance(text, str) else None)
         routes.append({"path": path, "methods": methods, "auth": secured, "summary": summary})
     return routes
 
 
 def _auth(doc: dict[str, Any]) -> dict[str, Any]:
-    defs = doc.get("securityDefinitions") or (doc.get("components") or {}).get("securitySchemes")
+    defs = doc.get("securityDefinitions") or _obj(doc.get("components")).get("securitySchemes")
     schemes = []
     bearer = False
-    for name, scheme in (defs or {}).items():
+    for name, scheme in _obj(defs).items():
         if not isinstance(scheme, dict):
             continue
         kind = scheme.get("type")
@@ -329,113 +318,263 @@ def validate_document(doc: dict[str, Any], *, source: str = "swagger") -> Valida
     convention, examples that contradict their types); warnings are the oddities real
     endpoints publish and a client copes with (``"True"`` for a boolean, a label column in the
     input, no ``required``, an output example that does not match its type).
+
+    Linear in the size of the document: each column is checked on its own.
     """
     report = ValidationReport(source=source, version=describe_version(doc))
     findings = report.findings
-    version = str(doc.get("swagger") or doc.get("openapi") or "")
+    version = doc.get("swagger") or doc.get("openapi") or ""
     if not version:
         findings.append(Finding("error", "$", "no 'swagger' or 'openapi' field"))
         return report
-    findings.extend(_structural(doc, version))
-
-    from aml_client.schema import load_schema
-
     try:
-        schema = load_schema(doc)
+        check_document(doc, source=source)
     except SchemaError as exc:
         findings.append(Finding("error", "$", str(exc)))
         return report
-    findings.extend(_scoring_findings(doc, schema, version))
+    findings.extend(_structural(doc, str(version)))
+
+    from aml_client.schema.scoring import read_scoring_schema
+
+    try:
+        schema = read_scoring_schema(doc)
+        findings.extend(_scoring_findings(Locator(doc), schema))
+    except SchemaError as exc:
+        findings.append(Finding("error", "$", str(exc)))
     return report
 
 
 def _structural(doc: dict[str, Any], version: str) -> list[Finding]:
+    validators = _spec_validators()
+    if version.startswith("2"):
+        validator_cls = validators["2"]
+    elif version.startswith("3.0"):
+        validator_cls = validators["3.0"]
+    elif version.startswith("3.1"):
+        validator_cls = validators["3.1"]
+    else:
+        return [Finding("error", "$.openapi", f"unsupported version {version[:40]!r}")]
+    findings = []
+    condensed, stands_for = _condense(doc)
+    try:
+        for error in validator_cls(condensed).iter_errors():
+            message = _short(getattr(error, "message", str(error)))
+            for parts in _expand(list(getattr(error, "absolute_path", []) or []), stands_for):
+                findings.append(Finding("error", json_path(parts), message))
+    except Exception as exc:  # unresolvable $ref and the like abort the validator itself
+        findings.append(Finding("error", "$", f"cannot validate the structure: {_short(str(exc))}"))
+    return findings
+
+
+#: ``properties`` maps larger than this are condensed before the structural validation.
+_CONDENSE_OVER = 64
+_Group = dict[str, list[str]]
+
+
+def _condense(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[tuple[Any, ...], _Group]]:
+    """The document with each large ``properties`` map cut down to one property per distinct
+    schema, and, for each map cut, which properties each kept one stands for.
+
+    The structural validation checks each property schema on its own, and a property's
+    ``example`` may be any value, so properties equal but for their example are validated
+    once: a swagger with 20,000 columns of a few types costs what one with a few columns
+    does. Maps that a ``$ref`` points into, or whose schema combines others (``allOf`` …,
+    which relate ``required`` to the properties), are left whole.
+    """
+    refs: list[str] = []
+    stack: list[Any] = [doc]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and "/properties/" in ref:
+                refs.append(ref)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    groups: dict[tuple[Any, ...], _Group] = {}
+
+    def walk(node: Any, path: tuple[Any, ...]) -> Any:
+        if isinstance(node, list):
+            items = [walk(item, (*path, index)) for index, item in enumerate(node)]
+            return items if any(a is not b for a, b in zip(items, node, strict=True)) else node
+        if not isinstance(node, dict):
+            return node
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            here = (*path, key)
+            if key == "properties" and _condensable(node, value, here, refs):
+                out[key] = _condense_properties(value, here, groups, walk)
+            else:
+                out[key] = walk(value, here)
+        return out if any(out[k] is not node[k] for k in node) else node
+
+    return walk(doc, ()), groups
+
+
+def _condensable(
+    schema: dict[str, Any], props: Any, path: tuple[Any, ...], refs: list[str]
+) -> bool:
+    if not isinstance(props, dict) or len(props) <= _CONDENSE_OVER:
+        return False
+    if any(k in schema for k in ("allOf", "anyOf", "oneOf", "not", "discriminator")):
+        return False
+    pointer = "#/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in path) + "/"
+    return not any(ref.startswith(pointer) for ref in refs)
+
+
+def _condense_properties(
+    props: dict[str, Any], path: tuple[Any, ...], groups: dict[tuple[Any, ...], _Group], walk: Any
+) -> dict[str, Any]:
+    kept: dict[str, Any] = {}
+    group: _Group = {}
+    by_shape: dict[str, str] = {}
+    for name, prop in props.items():
+        if isinstance(prop, dict) and "$ref" not in prop:
+            shape_of = {k: v for k, v in prop.items() if k != "example"}
+            try:
+                shape = json.dumps(shape_of, sort_keys=True)
+            except (TypeError, ValueError):
+                shape = None
+            if shape is not None and shape in by_shape:
+                group[by_shape[shape]].append(name)
+                continue
+            if shape is not None:
+                by_shape[shape] = name
+        kept[name] = walk(prop, (*path, name))
+        group[name] = [name]
+    groups[path] = group
+    return kept
+
+
+def _expand(parts: list[Any], groups: dict[tuple[Any, ...], _Group]) -> list[list[Any]]:
+    """The path of an error in the condensed document, for every property it stands for."""
+    for end in range(len(parts) - 1, 0, -1):
+        group = groups.get(tuple(parts[:end]))
+        if group is not None and parts[end] in group:
+            return [[*parts[:end], name, *parts[end + 1 :]] for name in group[parts[end]]]
+    return [parts]
+
+
+@cache
+def _spec_validators() -> dict[str, Any]:
+    """openapi-spec-validator's validators, changed in two ways for documents from endpoints.
+
+    - ``$ref``s are resolved within the document only: by default the validator fetches
+      ``http(s)://``, ``file://`` and any other URI it is given (with requests or urllib),
+      which would let a swagger make amlc read local files or call other hosts.
+    - The schema walker remembers visited schemas in lists and looks them up with ``in``, which
+      is quadratic in the number of schemas (20,000 columns: minutes); a list with set-speed
+      membership makes it linear.
+    """
     from openapi_spec_validator import (
         OpenAPIV2SpecValidator,
         OpenAPIV30SpecValidator,
         OpenAPIV31SpecValidator,
     )
 
-    if version.startswith("2"):
-        validator_cls: Any = OpenAPIV2SpecValidator
-    elif version.startswith("3.0"):
-        validator_cls = OpenAPIV30SpecValidator
-    elif version.startswith("3.1"):
-        validator_cls = OpenAPIV31SpecValidator
-    else:
-        return [Finding("error", "$.openapi", f"unsupported version {version!r}")]
-    findings = []
-    try:
-        for error in validator_cls(doc).iter_errors():
-            where = json_path(list(getattr(error, "absolute_path", []) or []))
-            findings.append(Finding("error", where, _short(getattr(error, "message", str(error)))))
-    except Exception as exc:  # unresolvable $ref and the like abort the validator itself
-        findings.append(Finding("error", "$", f"cannot validate the structure: {_short(str(exc))}"))
-    return findings
+    class SeenIds(list[int]):
+        def __init__(self) -> None:
+            super().__init__()
+            self._members: set[int] = set()
+
+        def append(self, value: int) -> None:
+            self._members.add(value)
+            super().append(value)
+
+        def __contains__(self, value: object) -> bool:
+            return value in self._members
+
+    def linear(schema_validator: Any) -> Any:
+        def __init__(self: Any, registry: Any) -> None:
+            schema_validator.__init__(self, registry)
+            self.visited_schema_ids = SeenIds()
+            self.meta_checked_schema_ids = SeenIds()
+
+        return type(schema_validator.__name__, (schema_validator,), {"__init__": __init__})
+
+    def refuse(uri: str) -> Any:
+        raise SchemaError(f"$ref {uri[:80]!r}: only local references are followed")
+
+    class EverySchemeRefused(dict[str, Any]):
+        """Handlers for every URI scheme, each refusing: for a scheme it has no handler for,
+        jsonschema-path falls back to requests/urllib."""
+
+        def __contains__(self, scheme: object) -> bool:
+            return True
+
+        def __getitem__(self, scheme: str) -> Any:
+            return refuse
+
+    def local(spec_validator: Any) -> Any:
+        keywords = dict(spec_validator.keyword_validators)
+        keywords["schema"] = linear(keywords["schema"])
+        attributes = {"resolver_handlers": EverySchemeRefused(), "keyword_validators": keywords}
+        return type(spec_validator.__name__, (spec_validator,), attributes)
+
+    return {
+        "2": local(OpenAPIV2SpecValidator),
+        "3.0": local(OpenAPIV30SpecValidator),
+        "3.1": local(OpenAPIV31SpecValidator),
+    }
 
 
-def _scoring_findings(doc: dict[str, Any], schema: ScoringSchema, version: str) -> list[Finding]:
+def _scoring_findings(loc: Locator, schema: ScoringSchema) -> list[Finding]:
     findings: list[Finding] = []
-    loc = _Locator(doc, version)
-    op_path = loc.score_operation()
-    if op_path is None:
+    if loc.score_operation() is None:
         findings.append(Finding("error", "$.paths", "no POST operation for /score"))
-    body, body_path, example, example_path = loc.input_schema()
-    props = body.get("properties") if isinstance(body, dict) else None
-    if not isinstance(props, dict) or not props:
-        if body_path is not None and not body.get("type"):
+    body, example = loc.input_schema()
+    props = body.node.get("properties") if body is not None else None
+    if body is None or not isinstance(props, dict) or not props:
+        if body is None:
+            findings.append(Finding("error", "$", "no request schema for /score"))
+        elif not body.node.get("type"):
             findings.append(
                 Finding(
                     "warning",
-                    body_path,
+                    body.path,
                     'the request schema is empty; amlc assumes {"data": [rows]}',
                 )
             )
-        elif body_path is None:
-            findings.append(Finding("error", "$", "no request schema for /score"))
         else:
             findings.append(
-                Finding("error", body_path, "input convention not recognised: no properties")
+                Finding("error", body.path, "input convention not recognised: no properties")
             )
         return findings + _output_findings(loc, schema)
     if "data" not in props and "Inputs" not in props:
-        keys = ", ".join(repr(k) for k in list(props)[:5])
+        keys = ", ".join(_short(repr(k), 60) for k in list(props)[:5])
         findings.append(
             Finding(
                 "error",
-                f"{body_path}.properties",
+                json_path(["properties"], body.path),
                 f"input convention not recognised: neither 'data' nor 'Inputs' (found {keys})",
             )
         )
         return findings + _output_findings(loc, schema)
 
-    rows_node, rows_path = loc.rows_schema(body, body_path)
+    rows = loc.rows_schema(body)
     if schema.row_kind == "any":
         findings.append(
-            Finding("warning", rows_path, "rows are not described (no 'items'); anything goes")
+            Finding("warning", rows.path, "rows are not described (no 'items'); anything goes")
         )
     elif schema.row_kind == "record":
-        findings.extend(_column_findings(loc, rows_node, rows_path, schema))
+        findings.extend(_column_findings(loc, rows, schema))
     elif schema.item_type in (None, "any"):
-        findings.append(Finding("warning", rows_path, "the row items have no type"))
+        findings.append(Finding("warning", rows.path, "the row items have no type"))
 
-    example_rows, ex_rows_path = _example_rows(example, example_path, schema)
-    findings.extend(_example_findings(schema, example_rows, ex_rows_path))
+    findings.extend(_example_findings(schema, _example_rows(example, schema)))
     return findings + _output_findings(loc, schema)
 
 
-def _column_findings(
-    loc: _Locator, rows_node: dict[str, Any], rows_path: str, schema: ScoringSchema
-) -> list[Finding]:
+def _column_findings(loc: Locator, rows: Located, schema: ScoringSchema) -> list[Finding]:
     findings = []
-    items, items_path = loc.follow(rows_node.get("items"), f"{rows_path}.items")
-    props = items.get("properties") if isinstance(items, dict) else None
+    items = loc.row_items(rows)
     if not schema.columns:
-        findings.append(Finding("warning", items_path, "rows are objects without columns"))
+        findings.append(Finding("warning", items.path, "rows are objects without columns"))
         return findings
-    props_path = f"{items_path}.properties"
+    props = loc.child(items, "properties")
     for col in schema.columns:
-        col_path = json_path([col.name], props_path)
+        col_path = json_path([col.name], props.path)
         if col.type == "any":
             findings.append(Finding("warning", col_path, "no type: any value is accepted"))
         if col.name in LABEL_NAMES:
@@ -447,261 +586,120 @@ def _column_findings(
                     "requests must still send it",
                 )
             )
-        prop = (props or {}).get(col.name)
-        if isinstance(prop, dict) and "example" in prop:
-            problems = _value_problems(schema, {col.name: prop["example"]}, only=col.name)
-            findings.extend(
-                Finding(level, f"{col_path}.example", message) for level, _, message in problems
-            )
-    required = items.get("required") if isinstance(items, dict) else None
+        prop = loc.child(props, col.name)
+        if isinstance(prop.node, dict) and "example" in prop.node:
+            problem = _value_problem(col.type, col.nullable, prop.node["example"])
+            if problem is not None:
+                level, message = problem
+                findings.append(Finding(level, json_path(["example"], prop.path), message))
+    required = items.node.get("required") if isinstance(items.node, dict) else None
     if isinstance(required, list):
+        declared = set(schema.column_names)
         for index, name in enumerate(required):
-            if name not in (props or {}):
+            if not isinstance(name, str) or name not in declared:
                 findings.append(
                     Finding(
                         "warning",
-                        f"{items_path}.required[{index}]",
-                        f"'{name}' is required but not declared",
+                        json_path(["required", index], items.path),
+                        f"{_short(repr(name), 60)} is required but not declared",
                     )
                 )
     return findings
 
 
-def _example_rows(
-    example: Any, example_path: str | None, schema: ScoringSchema
-) -> tuple[list[Any], str | None]:
-    if not isinstance(example, dict) or example_path is None:
-        return [], None
+def _value_problem(kind: str, nullable: bool, value: Any) -> tuple[str, str] | None:
+    """A column's own example: fine (None), one the endpoint would convert (a warning), or
+    one it cannot (an error)."""
+    if value_validator(kind, nullable=nullable).isinstance_python(value):
+        return None
+    message = f"expected {column_type(kind).expected}, got {show_value(value)}"
+    if value_validator(kind, nullable=nullable, text=True).isinstance_python(value):
+        return "warning", f"example needs coercion: {message}"
+    return "error", f"example does not match its type: {message}"
+
+
+def _example_rows(example: Located | None, schema: ScoringSchema) -> list[Located]:
+    """The rows of the request example, each with its path."""
+    if example is None or not isinstance(example.node, dict):
+        return []
     if str(schema.convention) == "inputs":
-        inputs = example.get("Inputs")
+        inputs = example.node.get("Inputs")
         rows = inputs.get("data") if isinstance(inputs, dict) else None
-        return (rows, f"{example_path}.Inputs.data") if isinstance(rows, list) else ([], None)
-    rows = example.get("data")
-    return (rows, f"{example_path}.data") if isinstance(rows, list) else ([], None)
+        base = json_path(["Inputs", "data"], example.path)
+    else:
+        rows = example.node.get("data")
+        base = json_path(["data"], example.path)
+    if not isinstance(rows, list):
+        return []
+    return [Located(row, json_path([index], base)) for index, row in enumerate(rows)]
 
 
-def _example_findings(
-    schema: ScoringSchema, rows: list[Any], rows_path: str | None
-) -> list[Finding]:
+def _example_findings(schema: ScoringSchema, rows: list[Located]) -> list[Finding]:
+    """Each example row checked as rows are: a value the endpoint would convert (``"True"`` for
+    a boolean) is a warning, one it cannot is an error; a missing or undeclared column in an
+    example is a warning."""
     findings = []
-    for index, row in enumerate(rows):
-        row_path = f"{rows_path}[{index}]"
-        for level, column, message in _value_problems(schema, row):
-            where = json_path([column], row_path) if column else row_path
-            findings.append(Finding(level, where, message))
+    validator = schema.row_validator()
+    for row, row_path in rows:
+        _, strict = validator.validate([row])
+        if not strict:
+            continue
+        _, lenient = validator.validate([row], text=True)
+        unconvertible = {(p.column, p.message) for p in lenient}
+        for problem in strict:
+            where = json_path([problem.column], row_path) if problem.column else row_path
+            message = problem.message
+            if message == "missing column":
+                findings.append(
+                    Finding("warning", where, "the example has no value for this column")
+                )
+            elif message.startswith("unknown column"):
+                findings.append(
+                    Finding("warning", where, "the example has a column the schema lacks")
+                )
+            elif (problem.column, message) in unconvertible:
+                findings.append(
+                    Finding("error", where, f"example does not match its type: {message}")
+                )
+            else:
+                findings.append(Finding("warning", where, f"example needs coercion: {message}"))
     return findings
 
 
-def _value_problems(
-    schema: ScoringSchema, row: Any, *, only: str | None = None
-) -> list[tuple[str, str | None, str]]:
-    """Check one example row with the schema's own row validation: a value the endpoint would
-    coerce (``"True"`` for a boolean) is a warning, one it cannot is an error; a missing or
-    undeclared column in an example is a warning."""
-    strict = _problems(schema, row, coerce=False)
-    if not strict:
-        return []
-    lenient = {(p.column, p.message) for p in _problems(schema, row, coerce=True)}
-    out = []
-    for problem in strict:
-        if only is not None and problem.column != only:
-            continue
-        message = problem.message
-        if message.startswith("missing"):
-            out.append(("warning", problem.column, "the example has no value for this column"))
-        elif message.startswith("unknown column"):
-            out.append(("warning", problem.column, "the example has a column the schema lacks"))
-        elif (problem.column, message) in lenient:
-            out.append(("error", problem.column, f"example does not match its type: {message}"))
-        else:
-            out.append(("warning", problem.column, f"example needs coercion: {message}"))
-    return out
-
-
-def _problems(schema: ScoringSchema, row: Any, *, coerce: bool) -> list[Any]:
-    try:
-        schema.validate_rows([row], coerce=coerce)
-    except ValidationError as exc:
-        return exc.problems
-    return []
-
-
-def _output_findings(loc: _Locator, schema: ScoringSchema) -> list[Finding]:
-    out_node, out_path = loc.output_schema()
-    if out_node is None or out_path is None or schema.output_kind == "unknown":
-        return [Finding("warning", out_path or "$", "the response is not described")]
+def _output_findings(loc: Locator, schema: ScoringSchema) -> list[Finding]:
+    out = loc.output_schema()
+    if out is None or schema.output_kind == "unknown":
+        op = loc.score_operation()
+        where = out.path if out is not None else json_path(["responses"], op.path) if op else "$"
+        return [Finding("warning", where, "the response is not described")]
     findings = []
-    example = out_node.get("example") if isinstance(out_node, dict) else None
+    example = out.node.get("example") if isinstance(out.node, dict) else None
     items: Any = None
-    items_path = f"{out_path}.example"
+    items_path = json_path(["example"], out.path)
     if schema.output_kind in ("Results[]", "result[]") and isinstance(example, dict):
         key = schema.output_kind[:-2]
-        items, items_path = example.get(key), f"{out_path}.example.{key}"
+        items, items_path = example.get(key), json_path(["example", key], out.path)
     elif schema.output_kind == "array":
         items = example
     kind = schema.output_item_type
     if isinstance(items, list) and kind:
+        check = output_validator(kind)
         for index, value in enumerate(items):
-            if not _fits_output(value, kind):
+            if not check.isinstance_python(value):
                 findings.append(
                     Finding(
                         "warning",
-                        f"{items_path}[{index}]",
-                        f"output example {json.dumps(value)} is not {kind}; "
+                        json_path([index], items_path),
+                        f"output example {show_value(value)} is not {kind}; "
                         "expect either from the endpoint",
                     )
                 )
     return findings
 
 
-def _fits_output(value: Any, kind: str) -> bool:
-    if kind == "integer":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == "number":
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if kind in ("string", "datetime"):
-        return isinstance(value, str)
-    if kind == "boolean":
-        return isinstance(value, bool)
-    if kind == "array":
-        return isinstance(value, list)
-    return True
-
-
-class _Locator:
-    """Finds the scoring parts of the raw document *with their JSON paths*, following local
-    ``$ref``s, so findings point at the place to fix (the loader itself does not keep paths)."""
-
-    def __init__(self, doc: dict[str, Any], version: str):
-        self.doc = doc
-        self.v2 = version.startswith("2")
-
-    def follow(self, node: Any, path: str) -> tuple[Any, str]:
-        seen: set[str] = set()
-        while isinstance(node, dict) and isinstance(node.get("$ref"), str):
-            ref = node["$ref"]
-            if not ref.startswith("#/") or ref in seen:
-                break
-            seen.add(ref)
-            parts = [p.replace("~1", "/").replace("~0", "~") for p in ref[2:].split("/")]
-            target: Any = self.doc
-            for part in parts:
-                target = target.get(part) if isinstance(target, dict) else None
-            if target is None:
-                break
-            node, path = target, json_path(parts)
-        return node, path
-
-    def score_operation(self) -> str | None:
-        paths = self.doc.get("paths") or {}
-        candidates = ["/score", "score"] + [p for p in paths if "score" in str(p)]
-        for name in candidates:
-            item = paths.get(name)
-            if isinstance(item, dict) and isinstance(item.get("post"), dict):
-                return json_path(["paths", name, "post"])
-        return None
-
-    def _definitions_path(self) -> list[str]:
-        return ["definitions"] if self.v2 else ["components", "schemas"]
-
-    def _definition(self, name: str) -> tuple[Any, str | None]:
-        node: Any = self.doc
-        parts = [*self._definitions_path(), name]
-        for part in parts:
-            node = node.get(part) if isinstance(node, dict) else None
-        return (node, json_path(parts)) if isinstance(node, dict) else (None, None)
-
-    def input_schema(self) -> tuple[Any, str | None, Any, str | None]:
-        """(schema, path, example, example path) of the request body."""
-        op_path = self.score_operation()
-        op = self._at(op_path) if op_path else None
-        schema: Any = None
-        path: str | None = None
-        example: Any = None
-        example_path: str | None = None
-        if isinstance(op, dict):
-            if self.v2:
-                for index, param in enumerate(op.get("parameters") or []):
-                    param, param_path = self.follow(param, f"{op_path}.parameters[{index}]")
-                    if isinstance(param, dict) and param.get("in") == "body":
-                        schema, path = param.get("schema"), f"{param_path}.schema"
-                        break
-            else:
-                body, body_path = self.follow(op.get("requestBody") or {}, f"{op_path}.requestBody")
-                media = (body.get("content") or {}).get("application/json")
-                if isinstance(media, dict):
-                    media_path = json_path(["content", "application/json"], body_path)
-                    schema, path = media.get("schema"), f"{media_path}.schema"
-                    if "example" in media:
-                        example, example_path = media["example"], f"{media_path}.example"
-        if schema is None:
-            schema, path = self._definition("ServiceInput")
-        if schema is None or path is None:
-            return {}, None, None, None
-        schema, path = self.follow(schema, path)
-        if not isinstance(schema, dict):
-            return {}, path, None, None
-        if example_path is None and "example" in schema:
-            example, example_path = schema["example"], f"{path}.example"
-        return schema, path, example, example_path
-
-    def rows_schema(
-        self, body: dict[str, Any], body_path: str | None
-    ) -> tuple[dict[str, Any], str]:
-        props = body.get("properties") or {}
-        base = f"{body_path}.properties"
-        if "Inputs" in props:
-            inputs, inputs_path = self.follow(props["Inputs"], f"{base}.Inputs")
-            inner = (inputs.get("properties") or {}) if isinstance(inputs, dict) else {}
-            node, path = self.follow(inner.get("data") or {}, f"{inputs_path}.properties.data")
-        else:
-            node, path = self.follow(props.get("data") or {}, f"{base}.data")
-        return (node if isinstance(node, dict) else {}), path
-
-    def output_schema(self) -> tuple[Any, str | None]:
-        op_path = self.score_operation()
-        op = self._at(op_path) if op_path else None
-        schema: Any = None
-        path: str | None = None
-        if isinstance(op, dict):
-            responses = op.get("responses") or {}
-            key = "200" if "200" in responses else 200 if 200 in responses else None
-            if key is not None:
-                ok, ok_path = self.follow(responses[key], f"{op_path}.responses['200']")
-                if self.v2 and isinstance(ok, dict):
-                    schema, path = ok.get("schema"), f"{ok_path}.schema"
-                elif isinstance(ok, dict):
-                    media = (ok.get("content") or {}).get("application/json")
-                    if isinstance(media, dict):
-                        media_path = json_path(["content", "application/json"], ok_path)
-                        schema, path = media.get("schema"), f"{media_path}.schema"
-        if schema is None:
-            schema, path = self._definition("ServiceOutput")
-        if schema is None or path is None:
-            return None, f"{op_path}.responses" if op_path else None
-        return self.follow(schema, path)
-
-    def _at(self, path: str) -> Any:
-        # Only paths built by json_path from ["paths", name, "post"] reach here.
-        paths = self.doc.get("paths") or {}
-        for name, item in paths.items():
-            if json_path(["paths", name, "post"]) == path and isinstance(item, dict):
-                return item.get("post")
-        return None
-
-
-def json_path(parts: list[Any], base: str = "$") -> str:
-    """``$.definitions.ServiceInput.properties['emp.var.rate']`` from a list of keys/indexes."""
-    out = base
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif _IDENT.match(str(part)):
-            out += f".{part}"
-        else:
-            quoted = str(part).replace("\\", "\\\\").replace("'", "\\'")
-            out += f"['{quoted}']"
-    return out
+def _obj(value: Any) -> dict[str, Any]:
+    """``value`` if it is an object, else an empty one (sloppy swaggers put anything anywhere)."""
+    return value if isinstance(value, dict) else {}
 
 
 def _short(message: str, limit: int = 300) -> str:

@@ -15,6 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property-based tests run a few hundred examples in the normal suite; HYPOTHESIS_PROFILE=thorough
+# runs thousands (e.g. before a release, or after touching the swagger reader or codegen).
+# The autouse amlc_home fixture is per test, not per example: sharing it is harmless.
+_SLOW_DATA = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture]
+settings.register_profile(
+    "default", max_examples=200, deadline=None, suppress_health_check=_SLOW_DATA
+)
+settings.register_profile(
+    "thorough", max_examples=2500, deadline=None, suppress_health_check=_SLOW_DATA
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 #: Variables that would point a test at a real endpoint or change where amlc keeps files.
 _AMLC_ENV = ("AMLC_SCORING_URI", "AMLC_KEY", "AMLC_TOKEN", "AMLC_SWAGGER_URI", "AMLC_DEBUG")

@@ -448,3 +448,13 @@ def test_from_profile_uses_resolve_target(
             return (await endpoint.score(rows(1))).predictions
 
     assert asyncio.run(go()) == ["no"]
+
+
+@pytest.mark.parametrize("body", [b"/etc/passwd", b"/dev/zero", b"\xef\xbb\xbf ./swagger.json"])
+def test_a_swagger_body_is_parsed_as_json_never_opened_as_a_path(
+    make: Any, server: FaultServer, body: bytes
+) -> None:
+    server.swagger = body  # type: ignore[assignment]
+    with pytest.raises(errors.SchemaError, match=r"/swagger.json: not valid JSON"):
+        make().score(rows(1))
+    assert [r.path for r in server.requests] == ["/swagger.json"], "nothing was sent to score"

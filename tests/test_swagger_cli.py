@@ -138,3 +138,48 @@ def test_swagger_commands_never_import_heavy_modules() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
+
+
+# --------------------------------------------------------------------------- scale
+
+
+def test_validate_a_20000_column_swagger(amlc: Any, tmp_path: Path) -> None:
+    sys.path.insert(0, str(REPO / "tests"))
+    from wide_swagger import wide_swagger
+
+    path = tmp_path / "wide.json"
+    path.write_text(json.dumps(wide_swagger(20_000)), encoding="utf-8")
+    result = amlc("swagger", "validate", str(path), "--json", timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = result.json()
+    assert report["ok"] is True and report["findings"] == []
+    bad = wide_swagger(20_000)
+    bad["definitions"]["ServiceInput"]["example"]["data"][0]["col.19999"] = "not a date"
+    path.write_text(json.dumps(bad), encoding="utf-8")
+    result = amlc("swagger", "validate", str(path), "--json", timeout=300)
+    assert result.returncode == 2
+    (finding,) = result.json()["findings"]
+    assert finding["path"] == "$.definitions.ServiceInput.example.data[0]['col.19999']"
+
+
+def test_validate_is_linear_in_the_number_of_columns() -> None:
+    """Ten times the columns costs about ten times as much (quadratic would be a hundred)."""
+    import time
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from wide_swagger import wide_swagger
+
+    from aml_client.swagger_tools import validate_document
+
+    def cost(columns: int) -> float:
+        doc = wide_swagger(columns)
+        best = float("inf")
+        for _ in range(2):
+            started = time.perf_counter()
+            assert validate_document(doc).ok
+            best = min(best, time.perf_counter() - started)
+        return best
+
+    cost(200)  # warm up imports and caches
+    ratio = cost(10_000) / cost(1_000)
+    assert ratio < 30, f"10x the columns cost {ratio:.0f}x the time"

@@ -395,3 +395,83 @@ def test_the_local_endpoint_reference_swaggers_are_clean(path: Path) -> None:
     assert report.findings == [], [str(f) for f in report.findings]
     schema = load_schema(path)
     assert schema.columns and schema.validate_rows(schema.example_rows(2))
+
+
+def test_validate_never_fetches_a_remote_or_file_ref(tmp_path: Path) -> None:
+    """openapi-spec-validator follows http(s):// and file:// references by default; a swagger
+    from an endpoint must not make amlc call other hosts or read local files."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    hits: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            body = json.dumps({"type": "object"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"type": "object"}')
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        for ref in (f"http://127.0.0.1:{httpd.server_port}/remote.json", secret.as_uri()):
+            doc = _minimal({"$ref": ref}, RESULTS)
+            report = validate_document(doc)
+            assert not report.ok
+            assert any("only local references" in f.message for f in report.errors)
+            with pytest.raises(SchemaError, match="only local references"):
+                load_schema(doc)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert hits == []
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        {},
+        {"col.3": {"type": "integr"}, "col.53": {"type": "integr"}, "col.278": {"type": "integr"}},
+        {"col.10": {"format": 5}},
+        {"col.20": {"default": "not a number"}, "col.21": {"default": 1.5}},
+        {"col.30": {"$ref": "#/definitions/Nope"}},
+        {"col.40": {"items": 3}},
+    ],
+)
+def test_large_property_maps_are_validated_once_per_distinct_schema(
+    monkeypatch: pytest.MonkeyPatch, breakage: dict[str, Any]
+) -> None:
+    """The structural check condenses 300 columns of five types to those five types (a
+    column's example aside); it finds what checking every column finds, at the same paths."""
+    import sys
+
+    import aml_client.swagger_tools as tools
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from wide_swagger import wide_swagger
+
+    doc = wide_swagger(300)
+    props = doc["definitions"]["ServiceInput"]["properties"]["data"]["items"]["properties"]
+    for name, change in breakage.items():
+        props[name] = change if "$ref" in change else {**props[name], **change}
+    condensed, groups = tools._condense(doc)
+    kept = condensed["definitions"]["ServiceInput"]["properties"]["data"]["items"]["properties"]
+    assert len(kept) <= 5 + len(breakage)
+    assert sum(len(names) for group in groups.values() for names in group.values()) == 300
+
+    def structural() -> tuple[bool, list[str]]:
+        findings = tools._structural(doc, "2.0")
+        return not findings, sorted(f.path for f in findings)
+
+    fast = structural()
+    monkeypatch.setattr(tools, "_CONDENSE_OVER", 10**9)
+    assert fast == structural()
+    assert fast[0] is (not breakage), fast

@@ -168,7 +168,7 @@ def _run_batch(
     concurrency: int | str,
     resume: bool,
     method: str | None,
-    coerce: bool,
+    coerce: bool | None,
     show_progress: bool,
 ) -> BatchSummary:
     """The large-input path: stream, score concurrently, write in input order, show progress."""
@@ -273,7 +273,7 @@ def _score_many_to_screen(
     batch_size: int,
     concurrency: int | str,
     method: str | None,
-    coerce: bool,
+    coerce: bool | None,
 ) -> tuple[list[Any], list[Any], float]:
     """More rows than one batch but no ``-o``: score through the large-input path into a
     temporary file, then hand back (rows, predictions, seconds) for the table or JSON."""
@@ -396,7 +396,7 @@ def score(
     # Strings become declared types for CSV by default (its values are all strings); the
     # large-input path decides per format itself unless told otherwise.
     coerce_value = input_.lower().endswith(".csv") if coerce is None else coerce
-    coerce_batch = True if coerce is None else coerce
+    coerce_batch = coerce  # the large-input path decides per format the same way
 
     if output_path is not None:
         if resume and input_ == "-":

@@ -135,12 +135,15 @@ def rewrite_document(
 
 
 def _set_request_example(doc: dict[str, Any], example: dict[str, Any]) -> None:
-    from aml_client.swagger_tools import _Locator
+    from aml_client.errors import SchemaError
+    from aml_client.schema.locate import Locator
 
-    version = str(doc.get("swagger") or doc.get("openapi") or "")
-    schema, _path, _ex, _ex_path = _Locator(doc, version).input_schema()
-    if isinstance(schema, dict) and schema:
-        schema["example"] = example
+    try:
+        schema, _example = Locator(doc).input_schema()
+    except SchemaError:
+        schema = None
+    if schema is not None and isinstance(schema.node, dict) and schema.node:
+        schema.node["example"] = example
     # OpenAPI 3 media-level examples win over the schema's own.
     for item in (doc.get("paths") or {}).values():
         post = item.get("post") if isinstance(item, dict) else None
@@ -199,10 +202,9 @@ class SwaggerUIServer:
         self.allowed_hosts = frozenset(local)
         self.allowed_origins = frozenset({f"http://{h}" for h in local} | set(allowed_origins))
         self._paths = {p for p in (document.get("paths") or {}) if isinstance(p, str)}
-        self._score_path = next(
-            (p for p in ("/score", "score") if p in self._paths),
-            next((p for p in self._paths if "score" in p), "/score"),
-        )
+        from aml_client.schema.locate import score_route
+
+        self._score_path = score_route(document) or "/score"
         self._client: httpx.Client | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()

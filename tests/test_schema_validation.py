@@ -1,0 +1,238 @@
+"""Row validation runs on pydantic; amlc's messages are a thin mapping of pydantic's errors."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from pydantic_core import SchemaValidator
+from pydantic_core import ValidationError as PydanticValidationError
+
+from aml_client.errors import ValidationError
+from aml_client.schema import ScoringSchema, load_schema
+from aml_client.schema.column_types import COLUMN_TYPES, classify, value_validator
+from aml_client.schema.validation import RowValidator, problems_from
+
+
+def _schema(columns: dict[str, Any]) -> ScoringSchema:
+    return load_schema(
+        {
+            "swagger": "2.0",
+            "info": {"title": "t", "version": "1"},
+            "paths": {
+                "/score": {
+                    "post": {
+                        "parameters": [
+                            {
+                                "name": "body",
+                                "in": "body",
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "data": {
+                                            "type": "array",
+                                            "items": {"type": "object", "properties": columns},
+                                        }
+                                    },
+                                },
+                            }
+                        ],
+                        "responses": {"200": {"description": "ok"}},
+                    }
+                }
+            },
+        }
+    )
+
+
+MIXED = _schema(
+    {
+        "n": {"type": "integer"},
+        "x": {"type": "number"},
+        "s": {"type": "string"},
+        "b": {"type": "boolean"},
+        "d": {"type": "string", "format": "date-time"},
+        "a": {"type": "array"},
+        "o": {"type": "object"},
+        "z": {"type": "number", "x-nullable": True},
+    }
+)
+GOOD = {"n": 1, "x": 0.5, "s": "a", "b": True, "d": "2011-01-01", "a": [], "o": {}, "z": None}
+
+
+def test_the_validator_is_pydantic_and_its_errors_map_to_amlc_messages() -> None:
+    validator = MIXED.row_validator()
+    compiled = validator._validator(text=False)
+    assert isinstance(compiled, SchemaValidator)
+    rows = [GOOD, {**GOOD, "n": "abc", "extra": 1}, {k: v for k, v in GOOD.items() if k != "s"}]
+    with pytest.raises(PydanticValidationError) as raw:
+        compiled.validate_python(rows)
+    located = {(e["loc"][0], e["loc"][1], e["type"]) for e in raw.value.errors()}
+    assert (1, "extra", "extra_forbidden") in located
+    assert (2, "s", "missing") in located
+    assert any(loc[:2] == (1, "n") for loc in located)
+    assert [str(p) for p in problems_from(raw.value, rows, validator)] == [
+        "row 2, column 'n': expected integer, got 'abc'",
+        "row 2, column 'extra': unknown column (not in the swagger)",
+        "row 3, column 's': missing column",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "shown"),
+    [
+        ("n", 1.5, "expected integer, got 1.5"),
+        ("n", 3.0000000001, "expected integer, got 3.0000000001"),
+        ("n", 5e-324, "expected integer, got 5e-324"),
+        ("n", True, "expected integer, got true"),
+        ("n", "1", "expected integer, got '1'"),
+        ("n", math.inf, "expected integer, got Infinity"),
+        ("x", math.nan, "expected number, got NaN"),
+        ("x", "0.5", "expected number, got '0.5'"),
+        ("x", None, "expected number, got null"),
+        ("s", 5, "expected string, got 5"),
+        ("b", "True", "expected boolean, got 'True'"),
+        ("b", 1, "expected boolean, got 1"),
+        ("d", "tomorrow", "expected a date-time string, got 'tomorrow'"),
+        ("a", "[1]", "expected an array, got '[1]'"),
+        ("o", [1], "expected an object, got [1]"),
+        ("s", ["y" * 100], 'expected string, got ["' + "y" * 35 + "..."),
+    ],
+)
+def test_strict_json_values(column: str, value: Any, shown: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        MIXED.validate_rows([{**GOOD, column: value}])
+    assert str(err.value) == f"row 1, column '{column}': {shown}"
+
+
+def test_integral_floats_and_ints_pass_unchanged() -> None:
+    (row,) = MIXED.validate_rows([{**GOOD, "n": 30.0, "x": 2}])
+    assert row["n"] == 30.0 and isinstance(row["n"], float)
+    assert row["x"] == 2 and isinstance(row["x"], int)
+
+
+@pytest.mark.parametrize(
+    ("column", "text", "value"),
+    [
+        ("n", "24", 24),
+        ("n", " 24 ", 24),
+        ("n", "24.0", 24),
+        ("n", "-7", -7),
+        ("x", "4.962", 4.962),
+        ("x", "42", 42),
+        ("x", "1e3", 1000.0),
+        ("b", "yes", True),
+        ("b", "True", True),
+        ("b", "1", True),
+        ("b", "no", False),
+        ("b", " F ", False),
+        ("d", "2011-01-01 00:00:00,000000", "2011-01-01 00:00:00,000000"),
+        ("d", "2011-01-01T00:00:00Z", "2011-01-01T00:00:00Z"),
+        ("a", "[1, 2]", [1, 2]),
+        ("o", '{"k": 1}', {"k": 1}),
+        ("s", "24", "24"),
+    ],
+)
+def test_text_cells_are_converted(column: str, text: str, value: Any) -> None:
+    cells = {"n": "1", "x": "0.5", "s": "a", "b": "true", "d": "2011-01-01", "a": "[]"}
+    converted = MIXED.coerce_row({**cells, "o": "{}", "z": "1.5", column: text})
+    assert converted[column] == value
+    assert type(converted[column]) is type(value)
+
+
+@pytest.mark.parametrize(
+    ("column", "text"),
+    [
+        ("n", "24.5"),
+        ("n", "abc"),
+        ("x", "nan"),
+        ("x", "inf"),
+        ("x", "-Infinity"),
+        ("b", "maybe"),
+        ("d", "01/02/2011"),
+        ("a", "{}"),
+        ("o", "[1]"),
+    ],
+)
+def test_text_that_does_not_convert(column: str, text: str) -> None:
+    cells = {"n": "1", "x": "0.5", "s": "a", "b": "true", "d": "2011-01-01", "a": "[]"}
+    row = {**cells, "o": "{}", "z": "", column: text}
+    with pytest.raises(ValidationError) as err:
+        MIXED.coerce_row(row)
+    problems = {p.column: p.message for p in err.value.problems}
+    assert problems[column].endswith(f"got {text!r}")
+
+
+def test_coercion_converts_text_only() -> None:
+    """JSON numbers are never turned into strings: a string column given 5 is refused with or
+    without coercion, so the small and the batch path cannot disagree on it."""
+    for coerce in (False, True):
+        with pytest.raises(ValidationError, match="column 's': expected string, got 5"):
+            MIXED.validate_rows([{**GOOD, "s": 5}], coerce=coerce)
+        with pytest.raises(ValidationError, match="column 'b': expected boolean, got 1"):
+            MIXED.validate_rows([{**GOOD, "b": 1}], coerce=coerce)
+    original = {**GOOD, "n": "3"}
+    (row,) = MIXED.validate_rows([original], coerce=True)
+    assert row["n"] == 3 and original["n"] == "3"
+
+
+def test_problem_order_is_row_by_row_columns_as_written_then_missing() -> None:
+    bad = {"o": 1, "s": 2, "extra": 3, "n": "x"}
+    with pytest.raises(ValidationError) as err:
+        MIXED.validate_rows([GOOD, bad])
+    assert [(p.row, p.column) for p in err.value.problems] == [
+        (2, "o"),
+        (2, "s"),
+        (2, "extra"),
+        (2, "n"),
+        (2, "x"),
+        (2, "b"),
+        (2, "d"),
+        (2, "a"),
+        (2, "z"),
+    ]
+
+
+def test_column_names_are_used_as_they_are() -> None:
+    names = ["", "emp.var.rate", "__class__", "__pydantic_config__", "a b", "über", "1", "$ref"]
+    schema = _schema({name: {"type": "integer"} for name in names})
+    row = {name: i for i, name in enumerate(names)}
+    assert schema.validate_rows([row]) == [row]
+    with pytest.raises(ValidationError) as err:
+        schema.validate_rows([{**row, "__class__": "x"}])
+    assert str(err.value) == "row 1, column '__class__': expected integer, got 'x'"
+
+
+def test_scalar_array_and_any_rows() -> None:
+    scalars = RowValidator("scalar", "number", [])
+    assert scalars.validate([1, 2.5])[1] == []
+    assert [str(p) for p in scalars.validate([1, "2", None])[1]] == [
+        "row 2: expected number, got '2'",
+        "row 3: expected number, got null",
+    ]
+    assert scalars.validate(["2"], text=True) == ([2], [])
+    arrays = RowValidator("array", "boolean", [])
+    assert [str(p) for p in arrays.validate([[True, "no"], {}], text=False)[1]] == [
+        "row 1: item 1: expected boolean, got 'no'",
+        "row 2: expected an array, got {}",
+    ]
+    anything = RowValidator("any", None, [])
+    assert anything.validate([{}, 1, "x"]) == ([{}, 1, "x"], [])
+
+
+def test_the_table_covers_every_type_the_reader_yields() -> None:
+    assert set(COLUMN_TYPES) == {
+        "integer",
+        "number",
+        "string",
+        "boolean",
+        "datetime",
+        "array",
+        "object",
+        "any",
+    }
+    for prop in ({"type": "string", "format": "date"}, {"type": ["null", "integer"]}, {}, []):
+        assert classify(prop) in COLUMN_TYPES
+    assert value_validator("integer").isinstance_python(3)
+    assert not value_validator("integer", text=True).isinstance_python("3.5")
