@@ -614,6 +614,7 @@ class _Run:
             drop=self.drop_columns,
             ignore_extra=self.ignore_extra_columns,
             path=self.input_path,
+            from_header=source.format == "csv",
         )
         self.global_parameters = source.global_parameters
         if self.schema is not None and (self.validate or source.convention is None):

@@ -594,6 +594,8 @@ class RowSource:
         self.format = format
         self.schema = schema
         self.encoding = encoding
+        #: columns that will not be sent (kept as read, never converted)
+        self.unsent: frozenset[str] = frozenset()
         self._data = data
         self._envelope = _Envelope()
         head = self._head_bytes()
@@ -603,6 +605,11 @@ class RowSource:
 
     def __repr__(self) -> str:
         return f"RowSource({self.path!r}, format={self.format!r})"
+
+    @property
+    def buffered(self) -> bytes | None:
+        """The bytes read from stdin (None for a file, which is read from disk each time)."""
+        return self._data
 
     # -- what the file says --------------------------------------------------------------
 
@@ -763,7 +770,11 @@ class RowSource:
     def _coerce(self, row: dict[str, str], row_number: int, line: int) -> Any:
         assert self.schema is not None
         try:
-            return self.schema.coerce_row(row)
+            if not self.unsent:
+                return self.schema.coerce_row(row)
+            sent = {k: v for k, v in row.items() if k not in self.unsent}
+            coerced = self.schema.coerce_row(sent)
+            return {k: coerced.get(k, v) for k, v in row.items()}
         except ValidationError as exc:
             problems = [RowProblem(row_number, p.column, p.message) for p in exc.problems]
             raise ValidationError(problems, source=f"{self.path}:{line}") from None
@@ -1097,12 +1108,19 @@ def check_columns(
     drop: Iterable[str] = (),
     ignore_extra: bool = False,
     path: str | None = None,
+    from_header: bool = True,
 ) -> frozenset[str]:
-    """The columns not to send, checked once before any row is: unknown ``drop`` names and
-    columns the swagger does not declare are one InputError, not an error per row."""
+    """The columns not to send, checked once before any row is.
+
+    ``columns`` are the CSV header (``from_header``) or the first row's keys; ``declared``
+    the swagger's (empty: nothing to check). Unknown ``drop`` names, columns the swagger does
+    not declare and declared columns the input lacks are each one InputError rather than one
+    error per row.
+    """
+    where = "header" if from_header else "row 1"
     dropped = [name for name in dict.fromkeys(drop) if name]
     unknown = [name for name in dropped if name not in columns]
-    if unknown:
+    if unknown and columns:
         names = ", ".join(repr(n) for n in unknown)
         raise InputError(
             f"--drop-columns: no column {names} in the input (columns: {_names(columns)})",
@@ -1112,23 +1130,36 @@ def check_columns(
         return frozenset(dropped)
     kept = [name for name in columns if name not in dropped]
     extra = [name for name in kept if name not in declared]
-    if extra and not ignore_extra:
-        names = ",".join(extra)
-        plural = "s" if len(extra) != 1 else ""
-        raise InputError(
-            f"column{plural} {', '.join(repr(n) for n in extra)} not in the endpoint's swagger "
-            f"(a label or an id?): score without {'them' if plural else 'it'} with "
-            f"--drop-columns {names}, or --ignore-extra-columns",
-            path=path,
-            line=1,
-        )
     missing = [name for name in declared if name not in kept]
+    if extra and missing:
+        import difflib
+
+        guesses = [
+            f"{name!r} for {match[0]!r}"
+            for name in extra
+            if (match := difflib.get_close_matches(name, missing, n=1, cutoff=0.6))
+        ]
+        if guesses:
+            raise InputError(
+                f"{where}: column {', '.join(guesses)}? The endpoint's swagger declares "
+                f"{_names([repr(m) for m in missing])} but not {_names([repr(e) for e in extra])}",
+                path=path,
+            )
+    if extra and not ignore_extra:
+        plural = "s" if len(extra) != 1 else ""
+        listed = ", ".join(repr(n) for n in extra)
+        raise InputError(
+            f"{where}: column{plural} {listed} not in the endpoint's swagger (a label or an "
+            f"id?): score without {'them' if plural else 'it'} with --drop-columns "
+            f"{','.join(extra)}, or --ignore-extra-columns",
+            path=path,
+        )
     if missing:
         plural = "s" if len(missing) != 1 else ""
         raise InputError(
-            f"missing column{plural} {_names(missing)} that the endpoint's swagger declares",
+            f"{where}: missing column{plural} {_names([repr(m) for m in missing])} that the "
+            "endpoint's swagger declares",
             path=path,
-            line=1,
         )
     return frozenset(dropped) | frozenset(extra)
 

@@ -35,7 +35,10 @@ def _register() -> None:
 
 def main() -> None:
     debug = os.environ.get("AMLC_DEBUG") == "1"
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING)
+    if debug:
+        logging.basicConfig(level=logging.DEBUG)
+    else:
+        logging.basicConfig(level=logging.WARNING, handlers=[output.LogLine()])
     from aml_client.errors import AmlcError
 
     _register()
