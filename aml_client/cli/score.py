@@ -12,6 +12,7 @@ Without a swagger, or with ``--no-validate``, a JSON payload is sent in its own 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -161,6 +162,10 @@ def _score_small(
                 if exc.source is None:  # name the file in the one line the user sees
                     raise ValidationError(exc.problems, source=source.path) from exc
                 raise
+        if schema is not None and coerce:
+            # Unvalidated, but CSV strings still become the declared types where they can.
+            with contextlib.suppress(ValidationError):
+                sendable = schema.validate_rows(sendable, coerce=True)
         envelope: Any = source.convention or schema or Convention.DATA
         body = wrap(sendable, envelope, method=method, global_parameters=global_parameters)
         return endpoint.score_raw(body)
@@ -528,13 +533,6 @@ def score(
         source.columns(), declared, drop=dropped, ignore_extra=ignore_extra_columns,
         path=source.path, from_header=source.format == "csv",
     )
-    if source.format == "csv" and coerce_value and schema is not None:
-        source.schema = schema  # CSV values are strings until the swagger says what they are
-        source.unsent = strip
-        try:
-            rows = list(itertools.islice(iter(source), batch_size + 1))
-        except ValidationError as exc:
-            raise _show_problems(exc, all_problems) from None
 
     started = time.perf_counter()
     request_id: str | None = None
