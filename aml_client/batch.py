@@ -880,7 +880,7 @@ class _Run:
         overloads = transients = 0
         while True:
             await self.gate.wait()
-            error: errors.EndpointError | None = None
+            error: errors.AmlcError | None = None
             async with self.limiter.slot() as epoch:
                 if self.gate.paused:  # a pause began while this request queued for a slot
                     continue
@@ -1090,6 +1090,6 @@ def _delay_s(retry_number: int, retry_after_s: float | None) -> float:
     """The server's Retry-After when sane (0-60 s), else capped exponential backoff + jitter."""
     if retry_after_s is not None and 0 <= retry_after_s <= 60:
         return max(retry_after_s, 0.05)
-    backoff = min(0.25 * 2**retry_number, 8.0)
+    backoff: float = min(0.25 * 2**retry_number, 8.0)
     return backoff * (1 - 0.25 * random.random())
 

@@ -23,6 +23,7 @@ Messages never contain a credential.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class AmlcError(Exception):
@@ -137,7 +138,7 @@ class PayloadTooLargeError(BadRequestError):
 
 
 class RateLimitError(EndpointError):
-    def __init__(self, message: str, *, retry_after_s: float | None = None, **kwargs):
+    def __init__(self, message: str, *, retry_after_s: float | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.retry_after_s = retry_after_s
 
@@ -149,7 +150,7 @@ class ModelError(EndpointError):
 class UnavailableError(EndpointError):
     """The platform is overloaded or restarting; a 503 may say when to come back."""
 
-    def __init__(self, message: str, *, retry_after_s: float | None = None, **kwargs):
+    def __init__(self, message: str, *, retry_after_s: float | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.retry_after_s = retry_after_s
 

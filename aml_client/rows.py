@@ -1082,8 +1082,8 @@ def read_rows(
     if name == STDIN:
         data = _read_stdin()
         codec, bom = _codec_for(data[:4], encoding, "<stdin>")
-        fmt = format or _sniff(data[bom:].decode(codec, "replace"))
-        return RowSource("<stdin>", fmt, schema=schema, data=data, encoding=encoding)
+        sniffed = format or _sniff(data[bom:].decode(codec, "replace"))
+        return RowSource("<stdin>", sniffed, schema=schema, data=data, encoding=encoding)
     path = Path(source)
     fmt: str | None = format or _FORMATS.get(path.suffix.lower())
     if path.is_dir():
