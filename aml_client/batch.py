@@ -533,7 +533,10 @@ class _Run:
                     path=str(path),
                 )
         cp = state.checkpoint
-        if self.prefix is not None and not self.prefix.matches(cp.input_offset, cp.input_sha256):
+        committed = cp.batches > 0  # a run killed before its first commit verifies nothing
+        if committed and self.prefix is not None and not self.prefix.matches(
+            cp.input_offset, cp.input_sha256
+        ):
             journal.close()
             raise errors.InputError(
                 f"cannot resume: the input's first {cp.rows:,} rows (its first "
@@ -799,7 +802,13 @@ class _Run:
                 batch.outcomes[index] = _Failed(row.reason, "malformed", line=row.line)
             else:
                 items.append((index, without_columns(row, self.strip)))
-        if self.schema is None or not self.validate or not items:
+        if self.schema is None or not items:
+            return items
+        if not self.validate:
+            if self.coerce:  # unchecked, but CSV strings become the declared types if they can
+                with contextlib.suppress(errors.ValidationError):
+                    converted = self.schema.validate_rows([row for _, row in items], coerce=True)
+                    return [(i, row) for (i, _), row in zip(items, converted, strict=True)]
             return items
         try:
             checked = self.schema.validate_rows([row for _, row in items], coerce=self.coerce)

@@ -30,6 +30,7 @@ from aml_client.errors import (
     EndpointError,
     InputError,
     NotFoundError,
+    SchemaError,
     ValidationError,
 )
 
@@ -171,12 +172,20 @@ def _score_small(
         return endpoint.score_raw(body)
 
 
-def _load_schema(target: config.Target, timeout_s: float) -> ScoringSchema | None:
-    """The endpoint's swagger; None (with one warning) when it publishes none."""
+def _load_schema(
+    target: config.Target, timeout_s: float, *, required: bool
+) -> ScoringSchema | None:
+    """The endpoint's swagger; None (with one warning) when it publishes none, or when it
+    cannot be read and is not ``required`` (rows are not validated)."""
     endpoint: Endpoint
     with config.endpoint_for(target, timeout_s=timeout_s) as endpoint:
         try:
             return endpoint.schema()
+        except SchemaError as exc:
+            if required:
+                raise
+            log.warning("the endpoint's swagger cannot be read (%s); rows are sent as read", exc)
+            return None
         except NotFoundError:
             log.warning(
                 "the endpoint publishes no swagger (%s); rows are sent unvalidated, in the "
@@ -525,7 +534,7 @@ def score(
     # The swagger checks the rows, converts CSV strings, and names the envelope of a file that
     # has none of its own; a payload sent unvalidated keeps its own.
     if validate or (source.format == "csv" and coerce_value) or source.convention is None:
-        schema = _load_schema(target, timeout)
+        schema = _load_schema(target, timeout, required=validate)
     declared: list[str] = []
     if validate and schema is not None and schema.row_kind == "record":
         declared = schema.column_names
