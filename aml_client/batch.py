@@ -727,7 +727,9 @@ class _Run:
 
     async def _reader(self, source: RowSource) -> None:
         cp = self.checkpoint
-        self.fmt.learn(source.first_row(), source.header())
+        first_row, header = source.first_row(), source.header()
+        if first_row is not None or header:  # (an empty input makes an empty output)
+            self.fmt.learn(first_row, header)
         start = Position(cp.input_offset, cp.input_line) if cp.rows else None
         reader: RowReader = source.reader(start)
         first = cp.rows

@@ -121,11 +121,17 @@ def _codec_for(head: bytes, encoding: str | None, path: str) -> tuple[str, int]:
 
 
 def _one_byte_per_char(codec: str) -> bool:
-    """Whether every character of ``codec`` is one byte (offsets are character counts)."""
-    try:
-        return len("\u00e9a".encode(codec)) == 2 and len("\n".encode(codec)) == 1
-    except UnicodeEncodeError:
-        return len("a\n".encode(codec)) == 2 and codec not in ("utf-8", "utf_8")
+    """Whether every character of ``codec`` is one byte (offsets are then character counts):
+    no byte starts a longer sequence (cp1252, latin-1: yes; UTF-8, Shift-JIS: no)."""
+    decoder = codecs.getincrementaldecoder(codec)("strict")
+    for byte in range(256):
+        decoder.reset()
+        try:
+            if len(decoder.decode(bytes([byte]), False)) != 1:
+                return False  # buffered, waiting for more bytes: a multi-byte codec
+        except UnicodeDecodeError:
+            continue  # a byte the codec leaves undefined
+    return True
 
 
 class _Decoded:
@@ -555,15 +561,12 @@ class _Envelope:
     """What a JSON document says around its rows."""
 
     def __init__(self) -> None:
-        self.read = False  # the head (up to the rows) was read
-        self.complete = False  # the tail was read too
+        self.complete = False  # read to the end, so what follows the rows is known too
         self.object = False
         self.convention: Convention | None = None
-        self.inputs_key = False
         self.global_parameters: Any = None
         self.method: Any = None
         self.rows_offset = 0  # byte offset just after the '[' opening the rows
-        self.rows_line = 0
 
     def params(self) -> dict[str, Any] | float | None:
         if self.convention is Convention.INPUTS:
@@ -594,8 +597,6 @@ class RowSource:
         self.format = format
         self.schema = schema
         self.encoding = encoding
-        #: columns that will not be sent (kept as read, never converted)
-        self.unsent: frozenset[str] = frozenset()
         self._data = data
         self._envelope = _Envelope()
         head = self._head_bytes()
@@ -770,11 +771,7 @@ class RowSource:
     def _coerce(self, row: dict[str, str], row_number: int, line: int) -> Any:
         assert self.schema is not None
         try:
-            if not self.unsent:
-                return self.schema.coerce_row(row)
-            sent = {k: v for k, v in row.items() if k not in self.unsent}
-            coerced = self.schema.coerce_row(sent)
-            return {k: coerced.get(k, v) for k, v in row.items()}
+            return self.schema.coerce_row(row)
         except ValidationError as exc:
             problems = [RowProblem(row_number, p.column, p.message) for p in exc.problems]
             raise ValidationError(problems, source=f"{self.path}:{line}") from None
@@ -975,10 +972,7 @@ class RowSource:
         self._rows_begin(stream)
 
     def _rows_begin(self, stream: _JsonStream) -> None:
-        envelope = self._envelope
-        envelope.read = True
-        envelope.rows_offset = stream.offset_at(stream.pos)
-        envelope.rows_line = stream.line_at(stream.pos) - 1
+        self._envelope.rows_offset = stream.offset_at(stream.pos)
 
     def _small_value(self, stream: _JsonStream, key: str) -> Any:
         line = stream.line_at(stream.pos)

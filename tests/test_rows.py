@@ -423,3 +423,26 @@ def test_check_columns() -> None:
         check_columns(["agee", "job"], declared, from_header=False)
     assert check_columns(["x"], [], drop=["x"]) == {"x"}  # no swagger: nothing else to check
     assert without_columns({"a": 1, "y": 2}, frozenset({"y"})) == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    ("encoding", "bom"), [("shift_jis", b""), ("cp1252", b""), ("utf-16-le", b"\xff\xfe")]
+)
+def test_positions_are_exact_in_other_encodings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, encoding: str, bom: bytes
+) -> None:
+    monkeypatch.setattr(rows_module, "_PIECE_BYTES", 5)
+    names = ["日本", "plain", "カナ"] if encoding == "shift_jis" else ["Zoë", "plain", "€"]
+    rows = [{"id": str(i), "name": names[i % 3]} for i in range(9)]
+    path = tmp_path / "rows.csv"
+    text = "id,name\r\n" + "".join(f"{r['id']},{r['name']}\r\n" for r in rows)
+    path.write_bytes(bom + text.encode(encoding))
+    source = read_rows(path, encoding=None if bom else encoding)
+    reader = source.reader()
+    positions = []
+    for entry in reader:
+        assert entry == rows[len(positions)]
+        positions.append(reader.position)
+    for index, position in enumerate(positions):
+        assert list(source.reader(position)) == rows[index + 1 :], (index, position)
+    assert positions[-1].offset == path.stat().st_size
