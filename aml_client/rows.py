@@ -359,6 +359,8 @@ class _CsvRecords:
             values = next(self._reader)
         except csv.Error as exc:
             problem = f"bad CSV: {exc}"
+            if "new-line character" in str(exc):  # csv's own hint is about Python's open()
+                problem = "bad CSV: a carriage return (\\r) inside a line; end lines with \\n"
             if not self._taken:  # pragma: no cover - csv always reads a line first
                 raise StopIteration from None
         if not self._taken:
@@ -638,7 +640,7 @@ class RowSource:
         """The CSV header (names stripped); empty for an empty file."""
         if self.format != "csv":
             return []
-        with self._open(0) as handle:
+        with self._open(self.bom) as handle:
             decoded = _Decoded(handle, self.codec, self.path, self.bom, 0)
             records = _CsvRecords(_lines(decoded), 0)
             return self._parse_header(records)[0]

@@ -252,6 +252,10 @@ def test_byte_order_marks_are_honoured_in_every_format(
         path = tmp_path / f"rows.{suffix}"
         path.write_bytes(bom + text.encode(encoding))
         assert list(read_rows(path)) == rows, (encoding, suffix)
+        assert read_rows(path).columns() == ["name", "city"], (encoding, suffix)
+    only_bom = tmp_path / "only-bom.csv"
+    only_bom.write_bytes(bom)
+    assert read_rows(only_bom).columns() == [] and list(read_rows(only_bom)) == []
 
 
 def test_cp1252_needs_encoding_and_the_error_says_where(tmp_path: Path) -> None:

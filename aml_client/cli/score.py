@@ -142,7 +142,7 @@ def _score_small(
 ) -> ScoreResult:
     """One request: validated and wrapped for the endpoint when there is a swagger to check
     against, else the input's own envelope (and GlobalParameters) as they were written."""
-    from aml_client.client import RetryPolicy
+    from aml_client.client import RetryPolicy, encode_json
     from aml_client.envelope import Convention, wrap
     from aml_client.rows import without_columns
 
@@ -169,7 +169,10 @@ def _score_small(
                 sendable = schema.validate_rows(sendable, coerce=True)
         envelope: Any = source.convention or schema or Convention.DATA
         body = wrap(sendable, envelope, method=method, global_parameters=global_parameters)
-        return endpoint.score_raw(body)
+        try:
+            return endpoint.score_raw(encode_json(body))
+        except ValidationError as exc:  # NaN or Infinity: JSON cannot carry them
+            raise ValidationError(exc.problems, source=source.path) from exc
 
 
 def _load_schema(

@@ -565,3 +565,37 @@ def test_a_run_killed_before_its_first_commit_resumes_from_the_start(
                          resume=True)
     assert summary.rows_out == 500 and summary.resumed_rows == 0
     assert [int(r["duration"]) for r in read_output(out)] == list(range(500))
+
+
+ODD_FILES: dict[str, bytes] = {
+    "bom-only.csv": b"\xef\xbb\xbf",
+    "bom16-only.json": b"\xff\xfe",
+    "truncated-utf8.csv": "age,job\n1,é".encode()[:-1],
+    "odd-utf16.csv": b"\xff\xfe" + "age,job\n1,2\n".encode("utf-16-le") + b"\x00",
+    "carriage-returns.csv": b"age,job\r1,x\r2,y\r",
+    "blank.json": b"   \n\t ",
+    "null.json": b"null",
+    "inputs-null.json": b'{"Inputs": null}',
+    "duplicate-data.json": b'{"data": [], "data": []}',
+    "nan.json": b'[{"age": NaN}]',
+    "random.csv": bytes((i * 7919 + 13) % 256 for i in range(5000)),
+    "random.json": b"[" + bytes((i * 104729 + 7) % 256 for i in range(5000)),
+    "open-quote-header.csv": b'"age,job\n1,2\n',
+    "mlflow.json": b'{"input_data": {"columns": [], "data": []}}',
+}
+
+
+@pytest.mark.parametrize("name", sorted(ODD_FILES))
+def test_odd_files_never_show_a_traceback(
+    amlc: Any, tmp_path: Path, server: ScoringServer, name: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(ODD_FILES[name])
+    for extra in ([], ["-o", str(tmp_path / "out.csv")], ["--no-validate"]):
+        result = amlc("score", str(path), *extra, env=env_for(server))
+        assert "Traceback" not in result.stderr, (extra, result.stderr)
+        assert result.returncode in (0, 2), (extra, result.returncode, result.stderr)
+        if result.returncode:
+            lines = result.stderr_lines()
+            assert lines[-1].startswith("error: ") and name in lines[-1], (extra, lines)
+            assert len(lines) == 1, (extra, lines)
