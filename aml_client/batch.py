@@ -15,14 +15,27 @@ One pipeline, four parts, all on one asyncio loop:
 - a **ticker** reports progress even while the endpoint asks for a pause.
 
 Every input row ends in exactly one of the output or the errors file; the counts are checked at
-the end. Failures that are not the rows' fault (authentication, an endpoint that stays down,
-one where every row fails on its own) stop the run with the endpoint's error; what was
+the end: ``rows_in == rows_out + rows_failed``, where a malformed input line (a CSV line with the
+wrong number of fields or a stray quote, an invalid JSON Lines line) is a failed row of kind
+``malformed`` with its ``line``, and the run goes on. Input that cannot be read on (an
+undecodable byte, a broken JSON document) stops the reader: the batches already read are still
+scored and committed, then the run fails with the file and line, and ``resume=True`` carries
+on once the file is fixed.
+
+Before any row is sent, the columns are checked once against the swagger: a column it does not
+declare (a label such as ``y``, an id) is one InputError, unless ``drop_columns`` names it or
+``ignore_extra_columns`` is set; those columns are not sent but stay in the output beside the
+prediction. Requests carry the input's ``GlobalParameters``; without a swagger (or with
+``validate=False``) a JSON payload's own convention is kept.
+
+Failures that are not the rows' fault (authentication, an endpoint that stays down, one where
+every row fails on its own) stop the run with the endpoint's error; what was
 committed stays, and ``resume=True`` carries on. A 413 also lowers the rows per request for the
 rest of the run, so the endpoint's size limit is learnt once, not once per batch.
 
 Files: the output is CSV (the input's columns, then ``prediction``), JSON Lines or a JSON array,
 by extension; the errors file is JSON Lines, ``{"row": n (1-based), "reason", "kind",
-"status", "input"}``, in input order.
+"status", "input"}`` (plus ``"line"`` for a malformed line), in input order.
 """
 
 from __future__ import annotations
@@ -37,21 +50,23 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aml_client import errors
 from aml_client.concurrency import AimdSettings, ConcurrencyLimiter, PauseGate
+from aml_client.envelope import Convention, EnvelopeSpec, wrap
 from aml_client.journal import (
     Checkpoint,
     CommittedFile,
     Journal,
-    fingerprint,
+    PrefixHash,
     journal_path,
     partial_path,
 )
+from aml_client.rows import BadRow, Position, RowReader, RowSource, check_columns, without_columns
 
 if TYPE_CHECKING:
     from aml_client.client import AsyncEndpoint
@@ -138,6 +153,10 @@ def score_file(
     method: str | None = None,
     coerce: bool | None = None,
     progress: Callable[[BatchProgress], None] | None = None,
+    validate: bool = True,
+    encoding: str | None = None,
+    drop_columns: Iterable[str] = (),
+    ignore_extra_columns: bool = False,
 ) -> BatchSummary:
     """Score every row of ``input_path`` into ``output_path`` (CSV, or JSON Lines / JSON by
     extension); rows the endpoint or the swagger rejects go to ``errors_path`` (JSON Lines,
@@ -147,6 +166,9 @@ def score_file(
     capacity. ``resume=True`` continues an interrupted run from its journal. Rows are checked
     against the swagger as ``Endpoint.score`` checks them: JSON strictly, while text (CSV
     cells) is converted to the declared types; ``coerce`` True/False forces either way.
+    ``validate=False`` sends rows unchecked, in the input's own envelope. ``encoding`` names
+    the input's encoding when it has no byte-order mark. ``drop_columns`` /
+    ``ignore_extra_columns``: see above.
     """
     return asyncio.run(
         score_file_async(
@@ -160,6 +182,10 @@ def score_file(
             method=method,
             coerce=coerce,
             progress=progress,
+            validate=validate,
+            encoding=encoding,
+            drop_columns=drop_columns,
+            ignore_extra_columns=ignore_extra_columns,
         )
     )
 
@@ -176,6 +202,10 @@ async def score_file_async(
     method: str | None = None,
     coerce: bool | None = None,
     progress: Callable[[BatchProgress], None] | None = None,
+    validate: bool = True,
+    encoding: str | None = None,
+    drop_columns: Iterable[str] = (),
+    ignore_extra_columns: bool = False,
 ) -> BatchSummary:
     """:func:`score_file` for callers already inside an event loop; also takes an endpoint."""
     run = _Run(
@@ -189,6 +219,10 @@ async def score_file_async(
         method=method,
         coerce=coerce,
         progress=progress,
+        validate=validate,
+        encoding=encoding,
+        drop_columns=tuple(drop_columns),
+        ignore_extra_columns=ignore_extra_columns,
     )
     return await run.run()
 
@@ -239,9 +273,12 @@ class _OutputFormat:
         self.columns: list[str] | None = None
         self.prediction_column = "prediction"
 
-    def learn(self, first_row: Any) -> None:
-        """Fix the columns from the first input row (also on resume, so they never change)."""
-        if isinstance(first_row, dict):
+    def learn(self, first_row: Any, header: list[str] | None = None) -> None:
+        """Fix the columns from the CSV header or the first input row (also on resume, so they
+        never change)."""
+        if header:
+            self.columns = list(header)
+        elif isinstance(first_row, dict):
             self.columns = [str(name) for name in first_row]
         else:
             self.columns = ["input"]
@@ -273,7 +310,8 @@ class _OutputFormat:
             for row, prediction in pairs:
                 if isinstance(row, dict):
                     # CSV input: the same keys in the same order, all strings (the fast path)
-                    values = row.values() if list(row) == columns else map(row.get, columns)
+                    same = len(row) == len(columns) and list(row) == columns
+                    values = row.values() if same else map(row.get, columns)
                     cells = [v if v.__class__ is str else _cell(v) for v in values]
                 else:
                     cells = [_cell(row)]
@@ -309,6 +347,7 @@ class _Failed:
     reason: str
     kind: str
     status: int | None = None
+    line: int | None = None
 
 
 @dataclass
@@ -316,6 +355,7 @@ class _Batch:
     seq: int
     start: int  # 0-based index of the first row in the input
     rows: list[Any]
+    end: Position | None = None  # where the input stands after the last row
     outcomes: list[Any] = field(default_factory=list)  # prediction or _Failed, per row
 
 
@@ -338,6 +378,10 @@ class _Run:
         method: str | None,
         coerce: bool | None,
         progress: Callable[[BatchProgress], None] | None,
+        validate: bool = True,
+        encoding: str | None = None,
+        drop_columns: tuple[str, ...] = (),
+        ignore_extra_columns: bool = False,
     ):
         if batch_size < 1:
             raise errors.ConfigError(f"batch size must be at least 1, not {batch_size}")
@@ -349,7 +393,18 @@ class _Run:
         self.resume = resume
         self.method = method
         self.coerce = coerce
+        self.validate = validate
+        self.encoding = encoding
+        self.drop_columns = drop_columns
+        self.ignore_extra_columns = ignore_extra_columns
         self.progress_callback = progress
+        self.source: RowSource | None = None
+        #: columns read but not sent (dropped, or not in the swagger and ignored)
+        self.strip: frozenset[str] = frozenset()
+        self.envelope: EnvelopeSpec | Convention = Convention.DATA
+        self.global_parameters: dict[str, Any] | float | None = None
+        self.prefix: PrefixHash | None = None
+        self._input_failure: errors.AmlcError | None = None
         # Adaptive: never below two in flight, so the client's own work on one batch always
         # overlaps the endpoint's work on another.
         self.limiter = ConcurrencyLimiter(
@@ -394,32 +449,52 @@ class _Run:
     # -- setup ---------------------------------------------------------------------------------
 
     def _check_paths(self) -> None:
+        """Refuse outputs that could never be written, before any row is read or sent."""
+        for path, what in ((self.output_path, "output"), (self.errors_path, "errors file")):
+            if path.is_dir():
+                raise errors.InputError(
+                    f"the {what} is a directory; name a file in it, e.g. "
+                    f"{path / ('predictions.csv' if what == 'output' else 'errors.jsonl')}",
+                    path=str(path),
+                )
         if self.input_path != "-":
             source = Path(self.input_path)
+            if source.is_dir():
+                raise errors.InputError("is a directory, not a file", path=self.input_path)
             if not source.is_file():
                 raise errors.InputError("no such file", path=self.input_path)
-            same = {self.output_path.resolve(), self.errors_path.resolve()}
-            if source.resolve() in same:
-                raise errors.InputError(
-                    "the output or errors file would overwrite the input", path=self.input_path
-                )
+            for path in (self.output_path, self.errors_path, partial_path(self.output_path)):
+                if source.resolve() == path.resolve() or _same_file(source, path):
+                    raise errors.InputError(
+                        "the output or errors file would overwrite the input",
+                        path=self.input_path,
+                    )
         if self.output_path.resolve() == self.errors_path.resolve():
             raise errors.ConfigError("the output and errors files must differ")
 
     def _header(self) -> dict[str, Any]:
+        assert self.source is not None
         return {
-            "input": fingerprint(self.input_path),
+            "input": {"path": _resolved(self.input_path)},
+            "encoding": self.source.codec,
             "output": str(self.output_path.resolve()),
             "errors": str(self.errors_path.resolve()),
             "format": self.fmt.kind,
             "method": self.method,
             "coerce": self.coerce,
+            "validate": self.validate,
+            "drop_columns": sorted(set(self.drop_columns)),
+            "ignore_extra_columns": self.ignore_extra_columns,
             "batch_size": self.batch_size,
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
 
     def _open_files(self) -> bool:
-        """Start or resume the journal and partial files; True when the run is already done."""
+        """Start or resume the journal and partial files; True when the run is already done.
+
+        Opening them is the check that the output can be written at all (a read-only
+        directory, ``/proc/x.csv``): it happens before any row is read, on a resume too.
+        """
         path = journal_path(self.output_path)
         if path.exists() and not self.resume:
             raise errors.InputError(
@@ -427,15 +502,32 @@ class _Run:
                 "it, or delete it to start over",
                 path=str(path),
             )
-        if not path.exists():
-            self.out = CommittedFile(self.output_path)
-            self.err = CommittedFile(self.errors_path)
-            self.journal = Journal.create(path, self._header())
-            return False
+        try:
+            if not path.exists():
+                self.out = CommittedFile(self.output_path)
+                self.err = CommittedFile(self.errors_path)
+                self.journal = Journal.create(path, self._header())
+                return False
+            return self._reopen(path)
+        except OSError as exc:
+            for handle in (self.out, self.err):
+                if handle is not None:
+                    handle.discard()
+            if self.journal is not None:
+                self.journal.close()
+            failed = exc.filename or self.output_path
+            raise errors.InputError(
+                f"cannot write: {exc.strerror or exc}", path=str(failed)
+            ) from None
+
+    def _reopen(self, path: Path) -> bool:
         journal, state = Journal.reopen(path)
         self.journal = journal
         header = self._header()
-        for key in ("input", "output", "errors", "format", "method", "coerce"):
+        for key in (
+            "input", "encoding", "output", "errors", "format", "method", "coerce", "validate",
+            "drop_columns", "ignore_extra_columns",
+        ):
             if state.header.get(key) != header[key]:
                 journal.close()
                 raise errors.InputError(
@@ -443,15 +535,27 @@ class _Run:
                     f"({state.header.get(key)!r}); delete the journal to start over",
                     path=str(path),
                 )
-        self.checkpoint = state.checkpoint
-        self.resumed_rows = state.checkpoint.rows
-        self.retries_before = state.checkpoint.retries
+        cp = state.checkpoint
+        committed = cp.batches > 0  # a run killed before its first commit verifies nothing
+        if committed and self.prefix is not None and not self.prefix.matches(
+            cp.input_offset, cp.input_sha256
+        ):
+            journal.close()
+            raise errors.InputError(
+                f"cannot resume: the input's first {cp.rows:,} rows (its first "
+                f"{cp.input_offset:,} bytes), scored by the interrupted run, have changed "
+                "since; only rows after them may change. Delete the journal to start over",
+                path=self.input_path,
+            )
+        self.checkpoint = cp
+        self.resumed_rows = cp.rows
+        self.retries_before = cp.retries
         if state.done:
             self._complete_finished_run()
             return True
-        self.out = CommittedFile(self.output_path, resume_at=state.checkpoint.out)
-        self.err = CommittedFile(self.errors_path, resume_at=state.checkpoint.err)
-        log.info("resuming after row %d", state.checkpoint.rows)
+        self.out = CommittedFile(self.output_path, resume_at=cp.out)
+        self.err = CommittedFile(self.errors_path, resume_at=cp.err)
+        log.info("resuming after row %d", cp.rows)
         return False
 
     def _discard_if_nothing_committed(self) -> None:
@@ -489,12 +593,40 @@ class _Run:
         return async_endpoint_for(self.target, retry=RetryPolicy(max_retries=0))
 
     async def _load_schema(self) -> None:
-        assert self.endpoint is not None
+        assert self.endpoint is not None and self.source is not None
+        if not self.validate and self.source.convention is not None:
+            return  # the payload's own envelope is sent as it is: nothing to learn
         try:
             self.schema = await self.endpoint.schema()
         except errors.NotFoundError:
             log.warning("the endpoint publishes no swagger; rows are sent unvalidated")
             self.schema = None
+        except errors.SchemaError as exc:
+            if self.validate:
+                raise
+            log.warning("the endpoint's swagger cannot be read (%s); rows are sent as read", exc)
+            self.schema = None
+
+    def _plan_request(self) -> None:
+        """Columns to send and the envelope, decided once before the first request."""
+        assert self.source is not None
+        source = self.source
+        declared: list[str] = []
+        if self.validate and self.schema is not None and self.schema.row_kind == "record":
+            declared = self.schema.column_names
+        self.strip = check_columns(
+            source.columns(),
+            declared,
+            drop=self.drop_columns,
+            ignore_extra=self.ignore_extra_columns,
+            path=self.input_path,
+            from_header=source.format == "csv",
+        )
+        self.global_parameters = source.global_parameters
+        if self.schema is not None and (self.validate or source.convention is None):
+            self.envelope = self.schema  # the endpoint's own convention
+        else:
+            self.envelope = source.convention or Convention.DATA
 
     # -- main ----------------------------------------------------------------------------------
 
@@ -502,9 +634,11 @@ class _Run:
         self._check_paths()
         from aml_client.rows import read_rows
 
-        source = read_rows(self.input_path)
+        self.source = source = read_rows(self.input_path, encoding=self.encoding)
         if self.coerce is None:  # as the small path: only text is converted
             self.coerce = source.format == "csv"
+        if self.input_path != "-":
+            self.prefix = PrefixHash(self.input_path)
         if self._open_files():
             return self._summary()
         owns_endpoint = not _is_endpoint(self.target)
@@ -512,20 +646,26 @@ class _Run:
         counter = None
         try:
             await self._load_schema()
+            self._plan_request()
             if source.format in ("csv", "jsonl") and self.input_path != "-":
                 counter = asyncio.create_task(self._count_rows(source.format))
             writer = asyncio.create_task(self._writer())
             ticker = asyncio.create_task(self._ticker())
             try:
-                await self._reader(iter(source))
+                await self._reader(source)
                 await writer
             finally:
                 ticker.cancel()
                 for task in (writer, *self._tasks):
                     task.cancel()
                 await asyncio.gather(writer, ticker, *self._tasks, return_exceptions=True)
-            if self._failure is not None:
-                raise self._failure
+            failure = self._failure or self._input_failure
+            if isinstance(failure, OSError):
+                where = failure.filename or self.output_path
+                raise errors.InputError(f"cannot write: {failure.strerror or failure}",
+                                        path=str(where)) from failure
+            if failure is not None:
+                raise failure
             return await self._finish()
         except BaseException:
             self._discard_if_nothing_committed()
@@ -590,48 +730,42 @@ class _Run:
         # senders, and the reorder buffer stays as small as the concurrency.
         return 2 * self.limiter.cap + 2
 
-    async def _reader(self, rows: Iterator[Any]) -> None:
-        skip = self.checkpoint.rows
-        first = next(rows, _PENDING)
-        if first is _PENDING:
-            if skip:
-                raise errors.InputError(
-                    f"the input has no rows but the journal says {skip} were finished",
-                    path=self.input_path,
-                )
-            self._reader_done = True
-            self._wake_writer.set()
-            return
-        self.fmt.learn(first)
-        rows = itertools.chain([first], rows)
-        if skip:
-            skipped = sum(1 for _ in itertools.islice(rows, skip))
-            if skipped < skip:
-                raise errors.InputError(
-                    f"the input has {skipped} rows but the journal says {skip} were finished",
-                    path=self.input_path,
-                )
-        start = skip
+    async def _reader(self, source: RowSource) -> None:
+        cp = self.checkpoint
+        first_row, header = source.first_row(), source.header()
+        if first_row is not None or header:  # (an empty input makes an empty output)
+            self.fmt.learn(first_row, header)
+        start = Position(cp.input_offset, cp.input_line) if cp.rows else None
+        reader: RowReader = source.reader(start)
+        first = cp.rows
         seq = 0
-        while self._failure is None:
-            while self._outstanding >= self._window() and self._failure is None:
-                self._wake_reader.clear()
-                await self._wake_reader.wait()
-            if self._failure is not None:
-                break
-            chunk = list(itertools.islice(rows, self.batch_size))
-            if not chunk:
-                break
-            batch = _Batch(seq, start, chunk)
-            seq += 1
-            start += len(chunk)
-            self.rows_read += len(chunk)
-            self._outstanding += 1
-            self._dispatched = seq
-            task = asyncio.create_task(self._process(batch))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-            await asyncio.sleep(0)  # let replies be handled between reads
+        try:
+            while self._failure is None:
+                while self._outstanding >= self._window() and self._failure is None:
+                    self._wake_reader.clear()
+                    await self._wake_reader.wait()
+                if self._failure is not None:
+                    break
+                try:
+                    chunk = list(itertools.islice(reader, self.batch_size))
+                except errors.AmlcError as exc:
+                    # Unreadable from here on: finish and commit what was read, then stop.
+                    self._input_failure = exc
+                    break
+                if not chunk:
+                    break
+                batch = _Batch(seq, first, chunk, end=reader.position)
+                seq += 1
+                first += len(chunk)
+                self.rows_read += len(chunk)
+                self._outstanding += 1
+                self._dispatched = seq
+                task = asyncio.create_task(self._process(batch))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                await asyncio.sleep(0)  # let replies be handled between reads
+        finally:
+            reader.close()
         self._reader_done = True
         self._wake_writer.set()
 
@@ -667,16 +801,31 @@ class _Run:
             self._fail(exc)
 
     def _validate(self, batch: _Batch) -> list[tuple[int, Any]]:
-        """Rows that pass the swagger, as ``(index, row to send)``; the rest are marked failed."""
-        if self.schema is None:
-            return list(enumerate(batch.rows))
+        """Rows that read and pass the swagger, as ``(index, row to send)``; the rest are
+        marked failed."""
+        items: list[tuple[int, Any]] = []
+        for index, row in enumerate(batch.rows):
+            if isinstance(row, BadRow):
+                batch.outcomes[index] = _Failed(row.reason, "malformed", line=row.line)
+            else:
+                items.append((index, without_columns(row, self.strip)))
+        if self.schema is None or not items:
+            return items
+        if not self.validate:
+            if self.coerce:  # unchecked, but CSV strings become the declared types if they can
+                with contextlib.suppress(errors.ValidationError):
+                    converted = self.schema.validate_rows([row for _, row in items], coerce=True)
+                    return [(i, row) for (i, _), row in zip(items, converted, strict=True)]
+            return items
         try:
-            checked = self.schema.validate_rows(batch.rows, coerce=bool(self.coerce))
-            return list(enumerate(checked))
+            checked = self.schema.validate_rows(
+                [row for _, row in items], coerce=bool(self.coerce)
+            )
+            return [(index, row) for (index, _), row in zip(items, checked, strict=True)]
         except errors.ValidationError:
             pass
         to_send = []
-        for index, row in enumerate(batch.rows):
+        for index, row in items:
             try:
                 (checked_row,) = self.schema.validate_rows([row], coerce=bool(self.coerce))
             except errors.ValidationError as exc:
@@ -741,17 +890,22 @@ class _Run:
     async def _send(self, rows: list[Any]) -> list[Any]:
         """One request, retried while the endpoint pushes back; returns its predictions."""
         assert self.endpoint is not None
+        from aml_client.client import encode_json
+
+        body = encode_json(
+            wrap(rows, self.envelope, method=self.method, global_parameters=self.global_parameters)
+        )
         overloads = transients = 0
         while True:
             await self.gate.wait()
-            error: errors.EndpointError | None = None
+            error: errors.AmlcError | None = None
             async with self.limiter.slot() as epoch:
                 if self.gate.paused:  # a pause began while this request queued for a slot
                     continue
                 started = time.perf_counter()
                 self.requests += 1
                 try:
-                    result = await self.endpoint.score(rows, validate=False, method=self.method)
+                    result = await self.endpoint.score_raw(body)
                 except (*OVERLOAD_ERRORS, *TRANSIENT_ERRORS) as exc:
                     self.limiter.record_overload(epoch)
                     error = exc
@@ -830,15 +984,16 @@ class _Run:
                 if outcome is _PENDING:
                     raise errors.AmlcError(f"row {batch.start + offset + 1} was never scored")
                 if isinstance(outcome, _Failed):
-                    failures.append(
-                        {
-                            "row": batch.start + offset + 1,
-                            "reason": outcome.reason,
-                            "kind": outcome.kind,
-                            "status": outcome.status,
-                            "input": row,
-                        }
-                    )
+                    failure: dict[str, Any] = {
+                        "row": batch.start + offset + 1,
+                        "reason": outcome.reason,
+                        "kind": outcome.kind,
+                        "status": outcome.status,
+                        "input": row.text if isinstance(row, BadRow) else row,
+                    }
+                    if outcome.line is not None:
+                        failure["line"] = outcome.line
+                    failures.append(failure)
                 else:
                     pairs.append((row, outcome))
         data = self.fmt.encode(pairs, cp.rows_out)
@@ -849,18 +1004,23 @@ class _Run:
             b"".join(json.dumps(f, ensure_ascii=False).encode() + b"\n" for f in failures)
         )
         last = group[-1]
+        end = last.end or Position(0, 0)
         next_cp = Checkpoint(
             rows=last.start + len(last.rows),
             rows_out=cp.rows_out + len(pairs),
             rows_failed=cp.rows_failed + len(failures),
             batches=cp.batches + len(group),
             retries=self.retries_before + self.retries,
+            input_offset=end.offset,
+            input_line=end.line,
         )
 
         def sync() -> None:
             assert self.out is not None and self.err is not None and self.journal is not None
             next_cp.out = self.out.sync()
             next_cp.err = self.err.sync()
+            if self.prefix is not None:
+                next_cp.input_sha256 = self.prefix.extend_to(next_cp.input_offset)
             self.journal.commit(next_cp)
             self._journal_commits += 1
 
@@ -919,6 +1079,18 @@ def _first_leaf(group: BaseExceptionGroup) -> BaseException:
     return error
 
 
+def _resolved(path: str) -> str:
+    return path if path == "-" else str(Path(path).resolve())
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (a hard link too); False if either does not exist."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def _is_endpoint(target: Any) -> bool:
     from aml_client.client import AsyncEndpoint
 
@@ -936,6 +1108,6 @@ def _delay_s(retry_number: int, retry_after_s: float | None) -> float:
     """The server's Retry-After when sane (0-60 s), else capped exponential backoff + jitter."""
     if retry_after_s is not None and 0 <= retry_after_s <= 60:
         return max(retry_after_s, 0.05)
-    backoff = min(0.25 * 2**retry_number, 8.0)
+    backoff: float = min(0.25 * 2**retry_number, 8.0)
     return backoff * (1 - 0.25 * random.random())
 

@@ -326,7 +326,8 @@ def error_for_response(response: httpx.Response) -> errors.EndpointError:
     if status in (424, 500):
         return errors.ModelError(detail, **kwargs)
     if status in (502, 503, 504):
-        return errors.UnavailableError(detail, **kwargs)
+        retry_after = parse_retry_after(response.headers)
+        return errors.UnavailableError(detail, retry_after_s=retry_after, **kwargs)
     if 400 <= status < 500:
         return errors.BadRequestError(detail, **kwargs)
     if 300 <= status < 400:

@@ -14,7 +14,7 @@
         │   └── PayloadTooLargeError   413
         ├── RateLimitError             429 (``retry_after_s``)
         ├── ModelError                 424 / 500: the scoring script failed
-        ├── UnavailableError           502 / 503 / 504
+        ├── UnavailableError           502 / 503 / 504 (``retry_after_s``)
         └── ResponseFormatError        a 2xx body that is not a prediction amlc recognises
 
 Messages never contain a credential.
@@ -23,6 +23,7 @@ Messages never contain a credential.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class AmlcError(Exception):
@@ -137,7 +138,7 @@ class PayloadTooLargeError(BadRequestError):
 
 
 class RateLimitError(EndpointError):
-    def __init__(self, message: str, *, retry_after_s: float | None = None, **kwargs):
+    def __init__(self, message: str, *, retry_after_s: float | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.retry_after_s = retry_after_s
 
@@ -147,7 +148,11 @@ class ModelError(EndpointError):
 
 
 class UnavailableError(EndpointError):
-    pass
+    """The platform is overloaded or restarting; a 503 may say when to come back."""
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after_s = retry_after_s
 
 
 class ResponseFormatError(EndpointError):

@@ -4,8 +4,9 @@ A batch run writes its results to ``<output>.partial`` (and ``<errors>.partial``
 them only in input order, and after each group of batches flushes and fsyncs them and then
 appends one line to ``<output>.journal``::
 
-    {"kind": "start", "version": 1, "input": {...fingerprint...}, ...}
-    {"kind": "commit", "rows": 4200, "out": 1048576, "err": 0, "rows_out": 4200, ...}
+    {"kind": "start", "version": 2, "input": {"path": ...}, ...}
+    {"kind": "commit", "rows": 4200, "out": 1048576, "err": 0, "rows_out": 4200,
+     "input_offset": 912345, "input_line": 4201, "input_sha256": "…", ...}
     ...
     {"kind": "done", ...}
 
@@ -15,6 +16,11 @@ last complete commit line names a consistent state: the first ``rows`` input row
 and the partial files are valid up to ``out`` / ``err`` bytes. Resuming truncates them there
 (dropping results written but never committed) and carries on from row ``rows``. A torn last
 line, from a crash in the middle of a write, is ignored.
+
+Each commit also says where those rows end in the input (``input_offset``, ``input_line``) and
+hashes the input up to there (:class:`PrefixHash`). A resume checks that hash, not the whole
+file: rows after the committed prefix may be fixed or added, and the run seeks straight to
+the first unfinished row; a change inside the prefix is refused.
 
 At the end the partial files are renamed over the real names, atomically, so a reader never
 sees a half-written output; then the journal is removed.
@@ -32,10 +38,10 @@ from typing import Any, BinaryIO
 
 from aml_client.errors import InputError
 
-JOURNAL_VERSION = 1
+JOURNAL_VERSION = 2
 JOURNAL_SUFFIX = ".journal"
 PARTIAL_SUFFIX = ".partial"
-_HEAD_BYTES = 1 << 20
+_BLOCK_BYTES = 1 << 20
 
 
 def journal_path(output_path: str | Path) -> Path:
@@ -50,23 +56,36 @@ def partial_path(final_path: str | Path) -> Path:
     return final.with_name(final.name + PARTIAL_SUFFIX)
 
 
-def fingerprint(input_path: str | Path) -> dict[str, Any]:
-    """Enough about an input file to notice that it changed between a run and its resume.
+class PrefixHash:
+    """A running SHA-256 of an input's first bytes, extended as its rows are committed.
 
-    Size plus a hash of the first MiB: cheap on a multi-GB file, and it catches a file that
-    was replaced or edited at the top, which is where row numbers would shift.
+    Committed rows are hashed from the file itself (page-cached, in the commit's thread), so
+    the reader never keeps their bytes.
     """
-    if str(input_path) == "-":
-        return {"path": "-"}
-    path = Path(input_path)
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        digest.update(handle.read(_HEAD_BYTES))
-    return {
-        "path": str(path.resolve()),
-        "size": path.stat().st_size,
-        "head_sha256": digest.hexdigest(),
-    }
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.offset = 0
+        self._hash = hashlib.sha256()
+
+    def extend_to(self, offset: int) -> str:
+        """Hash the file up to ``offset``; returns the hex digest of ``[0, offset)``."""
+        if offset > self.offset:
+            with self.path.open("rb") as handle:
+                handle.seek(self.offset)
+                left = offset - self.offset
+                while left > 0:
+                    block = handle.read(min(left, _BLOCK_BYTES))
+                    if not block:
+                        break
+                    self._hash.update(block)
+                    left -= len(block)
+                    self.offset += len(block)
+        return self._hash.hexdigest()
+
+    def matches(self, offset: int, digest: str) -> bool:
+        """Whether the file's first ``offset`` bytes still hash to ``digest``."""
+        return self.extend_to(offset) == digest and self.offset == offset
 
 
 @dataclass
@@ -80,6 +99,10 @@ class Checkpoint:
     rows_failed: int = 0
     batches: int = 0
     retries: int = 0
+    #: the input's first ``input_offset`` bytes (``input_line`` lines) hold these rows
+    input_offset: int = 0
+    input_line: int = 0
+    input_sha256: str = ""
 
 
 @dataclass
@@ -130,8 +153,10 @@ def read_journal(path: str | Path) -> JournalState:
                 break
             header = record
         elif kind in ("commit", "done"):
-            fields = {k: int(record[k]) for k in asdict(Checkpoint()) if k in record}
-            checkpoint = Checkpoint(**fields)
+            try:
+                checkpoint = _checkpoint(record)
+            except (TypeError, ValueError):
+                break
             commits.append(checkpoint)
             done = kind == "done"
         position = end + 1
@@ -140,8 +165,21 @@ def read_journal(path: str | Path) -> JournalState:
         raise InputError("not a batch journal (no start record)", path=str(path))
     if header.get("version") != JOURNAL_VERSION:
         version = header.get("version")
-        raise InputError(f"journal version {version} is not supported", path=str(path))
+        raise InputError(
+            f"journal version {version} is not supported (written by another amlc version): "
+            "delete it to start over",
+            path=str(path),
+        )
     return JournalState(header, checkpoint, done, valid, commits)
+
+
+def _checkpoint(record: dict[str, Any]) -> Checkpoint:
+    fields: dict[str, Any] = {}
+    for name, default in asdict(Checkpoint()).items():
+        if name in record:
+            value = record[name]
+            fields[name] = str(value) if isinstance(default, str) else int(value)
+    return Checkpoint(**fields)
 
 
 class Journal:

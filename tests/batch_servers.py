@@ -4,9 +4,10 @@ The server speaks real HTTP on 127.0.0.1 in the ``Inputs`` convention and serves
 bank-marketing swagger. Its prediction for a row is ``id<duration>``, so a test can check that
 every prediction sits beside its own row. It can misbehave on demand: slow replies, a bounded
 number of workers (requests queue, latency grows), 503 when too many requests are in flight,
-413 over a body size, 400/500 when a row with a given ``job`` is present, and bursts of 429
-with ``Retry-After``. Every request it scores is logged (ids and status), in memory and
-optionally to a JSON Lines file, so a test can tell which rows were scored and how often.
+413 over a body size, 400/500 when a row with a given ``job`` is present, bursts of 429 or 503
+with ``Retry-After``, and no swagger at all. Every request it scores is logged (ids, status and
+the body's ``GlobalParameters``), in memory and optionally to a JSON Lines file, so a test can
+tell which rows were scored, how often, and how they were sent.
 
 Run as a script:
     python tests/batch_servers.py serve [--port P] [--delay-ms D] [--log FILE]
@@ -95,6 +96,10 @@ class Behaviour:
     fail500_job: str | None = "BAD500"
     #: requests numbered [start, start + count) (from 1) get 429 with this Retry-After
     rate_limit_bursts: list[tuple[int, int, str]] = field(default_factory=list)
+    #: the same, answered 503 (the platform overloaded) with this Retry-After
+    unavailable_bursts: list[tuple[int, int, str]] = field(default_factory=list)
+    #: serve /swagger.json (False: 404, like a script without inference-schema decorators)
+    swagger: bool = True
     require_key: str | None = TEST_KEY
     #: every scoring request gets this status (a broken model)
     always_status: int | None = None
@@ -161,8 +166,8 @@ class ScoringServer:
     def statuses(self) -> list[int]:
         return [entry["status"] for entry in self.log]
 
-    def _record(self, status: int, ids: list[int]) -> None:
-        entry = {"status": status, "ids": ids, "t": time.time()}
+    def _record(self, status: int, ids: list[int], params: Any = None) -> None:
+        entry = {"status": status, "ids": ids, "t": time.time(), "params": params}
         with self._lock:
             self.log.append(entry)
             if self._log_file:
@@ -194,7 +199,7 @@ class ScoringServer:
                 self.wfile.write(data)
 
             def do_GET(self) -> None:
-                if self.path.split("?")[0] == "/swagger.json":
+                if self.path.split("?")[0] == "/swagger.json" and server.behaviour.swagger:
                     self._reply(200, server.swagger)
                 elif self.path == "/":
                     self._reply(200, b'"Healthy"')
@@ -226,6 +231,11 @@ class ScoringServer:
                         server._record(429, [])
                         self._reply(429, {"message": "slow down"}, {"Retry-After": retry_after})
                         return
+                for start, count, retry_after in b.unavailable_bursts:
+                    if start <= number < start + count:
+                        server._record(503, [])
+                        self._reply(503, {"message": "overloaded"}, {"Retry-After": retry_after})
+                        return
                 if b.shed_above is not None and in_system > b.shed_above:
                     server._record(503, [])
                     headers = {"Retry-After": b.shed_retry_after} if b.shed_retry_after else {}
@@ -236,7 +246,9 @@ class ScoringServer:
                     self._reply(413, {"message": f"payload over {b.max_body} bytes"})
                     return
                 try:
-                    rows = json.loads(body)["Inputs"]["data"]
+                    payload = json.loads(body)
+                    rows = payload["Inputs"]["data"]
+                    params = payload.get("GlobalParameters")
                 except (ValueError, KeyError, TypeError):
                     server._record(400, [])
                     self._reply(400, {"message": "expected {'Inputs': {'data': [...]}}"})
@@ -264,7 +276,7 @@ class ScoringServer:
                         time.sleep(b.delay_s + b.per_row_s * len(rows))
                 elif b.delay_s or b.per_row_s:
                     time.sleep(b.delay_s + b.per_row_s * len(rows))
-                server._record(200, ids)
+                server._record(200, ids, params)
                 self._reply(200, {"Results": [f"id{i}" for i in ids]})
 
         return Handler
@@ -319,7 +331,7 @@ class ServerProcess:
 def _serve(args: argparse.Namespace) -> None:
     behaviour = Behaviour(delay_s=args.delay_ms / 1000.0, require_key=args.key or None)
     for name, value in json.loads(args.behaviour).items():
-        if name == "rate_limit_bursts":
+        if name in ("rate_limit_bursts", "unavailable_bursts"):
             value = [tuple(item) for item in value]
         setattr(behaviour, name, value)
     server = ScoringServer(behaviour, port=args.port,

@@ -16,7 +16,7 @@ from aml_client.journal import (
     Checkpoint,
     CommittedFile,
     Journal,
-    fingerprint,
+    PrefixHash,
     journal_path,
     partial_path,
     read_journal,
@@ -90,13 +90,27 @@ def test_committed_file_notices_a_partial_file_shorter_than_its_commit(tmp_path:
         CommittedFile(final, resume_at=10)
 
 
-def test_fingerprint_changes_when_the_input_does(tmp_path: Path) -> None:
+def test_prefix_hash_checks_only_the_committed_prefix(tmp_path: Path) -> None:
     source = tmp_path / "in.csv"
-    source.write_text("a\n1\n")
-    first = fingerprint(source)
-    assert fingerprint(source) == first
-    source.write_text("a\n2\n")
-    assert fingerprint(source) != first
+    source.write_bytes(b"a\n1\n2\n3\n")
+    committed = PrefixHash(source)
+    digest = committed.extend_to(6)  # "a\n1\n2\n": the header and two rows
+    assert committed.extend_to(6) == digest and committed.offset == 6
+    source.write_bytes(b"a\n1\n2\n33\n4\n")  # the tail changed and grew: still resumable
+    assert PrefixHash(source).matches(6, digest)
+    source.write_bytes(b"a\n9\n2\n3\n")  # a committed row changed
+    assert not PrefixHash(source).matches(6, digest)
+    source.write_bytes(b"a\n1\n")  # shorter than the committed prefix
+    assert not PrefixHash(source).matches(6, digest)
+
+
+def test_journal_keeps_the_input_position_of_each_commit(tmp_path: Path) -> None:
+    path = journal_path(tmp_path / "out.csv")
+    journal = Journal.create(path, {})
+    checkpoint = Checkpoint(rows=2, input_offset=6, input_line=3, input_sha256="ab" * 32)
+    journal.commit(checkpoint)
+    journal.close()
+    assert read_journal(path).checkpoint == checkpoint
 
 
 # -- limiters ----------------------------------------------------------------------------------

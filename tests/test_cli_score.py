@@ -67,12 +67,6 @@ def test_bad_concurrency_values(value: str) -> None:
         score._parse_concurrency(value)
 
 
-def test_method_from_global_parameters() -> None:
-    assert score._method_from({"method": "predict_proba"}) == "predict_proba"
-    assert score._method_from(1.0) is None  # GlobalParameters can be a bare number
-    assert score._method_from(None) is None
-
-
 @pytest.mark.parametrize(
     ("seconds", "text"),
     [(None, "-"), (float("nan"), "-"), (-1, "-"), (0, "0:00"), (61.4, "1:01"), (3725, "1:02:05")],

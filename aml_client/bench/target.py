@@ -136,13 +136,14 @@ def build_bodies(
     *,
     rows_per_request: int = 1,
     coerce: bool = True,
+    encoding: str | None = None,
 ) -> tuple[list[bytes], dict[str, Any]]:
     """Request bodies (encoded) plus a summary of them for the report.
 
     ``payload`` is anything ``amlc score`` reads (JSON in either convention, a bare list of rows,
     JSONL, CSV, ``-``); rows are validated against ``schema`` when there is one, then cut into
     requests of ``rows_per_request`` rows that the load rotates over. Without a payload the
-    swagger's example is sent.
+    swagger's example is sent. ``encoding`` names the payload's encoding (no byte-order mark).
     """
     from aml_client.envelope import wrap
     from aml_client.errors import ConfigError, InputError
@@ -161,7 +162,7 @@ def build_bodies(
     else:
         from aml_client.rows import read_rows
 
-        row_source = read_rows(payload, schema=schema)
+        row_source = read_rows(payload, schema=schema, encoding=encoding)
         rows = []
         for row in row_source:
             rows.append(row)
@@ -205,6 +206,7 @@ def build_run_target(
     rows_per_request: int = 1,
     timeout_s: float = 60.0,
     insecure: bool = False,
+    encoding: str | None = None,
 ) -> RunTarget:
     """Resolve the endpoint like ``amlc score`` does and build the request bodies up front."""
     from aml_client.config import resolve_target
@@ -224,7 +226,9 @@ def build_run_target(
         log.warning(
             "could not read the endpoint's swagger (%s): sending the payload unvalidated", problem
         )
-    bodies, summary = build_bodies(schema, payload, rows_per_request=rows_per_request)
+    bodies, summary = build_bodies(
+        schema, payload, rows_per_request=rows_per_request, encoding=encoding
+    )
     row_counts = summary.pop("row_counts")
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     if target.credential is not None:

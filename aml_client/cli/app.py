@@ -35,8 +35,10 @@ def _register() -> None:
 
 def main() -> None:
     debug = os.environ.get("AMLC_DEBUG") == "1"
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING)
-    if not debug:
+    if debug:
+        logging.basicConfig(level=logging.DEBUG)
+    else:
+        logging.basicConfig(level=logging.WARNING, handlers=[output.LogLine()])
         # The Azure SDK warns about what amlc then reports as its one error line.
         logging.getLogger("azure").setLevel(logging.ERROR)
     from aml_client.errors import AmlcError

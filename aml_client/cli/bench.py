@@ -239,6 +239,14 @@ def bench(
             "rotate across requests. Default: the swagger's example.",
         ),
     ] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(
+            "--encoding",
+            metavar="NAME",
+            help="The payload's text encoding when it has no byte-order mark (default UTF-8).",
+        ),
+    ] = None,
     swagger: Annotated[
         Path | None, typer.Option("--swagger", help="Swagger file (default: the endpoint's).")
     ] = None,
@@ -440,6 +448,7 @@ def bench(
         str(payload) if payload is not None else None,
         swagger=swagger,
         rows_per_request=rows_per_request,
+        encoding=encoding,
         timeout_s=timeout_s,
         insecure=insecure,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from typing import Any
 
@@ -28,3 +29,17 @@ def error(message: str) -> None:
 
 def note(message: str) -> None:
     console.print(message, soft_wrap=True)
+
+
+class LogLine(logging.Handler):
+    """Library warnings as one ``warning:`` line each, like amlc's own errors (no logger
+    names, no ``WARNING:aml_client:`` prefix)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed log call must never crash the command
+            message = str(record.msg)
+        label = record.levelname.lower()
+        colour = "red" if record.levelno >= logging.ERROR else "yellow"
+        console.print(f"[{colour}]{label}:[/] {escape(message)}", highlight=False, soft_wrap=True)

@@ -1,18 +1,22 @@
 """``amlc score`` and ``amlc health``: predictions for a file of rows, and the endpoint's pulse.
 
 The command is a thin edge over the library: it resolves the endpoint (config.resolve_target),
-reads rows (rows.read_rows), lets Endpoint.score validate them against the swagger and send
-them, and renders the result. Inputs with more rows than one batch, or an ``-o`` file, go to
-the large-input path (batch.score_file), which streams, runs batches concurrently and can
-resume.
+reads rows (rows.read_rows), checks the columns once against the swagger (rows.check_columns),
+lets Endpoint.score validate the rows and send them, and renders the result. Inputs with more
+rows than one batch, or an ``-o`` file, go to the large-input path (batch.score_file), which
+streams, runs batches concurrently and can resume.
+
+Without a swagger, or with ``--no-validate``, a JSON payload is sent in its own envelope
+(``{"Inputs": ...}`` stays ``{"Inputs": ...}``), with its ``GlobalParameters``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import logging
 import time
-from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -21,11 +25,22 @@ import typer
 
 from aml_client import config
 from aml_client.cli import output
-from aml_client.errors import AmlcError, EndpointError, InputError, ValidationError
+from aml_client.errors import (
+    AmlcError,
+    EndpointError,
+    InputError,
+    NotFoundError,
+    SchemaError,
+    ValidationError,
+)
 
 if TYPE_CHECKING:
     from aml_client.batch import BatchProgress, BatchSummary
     from aml_client.client import Endpoint, ScoreResult
+    from aml_client.rows import RowSource
+    from aml_client.schema import ScoringSchema
+
+log = logging.getLogger("aml_client.cli")
 
 #: Column names that identify a row better than its first few columns.
 ID_COLUMNS = ("id", "ID", "Id", "row_id", "rowid", "key", "customer_id", "index")
@@ -112,16 +127,9 @@ def render_table(rows: list[Any], predictions: list[Any], columns: list[str]) ->
     output.stdout.print(table)
 
 
-def _method_from(global_parameters: Any) -> str | None:
-    """``GlobalParameters.method`` of an input payload, so a saved request replays as it was."""
-    if isinstance(global_parameters, dict):
-        method = global_parameters.get("method")
-        return str(method) if method else None
-    return None
-
-
 def _score_small(
     target: config.Target,
+    source: RowSource,
     rows: list[Any],
     *,
     method: str | None,
@@ -129,33 +137,80 @@ def _score_small(
     coerce: bool,
     timeout_s: float,
     retries: int,
-    source: str,
-    schema: Any = None,
+    schema: ScoringSchema | None,
+    strip: frozenset[str],
 ) -> ScoreResult:
-    from aml_client.client import RetryPolicy
+    """One request: validated and wrapped for the endpoint when there is a swagger to check
+    against, else the input's own envelope (and GlobalParameters) as they were written."""
+    from aml_client.client import RetryPolicy, encode_json
+    from aml_client.envelope import Convention, wrap
+    from aml_client.rows import without_columns
 
+    sendable = [without_columns(row, strip) for row in rows]
+    global_parameters = source.global_parameters
     endpoint: Endpoint
     with config.endpoint_for(
         target, timeout_s=timeout_s, retry=RetryPolicy(max_retries=retries), swagger=schema
     ) as endpoint:
+        if schema is not None and validate:
+            payload = wrap(
+                sendable, source.convention or schema.convention,
+                global_parameters=global_parameters,
+            )
+            try:
+                return endpoint.score(payload, method=method, validate=True, coerce=coerce)
+            except ValidationError as exc:
+                if exc.source is None:  # name the file in the one line the user sees
+                    raise ValidationError(exc.problems, source=source.path) from exc
+                raise
+        if schema is not None and coerce:
+            # Unvalidated, but CSV strings still become the declared types where they can.
+            with contextlib.suppress(ValidationError):
+                sendable = schema.validate_rows(sendable, coerce=True)
+        envelope: Any = source.convention or schema or Convention.DATA
+        body = wrap(sendable, envelope, method=method, global_parameters=global_parameters)
         try:
-            return endpoint.score(rows, method=method, validate=validate, coerce=coerce)
-        except ValidationError as exc:
-            if exc.source is None:  # name the file in the one line the user sees
-                raise ValidationError(exc.problems, source=source) from exc
-            raise
+            return endpoint.score_raw(encode_json(body))
+        except ValidationError as exc:  # NaN or Infinity: JSON cannot carry them
+            raise ValidationError(exc.problems, source=source.path) from exc
 
 
-def _load_schema_for_csv(target: config.Target, timeout_s: float, required: bool) -> Any:
-    """The swagger, to coerce CSV strings to the declared types; None if optional and absent."""
+def _load_schema(
+    target: config.Target, timeout_s: float, *, required: bool
+) -> ScoringSchema | None:
+    """The endpoint's swagger; None (with one warning) when it publishes none, or when it
+    cannot be read and is not ``required`` (rows are not validated)."""
     endpoint: Endpoint
     with config.endpoint_for(target, timeout_s=timeout_s) as endpoint:
         try:
             return endpoint.schema()
-        except AmlcError:
+        except SchemaError as exc:
             if required:
                 raise
+            log.warning("the endpoint's swagger cannot be read (%s); rows are sent as read", exc)
             return None
+        except NotFoundError:
+            log.warning(
+                "the endpoint publishes no swagger (%s); rows are sent unvalidated, in the "
+                "input's own envelope",
+                endpoint.swagger_uri,
+            )
+            return None
+
+
+def _show_problems(exc: ValidationError, all_problems: bool) -> ValidationError | CliExit:
+    """The error to end with: with ``--all-problems`` every problem is listed first."""
+    count = len(exc.problems)
+    if not all_problems:
+        if count > 1:
+            return CliExit(f"{exc}; --all-problems lists every one", exit_code=2)
+        return exc
+    from rich.markup import escape
+
+    for problem in exc.problems:
+        output.console.print(f"  {escape(str(problem))}", soft_wrap=True)
+    where = f"{exc.source}: " if exc.source else ""
+    return CliExit(f"{where}{count:,} problem{'s' if count != 1 else ''} (listed above)", 2)
 
 
 def _run_batch(
@@ -170,11 +225,19 @@ def _run_batch(
     method: str | None,
     coerce: bool | None,
     show_progress: bool,
+    validate: bool = True,
+    encoding: str | None = None,
+    drop_columns: tuple[str, ...] = (),
+    ignore_extra_columns: bool = False,
 ) -> BatchSummary:
-    """The large-input path: stream, score concurrently, write in input order, show progress."""
+    """The large-input path: stream, score concurrently, write in input order, show progress.
+
+    A run that fails after committing rows says how to carry on: its journal stays.
+    """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from aml_client.batch import score_file
+    from aml_client.journal import journal_path
 
     progress = Progress(
         TextColumn("[bold]scoring[/]"),
@@ -218,6 +281,10 @@ def _run_batch(
                 method=method,
                 coerce=coerce,
                 progress=report,
+                validate=validate,
+                encoding=encoding,
+                drop_columns=drop_columns,
+                ignore_extra_columns=ignore_extra_columns,
             )
     except KeyboardInterrupt:
         raise CliExit(
@@ -225,6 +292,14 @@ def _run_batch(
             "to continue",
             exit_code=130,
         ) from None
+    except AmlcError as exc:
+        if isinstance(exc, CliExit) or not journal_path(output_path).exists():
+            raise
+        raise CliExit(
+            f"{exc} — the rows finished so far are kept: fix the cause and run the same "
+            "command with --resume to continue",
+            exit_code=exc.exit_code,
+        ) from exc
 
 
 def _report_batch(target: config.Target, summary: BatchSummary, json_out: bool) -> None:
@@ -242,6 +317,7 @@ def _report_batch(target: config.Target, summary: BatchSummary, json_out: bool) 
                 "rows_per_s": round(summary.rows_per_s, 1),
                 "batches": summary.batches,
                 "retries": summary.retries,
+                "resumed_rows": summary.resumed_rows,
             }
         )
     else:
@@ -250,8 +326,11 @@ def _report_batch(target: config.Target, summary: BatchSummary, json_out: bool) 
             if summary.rows_failed
             else "0 failed"
         )
+        earlier = (
+            f" ({summary.resumed_rows:,} from the earlier run)" if summary.resumed_rows else ""
+        )
         output.note(
-            f"{summary.rows_in:,} rows in: [green]{summary.rows_out:,} scored[/] → "
+            f"{summary.rows_in:,} rows in{earlier}: [green]{summary.rows_out:,} scored[/] → "
             f"{summary.output_path}, {failed} · {summary.elapsed_s:.1f} s · "
             f"{summary.rows_per_s:,.0f} rows/s · {summary.batches:,} "
             f"batch{'es' if summary.batches != 1 else ''} · "
@@ -267,31 +346,34 @@ def _report_batch(target: config.Target, summary: BatchSummary, json_out: bool) 
 
 def _score_many_to_screen(
     target: config.Target,
-    input_path: str,
-    rows: Iterable[Any],
+    source: RowSource,
     *,
     batch_size: int,
     concurrency: int | str,
     method: str | None,
     coerce: bool | None,
+    validate: bool,
+    encoding: str | None,
+    drop_columns: tuple[str, ...],
+    ignore_extra_columns: bool,
 ) -> tuple[list[Any], list[Any], float]:
     """More rows than one batch but no ``-o``: score through the large-input path into a
     temporary file, then hand back (rows, predictions, seconds) for the table or JSON."""
     import tempfile
 
+    input_path = source.path
     with tempfile.TemporaryDirectory(prefix="amlc-score-") as tmp:
-        if input_path == "-":  # stdin is read once already: spool what was read
-            spooled = Path(tmp) / "stdin.jsonl"
-            with spooled.open("w", encoding="utf-8") as handle:
-                for row in rows:
-                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        if source.buffered is not None:  # stdin is read once already: spool it as it was
+            spooled = Path(tmp) / f"stdin.{source.format}"
+            spooled.write_bytes(source.buffered)
             input_path = str(spooled)
         out = Path(tmp) / "predictions.jsonl"
         errors_file = Path(tmp) / "errors.jsonl"
         summary = _run_batch(
             target, input_path, str(out), errors_path=str(errors_file), batch_size=batch_size,
             concurrency=concurrency, resume=False, method=method, coerce=coerce,
-            show_progress=output.console.is_terminal,
+            show_progress=output.console.is_terminal, validate=validate, encoding=encoding,
+            drop_columns=drop_columns, ignore_extra_columns=ignore_extra_columns,
         )
         if summary.rows_failed:
             with errors_file.open(encoding="utf-8") as handle:
@@ -377,26 +459,61 @@ def score(
         str | None,
         typer.Option("--errors", metavar="FILE", help="Rows that cannot be scored, with reasons."),
     ] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(
+            "--encoding",
+            metavar="NAME",
+            help="The input's text encoding when it has no byte-order mark, e.g. cp1252 "
+            "(default UTF-8).",
+        ),
+    ] = None,
+    drop_columns: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--drop-columns",
+            metavar="NAME[,NAME]",
+            help="Input columns not to send (e.g. a label column y); they stay in the -o file. "
+            "Repeatable.",
+        ),
+    ] = None,
+    ignore_extra_columns: Annotated[
+        bool,
+        typer.Option(
+            "--ignore-extra-columns",
+            help="Do not send input columns the swagger does not declare (instead of refusing).",
+        ),
+    ] = False,
+    all_problems: Annotated[
+        bool,
+        typer.Option("--all-problems", help="List every validation problem, not the first."),
+    ] = False,
 ) -> None:
     """Score rows against an endpoint, checked against its swagger first.
 
     Prints predictions beside a few input columns (or JSON with --json). With -o, or more rows
     than --batch-size, rows are sent in concurrent batches; -o runs resume with --resume.
+    A column the swagger does not declare is refused once, before anything is sent: drop it
+    with --drop-columns NAME or pass --ignore-extra-columns.
     """
-    from aml_client.rows import read_rows
+    from aml_client.rows import check_columns, read_rows
 
     concurrency_value = _parse_concurrency(concurrency)
+    if input_ != "-" and Path(input_).is_dir():
+        raise InputError("is a directory, not a file", path=input_)
     if input_ != "-" and not Path(input_).is_file():
         raise InputError("no such file", path=input_)
     if (resume or errors_path is not None) and output_path is None:
         raise InputError("--resume and --errors need an output file: add -o FILE")
+    dropped = tuple(
+        name.strip() for value in drop_columns or () for name in value.split(",") if name.strip()
+    )
     target = config.resolve_target(endpoint)
     method_value = method.value if method else None
     chosen = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
-    # Strings become declared types for CSV by default (its values are all strings); the
-    # large-input path decides per format itself unless told otherwise.
-    coerce_value = input_.lower().endswith(".csv") if coerce is None else coerce
-    coerce_batch = coerce  # the large-input path decides per format the same way
+    # Only text (CSV cells) is converted unless --coerce/--no-coerce says otherwise; the
+    # large-input path decides per format the same way.
+    coerce_batch = coerce
 
     if output_path is not None:
         if resume and input_ == "-":
@@ -404,37 +521,49 @@ def score(
         summary = _run_batch(
             target, input_, output_path, errors_path=errors_path, batch_size=batch_size,
             concurrency=concurrency_value, resume=resume, method=method_value,
-            coerce=coerce_batch, show_progress=output.console.is_terminal,
+            coerce=coerce_batch, show_progress=output.console.is_terminal, validate=validate,
+            encoding=encoding, drop_columns=dropped, ignore_extra_columns=ignore_extra_columns,
         )
         _report_batch(target, summary, json_out)
         return
 
-    source = read_rows(input_)
-    if source.format == "csv":
-        if coerce is None:
-            coerce_value = True
-        if coerce_value:  # CSV values are strings until the swagger says what they are
-            source.schema = _load_schema_for_csv(target, timeout, required=validate)
-    remaining = iter(source)
-    rows = list(itertools.islice(remaining, batch_size + 1))
+    source = read_rows(input_, encoding=encoding)
+    # Read first: a broken file is reported before anything is asked of the endpoint.
+    rows = list(itertools.islice(iter(source), batch_size + 1))
     if not rows:
         raise InputError("no rows to score", path=input_)
-    if method_value is None:
-        method_value = _method_from(getattr(source, "global_parameters", None))
+    coerce_value = source.format == "csv" if coerce is None else coerce
+    schema: ScoringSchema | None = None
+    # The swagger checks the rows, converts CSV strings, and names the envelope of a file that
+    # has none of its own; a payload sent unvalidated keeps its own.
+    if validate or (source.format == "csv" and coerce_value) or source.convention is None:
+        schema = _load_schema(target, timeout, required=validate)
+    declared: list[str] = []
+    if validate and schema is not None and schema.row_kind == "record":
+        declared = schema.column_names
+    strip = check_columns(
+        source.columns(), declared, drop=dropped, ignore_extra=ignore_extra_columns,
+        path=source.path, from_header=source.format == "csv",
+    )
 
     started = time.perf_counter()
     request_id: str | None = None
     retries_note = ""
     if len(rows) > batch_size:
         rows, predictions, elapsed_s = _score_many_to_screen(
-            target, input_, itertools.chain(rows, remaining), batch_size=batch_size,
-            concurrency=concurrency_value, method=method_value, coerce=coerce_batch,
+            target, source, batch_size=batch_size, concurrency=concurrency_value,
+            method=method_value, coerce=coerce_batch, validate=validate, encoding=encoding,
+            drop_columns=dropped, ignore_extra_columns=ignore_extra_columns,
         )
     else:
-        result = _score_small(
-            target, rows, method=method_value, validate=validate, coerce=coerce_value,
-            timeout_s=timeout, retries=retries, source=input_, schema=source.schema,
-        )
+        try:
+            result = _score_small(
+                target, source, rows, method=method_value, validate=validate,
+                coerce=coerce_value, timeout_s=timeout, retries=retries, schema=schema,
+                strip=strip,
+            )
+        except ValidationError as exc:
+            raise _show_problems(exc, all_problems) from None
         predictions, elapsed_s, request_id = result.predictions, result.elapsed_s, result.request_id
         if result.attempts > 1:
             retries_note = f" · {result.attempts - 1} retries"
