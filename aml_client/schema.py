@@ -842,3 +842,36 @@ def _model_name(title: str, suffix: str) -> str:
     if stem[0].isdigit():
         stem = f"E{stem}"
     return f"{stem}{suffix}"
+
+
+#: Largest swagger body read from the network.
+MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
+
+
+def parse_document(body: bytes | str, *, source: str) -> dict[str, Any]:
+    """A swagger body that came from the network, as a dict: JSON only, never a file path.
+
+    ``source`` (the URL) names it in errors. A body over MAX_DOCUMENT_BYTES, not JSON, or not
+    a JSON object is a SchemaError.
+    """
+    size = len(body)
+    if size > MAX_DOCUMENT_BYTES:
+        raise SchemaError(f"{source}: larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB")
+    if isinstance(body, bytes):
+        try:
+            text = body.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise SchemaError(f"{source}: not UTF-8 text") from None
+    else:
+        text = body.lstrip("\ufeff")
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SchemaError(
+            f"{source}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from None
+    except RecursionError:
+        raise SchemaError(f"{source}: JSON nested too deeply") from None
+    if not isinstance(doc, dict):
+        raise SchemaError(f"{source}: expected a JSON object, got {json_kind(doc)}")
+    return doc
