@@ -112,10 +112,10 @@ def _load_schema(target: Target, swagger: str | Path | None) -> tuple[ScoringSch
         from aml_client.schema import load_schema
 
         return load_schema(swagger), ""
-    from aml_client.config import endpoint_for
+    from aml_client.client import Endpoint
 
     try:
-        endpoint = endpoint_for(target, timeout_s=30.0)
+        endpoint = Endpoint.from_target(target, timeout_s=30.0)
         try:
             return endpoint.schema(), ""
         finally:

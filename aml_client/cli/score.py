@@ -9,6 +9,7 @@ resume.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import time
@@ -132,10 +133,10 @@ def _score_small(
     source: str,
     schema: Any = None,
 ) -> ScoreResult:
-    from aml_client.client import RetryPolicy
+    from aml_client.client import Endpoint, RetryPolicy
 
     endpoint: Endpoint
-    with config.endpoint_for(
+    with Endpoint.from_target(
         target, timeout_s=timeout_s, retry=RetryPolicy(max_retries=retries), swagger=schema
     ) as endpoint:
         try:
@@ -148,8 +149,10 @@ def _score_small(
 
 def _load_schema_for_csv(target: config.Target, timeout_s: float, required: bool) -> Any:
     """The swagger, to coerce CSV strings to the declared types; None if optional and absent."""
+    from aml_client.client import Endpoint
+
     endpoint: Endpoint
-    with config.endpoint_for(target, timeout_s=timeout_s) as endpoint:
+    with Endpoint.from_target(target, timeout_s=timeout_s) as endpoint:
         try:
             return endpoint.schema()
         except AmlcError:
@@ -170,6 +173,7 @@ def _run_batch(
     method: str | None,
     coerce: bool,
     show_progress: bool,
+    timeout_s: float,
 ) -> BatchSummary:
     """The large-input path: stream, score concurrently, write in input order, show progress."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -218,6 +222,7 @@ def _run_batch(
                 method=method,
                 coerce=coerce,
                 progress=report,
+                timeout_s=timeout_s,
             )
     except KeyboardInterrupt:
         raise CliExit(
@@ -274,6 +279,7 @@ def _score_many_to_screen(
     concurrency: int | str,
     method: str | None,
     coerce: bool,
+    timeout_s: float,
 ) -> tuple[list[Any], list[Any], float]:
     """More rows than one batch but no ``-o``: score through the large-input path into a
     temporary file, then hand back (rows, predictions, seconds) for the table or JSON."""
@@ -291,7 +297,7 @@ def _score_many_to_screen(
         summary = _run_batch(
             target, input_path, str(out), errors_path=str(errors_file), batch_size=batch_size,
             concurrency=concurrency, resume=False, method=method, coerce=coerce,
-            show_progress=output.console.is_terminal,
+            show_progress=output.console.is_terminal, timeout_s=timeout_s,
         )
         if summary.rows_failed:
             with errors_file.open(encoding="utf-8") as handle:
@@ -358,7 +364,13 @@ def score(
             "--coerce/--no-coerce", help="Convert strings to declared types (CSV: on by default)."
         ),
     ] = None,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request.")] = 60.0,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            help="Seconds per request attempt: connecting, sending and reading the whole answer.",
+        ),
+    ] = 60.0,
     retries: Annotated[int, typer.Option("--retries", help="Retries for retryable failures.")] = 2,
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Rows per request on the large path.")
@@ -377,6 +389,14 @@ def score(
         str | None,
         typer.Option("--errors", metavar="FILE", help="Rows that cannot be scored, with reasons."),
     ] = None,
+    deployment: Annotated[
+        str | None,
+        typer.Option(
+            "--deployment",
+            "-d",
+            help="Send to this deployment of the endpoint (azureml-model-deployment).",
+        ),
+    ] = None,
 ) -> None:
     """Score rows against an endpoint, checked against its swagger first.
 
@@ -391,6 +411,8 @@ def score(
     if (resume or errors_path is not None) and output_path is None:
         raise InputError("--resume and --errors need an output file: add -o FILE")
     target = config.resolve_target(endpoint)
+    if deployment is not None:
+        target = dataclasses.replace(target, deployment=deployment)
     method_value = method.value if method else None
     chosen = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
     # Strings become declared types for CSV by default (its values are all strings); the
@@ -404,7 +426,7 @@ def score(
         summary = _run_batch(
             target, input_, output_path, errors_path=errors_path, batch_size=batch_size,
             concurrency=concurrency_value, resume=resume, method=method_value,
-            coerce=coerce_batch, show_progress=output.console.is_terminal,
+            coerce=coerce_batch, show_progress=output.console.is_terminal, timeout_s=timeout,
         )
         _report_batch(target, summary, json_out)
         return
@@ -429,6 +451,7 @@ def score(
         rows, predictions, elapsed_s = _score_many_to_screen(
             target, input_, itertools.chain(rows, remaining), batch_size=batch_size,
             concurrency=concurrency_value, method=method_value, coerce=coerce_batch,
+            timeout_s=timeout,
         )
     else:
         result = _score_small(
@@ -466,12 +489,12 @@ def health(
     json_out: Annotated[bool, typer.Option("--json", help="JSON on stdout.")] = False,
 ) -> None:
     """Check the endpoint's health route (GET /); non-zero exit when it is not healthy."""
-    from aml_client.client import RetryPolicy
+    from aml_client.client import Endpoint, RetryPolicy
 
     target = config.resolve_target(endpoint)
     endpoint_client: Endpoint
     started = time.perf_counter()
-    with config.endpoint_for(
+    with Endpoint.from_target(
         target, timeout_s=timeout, retry=RetryPolicy(max_retries=0)
     ) as endpoint_client:
         status = endpoint_client.health()
