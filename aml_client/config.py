@@ -71,6 +71,8 @@ class Target:
     #: The deployment to pin (``azureml-model-deployment``); None lets the endpoint's traffic
     #: rules choose.
     deployment: str | None = None
+    #: The environment variable the secret was read from (kept out of child processes).
+    secret_env: str | None = None
 
     def describe(self) -> str:
         """``name (uri)`` — safe to print."""
@@ -178,6 +180,7 @@ class Profile:
             verify=self.verify,
             source=source,
             deployment=self.deployment,
+            secret_env=self.key_env,
         )
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from aml_client.errors import (
+    AuthenticationError,
     NotFoundError,
     SchemaError,
     ValidationError,
@@ -123,6 +124,12 @@ def fetch_swagger(
         )
         raise NotFoundError(
             f"no swagger at {url} (HTTP 404: {hint})", status_code=404, request_id=exc.request_id
+        ) from None
+    except AuthenticationError as exc:
+        raise AuthenticationError(
+            f"{url} refused the credential (HTTP {exc.status_code})",
+            status_code=exc.status_code,
+            request_id=exc.request_id,
         ) from None
     finally:
         session.close()

@@ -32,12 +32,15 @@ MAX_INTERVALS = 400
 def classify_failure(status_code: int, error: BaseException | None) -> str | None:
     """``None`` for a success, else the failure kind counted in the report.
 
-    ``http_<code>`` for any non-2xx/3xx reply, ``timeout`` when the client gave up waiting,
+    ``http_<code>`` for any non-2xx reply, ``redirect`` for a 3xx (never followed: the key
+    must not go elsewhere), ``timeout`` when the request's deadline passed,
     ``tls`` for a certificate or handshake failure, ``connection`` for anything else that kept a
     reply from arriving (refused, reset, closed mid-reply).
     """
     if status_code >= 400:
         return f"http_{status_code}"
+    if 300 <= status_code < 400:
+        return "redirect"
     if error is None:
         return (
             None if status_code >= 200 else f"http_{status_code}" if status_code else "connection"

@@ -6,6 +6,11 @@ Importing this module imports Locust (and so gevent's monkey-patching): only the
 Each request is timed with ``time.perf_counter_ns`` around the send and recorded by the
 process's :class:`~aml_client.bench.engine.Engine` in microseconds, not from Locust's rounded
 statistics. Locust still sees every request (its own tables and charts keep working).
+
+The HTTP layer's policy holds here too, over Locust's transport: the ``Authorization`` value is
+the run's current one (a 401 asks for a fresh token), redirects are never followed (a 3xx is a
+``redirect`` failure), and ``--timeout`` is a total deadline for the whole request, body
+included (a ``timeout`` failure).
 """
 
 from __future__ import annotations
@@ -20,6 +25,10 @@ from locust.exception import StopUser
 from aml_client.bench.engine import engine_of
 
 __all__ = ["ScoringUser"]
+
+
+class RequestDeadline(TimeoutError):
+    """The request's total deadline passed (raised into it by a gevent timer)."""
 
 
 class ScoringUser(FastHttpUser):
@@ -57,20 +66,31 @@ class ScoringUser(FastHttpUser):
                 gevent.sleep(wait_ns / 1e9)
         target = engine.target
         body = target.bodies[index % len(target.bodies)]
+        headers = target.request_headers()
+        timeout_s = target.timeout_s
         sent_ns = time.perf_counter_ns()
         try:
-            response = self.client.request(
-                "POST",
-                target.scoring_uri,
-                name=engine.request_name,
-                # Pre-encoded bytes as-is: Locust's hint says str, geventhttpclient takes bytes.
-                data=body,  # type: ignore[arg-type]
-                headers=target.headers,
-            )
+            with gevent.Timeout(timeout_s, RequestDeadline(f"no answer within {timeout_s:g} s")):
+                response = self.client.request(
+                    "POST",
+                    target.scoring_uri,
+                    name=engine.request_name,
+                    # Pre-encoded bytes as-is: Locust's hint says str, geventhttpclient takes bytes.
+                    data=body,  # type: ignore[arg-type]
+                    headers=headers,
+                    allow_redirects=False,
+                )
+        except RequestDeadline as exc:
+            engine.complete(sent_ns, time.perf_counter_ns(), due_ns, 0, exc)
+            return
         except Exception as exc:  # not a transport failure Locust knows: count it, then let it show
             engine.complete(sent_ns, time.perf_counter_ns(), due_ns, 0, exc)
             raise
         done_ns = time.perf_counter_ns()
-        engine.complete(
-            sent_ns, done_ns, due_ns, response.status_code or 0, getattr(response, "error", None)
-        )
+        status = response.status_code or 0
+        error = getattr(response, "error", None)
+        if done_ns - sent_ns >= timeout_s * 1e9:  # cut while Locust read the body
+            status, error = 0, RequestDeadline(f"no complete answer within {timeout_s:g} s")
+        elif status == 401:
+            target.unauthorized(headers)
+        engine.complete(sent_ns, done_ns, due_ns, status, error)

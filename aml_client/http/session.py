@@ -208,6 +208,24 @@ class Session(_SessionBase):
             time.sleep(delay)
             attempt += 1
 
+    def exchange(
+        self,
+        method: str,
+        url: str,
+        *,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        max_bytes: int = MAX_RESPONSE_BYTES,
+    ) -> Reply:
+        """One attempt, the answer whatever its status (a proxy passes errors on); only a
+        failure to get an answer raises (ConnectionFailedError, EndpointTimeoutError)."""
+        try:
+            return self._attempt(method, url, content, headers, None, max_bytes, True)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc, method, url) from exc
+        except TooLarge:
+            raise _too_large(url, max_bytes) from None
+
     def _attempt(
         self,
         method: str,
