@@ -102,6 +102,8 @@ class EndpointError(AmlcError):
     """The endpoint answered with an error, or could not be reached."""
 
     exit_code = 4
+    #: The server's ``Retry-After`` (or ``retry-after-ms``) in seconds, when it sent one.
+    retry_after_s: float | None = None
 
     def __init__(
         self,

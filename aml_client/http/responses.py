@@ -76,7 +76,14 @@ def error_for_response(
     response: Answer, *, method: str = "POST", deployment: str | None = None
 ) -> errors.EndpointError:
     """The typed error for an HTTP error status (any status ≥ 300), with the server's message,
-    request id, and whether the request may be sent again."""
+    request id, ``Retry-After`` and whether the request may be sent again."""
+    error = _error(response, method, deployment)
+    if error.retry_after_s is None:
+        error.retry_after_s = parse_retry_after(response.headers)
+    return error
+
+
+def _error(response: Answer, method: str, deployment: str | None) -> errors.EndpointError:
     status = response.status_code
     headers = response.headers
     text = response.text

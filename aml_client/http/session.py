@@ -30,7 +30,7 @@ from aml_client.http.credentials import Credential
 from aml_client.http.deadline import TOTAL_TIMEOUT, AsyncDeadlineTransport, DeadlineTransport
 from aml_client.http.origin import OriginAuth, origin_of, same_origin
 from aml_client.http.responses import error_for_response
-from aml_client.http.retry import RetryPolicy
+from aml_client.http.retry import RetryPolicy, parse_retry_after
 
 __all__ = ["AsyncSession", "Reply", "Session"]
 
@@ -109,11 +109,14 @@ class _SessionBase:
 
     # -- decisions shared by both send loops --------------------------------------------------
 
-    def _delay(self, error: errors.EndpointError, attempt: int) -> float | None:
-        """Seconds before the next attempt, or None when ``error`` is final."""
+    def _delay(
+        self, error: errors.EndpointError, attempt: int, reply: Reply | None
+    ) -> float | None:
+        """Seconds before the next attempt (the server's Retry-After when it gave a sane
+        one), or None when ``error`` is final."""
         if not error.retryable or attempt >= self.retry.max_retries:
             return None
-        retry_after = getattr(error, "retry_after_s", None)
+        retry_after = parse_retry_after(reply.headers) if reply is not None else None
         return self.retry.delay_s(attempt, retry_after)
 
     def _transport_error(
@@ -188,6 +191,7 @@ class Session(_SessionBase):
             except httpx.HTTPError as exc:
                 error = self._transport_error(exc, method, url)
                 cause: BaseException | None = exc
+                answer: Reply | None = None
             except TooLarge:
                 raise _too_large(url, max_bytes) from None
             else:
@@ -200,8 +204,8 @@ class Session(_SessionBase):
                     url, params = target, None
                     continue
                 error = error_for_response(reply, method=method, deployment=deployment)
-                cause = None
-            delay = self._delay(error, attempt)
+                cause, answer = None, reply
+            delay = self._delay(error, attempt, answer)
             if delay is None:
                 raise error from cause
             self._log_retry(error, attempt, delay)
@@ -298,6 +302,7 @@ class AsyncSession(_SessionBase):
             except httpx.HTTPError as exc:
                 error = self._transport_error(exc, method, url)
                 cause: BaseException | None = exc
+                answer: Reply | None = None
             except TooLarge:
                 raise _too_large(url, max_bytes) from None
             else:
@@ -310,8 +315,8 @@ class AsyncSession(_SessionBase):
                     url, params = target, None
                     continue
                 error = error_for_response(reply, method=method, deployment=deployment)
-                cause = None
-            delay = self._delay(error, attempt)
+                cause, answer = None, reply
+            delay = self._delay(error, attempt, answer)
             if delay is None:
                 raise error from cause
             self._log_retry(error, attempt, delay)
