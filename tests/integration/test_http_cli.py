@@ -127,7 +127,7 @@ def test_nan_rows_go_to_the_errors_file_on_the_batch_path(
 
 
 def _token_script(tmp_path: Path, body: str) -> str:
-    script = tmp_path / "token.py"
+    script = tmp_path / "print_test_token.py"
     script.write_text(body)
     return f"{sys.executable} {script}"
 
