@@ -57,7 +57,7 @@ class RetryPolicy:
         when it is within 0..max_retry_after_s, else capped exponential backoff minus jitter."""
         if retry_after_s is not None and 0 <= retry_after_s <= self.max_retry_after_s:
             return retry_after_s
-        backoff = min(self.backoff_base_s * 2**retry_number, self.backoff_max_s)
+        backoff: float = min(self.backoff_base_s * 2.0**retry_number, self.backoff_max_s)
         return backoff * (1 - self.jitter * random.random())
 
 
