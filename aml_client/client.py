@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 from aml_client import errors
 from aml_client.envelope import normalise_response, unwrap, wrap
 from aml_client.http.credentials import Credential
-from aml_client.http.jsonbody import encode_json
+from aml_client.http.jsonbody import decode_json, encode_json
 from aml_client.http.responses import DEPLOYMENT_HEADER, error_for_response, request_id
 from aml_client.http.retry import RetryPolicy, parse_retry_after
 from aml_client.http.session import AsyncSession, Reply, Session
@@ -173,7 +173,7 @@ class _Core:
         headers = reply.headers
         rid = request_id(headers)
         try:
-            raw = json.loads(reply.content)
+            raw = decode_json(reply.content)
         except (json.JSONDecodeError, UnicodeDecodeError):
             text = reply.text
             raise errors.ResponseFormatError(

@@ -82,15 +82,16 @@ class Credential(httpx.Auth):
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        secret = await self._secret_async()
+        secret = await self.secret_async()
         request.headers["Authorization"] = f"Bearer {secret}"
         response = yield request
         if response.status_code == 401 and self.refreshable:
             self.invalidate(secret)
-            request.headers["Authorization"] = f"Bearer {await self._secret_async()}"
+            request.headers["Authorization"] = f"Bearer {await self.secret_async()}"
             yield request
 
-    async def _secret_async(self) -> str:
+    async def secret_async(self) -> str:
+        """:meth:`secret` for asyncio: a fetch runs in a worker thread."""
         if self.needs_fetch():
             return await asyncio.to_thread(self.secret)
         return self.secret()

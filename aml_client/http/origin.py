@@ -48,11 +48,19 @@ class OriginAuth(httpx.Auth):
     def sync_auth_flow(
         self, request: httpx.Request
     ) -> Generator[httpx.Request, httpx.Response, None]:
+        # The credential's flow, inlined: one generator per request on the hot path.
         if not self._allowed(request):
             request.headers.pop("Authorization", None)
             yield request
             return
-        yield from self.credential.sync_auth_flow(request)
+        credential = self.credential
+        secret = credential.secret()
+        request.headers["Authorization"] = f"Bearer {secret}"
+        response = yield request
+        if response.status_code == 401 and credential.refreshable:
+            credential.invalidate(secret)
+            request.headers["Authorization"] = f"Bearer {credential.secret()}"
+            yield request
 
     async def async_auth_flow(
         self, request: httpx.Request
@@ -61,14 +69,14 @@ class OriginAuth(httpx.Auth):
             request.headers.pop("Authorization", None)
             yield request
             return
-        flow = self.credential.async_auth_flow(request)
-        outgoing = await flow.__anext__()
-        while True:
-            response = yield outgoing
-            try:
-                outgoing = await flow.asend(response)
-            except StopAsyncIteration:
-                return
+        credential = self.credential
+        secret = await credential.secret_async()
+        request.headers["Authorization"] = f"Bearer {secret}"
+        response = yield request
+        if response.status_code == 401 and credential.refreshable:
+            credential.invalidate(secret)
+            request.headers["Authorization"] = f"Bearer {await credential.secret_async()}"
+            yield request
 
     def __repr__(self) -> str:
         scheme, host, port = self.origin
