@@ -446,6 +446,7 @@ def score(
 
     started = time.perf_counter()
     request_id: str | None = None
+    answered_by: str | None = None
     retries_note = ""
     if len(rows) > batch_size:
         rows, predictions, elapsed_s = _score_many_to_screen(
@@ -459,6 +460,7 @@ def score(
             timeout_s=timeout, retries=retries, source=input_, schema=source.schema,
         )
         predictions, elapsed_s, request_id = result.predictions, result.elapsed_s, result.request_id
+        answered_by = result.deployment
         if result.attempts > 1:
             retries_note = f" · {result.attempts - 1} retries"
     wall_ms = (time.perf_counter() - started) * 1000
@@ -470,6 +472,7 @@ def score(
                 "rows": len(rows),
                 "elapsed_ms": round(elapsed_s * 1000, 2),
                 "request_id": request_id,
+                "deployment": answered_by,
             }
         )
         return
@@ -477,7 +480,8 @@ def score(
     output.note(
         f"[dim]{len(rows)} row{'s' if len(rows) != 1 else ''} · endpoint {target.describe()} · "
         f"{elapsed_s * 1000:.0f} ms (scoring) / {wall_ms:.0f} ms (total){retries_note}"
-        f"{f' · request id {request_id}' if request_id else ''}[/]"
+        f"{f' · request id {request_id}' if request_id else ''}"
+        f"{f' · deployment {answered_by}' if answered_by else ''}[/]"
     )
 
 

@@ -163,6 +163,8 @@ def test_a_token_command_supplies_the_token(server: FaultServer, tmp_path: Path)
 
 def test_deployment_option_pins_the_deployment(server: FaultServer, path: list[str]) -> None:
     server.default = Reply(200, {"Results": ["no", "yes"]}, {"azureml-model-deployment": "blue"})
-    done = _score(server, str(ROWS), *path, "--deployment", "blue")
+    done = _score(server, str(ROWS), *path, "--deployment", "blue", "--json")
     assert done.returncode == 0, done.stderr
     assert [r.headers.get("azureml-model-deployment") for r in server.scores] == ["blue"]
+    if not path:
+        assert done.json()["deployment"] == "blue", "the answering deployment is reported"
