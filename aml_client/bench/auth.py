@@ -52,14 +52,16 @@ class PushedAuth(BenchAuth):
         self._value: str | None = None
         self._on_refused = on_refused
         self._asked_at = 0.0
-        self.received = threading.Event()
+        #: A value arrived (a plain flag: the reader may be a thread the load's greenlets
+        #: must not share a lock with).
+        self.received = False
 
     def header(self) -> str | None:
         return self._value
 
     def set(self, value: str | None) -> None:
         self._value = value
-        self.received.set()
+        self.received = True
 
     def handle_line(self, line: str | bytes) -> bool:
         """Take a pushed line; False when it is not an auth line."""

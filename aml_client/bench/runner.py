@@ -23,6 +23,7 @@ requests for a fresh credential come back as Locust messages.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import logging
 import os
@@ -168,33 +169,68 @@ def _forward(procs: list[subprocess.Popen], line: bytes) -> None:
 
 
 class _Stdin:
-    """This process's stdin, read cooperatively: the configuration line, then auth lines."""
+    """This process's stdin: the configuration line, then auth lines for the whole run.
+
+    Lines are read by a native thread with plain blocking reads (gevent would make the pipe
+    non-blocking, and a child process can turn that off again under it, freezing the hub); the
+    thread only stores what it read, and greenlets pick it up.
+    """
 
     def __init__(self) -> None:
-        from gevent.fileobject import FileObjectPosix
+        # Raw reads of the descriptor: a buffered stdin's lock held by a reading thread would
+        # abort the interpreter's shutdown.
+        self._fd = sys.stdin.fileno()
+        self._pending = b""
+        self.lines: collections.deque[bytes] = collections.deque()
 
-        self._file = FileObjectPosix(sys.stdin.fileno(), "rb", close=False)
+    def _readline(self) -> bytes:
+        """One line (with its newline), or b"" at the end of input."""
+        while b"\n" not in self._pending:
+            try:
+                chunk = os.read(self._fd, 65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                line, self._pending = self._pending, b""
+                return line
+            self._pending += chunk
+        line, _, self._pending = self._pending.partition(b"\n")
+        return line + b"\n"
 
     def config(self) -> dict[str, Any]:
-        line = self._file.readline()
+        line = self._readline()
         if not line.strip():
             raise RuntimeError("no configuration on stdin")
         return dict(json.loads(line))
 
     def follow_auth(self, auth: PushedAuth, on_line: Any = None) -> None:
-        """Take auth lines until stdin closes (``on_line`` also gets each one)."""
+        """Take auth lines until stdin closes (``on_line`` also gets each one, in a greenlet)."""
+        from gevent.monkey import get_original
 
-        def read() -> None:
-            for line in self._file:
+        def read() -> None:  # a native thread: touches no gevent object
+            while line := self._readline():
                 if auth.handle_line(line) and on_line is not None:
-                    on_line(line)
+                    self.lines.append(line)
 
-        gevent.spawn(read)
+        get_original("_thread", "start_new_thread")(read, ())
+        if on_line is not None:
+
+            def forward() -> None:
+                while True:
+                    while self.lines:
+                        on_line(self.lines.popleft())
+                    gevent.sleep(0.05)
+
+            gevent.spawn(forward)
 
     @staticmethod
     def wait_first(auth: PushedAuth) -> None:
-        if not auth.received.wait(FIRST_AUTH_WAIT_S):
-            raise RuntimeError("no credential arrived from the parent process")
+        waited = 0.0
+        while not auth.received:
+            if waited > FIRST_AUTH_WAIT_S:
+                raise RuntimeError("no credential arrived from the parent process")
+            gevent.sleep(0.02)
+            waited += 0.02
 
 
 def _pushed_auth(
