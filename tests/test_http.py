@@ -447,3 +447,16 @@ def test_encode_json_elsewhere_in_a_payload() -> None:
     with pytest.raises(errors.ValidationError, match="GlobalParameters/x: -Infinity"):
         encode_json({"data": [], "GlobalParameters": {"x": -math.inf}})
     assert encode_json({"data": [{"é": 1.5}]}) == '{"data":[{"é":1.5}]}'.encode()
+
+
+def test_the_http_layers_public_api_is_pinned() -> None:
+    import aml_client.http as http
+
+    assert sorted(http.__all__) == [
+        "AsyncSession", "Credential", "KeyCredential", "OriginAuth", "Reply", "RetryPolicy",
+        "Session", "TokenCredential", "encode_json", "entra_id_credential",
+        "error_for_response", "non_finite_problems", "parse_retry_after", "retryable_status",
+        "same_origin", "token_command_credential",
+    ]  # fmt: skip
+    for name in http.__all__:
+        assert getattr(http, name) is not None
