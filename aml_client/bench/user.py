@@ -52,6 +52,7 @@ class ScoringUser(FastHttpUser):
         cls.insecure = not engine.target.verify
         super().__init__(environment)
         self._engine = engine
+        self._deadline_error = RequestDeadline(f"no answer within {engine.target.timeout_s:g} s")
 
     @task
     def score(self) -> None:
@@ -70,7 +71,7 @@ class ScoringUser(FastHttpUser):
         timeout_s = target.timeout_s
         sent_ns = time.perf_counter_ns()
         try:
-            with gevent.Timeout(timeout_s, RequestDeadline(f"no answer within {timeout_s:g} s")):
+            with gevent.Timeout(timeout_s, self._deadline_error):
                 response = self.client.request(
                     "POST",
                     target.scoring_uri,
