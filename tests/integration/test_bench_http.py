@@ -162,3 +162,14 @@ def test_load_processes_get_no_secret_in_their_environment() -> None:
     finally:
         del os.environ["AMLC_KEY"], os.environ["MY_PROFILE_KEY"]
     assert KEY not in env.values()
+
+
+def test_bench_pins_a_deployment(server: FaultServer, tmp_path: Path) -> None:
+    done = run_bench(
+        ["-n", "3", "-u", "1", "--workers", "1", "--deployment", "blue", "--json",
+         "--report-dir", str(tmp_path / "r")],
+        _env(server),
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert [r.headers.get("azureml-model-deployment") for r in server.scores] == ["blue"] * 3
