@@ -14,13 +14,13 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from aml_client.auth import KeyCredential, TokenCredential, entra_id_credential
 from aml_client.errors import (
     AmlcError,
     AuthenticationError,
     BadRequestError,
     ConfigError,
     ConnectionFailedError,
+    CredentialError,
     EndpointError,
     EndpointTimeoutError,
     InputError,
@@ -28,6 +28,7 @@ from aml_client.errors import (
     NotFoundError,
     PayloadTooLargeError,
     RateLimitError,
+    RedirectError,
     ResponseFormatError,
     RowProblem,
     SchemaError,
@@ -36,9 +37,22 @@ from aml_client.errors import (
 )
 
 if TYPE_CHECKING:
-    from aml_client.client import AsyncEndpoint, Endpoint, RetryPolicy, ScoreResult
-    from aml_client.config import Target, open_async_endpoint, open_endpoint, resolve_target
+    from aml_client.client import (
+        AsyncEndpoint,
+        Endpoint,
+        RetryPolicy,
+        ScoreResult,
+        open_async_endpoint,
+        open_endpoint,
+    )
+    from aml_client.config import Target, resolve_target
     from aml_client.envelope import Convention
+    from aml_client.http.credentials import (
+        KeyCredential,
+        TokenCredential,
+        entra_id_credential,
+        token_command_credential,
+    )
     from aml_client.schema import ScoringSchema, load_schema
 
 __version__ = "0.1.0"
@@ -54,8 +68,12 @@ _LAZY = {
     "load_schema": "aml_client.schema",
     "Target": "aml_client.config",
     "resolve_target": "aml_client.config",
-    "open_endpoint": "aml_client.config",
-    "open_async_endpoint": "aml_client.config",
+    "open_endpoint": "aml_client.client",
+    "open_async_endpoint": "aml_client.client",
+    "KeyCredential": "aml_client.http.credentials",
+    "TokenCredential": "aml_client.http.credentials",
+    "entra_id_credential": "aml_client.http.credentials",
+    "token_command_credential": "aml_client.http.credentials",
 }
 
 __all__ = [
@@ -66,6 +84,7 @@ __all__ = [
     "ConfigError",
     "ConnectionFailedError",
     "Convention",
+    "CredentialError",
     "Endpoint",
     "EndpointError",
     "EndpointTimeoutError",
@@ -75,6 +94,7 @@ __all__ = [
     "NotFoundError",
     "PayloadTooLargeError",
     "RateLimitError",
+    "RedirectError",
     "ResponseFormatError",
     "RetryPolicy",
     "RowProblem",
@@ -91,6 +111,7 @@ __all__ = [
     "open_async_endpoint",
     "open_endpoint",
     "resolve_target",
+    "token_command_credential",
 ]
 
 

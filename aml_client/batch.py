@@ -48,7 +48,6 @@ import itertools
 import json
 import logging
 import os
-import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -58,6 +57,8 @@ from typing import TYPE_CHECKING, Any
 from aml_client import errors
 from aml_client.concurrency import AimdSettings, ConcurrencyLimiter, PauseGate
 from aml_client.envelope import Convention, EnvelopeSpec, wrap
+from aml_client.http.jsonbody import encode_json
+from aml_client.http.retry import RetryPolicy
 from aml_client.journal import (
     Checkpoint,
     CommittedFile,
@@ -83,18 +84,18 @@ ROW_LEVEL_ERRORS: tuple[type[errors.AmlcError], ...] = (
     errors.BadRequestError,  # 400, 413 (PayloadTooLargeError), other 4xx
     errors.ModelError,  # 424/500: the script failed, perhaps on one row
 )
-#: The endpoint is overloaded or said "later": pause everything, send less.
+#: The endpoint is overloaded or said "later" (429, 503, 409): pause everything, send less.
+#: Whether an error may be retried at all is the HTTP layer's one rule (``error.retryable``:
+#: only when the model cannot have run); everything else that is not the rows' fault stops
+#: the run, and ``--resume`` carries on.
 OVERLOAD_ERRORS: tuple[type[errors.AmlcError], ...] = (
-    errors.RateLimitError,  # 429
-    errors.UnavailableError,  # 502/503/504
-)
-#: Worth retrying this one request after a backoff.
-TRANSIENT_ERRORS: tuple[type[errors.AmlcError], ...] = (
-    errors.EndpointTimeoutError,
-    errors.ConnectionFailedError,
+    errors.RateLimitError,
+    errors.UnavailableError,
+    errors.BadRequestError,  # 409, when retryable
 )
 
 MAX_OVERLOAD_RETRIES = 30
+#: Connections that could not be made, retried before the run stops.
 MAX_TRANSIENT_RETRIES = 5
 #: Rows failing on the endpoint before the run is judged broken rather than the rows bad.
 BROKEN_AFTER_ROWS = 20
@@ -157,6 +158,7 @@ def score_file(
     encoding: str | None = None,
     drop_columns: Iterable[str] = (),
     ignore_extra_columns: bool = False,
+    timeout_s: float | None = 60.0,
 ) -> BatchSummary:
     """Score every row of ``input_path`` into ``output_path`` (CSV, or JSON Lines / JSON by
     extension); rows the endpoint or the swagger rejects go to ``errors_path`` (JSON Lines,
@@ -168,7 +170,8 @@ def score_file(
     cells) is converted to the declared types; ``coerce`` True/False forces either way.
     ``validate=False`` sends rows unchecked, in the input's own envelope. ``encoding`` names
     the input's encoding when it has no byte-order mark. ``drop_columns`` /
-    ``ignore_extra_columns``: see above.
+    ``ignore_extra_columns``: see above. ``timeout_s`` is each request's total deadline
+    (connect, send, whole answer).
     """
     return asyncio.run(
         score_file_async(
@@ -186,6 +189,7 @@ def score_file(
             encoding=encoding,
             drop_columns=drop_columns,
             ignore_extra_columns=ignore_extra_columns,
+            timeout_s=timeout_s,
         )
     )
 
@@ -206,6 +210,7 @@ async def score_file_async(
     encoding: str | None = None,
     drop_columns: Iterable[str] = (),
     ignore_extra_columns: bool = False,
+    timeout_s: float | None = 60.0,
 ) -> BatchSummary:
     """:func:`score_file` for callers already inside an event loop; also takes an endpoint."""
     run = _Run(
@@ -223,6 +228,7 @@ async def score_file_async(
         encoding=encoding,
         drop_columns=tuple(drop_columns),
         ignore_extra_columns=ignore_extra_columns,
+        timeout_s=timeout_s,
     )
     return await run.run()
 
@@ -382,6 +388,7 @@ class _Run:
         encoding: str | None = None,
         drop_columns: tuple[str, ...] = (),
         ignore_extra_columns: bool = False,
+        timeout_s: float | None = 60.0,
     ):
         if batch_size < 1:
             raise errors.ConfigError(f"batch size must be at least 1, not {batch_size}")
@@ -405,6 +412,10 @@ class _Run:
         self.global_parameters: dict[str, Any] | float | None = None
         self.prefix: PrefixHash | None = None
         self._input_failure: errors.AmlcError | None = None
+        self.timeout_s = timeout_s
+        # Retries live here, not in the client (a Retry-After must pause every request), but
+        # by the client's rule and waits.
+        self.retry_policy = RetryPolicy()
         # Adaptive: never below two in flight, so the client's own work on one batch always
         # overlaps the endpoint's work on another.
         self.limiter = ConcurrencyLimiter(
@@ -583,14 +594,14 @@ class _Run:
         self.journal.remove()
 
     async def _open_endpoint(self) -> AsyncEndpoint:
-        from aml_client.client import AsyncEndpoint, RetryPolicy
+        from aml_client.client import AsyncEndpoint
 
         if isinstance(self.target, AsyncEndpoint):
             return self.target
-        from aml_client.config import async_endpoint_for
-
         # Retries live here, not in the client: a Retry-After must pause every request.
-        return async_endpoint_for(self.target, retry=RetryPolicy(max_retries=0))
+        return AsyncEndpoint.from_target(
+            self.target, retry=RetryPolicy(max_retries=0), timeout_s=self.timeout_s
+        )
 
     async def _load_schema(self) -> None:
         assert self.endpoint is not None and self.source is not None
@@ -843,6 +854,19 @@ class _Run:
             return
         try:
             predictions = await self._send([row for _, row in items])
+        except errors.ValidationError as exc:
+            # Refused by the encoder (NaN, Infinity) before anything was sent: the problems
+            # name the rows, so set those aside and send the rest.
+            bad = {p.row - 1 for p in exc.problems if p.row is not None} & set(range(len(items)))
+            for offset in sorted(bad or range(len(items))):
+                reasons = [_without_row(p) for p in exc.problems if p.row == offset + 1]
+                batch.outcomes[items[offset][0]] = _Failed(
+                    "; ".join(reasons) or _without_row(exc.problems[0]), "validation"
+                )
+            rest = [item for offset, item in enumerate(items) if bad and offset not in bad]
+            if rest:
+                await self._score_part(batch, rest)
+            return
         except ROW_LEVEL_ERRORS as exc:
             if isinstance(exc, errors.PayloadTooLargeError) and len(items) > 1:
                 # Every later batch would be refused too: send smaller requests from now on.
@@ -888,10 +912,9 @@ class _Run:
             ) from exc
 
     async def _send(self, rows: list[Any]) -> list[Any]:
-        """One request, retried while the endpoint pushes back; returns its predictions."""
+        """One request, retried while the endpoint pushes back; returns its predictions
+        (exactly one per row: the client checks the count)."""
         assert self.endpoint is not None
-        from aml_client.client import encode_json
-
         body = encode_json(
             wrap(rows, self.envelope, method=self.method, global_parameters=self.global_parameters)
         )
@@ -905,21 +928,16 @@ class _Run:
                 started = time.perf_counter()
                 self.requests += 1
                 try:
-                    result = await self.endpoint.score_raw(body)
-                except (*OVERLOAD_ERRORS, *TRANSIENT_ERRORS) as exc:
+                    result = await self.endpoint.score_raw(body, rows=len(rows))
+                except errors.EndpointError as exc:
+                    if not exc.retryable:
+                        raise
                     self.limiter.record_overload(epoch)
                     error = exc
                 else:
                     latency = time.perf_counter() - started
                     self.limiter.record_success(latency, epoch, sample=len(rows) == self.batch_size)
             if error is None:
-                if len(result.predictions) != len(rows):
-                    raise errors.ResponseFormatError(
-                        f"{len(rows)} rows sent but {len(result.predictions)} predictions "
-                        "came back",
-                        status_code=result.status_code,
-                        request_id=result.request_id,
-                    )
                 return result.predictions
             self.retries += 1
             retry_after = getattr(error, "retry_after_s", None)
@@ -927,7 +945,7 @@ class _Run:
                 overloads += 1
                 if overloads > MAX_OVERLOAD_RETRIES:
                     raise error
-                delay = _delay_s(overloads - 1, retry_after)
+                delay = self._delay_s(overloads - 1, retry_after)
                 if retry_after is not None:
                     # The endpoint said when: nobody sends before then.
                     log.info("%s; every request waits %.2f s", error, delay)
@@ -937,12 +955,17 @@ class _Run:
                     log.info("%s; retrying in %.2f s", error, delay)
                     await asyncio.sleep(delay)
             else:
+                # the connection was never made: nothing reached the model
                 transients += 1
                 if transients > MAX_TRANSIENT_RETRIES:
                     raise error
-                delay = _delay_s(transients - 1, None)
+                delay = self._delay_s(transients - 1, None)
                 log.info("%s; retrying in %.2f s", error, delay)
                 await asyncio.sleep(delay)
+
+    def _delay_s(self, retry_number: int, retry_after_s: float | None) -> float:
+        """The client's policy, never below 50 ms (a ``Retry-After: 0`` must not spin)."""
+        return max(self.retry_policy.delay_s(retry_number, retry_after_s), 0.05)
 
     def _fail(self, exc: BaseException) -> None:
         if self._failure is None:
@@ -1102,12 +1125,4 @@ def _without_row(problem: errors.RowProblem) -> str:
     if problem.column is not None:
         return f"column '{problem.column}': {problem.message}"
     return problem.message
-
-
-def _delay_s(retry_number: int, retry_after_s: float | None) -> float:
-    """The server's Retry-After when sane (0-60 s), else capped exponential backoff + jitter."""
-    if retry_after_s is not None and 0 <= retry_after_s <= 60:
-        return max(retry_after_s, 0.05)
-    backoff: float = min(0.25 * 2**retry_number, 8.0)
-    return backoff * (1 - 0.25 * random.random())
 

@@ -3,15 +3,21 @@
 Resolution order (first match wins):
 
 1. an explicit name — a profile in ``config.toml``, or ``"local"`` for the running local endpoint;
-2. the environment — ``AMLC_SCORING_URI`` with ``AMLC_KEY`` or ``AMLC_TOKEN`` (and optionally
-   ``AMLC_SWAGGER_URI``), so CI jobs and containers need no file;
+2. the environment — ``AMLC_SCORING_URI`` with ``AMLC_KEY``, ``AMLC_TOKEN`` or
+   ``AMLC_TOKEN_COMMAND`` (and optionally ``AMLC_SWAGGER_URI``, ``AMLC_DEPLOYMENT``), so CI jobs
+   and containers need no file;
 3. the default profile in ``config.toml``;
 4. the local endpoint, if one is running;
 5. otherwise a :class:`~aml_client.errors.ConfigError` that says how to get one.
 
 ``config.toml`` lives in :func:`aml_client.paths.config_dir` and is always written 0600, because a
 profile may hold a key. A profile can instead name an environment variable (``key_env``) so the
-secret never touches the disk. A config file that others can read is refused when it holds a key.
+secret never touches the disk, or a ``token_command`` that prints a fresh token when one is
+needed. A config file that others can read is refused when it holds a key.
+
+This module is plain data: it builds credentials through
+:func:`aml_client.http.credentials.credential_for` and never imports the client; endpoints are
+opened from a :class:`Target` by :meth:`aml_client.client.Endpoint.from_target`.
 """
 
 from __future__ import annotations
@@ -25,11 +31,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aml_client import paths
-from aml_client.auth import Credential, KeyCredential, TokenCredential, mask
+from aml_client.auth import mask
 from aml_client.errors import ConfigError
 
 if TYPE_CHECKING:
-    from aml_client.client import AsyncEndpoint, Endpoint
+    from aml_client.http.credentials import Credential
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +49,8 @@ ENV_SCORING_URI = "AMLC_SCORING_URI"
 ENV_KEY = "AMLC_KEY"
 ENV_TOKEN = "AMLC_TOKEN"
 ENV_SWAGGER_URI = "AMLC_SWAGGER_URI"
+ENV_TOKEN_COMMAND = "AMLC_TOKEN_COMMAND"
+ENV_DEPLOYMENT = "AMLC_DEPLOYMENT"
 
 NO_ENDPOINT_MESSAGE = (
     "no endpoint configured: run `amlc local up --detach`, set AMLC_SCORING_URI, "
@@ -61,6 +69,11 @@ class Target:
     verify: bool = True
     #: Where it came from: "profile", "environment", "default profile" or "local endpoint".
     source: str = "profile"
+    #: The deployment to pin (``azureml-model-deployment``); None lets the endpoint's traffic
+    #: rules choose.
+    deployment: str | None = None
+    #: The environment variable the secret was read from (kept out of child processes).
+    secret_env: str | None = None
 
     def describe(self) -> str:
         """``name (uri)`` — safe to print."""
@@ -82,11 +95,19 @@ class Profile:
     verify: bool = True
     #: ``[endpoints.NAME.azure]``: where an imported endpoint lives (aml_client.azure reads it).
     azure: dict[str, Any] | None = None
+    #: A command that prints a token (``auth = "token"``), run when a token is needed.
+    token_command: str | None = None
+    #: The deployment requests are pinned to.
+    deployment: str | None = None
 
     def to_toml(self) -> dict[str, Any]:
         table: dict[str, Any] = {"scoring_uri": self.scoring_uri, "auth": self.auth}
         if self.swagger_uri:
             table["swagger_uri"] = self.swagger_uri
+        if self.token_command:
+            table["token_command"] = self.token_command
+        if self.deployment:
+            table["deployment"] = self.deployment
         if self.key_env:
             table["key_env"] = self.key_env
         if self.key:
@@ -124,6 +145,8 @@ class Profile:
             key_env=table.get("key_env") or None,
             verify=bool(table.get("verify", True)),
             azure=azure,
+            token_command=_optional_str(table, "token_command", name),
+            deployment=_optional_str(table, "deployment", name),
         )
 
     def secret(self) -> str | None:
@@ -139,23 +162,21 @@ class Profile:
         return self.key
 
     def credential(self) -> Credential | None:
-        if self.auth == "none":
-            return None
-        if self.auth == "entra":
-            from aml_client.auth import entra_id_credential
+        from aml_client.http.credentials import credential_for
 
-            return entra_id_credential()
         if self.auth in _FROM_AZURE:
             from aml_client.azure.credentials import profile_credential
 
             return profile_credential(self.auth, self.azure, profile=self.name)
-        secret = self.secret()
-        if not secret:
+        if self.auth == "token" and self.token_command and not (self.key or self.key_env):
+            return credential_for("token", token_command=self.token_command)
+        secret = self.secret() if self.auth in ("key", "token") else None
+        if self.auth in ("key", "token") and not secret:
             raise ConfigError(
                 f"profile '{self.name}' has no {self.auth}: "
                 f"run `amlc endpoint add {self.name} ... --key-env VAR` or `--key-stdin`"
             )
-        return KeyCredential(secret) if self.auth == "key" else TokenCredential(secret)
+        return credential_for(self.auth, secret=secret)
 
     def masked_secret(self) -> str:
         """How the secret is shown in ``amlc endpoint list/show``: where it lives, masked."""
@@ -163,6 +184,8 @@ class Profile:
             return "-"
         if self.auth in _FROM_AZURE:
             return "(from Azure when used)"
+        if self.auth == "token" and self.token_command and not (self.key or self.key_env):
+            return "(token command)"
         if self.key_env:
             value = os.environ.get(self.key_env)
             return f"${self.key_env} ({mask(value) if value else 'not set'})"
@@ -176,7 +199,18 @@ class Profile:
             credential=self.credential(),
             verify=self.verify,
             source=source,
+            deployment=self.deployment,
+            secret_env=self.key_env,
         )
+
+
+def _optional_str(table: dict[str, Any], key: str, name: str) -> str | None:
+    value = table.get(key)
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{config_path()}: profile '{name}' has a {key} that is not a string")
+    return value
 
 
 # --------------------------------------------------------------------------- the file
@@ -302,6 +336,8 @@ def local_target() -> Target | None:
         from aml_client.local import local_keys, running_endpoint
     except ImportError:  # pragma: no cover - depends on the install
         return None
+    from aml_client.http.credentials import credential_for
+
     info = running_endpoint()
     if info is None:
         return None
@@ -310,29 +346,36 @@ def local_target() -> Target | None:
         name="local",
         scoring_uri=info.scoring_uri,
         swagger_uri=info.swagger_uri,
-        credential=KeyCredential(keys[0]) if keys else None,
+        credential=credential_for("key", secret=keys[0]) if keys else None,
         source="local endpoint",
     )
 
 
 def env_target() -> Target | None:
-    """The endpoint named by ``AMLC_SCORING_URI`` (+ ``AMLC_KEY`` / ``AMLC_TOKEN``), if set."""
+    """The endpoint named by ``AMLC_SCORING_URI`` (+ ``AMLC_KEY`` / ``AMLC_TOKEN`` /
+    ``AMLC_TOKEN_COMMAND``), if set."""
+    from aml_client.http.credentials import credential_for
+
     uri = os.environ.get(ENV_SCORING_URI, "").strip()
     if not uri:
         return None
     key = os.environ.get(ENV_KEY, "").strip()
     token = os.environ.get(ENV_TOKEN, "").strip()
+    command = os.environ.get(ENV_TOKEN_COMMAND, "").strip()
     credential: Credential | None = None
     if key:
-        credential = KeyCredential(key)
+        credential = credential_for("key", secret=key)
     elif token:
-        credential = TokenCredential(token)
+        credential = credential_for("token", secret=token)
+    elif command:
+        credential = credential_for("token", token_command=command)
     return Target(
         name="env",
         scoring_uri=uri,
         swagger_uri=os.environ.get(ENV_SWAGGER_URI, "").strip() or None,
         credential=credential,
         source="environment",
+        deployment=os.environ.get(ENV_DEPLOYMENT, "").strip() or None,
     )
 
 
@@ -361,32 +404,3 @@ def resolve_target(name: str | None = None) -> Target:
         return target
     raise ConfigError(NO_ENDPOINT_MESSAGE)
 
-
-def endpoint_for(target: Target, **kw: Any) -> Endpoint:
-    """A sync client for an already resolved ``target`` (keyword arguments go to Endpoint)."""
-    from aml_client.client import Endpoint
-
-    kw.setdefault("verify", target.verify)
-    if target.swagger_uri:
-        kw.setdefault("swagger_uri", target.swagger_uri)
-    return Endpoint(target.scoring_uri, target.credential, **kw)
-
-
-def async_endpoint_for(target: Target, **kw: Any) -> AsyncEndpoint:
-    """An async client for an already resolved ``target``."""
-    from aml_client.client import AsyncEndpoint
-
-    kw.setdefault("verify", target.verify)
-    if target.swagger_uri:
-        kw.setdefault("swagger_uri", target.swagger_uri)
-    return AsyncEndpoint(target.scoring_uri, target.credential, **kw)
-
-
-def open_endpoint(name: str | None = None, **kw: Any) -> Endpoint:
-    """A sync :class:`~aml_client.client.Endpoint` for :func:`resolve_target` ``(name)``."""
-    return endpoint_for(resolve_target(name), **kw)
-
-
-def open_async_endpoint(name: str | None = None, **kw: Any) -> AsyncEndpoint:
-    """An :class:`~aml_client.client.AsyncEndpoint` for :func:`resolve_target` ``(name)``."""
-    return async_endpoint_for(resolve_target(name), **kw)

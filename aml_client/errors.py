@@ -5,19 +5,22 @@
     ├── InputError              an input file that cannot be read (file, line)
     ├── SchemaError             a swagger / OpenAPI document that cannot be understood
     ├── ValidationError         rows that do not match the schema (row, column, message)
+    ├── CredentialError         no credential could be obtained (a token command failed, ...)
     └── EndpointError           anything that went wrong talking to the endpoint
         ├── ConnectionFailedError      refused, DNS, TLS
-        ├── EndpointTimeoutError       408, or the client gave up waiting
+        ├── EndpointTimeoutError       408, or the client's deadline passed
         ├── AuthenticationError        401 / 403
-        ├── NotFoundError              404
+        ├── NotFoundError              404 (wrong URI, unknown deployment, no traffic)
         ├── BadRequestError            400, 415 and other 4xx the caller must fix
         │   └── PayloadTooLargeError   413
-        ├── RateLimitError             429 (``retry_after_s``)
-        ├── ModelError                 424 / 500: the scoring script failed
+        ├── RateLimitError             429 (``retry_after_s``, ``cause``)
+        ├── ModelError                 424 / 500: the scoring script failed (``model_status``)
         ├── UnavailableError           502 / 503 / 504 (``retry_after_s``)
-        └── ResponseFormatError        a 2xx body that is not a prediction amlc recognises
+        ├── RedirectError              a 3xx: never followed for a POST (``location``)
+        └── ResponseFormatError        a 2xx body that is not the predictions asked for
 
-Messages never contain a credential.
+Every EndpointError says whether the request may be sent again (``retryable``): only when
+the endpoint cannot have run the model. Messages never contain a credential.
 """
 
 from __future__ import annotations
@@ -53,6 +56,13 @@ class InputError(AmlcError):
 
 class SchemaError(AmlcError):
     exit_code = 2
+
+
+class CredentialError(AmlcError):
+    """No credential could be obtained (a token command failed, Entra ID refused): the user
+    must log in again or fix the command, as after a refused key."""
+
+    exit_code = 3
 
 
 @dataclass(frozen=True)
@@ -92,6 +102,8 @@ class EndpointError(AmlcError):
     """The endpoint answered with an error, or could not be reached."""
 
     exit_code = 4
+    #: The server's ``Retry-After`` (or ``retry-after-ms``) in seconds, when it sent one.
+    retry_after_s: float | None = None
 
     def __init__(
         self,
@@ -100,11 +112,14 @@ class EndpointError(AmlcError):
         status_code: int | None = None,
         request_id: str | None = None,
         body: str | None = None,
+        retryable: bool = False,
     ):
         super().__init__(message)
         self.status_code = status_code
         self.request_id = request_id
         self.body = body
+        #: True only when the endpoint cannot have run the model (see aml_client.http.retry).
+        self.retryable = retryable
 
     def __str__(self) -> str:
         text = super().__str__()
@@ -138,13 +153,38 @@ class PayloadTooLargeError(BadRequestError):
 
 
 class RateLimitError(EndpointError):
-    def __init__(self, message: str, *, retry_after_s: float | None = None, **kwargs: Any) -> None:
+    """429. ``cause`` is ``"concurrency"`` (too many requests pending for the deployment's
+    ``max_concurrent_requests_per_instance``), ``"rate"`` (a requests-per-second limit) or
+    None when the response does not say."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after_s: float | None = None,
+        cause: str | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(message, **kwargs)
         self.retry_after_s = retry_after_s
+        self.cause = cause
 
 
 class ModelError(EndpointError):
-    pass
+    """The scoring script failed. On a managed endpoint (424) Azure adds what the model
+    container answered: ``model_status`` and ``model_reason``."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model_status: int | None = None,
+        model_reason: str | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(message, **kwargs)
+        self.model_status = model_status
+        self.model_reason = model_reason
 
 
 class UnavailableError(EndpointError):
@@ -153,6 +193,15 @@ class UnavailableError(EndpointError):
     def __init__(self, message: str, *, retry_after_s: float | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.retry_after_s = retry_after_s
+
+
+class RedirectError(EndpointError):
+    """The endpoint answered 3xx. A POST is never re-sent elsewhere (the key would follow it,
+    and the model might run twice): the message says where ``location`` pointed."""
+
+    def __init__(self, message: str, *, location: str | None = None, **kwargs: Any):
+        super().__init__(message, **kwargs)
+        self.location = location
 
 
 class ResponseFormatError(EndpointError):

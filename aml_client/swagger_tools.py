@@ -19,9 +19,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 from aml_client.errors import (
     AuthenticationError,
-    ConnectionFailedError,
-    EndpointError,
-    EndpointTimeoutError,
     NotFoundError,
     SchemaError,
 )
@@ -89,49 +86,45 @@ def fetch_swagger(
 ) -> FetchedSwagger:
     """GET the endpoint's swagger (``?version=3`` etc. when ``openapi`` is given).
 
-    The credential is sent only to the scoring host itself: a swagger URI configured on another
-    host must not receive the endpoint's key.
+    Through the HTTP layer: the credential goes only to the scoring URI's origin (a swagger URI
+    configured on another host or port gets none), redirects are followed within one origin
+    only, and the body is read as JSON only, size-capped.
     """
-    import httpx
+    from aml_client.http.session import Session
+    from aml_client.schema.reader import MAX_DOCUMENT_BYTES
 
     url = target.swagger_uri or swagger_uri_for(target.scoring_uri)
     params = {"version": openapi} if openapi else None
-    headers = {"Accept": "application/json"}
-    if target.credential is not None and _same_origin(url, target.scoring_uri):
-        headers.update(target.credential.auth_headers())
+    session = Session(
+        target.scoring_uri,
+        target.credential,
+        timeout_s=timeout_s,
+        verify=target.verify,
+        headers={"Accept": "application/json"},
+    )
     try:
-        with httpx.Client(timeout=timeout_s, verify=target.verify) as client:
-            response = client.get(url, params=params, headers=headers)
-    except httpx.TimeoutException:
-        raise EndpointTimeoutError(f"no answer from {url} within {timeout_s:g} s") from None
-    except httpx.HTTPError as exc:
-        raise ConnectionFailedError(f"cannot reach {url}: {exc}") from None
-    shown = str(response.url)
-    request_id = response.headers.get("x-ms-request-id") or response.headers.get("x-request-id")
-    if response.status_code in (401, 403):
-        raise AuthenticationError(
-            f"{shown} refused the credential (HTTP {response.status_code})",
-            status_code=response.status_code,
-            request_id=request_id,
-        )
-    if response.status_code == 404:
+        reply = session.request("GET", url, params=params, max_bytes=MAX_DOCUMENT_BYTES)
+    except NotFoundError as exc:
         hint = (
             f"version {openapi} is not offered"
             if openapi
             else "the scoring script may lack inference-schema decorators"
         )
         raise NotFoundError(
-            f"no swagger at {shown} (HTTP 404: {hint})", status_code=404, request_id=request_id
-        )
-    if response.status_code >= 400:
-        raise EndpointError(
-            f"{shown} answered HTTP {response.status_code}",
-            status_code=response.status_code,
-            request_id=request_id,
-            body=response.text[:500],
-        )
-    document = parse_document(response.content, source=shown)
-    return FetchedSwagger(url=shown, text=response.text, document=document)
+            f"no swagger at {url} (HTTP 404: {hint})", status_code=404, request_id=exc.request_id
+        ) from None
+    except AuthenticationError as exc:
+        raise AuthenticationError(
+            f"{url} refused the credential (HTTP {exc.status_code})",
+            status_code=exc.status_code,
+            request_id=exc.request_id,
+        ) from None
+    finally:
+        session.close()
+    text = reply.content.decode("utf-8", "replace")
+    return FetchedSwagger(
+        url=reply.url, text=text, document=parse_document(reply.content, source=reply.url)
+    )
 
 
 def load_document(
@@ -145,11 +138,6 @@ def load_document(
 
     fetched = fetch_swagger(resolve_target(endpoint), openapi=openapi)
     return fetched.document, fetched.url
-
-
-def _same_origin(a: str, b: str) -> bool:
-    pa, pb = urlsplit(a), urlsplit(b)
-    return (pa.scheme, pa.netloc) == (pb.scheme, pb.netloc)
 
 
 # --------------------------------------------------------------------------- summary

@@ -1,7 +1,9 @@
 """A small real HTTP server on 127.0.0.1 that answers with scripted replies, for fault tests.
 
-Tests queue replies (status, body, headers, delay); requests are recorded with their arrival
-time so a test can measure how long the client waited between attempts.
+Tests queue replies (status, body, headers, delay, a body trickled byte by byte); requests are
+recorded with their arrival time so a test can measure how long the client waited between
+attempts. An ``auth_check`` makes the server refuse (401) requests whose Authorization header
+it does not accept, as a managed endpoint's front end does.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
     content_type: str = "application/json"
+    #: Seconds between body bytes: headers go out at once, then the body one byte at a time.
+    trickle_s: float = 0.0
 
     def encoded(self) -> bytes:
         if isinstance(self.body, bytes):
@@ -62,7 +66,10 @@ class _Handler(BaseHTTPRequestHandler):
         seen = Seen(self.command, self.path, dict(self.headers.items()), body, time.monotonic())
         fault = self.server.fault
         fault.requests.append(seen)
-        reply = fault.reply_for(self.command, self.path)
+        if fault.auth_check is not None and not fault.auth_check(seen.headers.get("Authorization")):
+            reply = Reply(401, {"message": "invalid or expired token"})
+        else:
+            reply = fault.reply_for(self.command, self.path)
         if reply.delay_s and fault.stopping.wait(reply.delay_s):
             return
         payload = reply.encoded()
@@ -73,7 +80,19 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in reply.headers.items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(payload)
+        if not reply.trickle_s:
+            self.wfile.write(payload)
+            return
+        self.wfile.flush()
+        for index in range(len(payload)):
+            try:
+                self.wfile.write(payload[index : index + 1])
+                self.wfile.flush()
+            except OSError:  # the client gave up: the point of a trickle
+                fault.trickle_cut.set()
+                return
+            if fault.stopping.wait(reply.trickle_s):
+                return
 
     do_GET = _answer
     do_POST = _answer
@@ -93,6 +112,10 @@ class FaultServer:
     def __init__(self, swagger: dict | None = None, *, tls: tuple[Path, Path] | None = None):
         self.requests: list[Seen] = []
         self.swagger = swagger
+        #: Called with each request's Authorization header (or None); False answers 401.
+        self.auth_check: Any = None
+        #: Set when a client hung up in the middle of a trickled body.
+        self.trickle_cut = threading.Event()
         self.default = Reply()
         self.stopping = threading.Event()
         self._queue: deque[Reply] = deque()

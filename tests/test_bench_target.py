@@ -74,18 +74,40 @@ def test_default_body_is_the_swagger_example(schema) -> None:  # type: ignore[no
         build_bodies(None, None)
 
 
-def test_run_target_never_shows_its_key() -> None:
+def test_run_target_never_shows_or_ships_its_key() -> None:
+    from aml_client.auth import KeyCredential
+    from aml_client.bench.auth import CredentialAuth, PushedAuth
+
+    credential = KeyCredential(KEY)
     target = RunTarget(
         name="prod",
         scoring_uri="https://example.invalid/score?x=1",
-        headers={"Authorization": f"Bearer {KEY}"},
+        headers={"Content-Type": "application/json"},
         bodies=[b"{}"],
+        authenticated=True,
+        credential=credential,
     )
     assert KEY not in repr(target)
     assert KEY not in json.dumps(target.describe())
-    assert target.describe()["auth"] == "bearer k3y-…"
+    # The wire format (a load process's stdin config) never holds the secret.
+    wire = json.dumps(target.to_wire())
+    assert KEY not in wire
+    child = RunTarget.from_wire(json.loads(wire))
+    assert child == target and child.authenticated
+    assert "Authorization" not in child.request_headers()
+    # In a load process the header comes from the pushed lines, and follows them.
+    pushed = PushedAuth()
+    child.auth = pushed
+    assert pushed.handle_line(f'{{"type": "auth", "value": "Bearer {KEY}"}}')
+    assert child.request_headers()["Authorization"] == f"Bearer {KEY}"
+    assert child.describe()["auth"] == "bearer k3y-…"
+    pushed.set("Bearer fresh-token")
+    assert child.request_headers()["Authorization"] == "Bearer fresh-token"
+    assert child.request_headers()["Content-Type"] == "application/json"
+    # A plain Locust run asks the credential itself.
+    target.auth = CredentialAuth(credential)
+    assert target.request_headers()["Authorization"] == f"Bearer {KEY}"
     assert (target.base_url, target.path) == ("https://example.invalid", "/score?x=1")
-    assert RunTarget.from_wire(json.loads(json.dumps(target.to_wire()))) == target
     with pytest.raises(ValueError):
         RunTarget(name="x", scoring_uri="ftp://x/score", headers={}, bodies=[b"{}"])
 

@@ -102,6 +102,8 @@ def test_public_api_is_pinned() -> None:
         "Endpoint",
         "RetryPolicy",
         "ScoreResult",
+        "open_async_endpoint",
+        "open_endpoint",
     ]
 
 
@@ -184,6 +186,7 @@ def test_a_row_source_keeps_its_global_parameters(
 
     path = tmp_path / "payload.json"
     path.write_text(json.dumps({"data": rows(2), "method": "predict_proba"}))
+    server.queue(Reply(200, {"Results": ["no", "yes"]}))
     make().score(read_rows(path))
     assert server.scores[0].json() == {
         "Inputs": {"data": rows(2)},
@@ -243,14 +246,14 @@ def test_503_is_retried_then_surfaced(make: Any, server: FaultServer) -> None:
 
 
 def test_503_then_success(make: Any, server: FaultServer) -> None:
-    server.queue(Reply(503, {"message": "busy"}), Reply(502, "bad gateway"), Reply(200, [1]))
+    server.queue(Reply(503, {"message": "busy"}), Reply(429, "slow down"), Reply(200, [1]))
     result = make().score(rows(1))
     assert result.predictions == [1]
     assert result.attempts == 3
 
 
 def test_backoff_grows_without_retry_after(make: Any, server: FaultServer) -> None:
-    server.queue(*[Reply(504, {"message": "timeout"})] * 3)
+    server.queue(*[Reply(503, {"message": "busy"})] * 3)
     policy = RetryPolicy(max_retries=2, backoff_base_s=0.2, backoff_max_s=8, jitter=0.0)
     with pytest.raises(errors.UnavailableError):
         make(retry=policy).score(rows(1))
@@ -348,7 +351,7 @@ def test_a_redirect_is_reported_not_followed(make: Any, server: FaultServer) -> 
 def test_client_timeout(make: Any, server: FaultServer) -> None:
     server.queue(Reply(200, ["late"], delay_s=3))
     started = time.monotonic()
-    with pytest.raises(errors.EndpointTimeoutError, match="client timeout"):
+    with pytest.raises(errors.EndpointTimeoutError, match="client's timeout"):
         make(timeout_s=0.3).score(rows(1))
     assert time.monotonic() - started < 2
     assert len(server.scores) == 1, "a read timeout may have run the model: not retried"

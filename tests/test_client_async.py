@@ -48,6 +48,7 @@ def test_retry_after_wait_does_not_block_other_requests() -> None:
             return slow, fast
 
     with FaultServer() as server:
+        server.default = Reply(200, ["no", "no"])
         server.queue(Reply(429, {"message": "later"}, {"Retry-After": "1"}))
         slow, fast = asyncio.run(go(server.scoring_uri))
     assert slow >= 0.95, "the first call waited for Retry-After"
@@ -65,8 +66,9 @@ def test_cancelled_call_leaves_the_client_usable() -> None:
             return (await endpoint.score(ROWS)).predictions
 
     with FaultServer() as server:
-        server.queue(Reply(200, ["late"], delay_s=2))
-        assert asyncio.run(go(server.scoring_uri)) == ["no"]
+        server.default = Reply(200, ["no", "no"])
+        server.queue(Reply(200, ["late", "late"], delay_s=2))
+        assert asyncio.run(go(server.scoring_uri)) == ["no", "no"]
 
 
 def test_async_errors_carry_the_same_details() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -255,3 +257,48 @@ def test_replace_false_keeps_existing(no_local: None) -> None:
 def test_verify_false_round_trips(no_local: None) -> None:
     config.add_profile(Profile("self", "https://s.example/score", auth="none", verify=False))
     assert resolve_target("self").verify is False
+
+
+def test_profile_with_token_command_and_deployment_round_trips(
+    no_local: None, tmp_path: Path
+) -> None:
+    script = tmp_path / "print_token.py"
+    script.write_text("print('from-the-command')\n")
+    command = f"{sys.executable} {script}"
+    profile = Profile(
+        "aad", "https://h.example/score", auth="token", token_command=command, deployment="blue"
+    )
+    config.add_profile(profile)
+    profile = config.get_profile("aad")
+    assert (profile.token_command, profile.deployment) == (command, "blue")
+    assert profile.masked_secret() == "(token command)"
+    target = resolve_target("aad")
+    assert target.deployment == "blue"
+    assert isinstance(target.credential, TokenCredential)
+    assert target.credential.secret() == "from-the-command"
+
+
+def test_environment_token_command_and_deployment(
+    no_local: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    script = tmp_path / "print_token.py"
+    script.write_text("print('env-token')\n")
+    monkeypatch.setenv("AMLC_SCORING_URI", "https://h.example/score")
+    monkeypatch.setenv("AMLC_TOKEN_COMMAND", f"{sys.executable} {script}")
+    monkeypatch.setenv("AMLC_DEPLOYMENT", "green")
+    target = resolve_target()
+    assert target.deployment == "green"
+    assert target.credential is not None and target.credential.secret() == "env-token"
+
+
+def test_configuration_never_imports_the_client() -> None:
+    code = (
+        "import sys, aml_client.config as c\n"
+        "c.resolve_target\n"
+        "print(sorted(m for m in sys.modules if m in ('aml_client.client', 'httpx')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+    source = Path(config.__file__).read_text()
+    assert "import aml_client.client" not in source
+    assert "from aml_client.client" not in source

@@ -13,7 +13,7 @@ EXPECTED = {
     # clients and results
     "Endpoint", "AsyncEndpoint", "ScoreResult", "RetryPolicy",
     # credentials
-    "KeyCredential", "TokenCredential", "entra_id_credential",
+    "KeyCredential", "TokenCredential", "entra_id_credential", "token_command_credential",
     # schemas
     "load_schema", "ScoringSchema", "Convention",
     # configuration
@@ -22,7 +22,7 @@ EXPECTED = {
     "AmlcError", "ConfigError", "InputError", "SchemaError", "ValidationError", "RowProblem",
     "EndpointError", "ConnectionFailedError", "EndpointTimeoutError", "AuthenticationError",
     "NotFoundError", "BadRequestError", "PayloadTooLargeError", "RateLimitError", "ModelError",
-    "UnavailableError", "ResponseFormatError",
+    "UnavailableError", "ResponseFormatError", "RedirectError", "CredentialError",
     "__version__",
 }  # fmt: skip
 

@@ -221,10 +221,13 @@ class Engine:
         rows = target.rows[slot] if target.rows is not None else None
         self.in_flight += 1
         self.recording.note_in_flight(self.in_flight)
+        headers = target.request_headers()  # the run's current Authorization value
         try:
-            outcome = sender.send(bodies[slot], target.headers, rows)
+            outcome = sender.send(bodies[slot], headers, rows)
         finally:
             self.in_flight -= 1
+        if outcome.status == 401:
+            target.unauthorized(headers)  # ask for a fresh credential
         self.complete(outcome, due_ns, recording)
         return outcome
 

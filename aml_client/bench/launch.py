@@ -1,13 +1,17 @@
 """Start the load process and follow it, from a process that never imports Locust.
 
 ``amlc bench`` builds everything up front (target, bodies, plan), then runs
-``python -m aml_client.bench.runner`` with that configuration on the child's stdin — the only
-place the secret travels — and reads its JSON-lines events. Locust (and gevent's patching of the
-standard library) stays inside the child.
+``python -m aml_client.bench.runner`` with that configuration on the child's stdin and reads its
+JSON-lines events. The credential stays here: an :class:`~aml_client.bench.auth.AuthFeeder`
+writes the current ``Authorization`` value to the child's stdin — the only place the secret
+travels — and again before each refresh and when the child reports a 401. The child's
+environment holds no secret. Locust (and gevent's patching of the standard library) stays
+inside the child.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -17,16 +21,26 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from aml_client.bench.auth import AuthFeeder
+
+if TYPE_CHECKING:
+    from aml_client.http.credentials import Credential
 
 __all__ = ["LoadProcess"]
 
 ROLES = ("local", "master", "worker")
+#: Variables that may hold a secret: never passed to a load process.
+SECRET_VARIABLES = ("AMLC_KEY", "AMLC_TOKEN", "AMLC_TOKEN_COMMAND")
 
 
-def _child_env() -> dict[str, str]:
-    """The parent's environment, with this package importable however amlc was installed."""
+def _child_env(secret_env: tuple[str, ...] = ()) -> dict[str, str]:
+    """The parent's environment without secrets, with this package importable however amlc
+    was installed."""
     env = dict(os.environ)
+    for name in (*SECRET_VARIABLES, *secret_env):
+        env.pop(name, None)
     root = str(Path(__file__).resolve().parents[2])
     current = env.get("PYTHONPATH")
     env["PYTHONPATH"] = root if not current else f"{root}{os.pathsep}{current}"
@@ -44,6 +58,8 @@ class LoadProcess:
         *,
         on_log: Callable[[str], None] | None = None,
         cwd: str | Path | None = None,
+        credential: Credential | None = None,
+        secret_env: tuple[str, ...] = (),
     ) -> None:
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}")
@@ -55,7 +71,7 @@ class LoadProcess:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=_child_env(),
+            env=_child_env(secret_env),
             cwd=cwd,
             text=True,
             encoding="utf-8",
@@ -64,9 +80,16 @@ class LoadProcess:
         assert self.proc.stdin is not None
         # The child ends its test (keeping the results) if this process disappears.
         config = {**config, "parent_pid": os.getpid()}
+        self.feeder: AuthFeeder | None = None
         try:
-            self.proc.stdin.write(json.dumps(config))
-            self.proc.stdin.close()
+            self.proc.stdin.write(json.dumps(config) + "\n")
+            self.proc.stdin.flush()
+            if credential is not None:
+                self.feeder = AuthFeeder(credential, self.proc.stdin, on_error=on_log)
+                self.feeder.push_now()
+                self.feeder.start()
+            else:
+                self.proc.stdin.close()
         except BrokenPipeError:  # the child died at once; its stderr says why
             pass
         self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
@@ -101,6 +124,10 @@ class LoadProcess:
                 event = None
             if not isinstance(event, dict):
                 event = {"type": "output", "line": text}
+            if event.get("type") == "auth_request":
+                if self.feeder is not None:
+                    self.feeder.refused()
+                continue
             self._events.put(event)
         self._events.put(None)
 
@@ -122,7 +149,16 @@ class LoadProcess:
     def wait(self, timeout_s: float | None = None) -> int:
         code = self.proc.wait(timeout=timeout_s)
         self._log_thread.join(timeout=2)
+        self._close_stdin()
         return code
+
+    def _close_stdin(self) -> None:
+        if self.feeder is not None:
+            self.feeder.stop()
+        stdin = self.proc.stdin
+        if stdin is not None and not stdin.closed:
+            with contextlib.suppress(OSError):
+                stdin.close()
 
     def interrupt(self) -> None:
         """Ask the child to end the test (it still reports what it measured)."""
@@ -133,3 +169,4 @@ class LoadProcess:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self._close_stdin()

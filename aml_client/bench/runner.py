@@ -5,20 +5,25 @@ uses it; this is why the load runs in its own process and ``amlc`` itself never 
 
 Protocol with the parent (``amlc bench``):
 
-* stdin: one JSON document — ``target`` (scoring URI, headers including the secret, bodies),
-  ``plan``, ``report_root`` and role options. The secret never goes on a command line or into
-  a file.
-* stdout: JSON lines — ``{"type": "status" | "progress" | "web" | "result" | "error", ...}``.
+* stdin: one JSON line — ``target`` (scoring URI, headers without the secret, bodies),
+  ``plan``, ``report_root`` and role options — then, for an authenticated target, ``auth``
+  lines with the current ``Authorization`` value, for as long as the run lasts (see
+  :mod:`aml_client.bench.auth`). The secret never goes on a command line, into the
+  environment or into a file.
+* stdout: JSON lines — ``{"type": "status" | "progress" | "web" | "result" | "error" |
+  "auth_request", ...}``; ``auth_request`` asks the parent for a fresh credential after a 401.
 * stderr: logs (never the secret).
 
 A master started with ``local_workers = N`` launches N worker processes of this same module on
 127.0.0.1 (their own sessions, so a Ctrl-C reaches the master only; the master then tells them
-to quit) and hands each the target over its stdin.
+to quit), hands each the target over its stdin and forwards the auth lines it receives; their
+requests for a fresh credential come back as Locust messages.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import logging
 import os
@@ -36,6 +41,7 @@ from locust import argument_parser
 from locust.env import Environment
 from locust.runners import MasterRunner
 
+from aml_client.bench.auth import PushedAuth
 from aml_client.bench.engine import Engine, install, json_line
 from aml_client.bench.plan import BenchPlan
 from aml_client.bench.target import RunTarget
@@ -50,6 +56,10 @@ WORKER_REPORT_INTERVAL_S = 1.0
 LOCAL_WORKERS_WAIT_S = 60.0
 #: How long the web UI may take to start listening.
 WEB_UI_START_S = 30.0
+#: How long a load process waits for its first credential from the parent.
+FIRST_AUTH_WAIT_S = 120.0
+#: Locust message a worker sends its master after a 401.
+MSG_AUTH_REQUEST = "amlc_auth_request"
 
 
 class _Emitter:
@@ -142,8 +152,9 @@ def _start_web_ui(
 
 
 def _spawn_local_workers(
-    count: int, port: int, config: dict[str, Any]
+    count: int, port: int, config: dict[str, Any], auth_line: bytes | None
 ) -> list[subprocess.Popen[bytes]]:
+    """Worker processes with the target on stdin (kept open for fresh credentials)."""
     worker_config = {
         "target": config["target"],
         "plan": config["plan"],
@@ -153,7 +164,7 @@ def _spawn_local_workers(
         # Locust's own statistics only feed its web UI
         "web": bool(config.get("web")),
     }
-    payload = json.dumps(worker_config).encode("utf-8")
+    payload = json.dumps(worker_config).encode("utf-8") + b"\n" + (auth_line or b"")
     procs = []
     for _ in range(count):
         proc = subprocess.Popen(
@@ -164,9 +175,98 @@ def _spawn_local_workers(
         )
         assert proc.stdin is not None
         proc.stdin.write(payload)
-        proc.stdin.close()
+        proc.stdin.flush()
         procs.append(proc)
     return procs
+
+
+def _forward(procs: list[subprocess.Popen[bytes]], line: bytes) -> None:
+    for proc in procs:
+        if proc.stdin is None or proc.poll() is not None:
+            continue
+        try:
+            proc.stdin.write(line)
+            proc.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            pass
+
+
+class _Stdin:
+    """This process's stdin: the configuration line, then auth lines for the whole run.
+
+    Lines are read by a native thread with plain blocking reads (gevent would make the pipe
+    non-blocking, and a child process can turn that off again under it, freezing the hub); the
+    thread only stores what it read, and greenlets pick it up.
+    """
+
+    def __init__(self) -> None:
+        # Raw reads of the descriptor: a buffered stdin's lock held by a reading thread would
+        # abort the interpreter's shutdown.
+        self._fd = sys.stdin.fileno()
+        self._pending = b""
+        self.lines: collections.deque[bytes] = collections.deque()
+
+    def _readline(self) -> bytes:
+        """One line (with its newline), or b"" at the end of input."""
+        while b"\n" not in self._pending:
+            try:
+                chunk = os.read(self._fd, 65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                line, self._pending = self._pending, b""
+                return line
+            self._pending += chunk
+        line, _, self._pending = self._pending.partition(b"\n")
+        return line + b"\n"
+
+    def config(self) -> dict[str, Any]:
+        line = self._readline()
+        if not line.strip():
+            raise RuntimeError("no configuration on stdin")
+        return dict(json.loads(line))
+
+    def follow_auth(self, auth: PushedAuth, on_line: Any = None) -> None:
+        """Take auth lines until stdin closes (``on_line`` also gets each one, in a greenlet)."""
+        from gevent.monkey import get_original
+
+        def read() -> None:  # a native thread: touches no gevent object
+            while line := self._readline():
+                if auth.handle_line(line) and on_line is not None:
+                    self.lines.append(line)
+
+        get_original("_thread", "start_new_thread")(read, ())
+        if on_line is not None:
+
+            def forward() -> None:
+                while True:
+                    while self.lines:
+                        on_line(self.lines.popleft())
+                    gevent.sleep(0.05)
+
+            gevent.spawn(forward)
+
+    @staticmethod
+    def wait_first(auth: PushedAuth) -> None:
+        waited = 0.0
+        while not auth.received:
+            if waited > FIRST_AUTH_WAIT_S:
+                raise RuntimeError("no credential arrived from the parent process")
+            gevent.sleep(0.02)
+            waited += 0.02
+
+
+def _pushed_auth(
+    target: RunTarget, stdin: _Stdin | None, on_refused: Any, on_line: Any = None
+) -> PushedAuth | None:
+    """The target's pushed credential (waits for the first one), or None without auth."""
+    if not target.authenticated or stdin is None:
+        return None
+    auth = PushedAuth(on_refused)
+    stdin.follow_auth(auth, on_line)
+    stdin.wait_first(auth)
+    target.auth = auth
+    return auth
 
 
 def _reap(procs: list[subprocess.Popen[bytes]], timeout_s: float = 10.0) -> None:
@@ -183,8 +283,9 @@ def _reap(procs: list[subprocess.Popen[bytes]], timeout_s: float = 10.0) -> None
                 proc.wait()
 
 
-def run_local(config: dict[str, Any], emit: _Emitter) -> int:
+def run_local(config: dict[str, Any], emit: _Emitter, stdin: _Stdin | None = None) -> int:
     target = RunTarget.from_wire(config["target"])
+    _pushed_auth(target, stdin, lambda: emit({"type": "auth_request"}))
     plan = BenchPlan.from_dict(config["plan"])
     web = config.get("web")
     environment = _environment()
@@ -210,8 +311,10 @@ def run_local(config: dict[str, Any], emit: _Emitter) -> int:
     return 0
 
 
-def run_master(config: dict[str, Any], emit: _Emitter) -> int:
+def run_master(config: dict[str, Any], emit: _Emitter, stdin: _Stdin | None = None) -> int:
     target = RunTarget.from_wire(config["target"])
+    procs: list[subprocess.Popen[bytes]] = []
+    pushed = _pushed_auth(target, stdin, None, lambda line: _forward(procs, line))
     plan = BenchPlan.from_dict(config["plan"])
     web = config.get("web")
     local_workers = int(config.get("local_workers", 0))
@@ -233,7 +336,14 @@ def run_master(config: dict[str, Any], emit: _Emitter) -> int:
     _stop_on_signals(environment)
     if config.get("parent_pid"):
         _watch_parent(environment, int(config["parent_pid"]))
-    procs = _spawn_local_workers(local_workers, port, config) if local_workers else []
+    runner.register_message(
+        MSG_AUTH_REQUEST, lambda *_a, **_kw: emit({"type": "auth_request"})
+    )
+    if local_workers:
+        from aml_client.bench.auth import auth_line
+
+        first = auth_line(pushed.header()).encode() if pushed is not None else None
+        procs.extend(_spawn_local_workers(local_workers, port, config, first))
     try:
         if web:
             _start_web_ui(environment, engine, web.get("host", "127.0.0.1"), int(web["port"]), emit)
@@ -268,11 +378,17 @@ def run_master(config: dict[str, Any], emit: _Emitter) -> int:
     return 0
 
 
-def run_worker(config: dict[str, Any], emit: _Emitter) -> int:
+def run_worker(config: dict[str, Any], emit: _Emitter, stdin: _Stdin | None = None) -> int:
     target = RunTarget.from_wire(config["target"])
     plan = BenchPlan.from_dict(config["plan"])
     locust.runners.WORKER_REPORT_INTERVAL = WORKER_REPORT_INTERVAL_S
     environment = _environment()
+
+    def ask_master() -> None:
+        if environment.runner is not None:
+            environment.runner.send_message(MSG_AUTH_REQUEST, {})
+
+    _pushed_auth(target, stdin, ask_master)
     runner = environment.create_worker_runner(config["master_host"], int(config["master_port"]))
     install(environment, target, plan, emit=None, report_root=None, headless=True,
             locust_stats=bool(config.get("web")))
@@ -297,12 +413,13 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging()
     emit = _Emitter(sys.stdout)
     try:
-        config = json.load(sys.stdin)
+        stdin = _Stdin()
+        config = stdin.config()
         config.setdefault("report_root", "reports")
         if config.get("report_root") is not None:
             config["report_root"] = str(Path(config["report_root"]))
         role = {"local": run_local, "master": run_master, "worker": run_worker}[args.role]
-        return role(config, emit)
+        return role(config, emit, stdin)
     except AmlcError as exc:  # a configuration this process cannot use: one line, its code
         log.debug("load process failed", exc_info=True)
         emit({"type": "error", "message": str(exc), "exit_code": exc.exit_code})

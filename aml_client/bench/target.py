@@ -4,14 +4,15 @@ Bodies are built and validated once, up front, through the same schema → rows 
 as ``amlc score`` (so a bad payload fails before any load is applied), then kept as encoded
 bytes: the hot loop only sends bytes and records latency.
 
-The auth header is a secret. :class:`RunTarget` keeps it out of ``repr``; :meth:`to_wire`
-hands it to a child process over a pipe (never argv, never a file), and nothing here logs it.
+The ``Authorization`` header is not part of the target: it comes from a
+:class:`~aml_client.bench.auth.BenchAuth` that stays fresh for the whole run (pushed by the
+parent over a pipe, or asked of the credential in-process), so :meth:`RunTarget.to_wire` never
+carries a secret, and nothing here logs it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -19,10 +20,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from aml_client.auth import mask
+from aml_client.bench.auth import BenchAuth, describe_header
 
 if TYPE_CHECKING:
     from aml_client.config import Target
+    from aml_client.http.credentials import Credential
     from aml_client.schema import ScoringSchema
 
 __all__ = ["ENV_ENDPOINT", "ENV_PAYLOAD", "RunTarget", "build_bodies", "build_run_target"]
@@ -44,6 +46,7 @@ class RunTarget:
 
     name: str
     scoring_uri: str
+    #: Headers without a secret (content type, deployment).
     headers: dict[str, str] = field(repr=False)
     bodies: list[bytes] = field(repr=False)
     verify: bool = True
@@ -51,6 +54,14 @@ class RunTarget:
     payload: dict[str, Any] = field(default_factory=dict)
     #: rows in each body (same order), so the prediction count can be checked; None: unknown
     rows: list[int] | None = None
+    #: Whether requests carry a credential (the header itself comes from ``auth``).
+    authenticated: bool = False
+    #: The credential (parent only; never sent to a load process).
+    credential: Credential | None = field(default=None, repr=False, compare=False)
+    #: Where the load's ``Authorization`` value comes from (load processes only).
+    auth: BenchAuth | None = field(default=None, repr=False, compare=False)
+    #: Environment variables holding the secret (parent only: kept from load processes).
+    secret_env: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.bodies:
@@ -60,6 +71,27 @@ class RunTarget:
         parts = urlsplit(self.scoring_uri)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"not an http(s) scoring URI: {self.scoring_uri!r}")
+        self._merged: dict[str, str] = self.headers
+        self._merged_value: str | None = None
+
+    def request_headers(self) -> dict[str, str]:
+        """The headers of the next request, with the current ``Authorization`` value."""
+        auth = self.auth
+        if auth is None:
+            return self.headers
+        value = auth.header()
+        if value != self._merged_value:
+            merged = dict(self.headers)
+            if value:
+                merged["Authorization"] = value
+            self._merged, self._merged_value = merged, value
+        return self._merged
+
+    def unauthorized(self, headers: dict[str, str]) -> None:
+        """A request sent with ``headers`` got 401: ask for a fresh credential."""
+        value = headers.get("Authorization")
+        if self.auth is not None and value:
+            self.auth.refused(value)
 
     @property
     def base_url(self) -> str:
@@ -73,18 +105,20 @@ class RunTarget:
 
     def describe(self) -> dict[str, Any]:
         """Safe to print and to store in a report: no header values."""
-        auth = self.headers.get("Authorization", "")
+        value = self.auth.header() if self.auth is not None else None
+        if value is None and self.credential is not None:
+            value = "Bearer (credential)"
         return {
             "endpoint": self.name,
             "scoring_uri": self.scoring_uri,
-            "auth": "bearer " + mask(auth.split(" ", 1)[-1]) if auth else "none",
+            **describe_header(value),
             "verify_tls": self.verify,
             "timeout_s": self.timeout_s,
             "payload": self.payload,
         }
 
     def to_wire(self) -> dict[str, Any]:
-        """JSON for a child process's stdin (holds the secret: pipe it, never store it)."""
+        """JSON for a load process's stdin: no secret (that follows as ``auth`` lines)."""
         return {
             "name": self.name,
             "scoring_uri": self.scoring_uri,
@@ -94,6 +128,7 @@ class RunTarget:
             "timeout_s": self.timeout_s,
             "payload": self.payload,
             "rows": self.rows,
+            "authenticated": self.authenticated,
         }
 
     @classmethod
@@ -107,6 +142,7 @@ class RunTarget:
             timeout_s=float(data.get("timeout_s", 60.0)),
             payload=dict(data.get("payload") or {}),
             rows=[int(n) for n in data["rows"]] if data.get("rows") is not None else None,
+            authenticated=bool(data.get("authenticated", False)),
         )
 
 
@@ -118,10 +154,10 @@ def _load_schema(target: Target, swagger: str | Path | None) -> tuple[ScoringSch
         from aml_client.schema import load_schema
 
         return load_schema(swagger), ""
-    from aml_client.config import endpoint_for
+    from aml_client.client import Endpoint
 
     try:
-        endpoint = endpoint_for(target, timeout_s=30.0)
+        endpoint = Endpoint.from_target(target, timeout_s=30.0)
         try:
             return endpoint.schema(), ""
         finally:
@@ -175,13 +211,23 @@ def build_bodies(
         if schema is not None:
             rows = schema.validate_rows(rows, coerce=coerce)
         source = str(payload)
+    from aml_client.errors import ValidationError
+    from aml_client.http.jsonbody import encode_json
+
     envelope: Any = schema if schema is not None else (convention or "data")
     bodies = []
     counts = []
     for start in range(0, len(rows), rows_per_request):
         chunk = rows[start : start + rows_per_request]
         body = wrap(chunk, envelope, global_parameters=global_parameters)
-        bodies.append(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+        try:
+            bodies.append(encode_json(body))
+        except ValidationError as exc:  # NaN/Infinity: name the row in the whole payload
+            problems = [
+                dataclasses.replace(p, row=p.row + start) if p.row is not None else p
+                for p in exc.problems
+            ]
+            raise ValidationError(problems, source=str(payload) if payload else None) from None
         counts.append(len(chunk))
     sizes = [len(b) for b in bodies]
     summary = {
@@ -207,6 +253,7 @@ def build_run_target(
     timeout_s: float = 60.0,
     insecure: bool = False,
     encoding: str | None = None,
+    deployment: str | None = None,
 ) -> RunTarget:
     """Resolve the endpoint like ``amlc score`` does and build the request bodies up front."""
     from aml_client.config import resolve_target
@@ -214,6 +261,8 @@ def build_run_target(
     target = resolve_target(endpoint)
     if insecure:
         target = dataclasses.replace(target, verify=False)
+    if deployment is not None:
+        target = dataclasses.replace(target, deployment=deployment)
     schema, problem = _load_schema(target, swagger)
     if schema is None:
         if payload is None:
@@ -231,8 +280,10 @@ def build_run_target(
     )
     row_counts = summary.pop("row_counts")
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
-    if target.credential is not None:
-        headers.update(target.credential.auth_headers())
+    if target.deployment:
+        from aml_client.http.responses import DEPLOYMENT_HEADER
+
+        headers[DEPLOYMENT_HEADER] = target.deployment
     return RunTarget(
         name=target.name,
         scoring_uri=target.scoring_uri,
@@ -242,13 +293,22 @@ def build_run_target(
         timeout_s=timeout_s,
         payload=summary,
         rows=row_counts,
+        authenticated=target.credential is not None,
+        credential=target.credential,
+        secret_env=(target.secret_env,) if target.secret_env else (),
     )
 
 
 def run_target_from_environment() -> RunTarget:
     """For a plain ``locust -f loadtests/locustfile.py``: the same settings as ``amlc``
-    (``AMLC_SCORING_URI``/``AMLC_KEY``, a profile named by ``AMLC_ENDPOINT``, else the local
-    endpoint) and an optional payload file in ``AMLC_PAYLOAD``."""
-    return build_run_target(
+    (``AMLC_SCORING_URI``/``AMLC_KEY``/``AMLC_TOKEN_COMMAND``, a profile named by
+    ``AMLC_ENDPOINT``, else the local endpoint) and an optional payload file in
+    ``AMLC_PAYLOAD``; the credential is asked in-process, so tokens stay fresh."""
+    from aml_client.bench.auth import CredentialAuth
+
+    target = build_run_target(
         os.environ.get(ENV_ENDPOINT) or None, os.environ.get(ENV_PAYLOAD) or None
     )
+    if target.credential is not None:
+        target.auth = CredentialAuth(target.credential)
+    return target

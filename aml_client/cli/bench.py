@@ -337,7 +337,21 @@ def bench(
             "0 or 1: a single process).",
         ),
     ] = None,
-    timeout: Annotated[str, typer.Option("--timeout", help="Per-request timeout.")] = "60s",
+    timeout: Annotated[
+        str,
+        typer.Option(
+            "--timeout",
+            help="Per-request deadline: connecting, sending and reading the whole answer.",
+        ),
+    ] = "60s",
+    deployment: Annotated[
+        str | None,
+        typer.Option(
+            "--deployment",
+            "-d",
+            help="Send to this deployment of the endpoint (azureml-model-deployment).",
+        ),
+    ] = None,
     insecure: Annotated[
         bool, typer.Option("--insecure", help="Do not verify TLS certificates.")
     ] = False,
@@ -451,6 +465,7 @@ def bench(
         encoding=encoding,
         timeout_s=timeout_s,
         insecure=insecure,
+        deployment=deployment,
     )
     config: dict[str, Any] = {
         "target": target.to_wire(),
@@ -487,7 +502,11 @@ def bench(
     # A SIGTERM ends the run like Ctrl-C: the load process stops and still reports.
     signal.signal(signal.SIGTERM, _raise_interrupt)
     proc = LoadProcess(
-        role, config, on_log=lambda line: output.console.print(Text(line, style="dim"))
+        role,
+        config,
+        on_log=lambda line: output.console.print(Text(line, style="dim")),
+        credential=target.credential,
+        secret_env=target.secret_env,
     )
     results, error, interrupted = _follow(proc, live=live, total=total, web=web)
     if error:

@@ -31,8 +31,17 @@ class AuthKind(StrEnum):
     NONE = "none"
 
 
-def _read_secret(name: str, auth: AuthKind, key_env: str | None, key_stdin: bool) -> str | None:
-    """The secret to store, or None when it lives elsewhere (``--key-env``, Entra, none)."""
+def _read_secret(
+    name: str, auth: AuthKind, key_env: str | None, key_stdin: bool, token_command: str | None
+) -> str | None:
+    """The secret to store, or None when it lives elsewhere (``--key-env``, a token command,
+    Entra, none)."""
+    if token_command is not None:
+        if auth is not AuthKind.TOKEN:
+            raise ConfigError("--token-command goes with --auth token")
+        if key_env or key_stdin:
+            raise ConfigError("give --token-command or --key-env / --key-stdin, not both")
+        return None
     if auth in (AuthKind.ENTRA, AuthKind.NONE):
         if key_env or key_stdin:
             raise ConfigError(f"--auth {auth} takes no key; drop --key-env / --key-stdin")
@@ -65,6 +74,8 @@ def _profile_dict(profile: config.Profile, default: str | None) -> dict[str, Any
         "auth": profile.auth,
         "key": profile.masked_secret(),
         "key_env": profile.key_env,
+        "token_command": profile.token_command,
+        "deployment": profile.deployment,
         "verify": profile.verify,
         "default": profile.name == default,
     }
@@ -91,10 +102,22 @@ def add(
     insecure: Annotated[
         bool, typer.Option("--insecure", help="Do not verify the TLS certificate.")
     ] = False,
+    token_command: Annotated[
+        str | None,
+        typer.Option(
+            "--token-command",
+            metavar="COMMAND",
+            help="With --auth token: a command that prints a fresh token (run without a shell).",
+        ),
+    ] = None,
+    deployment: Annotated[
+        str | None,
+        typer.Option("--deployment", help="Pin this deployment (azureml-model-deployment)."),
+    ] = None,
 ) -> None:
     """Add or replace an endpoint profile (the first one becomes the default)."""
     config.validate_name(name)
-    secret = _read_secret(name, auth, key_env, key_stdin)
+    secret = _read_secret(name, auth, key_env, key_stdin, token_command)
     profile = config.Profile(
         name=name,
         scoring_uri=scoring_uri,
@@ -103,6 +126,8 @@ def add(
         key=secret,
         key_env=key_env,
         verify=not insecure,
+        token_command=token_command,
+        deployment=deployment,
     )
     path = config.add_profile(profile, make_default=default)
     is_default = config.default_profile_name() == name

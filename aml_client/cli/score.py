@@ -13,6 +13,7 @@ Without a swagger, or with ``--no-validate``, a JSON payload is sent in its own 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import json
 import logging
@@ -142,14 +143,15 @@ def _score_small(
 ) -> ScoreResult:
     """One request: validated and wrapped for the endpoint when there is a swagger to check
     against, else the input's own envelope (and GlobalParameters) as they were written."""
-    from aml_client.client import RetryPolicy, encode_json
+    from aml_client.client import Endpoint, RetryPolicy
     from aml_client.envelope import Convention, wrap
+    from aml_client.http.jsonbody import encode_json
     from aml_client.rows import without_columns
 
     sendable = [without_columns(row, strip) for row in rows]
     global_parameters = source.global_parameters
     endpoint: Endpoint
-    with config.endpoint_for(
+    with Endpoint.from_target(
         target, timeout_s=timeout_s, retry=RetryPolicy(max_retries=retries), swagger=schema
     ) as endpoint:
         if schema is not None and validate:
@@ -170,7 +172,7 @@ def _score_small(
         envelope: Any = source.convention or schema or Convention.DATA
         body = wrap(sendable, envelope, method=method, global_parameters=global_parameters)
         try:
-            return endpoint.score_raw(encode_json(body))
+            return endpoint.score_raw(encode_json(body), rows=len(sendable))
         except ValidationError as exc:  # NaN or Infinity: JSON cannot carry them
             raise ValidationError(exc.problems, source=source.path) from exc
 
@@ -180,8 +182,10 @@ def _load_schema(
 ) -> ScoringSchema | None:
     """The endpoint's swagger; None (with one warning) when it publishes none, or when it
     cannot be read and is not ``required`` (rows are not validated)."""
+    from aml_client.client import Endpoint
+
     endpoint: Endpoint
-    with config.endpoint_for(target, timeout_s=timeout_s) as endpoint:
+    with Endpoint.from_target(target, timeout_s=timeout_s) as endpoint:
         try:
             return endpoint.schema()
         except SchemaError as exc:
@@ -229,6 +233,7 @@ def _run_batch(
     encoding: str | None = None,
     drop_columns: tuple[str, ...] = (),
     ignore_extra_columns: bool = False,
+    timeout_s: float,
 ) -> BatchSummary:
     """The large-input path: stream, score concurrently, write in input order, show progress.
 
@@ -285,6 +290,7 @@ def _run_batch(
                 encoding=encoding,
                 drop_columns=drop_columns,
                 ignore_extra_columns=ignore_extra_columns,
+                timeout_s=timeout_s,
             )
     except KeyboardInterrupt:
         raise CliExit(
@@ -356,6 +362,7 @@ def _score_many_to_screen(
     encoding: str | None,
     drop_columns: tuple[str, ...],
     ignore_extra_columns: bool,
+    timeout_s: float,
 ) -> tuple[list[Any], list[Any], float]:
     """More rows than one batch but no ``-o``: score through the large-input path into a
     temporary file, then hand back (rows, predictions, seconds) for the table or JSON."""
@@ -374,6 +381,7 @@ def _score_many_to_screen(
             concurrency=concurrency, resume=False, method=method, coerce=coerce,
             show_progress=output.console.is_terminal, validate=validate, encoding=encoding,
             drop_columns=drop_columns, ignore_extra_columns=ignore_extra_columns,
+            timeout_s=timeout_s,
         )
         if summary.rows_failed:
             with errors_file.open(encoding="utf-8") as handle:
@@ -440,7 +448,13 @@ def score(
             "--coerce/--no-coerce", help="Convert strings to declared types (CSV: on by default)."
         ),
     ] = None,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request.")] = 60.0,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            help="Seconds per request attempt: connecting, sending and reading the whole answer.",
+        ),
+    ] = 60.0,
     retries: Annotated[int, typer.Option("--retries", help="Retries for retryable failures.")] = 2,
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Rows per request on the large path.")
@@ -488,6 +502,14 @@ def score(
         bool,
         typer.Option("--all-problems", help="List every validation problem, not the first."),
     ] = False,
+    deployment: Annotated[
+        str | None,
+        typer.Option(
+            "--deployment",
+            "-d",
+            help="Send to this deployment of the endpoint (azureml-model-deployment).",
+        ),
+    ] = None,
 ) -> None:
     """Score rows against an endpoint, checked against its swagger first.
 
@@ -509,6 +531,8 @@ def score(
         name.strip() for value in drop_columns or () for name in value.split(",") if name.strip()
     )
     target = config.resolve_target(endpoint)
+    if deployment is not None:
+        target = dataclasses.replace(target, deployment=deployment)
     method_value = method.value if method else None
     chosen = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
     # Only text (CSV cells) is converted unless --coerce/--no-coerce says otherwise; the
@@ -523,6 +547,7 @@ def score(
             concurrency=concurrency_value, resume=resume, method=method_value,
             coerce=coerce_batch, show_progress=output.console.is_terminal, validate=validate,
             encoding=encoding, drop_columns=dropped, ignore_extra_columns=ignore_extra_columns,
+            timeout_s=timeout,
         )
         _report_batch(target, summary, json_out)
         return
@@ -548,12 +573,13 @@ def score(
 
     started = time.perf_counter()
     request_id: str | None = None
+    answered_by: str | None = None
     retries_note = ""
     if len(rows) > batch_size:
         rows, predictions, elapsed_s = _score_many_to_screen(
             target, source, batch_size=batch_size, concurrency=concurrency_value,
             method=method_value, coerce=coerce_batch, validate=validate, encoding=encoding,
-            drop_columns=dropped, ignore_extra_columns=ignore_extra_columns,
+            drop_columns=dropped, ignore_extra_columns=ignore_extra_columns, timeout_s=timeout,
         )
     else:
         try:
@@ -565,6 +591,7 @@ def score(
         except ValidationError as exc:
             raise _show_problems(exc, all_problems) from None
         predictions, elapsed_s, request_id = result.predictions, result.elapsed_s, result.request_id
+        answered_by = result.deployment
         if result.attempts > 1:
             retries_note = f" · {result.attempts - 1} retries"
     wall_ms = (time.perf_counter() - started) * 1000
@@ -576,6 +603,7 @@ def score(
                 "rows": len(rows),
                 "elapsed_ms": round(elapsed_s * 1000, 2),
                 "request_id": request_id,
+                "deployment": answered_by,
             }
         )
         return
@@ -583,7 +611,8 @@ def score(
     output.note(
         f"[dim]{len(rows)} row{'s' if len(rows) != 1 else ''} · endpoint {target.describe()} · "
         f"{elapsed_s * 1000:.0f} ms (scoring) / {wall_ms:.0f} ms (total){retries_note}"
-        f"{f' · request id {request_id}' if request_id else ''}[/]"
+        f"{f' · request id {request_id}' if request_id else ''}"
+        f"{f' · deployment {answered_by}' if answered_by else ''}[/]"
     )
 
 
@@ -595,12 +624,12 @@ def health(
     json_out: Annotated[bool, typer.Option("--json", help="JSON on stdout.")] = False,
 ) -> None:
     """Check the endpoint's health route (GET /); non-zero exit when it is not healthy."""
-    from aml_client.client import RetryPolicy
+    from aml_client.client import Endpoint, RetryPolicy
 
     target = config.resolve_target(endpoint)
     endpoint_client: Endpoint
     started = time.perf_counter()
-    with config.endpoint_for(
+    with Endpoint.from_target(
         target, timeout_s=timeout, retry=RetryPolicy(max_retries=0)
     ) as endpoint_client:
         status = endpoint_client.health()

@@ -157,6 +157,9 @@ def problems_from(
 
 
 def _expected(kind: str | None, value: Any) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        # the same words as the JSON encoder's, whichever check meets it first
+        return f"{show_value(value)} cannot be sent as JSON"
     return f"expected {column_type(kind).expected}, got {show_value(value)}"
 
 

@@ -36,9 +36,8 @@ from urllib.parse import urlsplit, urlunsplit
 from aml_client.errors import ConfigError
 
 if TYPE_CHECKING:
-    import httpx
-
     from aml_client.config import Target
+    from aml_client.http.session import Session
 
 log = logging.getLogger("aml_client.swagger_ui")
 
@@ -205,7 +204,7 @@ class SwaggerUIServer:
         from aml_client.schema.locate import score_route
 
         self._score_path = score_route(document) or "/score"
-        self._client: httpx.Client | None = None
+        self._client: Session | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -282,13 +281,20 @@ class SwaggerUIServer:
             base = base[: -len(suffix)]
         return urlunsplit((scoring.scheme, scoring.netloc, base + route, query, ""))
 
-    def client(self) -> httpx.Client:
-        import httpx
+    def client(self) -> Session:
+        """The HTTP layer's session to the endpoint: the credential only for its origin, no
+        redirects followed, a total deadline per request."""
+        from aml_client.http.session import Session
 
+        assert self.target is not None
         with self._lock:
             if self._client is None:
-                verify = self.target.verify if self.target else True
-                self._client = httpx.Client(timeout=self.timeout_s, verify=verify)
+                self._client = Session(
+                    self.target.scoring_uri,
+                    self.target.credential,
+                    timeout_s=self.timeout_s,
+                    verify=self.target.verify,
+                )
             return self._client
 
 
@@ -387,7 +393,7 @@ class _Handler(BaseHTTPRequestHandler):
     # -- the proxy ---------------------------------------------------------------------------
 
     def _proxy(self, method: str, route: str, query: str) -> None:
-        import httpx
+        from aml_client.errors import EndpointError, EndpointTimeoutError
 
         app = self.server.app
         origin = self.headers.get("Origin")
@@ -429,14 +435,12 @@ class _Handler(BaseHTTPRequestHandler):
             for name in FORWARD_REQUEST_HEADERS
             if (value := self.headers.get(name)) is not None
         }
-        if app.target.credential is not None:
-            headers.update(app.target.credential.auth_headers())
         try:
-            response = app.client().request(method, url, content=body, headers=headers)
-        except httpx.TimeoutException:
+            response = app.client().exchange(method, url, content=body, headers=headers)
+        except EndpointTimeoutError:
             self._error(HTTPStatus.GATEWAY_TIMEOUT, f"no answer from {url}", cors)
             return
-        except httpx.HTTPError as exc:
+        except EndpointError as exc:
             self._error(HTTPStatus.BAD_GATEWAY, f"cannot reach {url}: {exc}", cors)
             return
         out = dict(cors)

@@ -36,7 +36,9 @@ def test_v1_contract_with_data_payload(amlc: Run, local_endpoint_v1: Any, sample
     """The original data.json against the 2020-era contract, found as the running local one."""
     data = score_json(amlc, local_endpoint_v1, str(samples / "data_v1.json"))
     assert data["endpoint"] == "local"
-    assert set(data) == {"predictions", "endpoint", "rows", "elapsed_ms", "request_id"}
+    assert set(data) == {
+        "predictions", "endpoint", "rows", "elapsed_ms", "request_id", "deployment"
+    }
     assert data["elapsed_ms"] > 0
 
 

@@ -107,7 +107,7 @@ def test_fetch_errors() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with pytest.raises(ConnectionFailedError, match="cannot reach"):
+    with pytest.raises(ConnectionFailedError, match="cannot connect"):
         fetch_swagger(_target(f"http://127.0.0.1:{port}/score"), timeout_s=2)
 
 

@@ -1,0 +1,175 @@
+"""``amlc bench`` under the HTTP layer's policy, against real servers on 127.0.0.1: the key
+never leaves its origin (redirects are failures of their own kind, never followed), tokens are
+refreshed during the run, and ``--timeout`` cuts a trickling body."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bench_support import run_bench
+from faultserver import FaultServer, Reply
+
+pytestmark = pytest.mark.slow
+
+TESTS = Path(__file__).resolve().parents[1]
+SWAGGER = json.loads(
+    (TESTS / "fixtures" / "corpus" / "swagger" / "004-abhijit-kalita.json").read_text()
+)
+KEY = "bench-http-KEY-0f1e2d3c4b5a6978"
+
+
+@pytest.fixture
+def server() -> Iterator[FaultServer]:
+    with FaultServer(swagger=SWAGGER) as srv:
+        srv.default = Reply(200, {"Results": ["no"]})
+        yield srv
+
+
+@pytest.fixture
+def other() -> Iterator[FaultServer]:
+    with FaultServer(swagger=SWAGGER) as srv:
+        yield srv
+
+
+def _env(server: FaultServer, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        AMLC_SCORING_URI=server.scoring_uri,
+        AMLC_KEY=KEY,
+        PYTHONPATH=str(TESTS.parent),
+        AMLC_HOME=os.environ["AMLC_HOME"],
+    )
+    for name in ("AMLC_DEBUG", "AMLC_TOKEN", "AMLC_SWAGGER_URI"):
+        env.pop(name, None)
+    env.update(extra)
+    return env
+
+
+def _summary(done: Any) -> dict[str, Any]:
+    assert done.stdout.strip(), done.stderr
+    return dict(json.loads(done.stdout))
+
+
+def test_a_redirecting_endpoint_and_a_foreign_swagger_never_get_the_key(
+    server: FaultServer, other: FaultServer, tmp_path: Path
+) -> None:
+    server.default = Reply(307, "", {"Location": f"{other.url}/score"})
+    done = run_bench(
+        ["-n", "20", "-u", "1", "--workers", "1", "--json", "--report-dir", str(tmp_path / "r")],
+        _env(server, AMLC_SWAGGER_URI=f"{other.url}/swagger.json"),
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = _summary(done)
+    assert summary["failures"]["by_kind"] == {"redirect": 20}
+    assert len(server.scores) == 20
+    assert all(r.headers.get("Authorization") == f"Bearer {KEY}" for r in server.scores)
+    # The swagger came from the other port, without the key; no scoring request went there.
+    assert [(r.method, r.path) for r in other.requests] == [("GET", "/swagger.json")]
+    assert "Authorization" not in other.requests[0].headers
+    assert KEY not in done.stdout + done.stderr
+
+
+def test_a_trickling_body_is_a_timeout(server: FaultServer, tmp_path: Path) -> None:
+    server.default = Reply(200, {"Results": ["n" * 40]}, trickle_s=1.0)
+    started = time.monotonic()
+    done = run_bench(
+        ["-n", "3", "-u", "1", "--workers", "1", "--timeout", "2s", "--json",
+         "--report-dir", str(tmp_path / "r")],
+        _env(server),
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert _summary(done)["failures"]["by_kind"] == {"timeout": 3}
+    assert time.monotonic() - started < 3 * 40, "each request was cut, not read to its end"
+
+
+TOKEN_SCRIPT = """\
+import hashlib, hmac, json, sys, time
+secret = open(sys.argv[1], "rb").read()
+expires = time.time() + float(sys.argv[2])
+stamp = f"{expires:.3f}"
+mac = hmac.new(secret, stamp.encode(), hashlib.sha256).hexdigest()
+print(json.dumps({"accessToken": f"{stamp}.{mac}", "expires_on": expires}))
+"""
+
+
+def _token_checker(secret: bytes, seen: set[str]) -> Any:
+    def check(header: str | None) -> bool:
+        if not header or not header.startswith("Bearer "):
+            return False
+        token = header.removeprefix("Bearer ")
+        stamp, _, mac = token.rpartition(".")
+        good = hmac.new(secret, stamp.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(mac, good):
+            return False
+        try:
+            if float(stamp) <= time.time():
+                return False  # expired
+        except ValueError:
+            return False
+        seen.add(token)
+        return True
+
+    return check
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_short_lived_tokens_are_refreshed_during_the_run(
+    server: FaultServer, tmp_path: Path, workers: str
+) -> None:
+    secret = secrets.token_bytes(32)
+    secret_file = tmp_path / "secret"
+    secret_file.write_bytes(secret)
+    script = tmp_path / "issue_test_token.py"
+    script.write_text(TOKEN_SCRIPT)
+    seen: set[str] = set()
+    server.auth_check = _token_checker(secret, seen)
+    env = _env(server, AMLC_TOKEN_COMMAND=f"{sys.executable} {script} {secret_file} 4")
+    env.pop("AMLC_KEY")
+    done = run_bench(
+        ["-t", "20s", "--rate", "25", "-u", "4", "--workers", workers, "--json",
+         "--report-dir", str(tmp_path / "r")],
+        env,
+        tmp_path,
+        timeout_s=180,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = _summary(done)
+    assert summary["requests"] >= 100
+    assert summary["failures"]["total"] == 0, summary["failures"]
+    assert len(seen) >= 4, "tokens valid for 4 s were replaced during the 20 s run"
+    assert all(token not in done.stdout + done.stderr for token in seen)
+
+
+def test_load_processes_get_no_secret_in_their_environment() -> None:
+    from aml_client.bench.launch import _child_env
+
+    os.environ["AMLC_KEY"] = KEY
+    os.environ["MY_PROFILE_KEY"] = KEY
+    try:
+        env = _child_env(("MY_PROFILE_KEY",))
+    finally:
+        del os.environ["AMLC_KEY"], os.environ["MY_PROFILE_KEY"]
+    assert KEY not in env.values()
+
+
+def test_bench_pins_a_deployment(server: FaultServer, tmp_path: Path) -> None:
+    done = run_bench(
+        ["-n", "3", "-u", "1", "--workers", "1", "--deployment", "blue", "--json",
+         "--report-dir", str(tmp_path / "r")],
+        _env(server),
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert [r.headers.get("azureml-model-deployment") for r in server.scores] == ["blue"] * 3
