@@ -222,7 +222,7 @@ def test_key_is_fetched_on_first_use_only(arm: ArmReplay) -> None:
         assert credential.auth_headers() == {"Authorization": "Bearer string"}
     assert len(arm.calls("OnlineEndpoints_ListKeys")) == 1
 
-    credential.invalidate()  # after a 401: the key may have been regenerated
+    credential.invalidate("string")  # after a 401: the key may have been regenerated
     credential.auth_headers()
     assert len(arm.calls("OnlineEndpoints_ListKeys")) == 2
 

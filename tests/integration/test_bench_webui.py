@@ -333,7 +333,7 @@ def test_the_load_process_reports_a_busy_web_port_and_exits(
                 "report_root": str(tmp_path / "reports"),
                 "web": {"host": "127.0.0.1", "port": port},
             }
-            proc = LoadProcess("local", config, cwd=tmp_path)
+            proc = LoadProcess("local", config, cwd=tmp_path, credential=target.credential)
             try:
                 events = list(proc.events())
                 code = proc.wait(timeout_s=60)
