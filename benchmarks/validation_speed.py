@@ -141,7 +141,7 @@ def wide_validate(columns: int) -> dict[str, Any]:
     the whole command in a fresh process (imports and JSON output included)."""
     from wide_swagger import wide_swagger
 
-    from aml_client.swagger_tools import validate_document
+    from aml_client.swagger.lint import validate_document
 
     doc = wide_swagger(columns)
     validate_document(wide_swagger(10))  # imports and caches, as a warm process has them

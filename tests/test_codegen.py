@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from aml_client.codegen import generate_client, python_name
 from aml_client.envelope import unwrap
 from aml_client.schema import load_schema
+from aml_client.swagger.codegen import generate_client, python_name
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO / "tests" / "fixtures" / "corpus" / "swagger"

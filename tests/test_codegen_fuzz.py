@@ -25,8 +25,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aml_client.codegen import generate_client
 from aml_client.schema import load_schema
+from aml_client.swagger.codegen import generate_client
 
 REPO = Path(__file__).resolve().parent.parent
 

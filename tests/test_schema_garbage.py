@@ -17,10 +17,11 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from aml_client.codegen import generate_client
 from aml_client.errors import SchemaError
 from aml_client.schema import load_schema
-from aml_client.swagger_tools import summarize, validate_document
+from aml_client.swagger.codegen import generate_client
+from aml_client.swagger.lint import validate_document
+from aml_client.swagger.summary import summarize
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus" / "swagger"
 FILES = sorted(CORPUS.glob("*.json"))

@@ -169,7 +169,7 @@ def test_validate_is_linear_in_the_number_of_columns() -> None:
     sys.path.insert(0, str(REPO / "tests"))
     from wide_swagger import wide_swagger
 
-    from aml_client.swagger_tools import validate_document
+    from aml_client.swagger.lint import validate_document
 
     def cost(columns: int) -> float:
         doc = wide_swagger(columns)

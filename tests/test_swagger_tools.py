@@ -11,14 +11,10 @@ import pytest
 from aml_client.envelope import unwrap
 from aml_client.errors import SchemaError
 from aml_client.schema import load_schema
-from aml_client.swagger_tools import (
-    json_path,
-    read_document,
-    request_shape,
-    summarize,
-    swagger_uri_for,
-    validate_document,
-)
+from aml_client.schema.locate import json_path
+from aml_client.swagger.fetch import read_document, swagger_uri_for
+from aml_client.swagger.lint import validate_document
+from aml_client.swagger.summary import request_shape, summarize
 
 CORPUS = Path(__file__).resolve().parent / "fixtures" / "corpus" / "swagger"
 FILES = sorted(CORPUS.glob("*.json"))
@@ -356,27 +352,28 @@ def test_json_path() -> None:
 
 
 def test_public_api() -> None:
-    import aml_client.codegen
-    import aml_client.swagger_tools
-    import aml_client.swagger_ui
+    import aml_client.swagger.codegen
+    import aml_client.swagger.fetch
+    import aml_client.swagger.lint
+    import aml_client.swagger.summary
+    import aml_client.swagger.ui
 
-    assert aml_client.swagger_tools.__all__ == [
+    assert aml_client.swagger.fetch.__all__ == [
         "FetchedSwagger",
-        "Finding",
-        "ValidationReport",
-        "describe_version",
         "fetch_swagger",
-        "json_path",
         "load_document",
         "read_document",
+        "swagger_uri_for",
+    ]
+    assert aml_client.swagger.summary.__all__ == [
+        "describe_version",
         "request_shape",
         "response_shape",
         "summarize",
-        "swagger_uri_for",
-        "validate_document",
     ]
-    assert aml_client.codegen.__all__ == ["generate_client", "python_name"]
-    assert aml_client.swagger_ui.__all__ == [
+    assert aml_client.swagger.lint.__all__ == ["Finding", "ValidationReport", "validate_document"]
+    assert aml_client.swagger.codegen.__all__ == ["generate_client", "python_name"]
+    assert aml_client.swagger.ui.__all__ == [
         "PAGE_HEADER",
         "PAGE_HEADER_VALUE",
         "PROXY_PREFIX",
@@ -453,7 +450,7 @@ def test_large_property_maps_are_validated_once_per_distinct_schema(
     column's example aside); it finds what checking every column finds, at the same paths."""
     import sys
 
-    import aml_client.swagger_tools as tools
+    import aml_client.swagger.lint as tools
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from wide_swagger import wide_swagger

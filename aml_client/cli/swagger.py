@@ -2,7 +2,7 @@
 
 Each command takes the swagger from a FILE or, without one, from the endpoint that
 ``--endpoint`` (or the default resolution) picks, calls one library function
-(aml_client.swagger_tools, codegen, swagger_ui) and renders the result.
+(aml_client.swagger) and renders the result.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from aml_client.cli import output
 if TYPE_CHECKING:
     from aml_client.config import Target
     from aml_client.schema import ScoringSchema
-    from aml_client.swagger_tools import ValidationReport
+    from aml_client.swagger.lint import ValidationReport
 
 FileArg = Annotated[
     Path | None,
@@ -53,7 +53,7 @@ def _document(
     file: Path | None, endpoint: str | None, openapi: str | None = None
 ) -> tuple[dict[str, Any], str]:
     """The swagger from FILE, else fetched from the resolved endpoint; plus a label for it."""
-    from aml_client.swagger_tools import load_document
+    from aml_client.swagger.fetch import load_document
 
     return load_document(file, endpoint=endpoint, openapi=openapi)
 
@@ -82,7 +82,8 @@ def fetch(
     from rich.markup import escape
 
     from aml_client.config import resolve_target
-    from aml_client.swagger_tools import describe_version, fetch_swagger
+    from aml_client.swagger.fetch import fetch_swagger
+    from aml_client.swagger.summary import describe_version
 
     fetched = fetch_swagger(resolve_target(endpoint), openapi=openapi)
     if out is None:
@@ -105,7 +106,7 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """Summarise the swagger: routes, auth, input convention, columns, output."""
-    from aml_client.swagger_tools import summarize
+    from aml_client.swagger.summary import summarize
 
     schema, label = _schema(file, endpoint, openapi)
     summary = summarize(schema)
@@ -196,7 +197,7 @@ def validate(
     as_json: JsonOpt = False,
 ) -> None:
     """Check the OpenAPI structure and what scoring needs; exit 2 on errors."""
-    from aml_client.swagger_tools import validate_document
+    from aml_client.swagger.lint import validate_document
 
     doc, label = _document(file, endpoint, openapi)
     report = validate_document(doc, source=label)
@@ -261,7 +262,7 @@ def codegen(
     """Generate a typed Python client module (pydantic models + score())."""
     from rich.markup import escape
 
-    from aml_client.codegen import generate_client
+    from aml_client.swagger.codegen import generate_client
 
     schema, label = _schema(file, endpoint, openapi)
     source = Path(label).name if file is not None else label
@@ -294,12 +295,12 @@ def serve(
 
     from rich.markup import escape
 
-    from aml_client.swagger_ui import PAGE_HEADER, PAGE_HEADER_VALUE, SwaggerUIServer
+    from aml_client.swagger.ui import PAGE_HEADER, PAGE_HEADER_VALUE, SwaggerUIServer
 
     doc, label = _document(file, endpoint, openapi)
     target = _serve_target(file, endpoint)
     server = SwaggerUIServer(doc, target=target, port=port)
-    logging.getLogger("aml_client.swagger_ui").setLevel(logging.INFO)
+    logging.getLogger("aml_client.swagger.ui").setLevel(logging.INFO)
     upstream = target.describe() if target else "no endpoint (requests will fail)"
     output.note(f"Swagger UI for [bold]{escape(label)}[/] at [bold]{server.url}[/]")
     output.note(f"[dim]proxy to {escape(upstream)} · Ctrl-C stops[/]")

@@ -168,8 +168,8 @@ def test_another_local_page_cannot_use_the_proxy(caplog: pytest.LogCaptureFixtur
 
     from aml_client.auth import KeyCredential
     from aml_client.config import Target
-    from aml_client.swagger_tools import read_document
-    from aml_client.swagger_ui import PAGE_HEADER, PAGE_HEADER_VALUE, SwaggerUIServer
+    from aml_client.swagger.fetch import read_document
+    from aml_client.swagger.ui import PAGE_HEADER, PAGE_HEADER_VALUE, SwaggerUIServer
 
     corpus = Path(__file__).resolve().parents[1] / "fixtures" / "corpus" / "swagger"
     doc = read_document(corpus / "005-Aduzona.json")
@@ -190,7 +190,7 @@ def test_another_local_page_cannot_use_the_proxy(caplog: pytest.LogCaptureFixtur
                 )
                 try:
                     page = browser.new_page()
-                    caplog.set_level(logging.INFO, logger="aml_client.swagger_ui")
+                    caplog.set_level(logging.INFO, logger="aml_client.swagger.ui")
                     page.goto(attack_url)
                     page.wait_for_function("Object.keys(window.results).length === 4")
                     results = page.evaluate("window.results")

@@ -16,7 +16,7 @@ from aml_client.config import Target
 from aml_client.envelope import unwrap
 from aml_client.errors import AuthenticationError, ConnectionFailedError, NotFoundError
 from aml_client.schema import load_schema
-from aml_client.swagger_tools import fetch_swagger
+from aml_client.swagger.fetch import fetch_swagger
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "corpus" / "swagger"
 KEY = "fetch-key-0123456789abcdefghij"

@@ -22,8 +22,8 @@ import pytest
 from aml_client.auth import KeyCredential
 from aml_client.config import Target
 from aml_client.schema import load_schema
-from aml_client.swagger_tools import read_document
-from aml_client.swagger_ui import (
+from aml_client.swagger.fetch import read_document
+from aml_client.swagger.ui import (
     PAGE_HEADER,
     PAGE_HEADER_VALUE,
     PROXY_PREFIX,
@@ -369,7 +369,7 @@ def test_unreachable_endpoint_and_no_endpoint() -> None:
 
 
 def test_scoring_the_local_endpoint_through_the_proxy(local_endpoint: Any) -> None:
-    from aml_client.swagger_tools import fetch_swagger
+    from aml_client.swagger.fetch import fetch_swagger
 
     target = _target(local_endpoint.scoring_uri, local_endpoint.primary_key)
     fetched = fetch_swagger(target)

@@ -1,6 +1,6 @@
 """A local, offline Swagger UI for an endpoint, with a proxy that keeps the key off the page."""
 
-from aml_client.swagger_ui.server import (
+from aml_client.swagger.ui.server import (
     PAGE_HEADER,
     PAGE_HEADER_VALUE,
     PROXY_PREFIX,

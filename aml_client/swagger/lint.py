@@ -1,11 +1,9 @@
-"""An endpoint's swagger as an artifact: fetch it, summarise it, validate it for scoring.
+"""A swagger checked for scoring: the OpenAPI structure and what a client depends on.
 
-The swagger is read by :func:`aml_client.schema.load_schema`; this module only adds what a
-person looking at an API needs on top of that: where the document comes from (a file or the
-endpoint, with its credential), a summary of routes, auth, convention, columns and output, and a
-validation that combines the OpenAPI structure (openapi-spec-validator) with what matters for
-scoring (a recognised convention, typed columns, examples that match their types). Each finding
-names its place in the document as a JSON path, so a sloppy swagger can be fixed at the source.
+Combines the OpenAPI structure (openapi-spec-validator, never following a remote or file
+reference) with what matters for scoring: a recognised convention, typed columns, examples that
+match their types. Each finding names its place in the document as a JSON path, so a sloppy
+swagger can be fixed at the source. The document itself is read by :mod:`aml_client.schema`.
 """
 
 from __future__ import annotations
@@ -13,244 +11,22 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
-from aml_client.errors import (
-    AuthenticationError,
-    NotFoundError,
-    SchemaError,
-)
+from aml_client.errors import SchemaError
 from aml_client.schema.column_types import column_type, output_validator, value_validator
 from aml_client.schema.locate import Located, Locator, json_path
-from aml_client.schema.reader import check_document, parse_document, read_swagger
+from aml_client.schema.reader import check_document
 from aml_client.schema.validation import show_value
+from aml_client.swagger.summary import describe_version
 
 if TYPE_CHECKING:
-    from aml_client.config import Target
     from aml_client.schema import ScoringSchema
 
-__all__ = [
-    "FetchedSwagger",
-    "Finding",
-    "ValidationReport",
-    "describe_version",
-    "fetch_swagger",
-    "json_path",
-    "load_document",
-    "read_document",
-    "request_shape",
-    "response_shape",
-    "summarize",
-    "swagger_uri_for",
-    "validate_document",
-]
+__all__ = ["Finding", "ValidationReport", "validate_document"]
 
 #: Column names that usually hold the training label; sending them is a sign of a sloppy export.
 LABEL_NAMES = frozenset({"y", "label", "target", "class", "Churn"})
-
-
-# --------------------------------------------------------------------------- reading and fetching
-
-
-@dataclass
-class FetchedSwagger:
-    """A swagger as the endpoint served it: the exact text (to save) and the parsed document."""
-
-    url: str
-    text: str
-    document: dict[str, Any]
-
-
-def swagger_uri_for(scoring_uri: str) -> str:
-    """Azure serves the swagger beside the scoring route: ``…/score`` -> ``…/swagger.json``."""
-    parts = urlsplit(scoring_uri)
-    path = parts.path.rstrip("/")
-    if path.endswith("/score"):
-        path = path[: -len("/score")]
-    return urlunsplit((parts.scheme, parts.netloc, f"{path}/swagger.json", "", ""))
-
-
-def read_document(source: str | Path, *, text: str | bytes | None = None) -> dict[str, Any]:
-    """A swagger file (or ``text`` received from ``source``) as a dict; tolerates a BOM and
-    CRLF, names the line and column of bad JSON, and applies the reader's size limits."""
-    if text is not None:
-        return parse_document(text, source=str(source))
-    doc, _name = read_swagger(Path(source))
-    return doc
-
-
-def fetch_swagger(
-    target: Target, *, openapi: str | None = None, timeout_s: float = 30.0
-) -> FetchedSwagger:
-    """GET the endpoint's swagger (``?version=3`` etc. when ``openapi`` is given).
-
-    Through the HTTP layer: the credential goes only to the scoring URI's origin (a swagger URI
-    configured on another host or port gets none), redirects are followed within one origin
-    only, and the body is read as JSON only, size-capped.
-    """
-    from aml_client.http.session import Session
-    from aml_client.schema.reader import MAX_DOCUMENT_BYTES
-
-    url = target.swagger_uri or swagger_uri_for(target.scoring_uri)
-    params = {"version": openapi} if openapi else None
-    session = Session(
-        target.scoring_uri,
-        target.credential,
-        timeout_s=timeout_s,
-        verify=target.verify,
-        headers={"Accept": "application/json"},
-    )
-    try:
-        reply = session.request("GET", url, params=params, max_bytes=MAX_DOCUMENT_BYTES)
-    except NotFoundError as exc:
-        hint = (
-            f"version {openapi} is not offered"
-            if openapi
-            else "the scoring script may lack inference-schema decorators"
-        )
-        raise NotFoundError(
-            f"no swagger at {url} (HTTP 404: {hint})", status_code=404, request_id=exc.request_id
-        ) from None
-    except AuthenticationError as exc:
-        raise AuthenticationError(
-            f"{url} refused the credential (HTTP {exc.status_code})",
-            status_code=exc.status_code,
-            request_id=exc.request_id,
-        ) from None
-    finally:
-        session.close()
-    text = reply.content.decode("utf-8", "replace")
-    return FetchedSwagger(
-        url=reply.url, text=text, document=parse_document(reply.content, source=reply.url)
-    )
-
-
-def load_document(
-    file: str | Path | None = None, *, endpoint: str | None = None, openapi: str | None = None
-) -> tuple[dict[str, Any], str]:
-    """The swagger document and a label for messages: from ``file`` when given, else fetched
-    from the endpoint that :func:`aml_client.config.resolve_target` picks."""
-    if file is not None:
-        return read_document(file), str(file)
-    from aml_client.config import resolve_target
-
-    fetched = fetch_swagger(resolve_target(endpoint), openapi=openapi)
-    return fetched.document, fetched.url
-
-
-# --------------------------------------------------------------------------- summary
-
-
-def describe_version(doc: dict[str, Any]) -> str:
-    """``Swagger 2.0`` / ``OpenAPI 3.1.0`` — the dialect a reader needs to know."""
-    if doc.get("swagger"):
-        return f"Swagger {doc['swagger']}"
-    if doc.get("openapi"):
-        return f"OpenAPI {doc['openapi']}"
-    return "unknown"
-
-
-def summarize(schema: ScoringSchema) -> dict[str, Any]:
-    """What a person needs to call the endpoint, as plain data (the CLI renders it)."""
-    doc = schema.raw
-    return {
-        "title": schema.title,
-        "description": _obj(doc.get("info")).get("description"),
-        "version": describe_version(doc),
-        "routes": _routes(doc),
-        "auth": _auth(doc),
-        "convention": str(schema.convention),
-        "request_shape": request_shape(schema),
-        "row_kind": schema.row_kind,
-        "item_type": schema.item_type,
-        "columns": [
-            {
-                "name": c.name,
-                "type": c.type,
-                "format": c.format,
-                "required": c.required,
-                "example": c.example,
-            }
-            for c in schema.columns
-        ],
-        "global_parameters": schema.global_parameters,
-        "method_field": schema.method_field,
-        "output": {
-            "kind": schema.output_kind,
-            "item_type": schema.output_item_type,
-            "shape": response_shape(schema),
-        },
-    }
-
-
-def request_shape(schema: ScoringSchema) -> str:
-    """The request body's outline, e.g. ``{"Inputs": {"data": [row, …]}, …}``."""
-    row = {"record": "row", "scalar": schema.item_type or "value", "array": "[values]"}.get(
-        schema.row_kind, "row"
-    )
-    if str(schema.convention) == "inputs":
-        gp = schema.global_parameters
-        gp_text = json.dumps(gp) if gp is not None else "{…}"
-        return f'{{"Inputs": {{"data": [{row}, …]}}, "GlobalParameters": {gp_text}}}'
-    if schema.method_field:
-        return f'{{"data": [{row}, …], "method": "predict"}}'
-    return f'{{"data": [{row}, …]}}'
-
-
-def response_shape(schema: ScoringSchema) -> str:
-    item = schema.output_item_type or "value"
-    if schema.output_kind in ("Results[]", "result[]"):
-        return f'{{"{schema.output_kind[:-2]}": [{item}, …]}}'
-    if schema.output_kind == "array":
-        return f"[{item}, …]"
-    if schema.output_kind == "object":
-        return "{…}"
-    return "not described"
-
-
-def _routes(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    top_security = doc.get("security")
-    routes = []
-    for path, item in _obj(doc.get("paths")).items():
-        if not isinstance(item, dict):
-            continue
-        methods, secured, summary = [], False, None
-        for method in ("get", "put", "post", "delete", "options", "head", "patch"):
-            op = item.get(method)
-            if not isinstance(op, dict):
-                continue
-            methods.append(method.upper())
-            security = op.get("security", top_security)
-            secured = secured or (isinstance(security, list) and any(security))
-            text = op.get("summary") or op.get("description")
-            summary = summary or (text if isinstance(text, str) else None)
-        routes.append({"path": path, "methods": methods, "auth": secured, "summary": summary})
-    return routes
-
-
-def _auth(doc: dict[str, Any]) -> dict[str, Any]:
-    defs = doc.get("securityDefinitions") or _obj(doc.get("components")).get("securitySchemes")
-    schemes = []
-    bearer = False
-    for name, scheme in _obj(defs).items():
-        if not isinstance(scheme, dict):
-            continue
-        kind = scheme.get("type")
-        entry = {"name": name, "type": kind}
-        if kind == "apiKey":
-            entry.update({"in": scheme.get("in"), "header": scheme.get("name")})
-            bearer = bearer or (
-                scheme.get("in") == "header"
-                and str(scheme.get("name", "")).lower() == "authorization"
-            )
-        elif kind == "http":
-            entry["scheme"] = scheme.get("scheme")
-            bearer = bearer or str(scheme.get("scheme", "")).lower() == "bearer"
-        schemes.append(entry)
-    required = any(route["auth"] for route in _routes(doc))
-    return {"bearer": bearer, "required": required, "schemes": schemes}
 
 
 # --------------------------------------------------------------------------- validation
@@ -683,11 +459,6 @@ def _output_findings(loc: Locator, schema: ScoringSchema) -> list[Finding]:
                     )
                 )
     return findings
-
-
-def _obj(value: Any) -> dict[str, Any]:
-    """``value`` if it is an object, else an empty one (sloppy swaggers put anything anywhere)."""
-    return value if isinstance(value, dict) else {}
 
 
 def _short(message: str, limit: int = 300) -> str:

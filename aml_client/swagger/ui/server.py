@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from aml_client.config import Target
     from aml_client.http.session import Session
 
-log = logging.getLogger("aml_client.swagger_ui")
+log = logging.getLogger("aml_client.swagger.ui")
 
 #: Where "Try it out" requests go on this server.
 PROXY_PREFIX = "/proxy"
