@@ -15,9 +15,11 @@ profile may hold a key. A profile can instead name an environment variable (``ke
 secret never touches the disk, or a ``token_command`` that prints a fresh token when one is
 needed. A config file that others can read is refused when it holds a key.
 
-This module is plain data: it builds credentials through
-:func:`aml_client.http.credentials.credential_for` and never imports the client; endpoints are
-opened from a :class:`Target` by :meth:`aml_client.client.Endpoint.from_target`.
+This module is plain data below the client: it builds credentials through
+:func:`aml_client.http.credentials.credential_for` (or :mod:`aml_client.azure` for imported
+profiles), finds the local endpoint through :mod:`aml_client.local`, and never imports the
+client; endpoints are opened from a :class:`Target` by
+:meth:`aml_client.client.Endpoint.from_target`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from aml_client.auth import mask
 from aml_client.errors import ConfigError
 
 if TYPE_CHECKING:
+    from aml_client.azure.control import ControlPlane
+    from aml_client.azure.reference import EndpointInfo
     from aml_client.http.credentials import Credential
 
 log = logging.getLogger(__name__)
@@ -324,6 +328,54 @@ def set_default(name: str) -> None:
     data = load_config()
     data.setdefault("default", {})["endpoint"] = name
     save_config(data)
+
+
+# --------------------------------------------------------------------------- imported from Azure
+
+#: Azure's auth mode → the profile's ``auth``. Entra ID needs no control-plane call: the profile
+#: asks azure-identity for a token for https://ml.azure.com, as ``--auth entra`` does.
+PROFILE_AUTH = {"key": "azure_key", "aml_token": "aml_token", "aad_token": "entra"}
+
+
+def profile_for(name: str, info: EndpointInfo) -> Profile:
+    """The profile for a discovered endpoint: URIs, auth kind and the ``azure`` table, no secret."""
+    return Profile(
+        name=name,
+        scoring_uri=info.scoring_uri,
+        swagger_uri=info.swagger_uri,
+        auth=PROFILE_AUTH[info.auth_mode],
+        azure=info.to_table(),
+    )
+
+
+def import_endpoint(
+    name: str,
+    *,
+    subscription: str,
+    resource_group: str,
+    workspace: str,
+    endpoint: str | None = None,
+    make_default: bool = False,
+    control: ControlPlane | None = None,
+) -> tuple[Profile, EndpointInfo, Path]:
+    """Discover ``endpoint`` (default: ``name``) through Resource Manager; store it as ``name``."""
+    # Imported on use: most commands never talk to Resource Manager.
+    from aml_client.azure.control import ControlPlane
+    from aml_client.azure.reference import EndpointRef
+
+    validate_name(name)
+    control = control or ControlPlane()
+    ref = EndpointRef(
+        subscription=subscription,
+        resource_group=resource_group,
+        workspace=workspace,
+        endpoint=endpoint or name,
+        arm_url=control.arm_url,
+    )
+    info = control.describe_endpoint(ref)
+    profile = profile_for(name, info)
+    path = add_profile(profile, make_default=make_default)
+    return profile, info, path
 
 
 # --------------------------------------------------------------------------- resolution

@@ -156,7 +156,7 @@ def endpoint_benchmark(scratch: Path, args: argparse.Namespace, placement: str) 
     then competes with the endpoint's workers). ``placement="pinned"``: the endpoint (both
     workers) on core 0, the client and wrk on core 1, as when the endpoint is another machine.
     """
-    from aml_client.auth import KeyCredential
+    from aml_client import KeyCredential
     from aml_client.client import Endpoint
     from aml_client.config import Target
     from aml_client.envelope import wrap

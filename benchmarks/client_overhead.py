@@ -119,7 +119,7 @@ def measure(n: int, warmup: int = 200) -> dict:
     sys.path.insert(0, str(ROOT))
     import httpx
 
-    from aml_client.auth import KeyCredential
+    from aml_client import KeyCredential
     from aml_client.client import Endpoint, RetryPolicy, encode_json
     from aml_client.envelope import wrap
     from aml_client.schema import load_schema

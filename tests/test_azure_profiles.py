@@ -7,7 +7,6 @@ from rich.console import Console
 
 from aml_client import config
 from aml_client.azure import DeploymentInfo, EndpointInfo, EndpointRef
-from aml_client.azure.profiles import profile_for
 from aml_client.azure.reference import auth_mode, clean_traffic, clean_uri, ref_from_table
 from aml_client.cli.endpoint import _deployments_table
 from aml_client.errors import ConfigError, ResponseFormatError
@@ -30,11 +29,11 @@ def info(mode: str = "key") -> EndpointInfo:
 @pytest.mark.parametrize(("mode", "auth"), [("key", "azure_key"), ("aml_token", "aml_token"),
                                             ("aad_token", "entra")])
 def test_profile_auth_follows_the_endpoints_auth_mode(mode: str, auth: str) -> None:
-    assert profile_for("bank", info(mode)).auth == auth
+    assert config.profile_for("bank", info(mode)).auth == auth
 
 
 def test_imported_profile_round_trips_without_a_secret() -> None:
-    profile = profile_for("bank", info())
+    profile = config.profile_for("bank", info())
     config.add_profile(profile)
     loaded = config.get_profile("bank")
     assert loaded.azure == profile.azure

@@ -75,7 +75,7 @@ def test_default_body_is_the_swagger_example(schema) -> None:  # type: ignore[no
 
 
 def test_run_target_never_shows_or_ships_its_key() -> None:
-    from aml_client.auth import KeyCredential
+    from aml_client import KeyCredential
     from aml_client.bench.auth import CredentialAuth, PushedAuth
 
     credential = KeyCredential(KEY)

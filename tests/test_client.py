@@ -18,9 +18,8 @@ from typing import Any
 import pytest
 from faultserver import FaultServer, Reply, refused_port
 
+from aml_client import KeyCredential, TokenCredential, errors
 from aml_client import client as client_module
-from aml_client import errors
-from aml_client.auth import KeyCredential, TokenCredential
 from aml_client.client import AsyncEndpoint, Endpoint, RetryPolicy, ScoreResult, parse_retry_after
 from aml_client.schema import load_schema
 

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from faultserver import FaultServer, Reply
 
-from aml_client import errors
-from aml_client.auth import KeyCredential
+from aml_client import KeyCredential, errors
 from aml_client.client import AsyncEndpoint, RetryPolicy
 from aml_client.schema import load_schema
 

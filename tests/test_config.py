@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from aml_client import config
-from aml_client.auth import KeyCredential, TokenCredential
+from aml_client import KeyCredential, TokenCredential, config
 from aml_client.config import Profile, Target, resolve_target
 from aml_client.errors import ConfigError
 

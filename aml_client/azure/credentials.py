@@ -1,8 +1,8 @@
 """Scoring credentials fetched from Azure when first used, and never written anywhere.
 
-Both are :class:`~aml_client.auth.TokenCredential` objects built on its ``fetch`` form (a callable
-returning ``(secret, expires_at_epoch)``), so the client, batch scoring and the bench use them like
-any other token: cached, refreshed before expiry, fetched again after a 401.
+Both are :class:`~aml_client.http.credentials.TokenCredential` objects built on its ``fetch``
+form (a callable returning ``(secret, expires_at_epoch)``), so the client, batch scoring and the
+bench use them like any other token: cached, refreshed before expiry, fetched again after a 401.
 
 - ``azure_key``: the endpoint's primary key from OnlineEndpoints_ListKeys. Keys do not expire, so
   it is asked for once per process, and again only after a 401 (a regenerated key).
@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aml_client.auth import TokenCredential
 from aml_client.azure.control import AmlToken, ControlPlane
 from aml_client.azure.reference import EndpointRef, ref_from_table
 from aml_client.errors import ConfigError
+from aml_client.http.credentials import TokenCredential
 
 #: Profile auth kinds whose credential comes from Resource Manager.
 AZURE_AUTH_KINDS = ("azure_key", "aml_token")

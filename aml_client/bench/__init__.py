@@ -4,9 +4,11 @@ Layout (one concern per module):
 
 * ``plan`` — the load model and bounds, and each load process's share of them;
 * ``target`` — endpoint, auth header and request bodies, built and validated up front;
-* ``launch`` — starts and follows the load process (never imports Locust);
+* ``launch`` — checks the web port, starts and follows the load process (never imports
+  Locust);
 * ``runner`` — the load process itself (``python -m aml_client.bench.runner``; imports Locust
-  first); ``engine`` / ``user`` / ``hooks`` / ``webui`` run inside it;
+  first); ``engine`` / ``exchange`` / ``user`` / ``hooks`` / ``webui`` / ``webguard`` run
+  inside it, and nothing outside it imports them (``lint-imports`` checks);
 * ``webguard`` — who may drive Locust's web UI (Host, Origin and Sec-Fetch-Site checks, and
   ``amlc bench --web``'s per-run secret);
 * ``recording`` — per-process measurements and their exact merging across processes;

@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import queue
+import socket
 import subprocess
 import sys
 import threading
@@ -24,11 +25,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aml_client.bench.auth import AuthFeeder
+from aml_client.errors import ConfigError
 
 if TYPE_CHECKING:
     from aml_client.http.credentials import Credential
 
-__all__ = ["LoadProcess"]
+__all__ = ["LoadProcess", "check_port_free"]
 
 ROLES = ("local", "master", "worker")
 #: Variables that may hold a secret: never passed to a load process.
@@ -170,3 +172,19 @@ class LoadProcess:
             self.proc.kill()
             self.proc.wait()
         self._close_stdin()
+
+
+def check_port_free(host: str, port: int, *, option: str = "--web-port") -> None:
+    """Raise :class:`ConfigError` when nothing can listen on ``host:port`` (bound the way
+    gevent's server binds it), so a busy port is one clear line, not a load process that
+    never serves."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise ConfigError(
+                f"cannot listen on {host}:{port} ({reason}); choose another with {option}"
+            ) from None

@@ -120,7 +120,8 @@ def _start_web_ui(
 ) -> None:
     """Locust's web UI with the HDR tab, answering only this machine and whoever holds the
     per-run secret (see :mod:`aml_client.bench.webguard`); its address goes to the parent."""
-    from aml_client.bench.webguard import TOKEN_PARAM, check_port_free, new_token, protect
+    from aml_client.bench.launch import check_port_free
+    from aml_client.bench.webguard import TOKEN_PARAM, new_token, protect
     from aml_client.bench.webui import add_hdr_tab
 
     check_port_free(host, port)

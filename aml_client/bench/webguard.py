@@ -26,12 +26,9 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
-import socket
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, urlencode
-
-from aml_client.errors import ConfigError
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -43,7 +40,6 @@ __all__ = [
     "ENV_ALLOWED_HOSTS",
     "TOKEN_PARAM",
     "WebGuard",
-    "check_port_free",
     "local_hosts",
     "new_token",
     "protect",
@@ -240,19 +236,3 @@ def protect(web_ui: WebUI, *, token: str | None = None) -> WebGuard:
     )
     app.wsgi_app = guard  # type: ignore[method-assign]
     return guard
-
-
-def check_port_free(host: str, port: int, *, option: str = "--web-port") -> None:
-    """Raise :class:`ConfigError` when nothing can listen on ``host:port`` (bound the way
-    gevent's server binds it), so a busy port is one clear line, not a load process that
-    never serves."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            raise ConfigError(
-                f"cannot listen on {host}:{port} ({reason}); choose another with {option}"
-            ) from None

@@ -454,7 +454,7 @@ def bench(
     if master and plan.users < expect_workers:
         raise ConfigError(f"--users ({plan.users}) must be at least --expect-workers")
     if web and not worker:
-        from aml_client.bench.webguard import check_port_free
+        from aml_client.bench.launch import check_port_free
 
         check_port_free("127.0.0.1", web_port)
     target = build_run_target(

@@ -234,9 +234,7 @@ def import_(
     environment, managed identity); AMLC_ARM_URL points at another cloud. No key or token is
     stored: the profile fetches it from Azure whenever it is used.
     """
-    from aml_client.azure.profiles import import_endpoint
-
-    profile, info, path = import_endpoint(
+    profile, info, path = config.import_endpoint(
         name,
         subscription=subscription,
         resource_group=resource_group,

@@ -20,8 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from aml_client import errors
-from aml_client.auth import KeyCredential
+from aml_client import KeyCredential, errors
 from aml_client.batch import BatchProgress, score_file
 from aml_client.config import Target
 from aml_client.journal import journal_path, partial_path, read_journal

@@ -8,7 +8,7 @@ import io
 import json
 from pathlib import Path
 
-from aml_client.auth import KeyCredential
+from aml_client import KeyCredential
 from aml_client.batch import score_file
 from aml_client.client import Endpoint
 from aml_client.config import Target

@@ -14,7 +14,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import httpx
 import pytest
 
-from aml_client.bench.webguard import WebGuard, check_port_free, local_hosts, new_token
+from aml_client.bench.launch import check_port_free
+from aml_client.bench.webguard import WebGuard, local_hosts, new_token
 from aml_client.errors import ConfigError
 
 TOKEN = new_token()

@@ -51,7 +51,7 @@ def test_generated_client_scores_the_local_endpoint(
     assert len(probabilities) == 3
     assert all(len(p) == 2 and abs(sum(p) - 1) < 1e-6 for p in probabilities)
 
-    from aml_client.auth import KeyCredential
+    from aml_client import KeyCredential
     from aml_client.client import AsyncEndpoint, Endpoint
 
     key = KeyCredential(local_endpoint.primary_key)

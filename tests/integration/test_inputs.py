@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from aml_client.auth import KeyCredential
+from aml_client import KeyCredential
 from aml_client.batch import score_file
 from aml_client.config import Target
 from aml_client.journal import journal_path, partial_path, read_journal
@@ -535,7 +535,7 @@ def test_a_json_document_is_streamed_with_flat_memory(tmp_path: Path) -> None:
 KILLED_AT_FIRST_COMMIT = """
 import os, signal, sys
 from aml_client import journal
-from aml_client.auth import KeyCredential
+from aml_client import KeyCredential
 from aml_client.batch import score_file
 from aml_client.config import Target
 

@@ -166,7 +166,7 @@ def test_another_local_page_cannot_use_the_proxy(caplog: pytest.LogCaptureFixtur
     from playwright.sync_api import sync_playwright
     from web_support import page_elsewhere, recording_upstream
 
-    from aml_client.auth import KeyCredential
+    from aml_client import KeyCredential
     from aml_client.config import Target
     from aml_client.swagger.fetch import read_document
     from aml_client.swagger.ui import PAGE_HEADER, PAGE_HEADER_VALUE, SwaggerUIServer

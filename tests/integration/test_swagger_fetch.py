@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from aml_client.auth import KeyCredential
+from aml_client import KeyCredential
 from aml_client.config import Target
 from aml_client.envelope import unwrap
 from aml_client.errors import AuthenticationError, ConnectionFailedError, NotFoundError

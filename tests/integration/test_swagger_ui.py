@@ -19,7 +19,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from aml_client.auth import KeyCredential
+from aml_client import KeyCredential
 from aml_client.config import Target
 from aml_client.schema import load_schema
 from aml_client.swagger.fetch import read_document

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from aml_client.auth import KeyCredential
+from aml_client import KeyCredential
 from aml_client.batch import score_file
 from aml_client.client import Endpoint
 from aml_client.config import Target
