@@ -62,8 +62,8 @@ def wrap(
     spec: EnvelopeSpec | Convention | str,
     *,
     method: str | None = None,
-    global_parameters: dict | float | None = None,
-) -> dict:
+    global_parameters: dict[str, Any] | float | None = None,
+) -> dict[str, Any]:
     """The request body for ``rows`` in the endpoint's convention.
 
     ``method`` ("predict", "predict_proba") goes where the convention puts it; otherwise the
@@ -166,7 +166,7 @@ def _message(error: Any) -> str:
 
 def unwrap(
     body: Any, schema: EnvelopeSpec | None = None
-) -> tuple[list[Any], Convention, dict | float | None]:
+) -> tuple[list[Any], Convention, dict[str, Any] | float | None]:
     """Unwrap a request body in either convention into ``(rows, convention, global_parameters)``.
 
     A bare list of rows is taken as-is (in the schema's convention, else ``data``). With a

@@ -110,7 +110,7 @@ class Engine:
         self.capacity: Capacity | None = None
         self._capacity_result: BenchResult | None = None
         self._reset_counters()
-        self._greenlets: list[gevent.Greenlet] = []
+        self._greenlets: list[gevent.Greenlet[[], None]] = []
         self._done_workers: set[str] = set()
         self._share_count = 1
         self.running = False

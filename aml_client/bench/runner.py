@@ -127,7 +127,7 @@ def _start_web_ui(
     check_port_free(host, port)
     # Pre-fill the start form with the command line's users and spawn rate.
     parser = argument_parser.get_empty_argument_parser()
-    argument_parser.setup_parser_arguments(parser)  # type: ignore[no-untyped-call]
+    argument_parser.setup_parser_arguments(parser)
     options = parser.parse(args=[])
     options.num_users, options.spawn_rate = engine.plan.users, engine.plan.spawn_rate
     environment.parsed_options = options
@@ -135,7 +135,7 @@ def _start_web_ui(
     add_hdr_tab(environment, engine)
     token = new_token()
     protect(web_ui, token=token)
-    web_ui.start()  # type: ignore[no-untyped-call]
+    web_ui.start()
     deadline = time.monotonic() + WEB_UI_START_S
     while not (web_ui.server is not None and web_ui.server.started):
         if web_ui.greenlet is None or web_ui.greenlet.dead or time.monotonic() > deadline:

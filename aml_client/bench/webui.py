@@ -15,6 +15,7 @@ report files as a headless run.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from html import escape
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
     from aml_client.bench.engine import Engine
 
 __all__ = ["add_hdr_tab", "hdr_rows", "hdr_snapshot"]
+
+#: A Flask view of the HDR tab.
+_View = Callable[[], Response]
 
 TAB_KEY = "hdr"
 TAB_TITLE = "HDR latency"
@@ -219,9 +223,11 @@ def add_hdr_tab(environment: Environment, engine: Engine) -> None:
     ]
 
     blueprint = Blueprint("amlc_hdr", __name__)
+    # Locust leaves this decorator unannotated; it returns the view it wraps.
+    login: Callable[[_View], _View] = web_ui.auth_required_if_enabled
 
     @blueprint.route("/hdr")
-    @web_ui.auth_required_if_enabled
+    @login
     def hdr_page() -> Response:
         status = "running" if engine.running else "idle"
         return Response(
@@ -229,17 +235,17 @@ def add_hdr_tab(environment: Environment, engine: Engine) -> None:
         )
 
     @blueprint.route("/hdr/fragment")
-    @web_ui.auth_required_if_enabled
+    @login
     def hdr_fragment() -> Response:
         return Response(_table_html(engine), mimetype="text/html")
 
     @blueprint.route("/hdr/chart")
-    @web_ui.auth_required_if_enabled
+    @login
     def hdr_chart() -> Response:
         return Response(_chart_html(engine), mimetype="text/html")
 
     @blueprint.route("/hdr/json")
-    @web_ui.auth_required_if_enabled
+    @login
     def hdr_json() -> Response:
         return jsonify(hdr_snapshot(engine))
 

@@ -7,8 +7,6 @@ server turns into a 500, as on Azure. The answer is ``{"Results": [...]}``.
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import Any
 
 import numpy as np
@@ -19,9 +17,13 @@ from inference_schema.parameter_types.standard_py_parameter_type import (
 )
 from inference_schema.schema_decorators import input_schema, output_schema
 
-# The server loads this file by path, so its directory is not on sys.path by itself.
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import DEPLOYMENT, load_model, logger, misbehaviour, sample_frame
+from aml_client.local.scoring._common import (
+    DEPLOYMENT,
+    load_model,
+    logger,
+    misbehaviour,
+    sample_frame,
+)
 
 input_sample = PandasParameterType(sample_frame())
 method_sample = StandardPythonParameterType("predict")
@@ -40,7 +42,7 @@ def init() -> None:
 @input_schema("Inputs", StandardPythonParameterType({"data": input_sample}))
 @input_schema("GlobalParameters", sample_global_parameters, convert_to_provided_type=False)
 @output_schema(output_sample)
-def run(Inputs: dict, GlobalParameters: Any = None) -> dict:
+def run(Inputs: dict[str, Any], GlobalParameters: Any = None) -> dict[str, Any]:
     misbehaviour.before_run()
     data = Inputs["data"]
     method = "predict"

@@ -10,8 +10,6 @@ come back: clients must not trust it.
 from __future__ import annotations
 
 import json
-import os
-import sys
 from typing import Any
 
 import numpy as np
@@ -19,9 +17,13 @@ from inference_schema.parameter_types.numpy_parameter_type import NumpyParameter
 from inference_schema.parameter_types.pandas_parameter_type import PandasParameterType
 from inference_schema.schema_decorators import input_schema, output_schema
 
-# The server loads this file by path, so its directory is not on sys.path by itself.
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import DEPLOYMENT, load_model, logger, misbehaviour, sample_frame
+from aml_client.local.scoring._common import (
+    DEPLOYMENT,
+    load_model,
+    logger,
+    misbehaviour,
+    sample_frame,
+)
 
 input_sample = sample_frame()
 output_sample = np.array([0])
