@@ -21,8 +21,8 @@ from aml_client import errors
 from aml_client.envelope import normalise_response, unwrap, wrap
 from aml_client.http.credentials import Credential
 from aml_client.http.jsonbody import decode_json, encode_json
-from aml_client.http.responses import DEPLOYMENT_HEADER, error_for_response, request_id
-from aml_client.http.retry import RetryPolicy, parse_retry_after
+from aml_client.http.responses import DEPLOYMENT_HEADER, request_id
+from aml_client.http.retry import RetryPolicy
 from aml_client.http.session import AsyncSession, Reply, Session
 from aml_client.schema import ScoringSchema, load_schema, parse_document
 from aml_client.schema.reader import MAX_DOCUMENT_BYTES
@@ -38,9 +38,6 @@ __all__ = [
     "open_async_endpoint",
     "open_endpoint",
 ]
-
-# Kept importable from here: they were part of this module before the HTTP layer existed.
-__compat__ = (encode_json, error_for_response, parse_retry_after)
 
 log = logging.getLogger("aml_client")
 

@@ -120,8 +120,9 @@ def measure(n: int, warmup: int = 200) -> dict:
     import httpx
 
     from aml_client import KeyCredential
-    from aml_client.client import Endpoint, RetryPolicy, encode_json
+    from aml_client.client import Endpoint, RetryPolicy
     from aml_client.envelope import wrap
+    from aml_client.http import encode_json
     from aml_client.schema import load_schema
 
     swagger = next(p for p in SWAGGERS if p.exists())

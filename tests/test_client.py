@@ -20,7 +20,8 @@ from faultserver import FaultServer, Reply, refused_port
 
 from aml_client import KeyCredential, TokenCredential, errors
 from aml_client import client as client_module
-from aml_client.client import AsyncEndpoint, Endpoint, RetryPolicy, ScoreResult, parse_retry_after
+from aml_client.client import AsyncEndpoint, Endpoint, RetryPolicy, ScoreResult
+from aml_client.http import parse_retry_after
 from aml_client.schema import load_schema
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"
