@@ -646,8 +646,7 @@ class _Run:
         from aml_client.rows import read_rows
 
         self.source = source = read_rows(self.input_path, encoding=self.encoding)
-        if self.coerce is None:  # as the small path: only text is converted
-            self.coerce = source.format == "csv"
+        self.coerce = source.converts_values(self.coerce)
         if self.input_path != "-":
             self.prefix = PrefixHash(self.input_path)
         if self._open_files():

@@ -636,6 +636,16 @@ class RowSource:
                 pass
         return envelope.params()
 
+    def converts_values(self, override: bool | None = None) -> bool:
+        """Whether values are converted to the swagger's types before they are checked.
+
+        Only text is: a CSV cell has no type of its own, while JSON carries its types, so a
+        ``"24"`` for an integer column there is a mistake to report, not to mend. ``amlc score``
+        (small and batch paths) and ``amlc bench`` all follow this one rule; ``override``
+        (``--coerce`` / ``--no-coerce``) decides otherwise.
+        """
+        return self.format == "csv" if override is None else override
+
     def header(self) -> list[str]:
         """The CSV header (names stripped); empty for an empty file."""
         if self.format != "csv":

@@ -43,6 +43,26 @@ def test_csv_rows_are_coerced_to_the_schema(tmp_path: Path, schema) -> None:  # 
     assert json.loads(bodies[0]) == {"data": [{"x": 1.5, "y": 2}]}
 
 
+def test_only_text_is_converted_as_in_amlc_score(tmp_path: Path, schema) -> None:  # type: ignore[no-untyped-def]
+    """JSON carries its own types: "2" for the integer column is refused there, as ``amlc
+    score`` refuses it, while the same text in a CSV cell is converted."""
+    payload = tmp_path / "rows.json"
+    payload.write_text(json.dumps({"data": [{"x": 1.5, "y": "2"}]}))
+    with pytest.raises(ValidationError) as info:
+        build_bodies(schema, payload)
+    assert info.value.problems[0].column == "y"
+    jsonl = tmp_path / "rows.jsonl"
+    jsonl.write_text('{"x": "1.5", "y": 2}\n')
+    with pytest.raises(ValidationError, match="x"):
+        build_bodies(schema, jsonl)
+    csv = tmp_path / "rows.csv"
+    csv.write_text("x,y\n1.5,2\n")
+    assert json.loads(build_bodies(schema, csv)[0][0]) == {"data": [{"x": 1.5, "y": 2}]}
+    # Asked for explicitly, JSON strings are converted too (``--coerce``).
+    bodies, _ = build_bodies(schema, payload, coerce=True)
+    assert json.loads(bodies[0]) == {"data": [{"x": 1.5, "y": 2}]}
+
+
 def test_a_bad_row_fails_before_any_load(tmp_path: Path, schema) -> None:  # type: ignore[no-untyped-def]
     rows = tmp_path / "rows.json"
     rows.write_text(json.dumps({"data": [{"x": 1.0, "y": 1}, {"x": 1.0, "y": "abc"}]}))

@@ -100,6 +100,24 @@ def test_empty_and_missing_files(tmp_path: Path) -> None:
         read_rows(tmp_path / "nope")
 
 
+@pytest.mark.parametrize(
+    ("name", "text", "converts"),
+    [
+        ("rows.csv", "a\n1\n", True),
+        ("rows.json", '[{"a": 1}]', False),
+        ("rows.jsonl", '{"a": 1}\n', False),
+    ],
+)
+def test_only_text_values_are_converted(
+    tmp_path: Path, name: str, text: str, converts: bool
+) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    source = read_rows(path)
+    assert source.converts_values() is converts
+    assert source.converts_values(True) is True and source.converts_values(False) is False
+
+
 def test_json_bare_list_bom_and_crlf(tmp_path: Path) -> None:
     path = tmp_path / "rows.json"
     text = json.dumps([GOOD, GOOD], indent=2).replace("\n", "\r\n")

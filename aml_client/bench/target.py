@@ -171,15 +171,17 @@ def build_bodies(
     payload: str | Path | None,
     *,
     rows_per_request: int = 1,
-    coerce: bool = True,
+    coerce: bool | None = None,
     encoding: str | None = None,
 ) -> tuple[list[bytes], dict[str, Any]]:
     """Request bodies (encoded) plus a summary of them for the report.
 
     ``payload`` is anything ``amlc score`` reads (JSON in either convention, a bare list of rows,
     JSONL, CSV, ``-``); rows are validated against ``schema`` when there is one, then cut into
-    requests of ``rows_per_request`` rows that the load rotates over. Without a payload the
-    swagger's example is sent. ``encoding`` names the payload's encoding (no byte-order mark).
+    requests of ``rows_per_request`` rows that the load rotates over. As in ``amlc score``, only
+    text (CSV cells) is converted to the declared types unless ``coerce`` says otherwise
+    (:meth:`~aml_client.rows.RowSource.converts_values`). Without a payload the swagger's
+    example is sent. ``encoding`` names the payload's encoding (no byte-order mark).
     """
     from aml_client.envelope import wrap
     from aml_client.errors import ConfigError, InputError
@@ -209,7 +211,7 @@ def build_bodies(
         global_parameters = getattr(row_source, "global_parameters", None)
         convention = getattr(row_source, "convention", None)
         if schema is not None:
-            rows = schema.validate_rows(rows, coerce=coerce)
+            rows = schema.validate_rows(rows, coerce=row_source.converts_values(coerce))
         source = str(payload)
     from aml_client.errors import ValidationError
     from aml_client.http.jsonbody import encode_json

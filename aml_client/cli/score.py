@@ -557,7 +557,7 @@ def score(
     rows = list(itertools.islice(iter(source), batch_size + 1))
     if not rows:
         raise InputError("no rows to score", path=input_)
-    coerce_value = source.format == "csv" if coerce is None else coerce
+    coerce_value = source.converts_values(coerce)
     schema: ScoringSchema | None = None
     # The swagger checks the rows, converts CSV strings, and names the envelope of a file that
     # has none of its own; a payload sent unvalidated keeps its own.
