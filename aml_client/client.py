@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
-from urllib.parse import urlsplit, urlunsplit
 
 from aml_client import errors
+from aml_client.config import sibling_uri, swagger_uri_for
 from aml_client.envelope import normalise_response, unwrap, wrap
 from aml_client.http.credentials import Credential
 from aml_client.http.jsonbody import decode_json, encode_json
@@ -59,15 +59,6 @@ class ScoreResult:
     deployment: str | None = None
 
 
-def _sibling_uri(scoring_uri: str, name: str) -> str:
-    """``https://h/api/x/score`` -> ``https://h/api/x/<name>``; other paths get ``/<name>``."""
-    parts = urlsplit(scoring_uri)
-    path = parts.path.rstrip("/")
-    is_score = path.endswith("/score") or path == "score"
-    path = path[: -len("score")] if is_score else path + "/"
-    return urlunsplit((parts.scheme, parts.netloc, path + name, "", ""))
-
-
 def new_request_id() -> str:
     """A client request id: 32 hex characters (Azure accepts at most 40)."""
     return os.urandom(16).hex()
@@ -102,8 +93,8 @@ class _Core:
         self.scoring_uri = scoring_uri
         self.credential = credential
         self.deployment = _check_deployment(deployment)
-        self.swagger_uri = swagger_uri or _sibling_uri(scoring_uri, "swagger.json")
-        self.health_uri = _sibling_uri(scoring_uri, "")
+        self.swagger_uri = swagger_uri or swagger_uri_for(scoring_uri)
+        self.health_uri = sibling_uri(scoring_uri, "")
         self.schema: ScoringSchema | None = None
         self.swagger_given = swagger is not None
         self.swagger_missing = False  # the endpoint publishes none (404): stop asking

@@ -31,6 +31,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from aml_client import paths
 from aml_client.auth import mask
@@ -60,6 +61,21 @@ NO_ENDPOINT_MESSAGE = (
     "no endpoint configured: run `amlc local up --detach`, set AMLC_SCORING_URI, "
     "or `amlc endpoint add`"
 )
+
+
+def sibling_uri(scoring_uri: str, name: str) -> str:
+    """A route Azure serves beside the scoring route: ``https://h/api/x/score`` ->
+    ``https://h/api/x/<name>`` (``swagger.json``; ``""`` is the health route). A URI that does
+    not end in ``/score`` gets ``/<name>`` appended; query and fragment are dropped."""
+    parts = urlsplit(scoring_uri)
+    path = parts.path.rstrip("/")
+    path = path[: -len("score")] if path.endswith("/score") else path + "/"
+    return urlunsplit((parts.scheme, parts.netloc, path + name, "", ""))
+
+
+def swagger_uri_for(scoring_uri: str) -> str:
+    """Where the endpoint's swagger is when nothing says otherwise: beside ``…/score``."""
+    return sibling_uri(scoring_uri, "swagger.json")
 
 
 @dataclass

@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
+from aml_client.config import swagger_uri_for
 from aml_client.envelope import unwrap
 from aml_client.errors import SchemaError
 from aml_client.schema import load_schema
 from aml_client.schema.locate import json_path
-from aml_client.swagger.fetch import read_document, swagger_uri_for
+from aml_client.swagger.fetch import read_document
 from aml_client.swagger.lint import validate_document
 from aml_client.swagger.summary import request_shape, summarize
 
@@ -363,7 +364,6 @@ def test_public_api() -> None:
         "fetch_swagger",
         "load_document",
         "read_document",
-        "swagger_uri_for",
     ]
     assert aml_client.swagger.summary.__all__ == [
         "describe_version",

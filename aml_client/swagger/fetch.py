@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
+from aml_client.config import swagger_uri_for
 from aml_client.errors import AuthenticationError, NotFoundError
 from aml_client.schema.reader import parse_document, read_swagger
 
@@ -23,7 +23,6 @@ __all__ = [
     "fetch_swagger",
     "load_document",
     "read_document",
-    "swagger_uri_for",
 ]
 
 
@@ -34,15 +33,6 @@ class FetchedSwagger:
     url: str
     text: str
     document: dict[str, Any]
-
-
-def swagger_uri_for(scoring_uri: str) -> str:
-    """Azure serves the swagger beside the scoring route: ``…/score`` -> ``…/swagger.json``."""
-    parts = urlsplit(scoring_uri)
-    path = parts.path.rstrip("/")
-    if path.endswith("/score"):
-        path = path[: -len("/score")]
-    return urlunsplit((parts.scheme, parts.netloc, f"{path}/swagger.json", "", ""))
 
 
 def read_document(source: str | Path, *, text: str | bytes | None = None) -> dict[str, Any]:
