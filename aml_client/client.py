@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from aml_client import errors
-from aml_client.config import sibling_uri, swagger_uri_for
+from aml_client.config import check_scoring_uri, sibling_uri, swagger_uri_for
 from aml_client.envelope import normalise_response, unwrap, wrap
 from aml_client.http.credentials import Credential
 from aml_client.http.jsonbody import decode_json, encode_json
@@ -86,10 +86,7 @@ class _Core:
         swagger_uri: str | None,
         deployment: str | None,
     ):
-        if not scoring_uri.startswith(("http://", "https://")):
-            raise errors.ConfigError(
-                f"scoring URI must start with http:// or https://: {scoring_uri}"
-            )
+        check_scoring_uri(scoring_uri)
         self.scoring_uri = scoring_uri
         self.credential = credential
         self.deployment = _check_deployment(deployment)

@@ -63,6 +63,13 @@ NO_ENDPOINT_MESSAGE = (
 )
 
 
+def check_scoring_uri(scoring_uri: str) -> None:
+    """Refuse a scoring URI amlc cannot call (a profile is checked when stored, an endpoint
+    when opened)."""
+    if not scoring_uri.startswith(("http://", "https://")):
+        raise ConfigError(f"scoring URI must start with http:// or https://: {scoring_uri}")
+
+
 def sibling_uri(scoring_uri: str, name: str) -> str:
     """A route Azure serves beside the scoring route: ``https://h/api/x/score`` ->
     ``https://h/api/x/<name>`` (``swagger.json``; ``""`` is the health route). A URI that does
@@ -314,8 +321,7 @@ def add_profile(profile: Profile, *, make_default: bool = False, replace: bool =
     validate_name(profile.name)
     if profile.auth not in AUTH_KINDS:
         raise ConfigError(f"auth must be one of {', '.join(AUTH_KINDS)}, not '{profile.auth}'")
-    if not profile.scoring_uri.startswith(("http://", "https://")):
-        raise ConfigError(f"scoring URI must start with http:// or https://: {profile.scoring_uri}")
+    check_scoring_uri(profile.scoring_uri)
     data = load_config()
     endpoints = data.setdefault("endpoints", {})
     if not replace and profile.name in endpoints:

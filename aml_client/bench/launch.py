@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aml_client.bench.auth import AuthFeeder
+from aml_client.config import ENV_KEY, ENV_TOKEN, ENV_TOKEN_COMMAND
 from aml_client.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ __all__ = ["LoadProcess", "check_port_free"]
 
 ROLES = ("local", "master", "worker")
 #: Variables that may hold a secret: never passed to a load process.
-SECRET_VARIABLES = ("AMLC_KEY", "AMLC_TOKEN", "AMLC_TOKEN_COMMAND")
+SECRET_VARIABLES = (ENV_KEY, ENV_TOKEN, ENV_TOKEN_COMMAND)
 
 
 def _child_env(secret_env: tuple[str, ...] = ()) -> dict[str, str]:
