@@ -4,7 +4,9 @@
 :class:`BenchSummary`; report files, the console, Markdown/HTML, objectives (``--slo``), the web
 UI's HDR tab and ``--json`` all read that object (never a dict, never the file just written).
 ``summary.json`` is its JSON form, carrying ``schema_version``; :func:`parse_summary` reads any
-version amlc wrote, migrating the 0.1 format (no ``schema_version``) on the way in.
+version amlc wrote, migrating older ones on the way in (0.1 had no ``schema_version``). The
+version goes up whenever fields are added, so an older amlc refuses a file whose new parts it
+would silently drop (version 3 added Azure's failure reasons and the blue/green section).
 
 Latencies are milliseconds with microsecond precision. In an open model ``corrected`` (intended
 start -> reply) is the latency a run is judged on; ``latency`` is then the uncorrected send ->
@@ -35,9 +37,12 @@ __all__ = [
     "PERCENTILE_DEFINITION",
     "PHASE_DESCRIPTIONS",
     "SCHEMA_VERSION",
+    "Agreement",
     "BenchSummary",
+    "BlueGreen",
     "Capacity",
     "CapacityStep",
+    "DeploymentRun",
     "DeploymentSummary",
     "Failures",
     "IntervalRow",
@@ -45,6 +50,7 @@ __all__ = [
     "RunConfig",
     "TransferSummary",
     "Validity",
+    "Verdict",
     "latency_block",
     "min_samples",
     "parse_summary",
@@ -52,7 +58,7 @@ __all__ = [
 ]
 
 #: Version of the summary.json layout this code writes (0.1 files had none: version 1).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Percentiles of the final table.
 PERCENTILES: tuple[float, ...] = (50, 75, 90, 95, 99, 99.9, 99.99)
 #: Rows of ``ab``'s "Percentage of the requests served within a certain time (ms)" table.
@@ -124,6 +130,9 @@ class LatencyBlock(_Model):
 class Failures(_Model):
     total: int = 0
     by_kind: dict[str, int] = Field(default_factory=dict)
+    #: Azure's reasons, a few per kind: a 424's model status and reason, a 429's cause, a 408's
+    #: message (``{"http_424": {"model answered 500 Internal Server Error": 12}}``)
+    reasons: dict[str, dict[str, int]] = Field(default_factory=dict)
 
 
 class IntervalRow(_Model):
@@ -217,6 +226,84 @@ class Capacity(_Model):
     steps: list[CapacityStep]
 
 
+class DeploymentRun(_Model):
+    """One deployment of a blue/green run: the requests pinned to it, measured on their own
+    (its own histograms, merged exactly across load processes)."""
+
+    name: str
+    requests: int
+    successes: int
+    failures: Failures
+    error_rate: float | None
+    throughput_rps: float | None
+    judged_on: str
+    latency: LatencyBlock
+    corrected: LatencyBlock | None = None
+    phases: dict[str, LatencyBlock] = Field(default_factory=dict)
+    #: who answered (``azureml-model-deployment`` response header): should be this deployment
+    answered_by: dict[str, int] = Field(default_factory=dict)
+    intervals: list[IntervalRow] = Field(default_factory=list)
+    #: ``--find-capacity``: this deployment's own search (the figures above are its step at
+    #: capacity)
+    capacity: Capacity | None = None
+
+    @property
+    def judged(self) -> LatencyBlock:
+        return self.corrected if self.corrected is not None else self.latency
+
+
+class Verdict(_Model):
+    """Is ``deployment``'s ``metric`` different from the baseline's? ``text`` says it for
+    people, e.g. ``green p99 +12.0 % ± 3.1 % (significant)``."""
+
+    deployment: str
+    baseline: str
+    metric: str
+    unit: str = "ms"
+    baseline_value: float | None
+    value: float | None
+    change_pct: float | None
+    #: 95 % confidence interval of the relative change (None: not enough intervals)
+    ci_low_pct: float | None = None
+    ci_high_pct: float | None = None
+    #: None when not judged
+    significant: bool | None = None
+    text: str
+
+
+class Agreement(_Model):
+    """How often the deployments gave the baseline's predictions for the same request body."""
+
+    baseline: str
+    compared_requests: int
+    compared_rows: int
+    agreeing_rows: int
+    #: agreeing_rows / compared_rows
+    rate: float | None
+    disagreeing_requests: int
+    #: bodies not answered with predictions by every deployment (a failure, or the run ended)
+    not_compared: int
+    examples: list[str] = Field(default_factory=list)
+    rule: str = ""
+
+
+class BlueGreen(_Model):
+    """``amlc bench --deployments``: the same bodies to each deployment, side by side."""
+
+    deployments: list[str]
+    #: the deployment the others are compared with (the first named)
+    baseline: str
+    interleaving: str
+    runs: list[DeploymentRun]
+    agreement: Agreement | None = None
+    verdicts: list[Verdict] = Field(default_factory=list)
+    #: how the verdicts' confidence intervals were computed
+    method: str = ""
+
+    def run(self, name: str) -> DeploymentRun | None:
+        return next((r for r in self.runs if r.name == name), None)
+
+
 class RunConfig(_Model):
     """How the run was set up (the plan and the target, never a secret)."""
 
@@ -234,6 +321,7 @@ class RunConfig(_Model):
     timeout_s: float | None = None
     interval_s: float | None = None
     max_senders: int | None = None
+    deployments: list[str] | None = None
     endpoint: str | None = None
     scoring_uri: str | None = None
     auth: str | None = None
@@ -288,6 +376,8 @@ class BenchSummary(_Model):
     intervals_measure: str = "latency"
     warnings: list[str] = Field(default_factory=list)
     capacity: Capacity | None = None
+    #: ``--deployments``: each deployment's own figures, agreement and verdicts
+    blue_green: BlueGreen | None = None
     config: RunConfig = Field(default_factory=RunConfig)
     environment: Environment = Field(default_factory=Environment)
     #: where the summary was read from (set on reading, never written)
@@ -483,10 +573,108 @@ def _transfer(result: BenchResult) -> TransferSummary:
     )
 
 
+def _failures(result: BenchResult) -> Failures:
+    return Failures(
+        total=result.failure_count,
+        by_kind=dict(sorted(result.failures.items())),
+        reasons={kind: dict(sorted(by.items(), key=lambda item: -item[1]))
+                 for kind, by in sorted(result.failure_reasons.items())},
+    )
+
+
+def _deployment_run(name: str, sub: BenchResult, capacity: Capacity | None) -> DeploymentRun:
+    open_model = sub.corrected is not None
+    duration = sub.duration_s
+    judged = sub.corrected if sub.corrected is not None else sub.latency
+    return DeploymentRun(
+        name=name,
+        requests=sub.requests,
+        successes=sub.requests - sub.failure_count,
+        failures=_failures(sub),
+        error_rate=round(sub.failure_count / sub.requests, 6) if sub.requests else None,
+        throughput_rps=round(sub.requests / duration, 3) if duration > 0 else None,
+        judged_on="corrected" if open_model else "latency",
+        latency=latency_block(sub.latency, "uncorrected" if open_model else "latency",
+                              f"requests pinned to {name}", spectrum=judged is sub.latency),
+        corrected=latency_block(sub.corrected, "corrected", f"requests pinned to {name}")
+        if sub.corrected is not None else None,
+        phases={phase: latency_block(sub.phases[phase], phase, PHASE_DESCRIPTIONS[phase],
+                                     spectrum=False)
+                for phase in PHASES if phase in sub.phases and sub.phases[phase].count},
+        answered_by={k: v.requests for k, v in sorted(sub.deployments.items())},
+        intervals=interval_rows(sub.intervals, sub.started_at),
+        capacity=capacity,
+    )
+
+
+def _blue_green(
+    result: BenchResult, names: list[str], capacities: dict[str, Capacity]
+) -> tuple[BlueGreen, list[str]]:
+    """The side-by-side section and its warnings."""
+    from aml_client.bench.bluegreen import AGREEMENT_RULE, INTERLEAVING
+    from aml_client.bench.compare import capacity_verdicts, deployment_verdicts
+
+    runs = []
+    warnings = []
+    for name in names:
+        sub = result.by_deployment.get(name) or BenchResult(
+            config={}, started_at=result.started_at, ended_at=result.started_at,
+            latency=LatencyRecorder())
+        run = _deployment_run(name, sub, capacities.get(name))
+        runs.append(run)
+        others = {k: v for k, v in run.answered_by.items() if k != name}
+        if others:
+            said = ", ".join(f"{k} {v:,}" for k, v in others.items())
+            warnings.append(
+                f"requests pinned to {name} were answered by another deployment ({said}): "
+                "does the endpoint honour azureml-model-deployment?"
+            )
+    baseline = names[0]
+    if capacities:
+        verdicts, method = capacity_verdicts(runs), (
+            "one capacity search per deployment, one after the other; each brackets the "
+            "capacity between the highest rate that held and the lowest above it that missed, "
+            "and a difference is significant when the brackets do not overlap"
+        )
+        warnings.append(
+            "the searches ran one after the other: the endpoint-wide figures merge each "
+            "deployment's step at capacity, so their duration and throughput span the searches"
+        )
+    else:
+        verdicts, method = deployment_verdicts(
+            baseline, {name: result.by_deployment[name].intervals for name in names
+                       if name in result.by_deployment}, runs)
+    agreement = None
+    counts = result.agreement
+    if counts is not None:
+        agreement = Agreement(
+            baseline=baseline,
+            compared_requests=counts.compared_requests,
+            compared_rows=counts.compared_rows,
+            agreeing_rows=counts.agreeing_rows,
+            rate=round(counts.agreeing_rows / counts.compared_rows, 6)
+            if counts.compared_rows else None,
+            disagreeing_requests=counts.disagreeing_requests,
+            not_compared=counts.not_compared,
+            examples=list(counts.examples),
+            rule=AGREEMENT_RULE,
+        )
+    section = BlueGreen(deployments=names, baseline=baseline, interleaving=INTERLEAVING,
+                        runs=runs, agreement=agreement, verdicts=verdicts, method=method)
+    return section, warnings
+
+
 def summarize(
-    result: BenchResult, *, capacity: Capacity | None = None, report_id: str | None = None
+    result: BenchResult,
+    *,
+    capacity: Capacity | None = None,
+    report_id: str | None = None,
+    deployment_capacities: dict[str, Capacity] | None = None,
 ) -> BenchSummary:
-    """Every number of a run, credential-free (see :class:`BenchSummary`)."""
+    """Every number of a run, credential-free (see :class:`BenchSummary`).
+
+    ``deployment_capacities``: a blue/green capacity search's answer for each deployment.
+    """
     config = redact(dict(result.config))
     open_model = result.corrected is not None
     mode = str(config.get("mode") or ("open" if open_model else "closed"))
@@ -537,6 +725,13 @@ def summarize(
             f"the first ({transfer.document_length} bytes): ab would count them as failures "
             "(not counted here: predictions vary)"
         )
+    blue_green = None
+    capacities = deployment_capacities or {}
+    if result.by_deployment or capacities:
+        listed = [str(n) for n in config.get("deployments") or []]
+        names = listed + [n for n in (*result.by_deployment, *capacities) if n not in listed]
+        blue_green, more = _blue_green(result, list(dict.fromkeys(names)), capacities)
+        warnings += more
     environment = environment_facts()
     environment.update(redact(dict(result.environment)))
     return BenchSummary(
@@ -549,7 +744,7 @@ def summarize(
         duration_s=round(duration, 3),
         requests=result.requests,
         successes=result.requests - failure_total,
-        failures=Failures(total=failure_total, by_kind=dict(sorted(result.failures.items()))),
+        failures=_failures(result),
         error_rate=round(failure_total / result.requests, 6) if result.requests else None,
         throughput_rps=round(result.requests / duration, 3) if duration > 0 else None,
         judged_on="corrected" if corrected is not None else "latency",
@@ -563,6 +758,7 @@ def summarize(
         intervals_measure="corrected" if open_model else "latency",
         warnings=warnings,
         capacity=capacity,
+        blue_green=blue_green,
         config=RunConfig.model_validate(config),
         environment=Environment.model_validate(environment),
     )
@@ -610,6 +806,10 @@ def parse_summary(data: Any, *, source: str = "summary.json") -> BenchSummary:
     version = data.get("schema_version")
     if version is None:
         data = _migrate_v1(data)
+    elif version == 2:
+        # Version 3 only added fields (failure reasons, the blue/green section): their
+        # defaults say "none recorded".
+        data = {**data, "schema_version": SCHEMA_VERSION}
     elif not isinstance(version, int) or version > SCHEMA_VERSION:
         raise InputError(
             f"summary schema_version {version!r} is newer than this amlc reads "
