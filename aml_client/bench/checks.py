@@ -167,6 +167,7 @@ def _message(body: bytes) -> str:
 
 def _clean(text: str) -> str | None:
     cleaned = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+    cleaned = cleaned.rstrip(". ")
     if len(cleaned) > MAX_REASON_CHARS:
         cleaned = cleaned[: MAX_REASON_CHARS - 1] + "…"
     return cleaned or None

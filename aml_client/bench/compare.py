@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -173,13 +173,8 @@ class _Intervals:
         per: list[dict[int, int]] = []
         values: set[int] = set()
         for item in intervals:
-            h = item.histogram
-            counts: dict[int, int] = {}
-            for step in h.get_recorded_iterator():
-                value = int(h.get_highest_equivalent_value(step.value_iterated_to))
-                counts[value] = counts.get(value, 0) + int(step.count_added_in_this_iter_step)
-            per.append(counts)
-            values.update(counts)
+            per.append(_recorded(item.histogram))
+            values.update(per[-1])
         self.values = np.array(sorted(values), dtype=np.float64)
         index = {v: i for i, v in enumerate(sorted(values))}
         self.matrix = np.zeros((self.count, len(self.values)), dtype=np.float64)
@@ -216,6 +211,19 @@ class _Intervals:
         weights = np.zeros((resamples, self.count), dtype=np.float64)
         np.add.at(weights, (np.arange(resamples)[:, None], picks), 1.0)
         return weights
+
+
+def _recorded(h: Any) -> dict[int, int]:
+    """``{value: count}`` of a histogram's recorded values (the top of each bucket, as its
+    recorded-values iterator gives them), read straight off its counts array: hdrh's iterator
+    walks every bucket in Python, about 50 times slower."""
+    counts = np.ctypeslib.as_array(h.counts)
+    length = min(h.counts_len, h.encoder.payload.counts_len)
+    out: dict[int, int] = {}
+    for index in np.flatnonzero(counts[:length]):
+        value = int(h.get_highest_equivalent_value(h.get_value_from_index(int(index))))
+        out[value] = out.get(value, 0) + int(counts[index])
+    return out
 
 
 def _intervals_of(summary: BenchSummary) -> list[HlogInterval]:

@@ -127,13 +127,13 @@ def validity_line(summary: BenchSummary) -> str:
 
 
 def failures_text(failures: Failures) -> str:
-    """``12 (http_424 12: model answered 500 Internal Server Error 12)``: each kind's count,
+    """``12 (http_424 12 [model answered 500 Internal Server Error: 12])``: each kind's count,
     and Azure's reasons beside it where the endpoint gave them."""
     kinds = []
     for kind, count in failures.by_kind.items():
         reasons = failures.reasons.get(kind) or {}
-        said = "; ".join(f"{reason} {n:,}" for reason, n in reasons.items())
-        kinds.append(f"{kind} {count:,}" + (f": {said}" if said else ""))
+        said = "; ".join(f"{reason}: {n:,}" for reason, n in reasons.items())
+        kinds.append(f"{kind} {count:,}" + (f" [{said}]" if said else ""))
     return _fmt_num(failures.total) + (f" ({', '.join(kinds)})" if kinds else "")
 
 
