@@ -12,6 +12,8 @@ Layout (one concern per module):
 * ``recording`` — per-process measurements and their exact merging across processes;
 * ``exchange`` / ``checks`` — one request on the wire (phases timed) and its response checks;
 * ``capacity`` — the capacity search (``--find-capacity``);
+* ``bluegreen`` — ``--deployments``: which deployment and body each slot goes to, and the
+  agreement of their predictions;
 * ``hdr`` / ``result`` / ``summary`` — histograms, the run's result, its versioned summary;
 * ``report`` / ``files`` / ``render`` / ``compare`` / ``junit`` / ``slo`` — report directories,
   HdrHistogram files, Markdown/HTML, comparisons with confidence intervals, JUnit XML,
