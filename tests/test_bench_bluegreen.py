@@ -346,3 +346,12 @@ def test_interval_values_read_off_the_counts_array_match_hdrhs_iterator(tmp_path
             value = int(histogram.get_highest_equivalent_value(step.value_iterated_to))
             expected[value] = expected.get(value, 0) + int(step.count_added_in_this_iter_step)
         assert _recorded(histogram) == expected and sum(expected.values()) == 5000
+
+
+def test_bad_deployment_options_fail_before_any_load(amlc: Any) -> None:
+    env = {"AMLC_SCORING_URI": "http://127.0.0.1:9/score", "AMLC_KEY": "k" * 24}
+    amlc("bench", "--deployments", "blue", env=env).assert_error(
+        2, "--deployments", "at least two deployments")
+    amlc("bench", "--deployments", "blue,green", "-d", "blue", env=env).assert_error(
+        2, "--deployment and --deployments exclude each other")
+    amlc("bench", "--deployments", "blue,blue", env=env).assert_error(2, "named twice")
