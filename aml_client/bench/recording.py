@@ -213,7 +213,7 @@ class Recording:
         self.by_deployment: dict[str, Recording] = {}
         self.agreement = AgreementCounts()
 
-    def deployment(self, name: str) -> Recording:
+    def for_deployment(self, name: str) -> Recording:
         """The recording of requests sent to deployment ``name`` (created on first use)."""
         sub = self.by_deployment.get(name)
         if sub is None:
@@ -240,7 +240,7 @@ class Recording:
         """One completed request. ``corrected_us`` (open model) is due time -> reply; ``reason``
         is Azure's for a failure; ``deployment`` is the one a blue/green run sent it to."""
         if deployment is not None:
-            self.deployment(deployment).record(
+            self.for_deployment(deployment).record(
                 latency_us, end_epoch_s, failure, corrected_us, sample, reason
             )
         self.latency.record(latency_us)
@@ -376,7 +376,7 @@ class Recording:
             for reason, count in by_reason.items():
                 add_reason(self.failure_reasons, kind, reason, int(count))
         for name, blob in (data.get("by_deployment") or {}).items():
-            self.deployment(name).merge_delta(blob)
+            self.for_deployment(name).merge_delta(blob)
         if data.get("agreement"):
             self.agreement.merge(AgreementCounts.decode(data["agreement"]))
 

@@ -501,7 +501,7 @@ _COLOURS = {"latency": "#0072B2", "uncorrected": "#0072B2", "corrected": "#D55E0
 
 def spectrum_svg(
     blocks: list[tuple[str, LatencyBlock]], chart_id: str = "spectrum",
-    title: str = "Latency by percentile",
+    title: str = "Latency by percentile", *, mark_max: bool = True,
 ) -> str:
     """Latency by percentile on a log "nines" axis, one line per block, the max marked."""
     series = []
@@ -514,7 +514,7 @@ def spectrum_svg(
     max_nines = min(max(2, math.ceil(math.log10(most))), 7)
     judged = blocks[-1][1] if blocks else None
     refs = [RefLine(judged.max_ms, f"max {fmt_ms(judged.max_ms)} ms")] \
-        if judged is not None and judged.samples else []
+        if mark_max and judged is not None and judged.samples else []
     return line_chart(series, title=title, x_label="percentile",
                       y_label="latency (ms)", x_ticks=nines_ticks(max_nines),
                       x_range=(0.0, float(max_nines)), ref_lines=refs, chart_id=chart_id)
@@ -620,7 +620,7 @@ def _html_blue_green(summary: BenchSummary) -> str:
     blocks = [(run.name, run.judged) for run in section.runs if run.judged.samples]
     if blocks:
         out.append(spectrum_svg(blocks, chart_id="deployments-spectrum",
-                                title="Latency by percentile, per deployment"))
+                                title="Latency by percentile, per deployment", mark_max=False))
     series = [
         Series(f"{run.name} p99", [(r.t_s, r.p99_ms or 0.0) for r in run.intervals if r.samples],
                colour=PALETTE[i % len(PALETTE)], markers=True, tooltip_unit=" ms")
