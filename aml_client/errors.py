@@ -169,6 +169,17 @@ class RateLimitError(EndpointError):
         self.retry_after_s = retry_after_s
         self.cause = cause
 
+    @staticmethod
+    def cause_of(text: str) -> str | None:
+        """The ``cause`` a 429's message (and reason phrase) points to, None when it does not
+        say. Shared by the client and the benchmark, which reports it beside the 429 count."""
+        lowered = text.lower()
+        if "pending" in lowered or "concurren" in lowered:
+            return "concurrency"
+        if "rate" in lowered or "quota" in lowered or "per second" in lowered:
+            return "rate"
+        return None
+
 
 class ModelError(EndpointError):
     """The scoring script failed. On a managed endpoint (424) Azure adds what the model

@@ -16,8 +16,9 @@ the server's own ``run()`` time (``x-ms-run-fn-exec-ms``) is recorded too. Headl
 
 * ONNX vs scikit-learn: p50 / p99 / max through the front, and the ratio of medians;
 * the front's added latency per deployment: median(front) - median(direct);
-* capacity: requests per second each deployment sustains with ``2 x max_concurrent`` clients
-  (its 429 limit) for ``--capacity-s`` seconds, blue and green alternated twice.
+* capacity: requests per second each deployment sustains with twice as many clients as it has
+  workers (every worker busy, one request waiting for each) for ``--capacity-s`` seconds, blue
+  and green alternated twice.
 
     python -m benchmarks.local_deployments [-n 1000] [--rows 2] [--capacity-s 5] [--json]
 """
@@ -155,12 +156,12 @@ def _load(
 
 
 def measure_capacity(info: Any, key: str, body: bytes, seconds: float) -> dict[str, float]:
-    """Completed requests per second per deployment, clients = its 429 limit, alternated."""
+    """Completed requests per second per deployment, 2 clients per worker, alternated."""
 
     totals = {"blue": [0, 0.0], "green": [0, 0.0]}
     for name in ("blue", "green", "blue", "green"):
         deployment = info.deployment(name)
-        clients = 2 * deployment.max_concurrent_requests_per_instance
+        clients = 2 * deployment.workers
         headers = {
             "Authorization": f"Bearer {key}",
             "Content-Type": "application/json",

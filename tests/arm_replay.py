@@ -15,6 +15,7 @@ import copy
 import json
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -80,6 +81,12 @@ class Route:
     status: int
     body: Any
     headers: dict[str, str] = field(default_factory=dict)
+    #: Makes the body of each answer (a token that changes on every getToken, say); the
+    #: example's body, patched, is passed in.
+    respond: Callable[[Any], Any] | None = None
+
+    def answer(self) -> Any:
+        return self.respond(copy.deepcopy(self.body)) if self.respond else self.body
 
 
 @dataclass
@@ -125,7 +132,7 @@ class _Handler(BaseHTTPRequestHandler):
             if sent != route.request_body:
                 replay.mismatches.append(f"{route.operation}: body {sent!r}")
                 return self._send(400, {"error": {"code": "BodyMismatch", "message": str(sent)}})
-        self._send(route.status, route.body, route.headers)
+        self._send(route.status, route.answer(), route.headers)
 
     def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         payload = b"" if body is None else json.dumps(body).encode()
@@ -180,10 +187,12 @@ class ArmReplay:
         parameters: dict[str, str] | None = None,
         api_version: str | None = None,
         body: Any = None,
+        respond: Callable[[Any], Any] | None = None,
     ) -> Route:
         """Serve ``operation``'s example: its ``responses[status]``, optionally ``patch``-ed (a
         variant the examples lack), with top-level keys in ``drop`` removed, or ``body`` instead.
-        ``parameters`` replace some of the example's path parameters (an error case elsewhere)."""
+        ``parameters`` replace some of the example's path parameters (an error case elsewhere).
+        ``respond`` turns that body into each answer's (called per request)."""
         method, template, _ = OPERATIONS[operation]
         data = example(operation)
         params = {**data["parameters"], **(parameters or {})}
@@ -209,6 +218,7 @@ class ArmReplay:
             status=int(status),
             body=answer,
             headers=dict(response.get("headers") or {}),
+            respond=respond,
         )
         self.routes.insert(0, route)  # the latest registration wins
         return route

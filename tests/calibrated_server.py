@@ -9,6 +9,10 @@ Threads and the standard library only (no gevent), run in its own process:
   K / service time, with latency climbing sharply past it;
 * ``--server-time`` sends ``x-ms-run-fn-exec-ms`` (the service time, as the inference server
   does) and ``--deployment NAME`` an ``azureml-model-deployment`` header;
+* ``--pinned blue=80,green=40`` makes it a managed endpoint with deployments: a request must
+  name one in ``azureml-model-deployment`` (else 404, as Azure answers a missing deployment),
+  is served in that deployment's time (and ``--slots`` each) and answered with its name; with
+  ``--answers green=0.7``, a deployment predicts that number instead of 0.5;
 * optionally, ``--stall-after-s`` seconds after the first scoring request, the server stalls for
   ``--stall-s``: a request in that window is held until the stall ends (like a GC pause or a
   model reload);
@@ -89,6 +93,16 @@ FAULTS: list[tuple[str, int, bytes, dict[str, str]]] = [
 ]
 
 
+def _pairs(text: str | None) -> dict[str, float]:
+    """``blue=80,green=40`` -> ``{"blue": 80.0, "green": 40.0}``."""
+    pairs = {}
+    for part in (text or "").split(","):
+        if part.strip():
+            name, _, value = part.partition("=")
+            pairs[name.strip()] = float(value)
+    return pairs
+
+
 class State:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -98,6 +112,12 @@ class State:
         self.seq = 0
         self.log = open(args.log, "a", encoding="utf-8") if args.log else None  # noqa: SIM115
         self.slots = threading.BoundedSemaphore(args.slots) if args.slots else None
+        self.pinned = _pairs(args.pinned)
+        self.by_deployment: dict[str, int] = {}  # "blue:200" -> count
+        self.answers = _pairs(args.answers)
+        self.pinned_slots = {
+            name: threading.BoundedSemaphore(args.slots) for name in self.pinned
+        } if args.slots else {}
 
     def stall_window(self) -> tuple[float, float] | None:
         if self.args.stall_s <= 0 or self.first_request is None:
@@ -157,7 +177,10 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
             if self.path == "/count":
                 with state.lock:
                     counts = dict(state.counts)
+                    pinned = dict(state.by_deployment)
                 body = {"total": sum(counts.values()), "by_status": counts}
+                if pinned:
+                    body["by_deployment"] = pinned
                 self._send(200, json.dumps(body).encode())
             elif self.path.startswith("/swagger.json"):
                 self._send(200, json.dumps(SWAGGER).encode())
@@ -184,31 +207,43 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
             if args.faults:
                 self._fault(FAULTS[(seq - 1) % len(FAULTS)])
                 return
-            if state.slots is not None:
-                with state.slots:
+            service_ms, slots, deployment = args.service_ms, state.slots, args.deployment
+            if state.pinned:
+                deployment = self.headers.get("azureml-model-deployment")
+                if deployment not in state.pinned:
+                    self._send(404, b'{"message": "No valid deployments to route to."}')
+                    return
+                service_ms = state.pinned[deployment]
+                slots = state.pinned_slots.get(deployment)
+            if slots is not None:
+                with slots:
                     served = time.perf_counter()
-                    time.sleep(args.service_ms / 1000.0)
+                    time.sleep(service_ms / 1000.0)
                     served = time.perf_counter() - served
             else:
                 served = time.perf_counter()
-                time.sleep(args.service_ms / 1000.0)
+                time.sleep(service_ms / 1000.0)
                 served = time.perf_counter() - served
             if args.key and self.headers.get("Authorization") != f"Bearer {args.key}":
                 status, body = 401, b'{"error": "unauthorized"}'
             elif args.fail_every and seq % args.fail_every == 0:
                 status, body = 503, b'{"error": "busy"}'
             else:
-                status, body = 200, b"[0.5]"
+                answer = state.answers.get(deployment or "", 0.5)
+                status, body = 200, f"[{answer}]".encode()
             with state.lock:
                 state.counts[str(status)] = state.counts.get(str(status), 0) + 1
+                if deployment is not None and state.pinned:
+                    key = f"{deployment}:{status}"
+                    state.by_deployment[key] = state.by_deployment.get(key, 0) + 1
                 if state.log is not None:
-                    state.log.write(f"{time.time():.6f} {status}\n")
+                    state.log.write(f"{time.time():.6f} {status} {deployment or '-'}\n")
                     state.log.flush()
             extra = {}
             if args.server_time:
                 extra["x-ms-run-fn-exec-ms"] = f"{served * 1000:.3f}"
-            if args.deployment:
-                extra["azureml-model-deployment"] = args.deployment
+            if deployment:
+                extra["azureml-model-deployment"] = deployment
             self._send(status, body, headers=extra)
 
     return Handler
@@ -230,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slots", type=int, default=0)
     parser.add_argument("--server-time", action="store_true")
     parser.add_argument("--deployment", default=None)
+    parser.add_argument("--pinned", default=None, help="deployments: NAME=SERVICE_MS,...")
+    parser.add_argument("--answers", default=None, help="a deployment's prediction: NAME=X,...")
     parser.add_argument("--faults", action="store_true")
     parser.add_argument("--log", default=None)
     parser.add_argument("--tls-cert", default=None, help="serve HTTPS with this certificate (PEM)")

@@ -105,3 +105,14 @@ def test_the_front_plan_survives_json() -> None:
         deployment_fds=[8],
     )
     assert FrontPlan.from_dict(plan.to_dict()) == plan
+
+
+def test_the_default_queue_serves_twenty_users_and_azures_default_is_one_option_away() -> None:
+    from aml_client.local._deployments import DEFAULT_MAX_CONCURRENT, default_max_concurrent
+
+    # 2 x max_concurrent may be pending before a 429: 20 concurrent users fit.
+    assert 2 * default_max_concurrent(2) >= 20
+    assert default_max_concurrent(1) == default_max_concurrent(2) == DEFAULT_MAX_CONCURRENT
+    assert default_max_concurrent(32) == 32  # never fewer than the workers
+    assert parse_deployment("blue").max_concurrent_requests_per_instance is None
+    assert parse_deployment("blue,max_concurrent=1").max_concurrent_requests_per_instance == 1

@@ -14,6 +14,8 @@ Layout (one concern per module):
 * ``recording`` — per-process measurements and their exact merging across processes;
 * ``exchange`` / ``checks`` — one request on the wire (phases timed) and its response checks;
 * ``capacity`` — the capacity search (``--find-capacity``);
+* ``bluegreen`` — ``--deployments``: which deployment and body each slot goes to, and the
+  agreement of their predictions;
 * ``hdr`` / ``result`` / ``summary`` — histograms, the run's result, its versioned summary;
 * ``report`` / ``files`` / ``render`` / ``compare`` / ``junit`` / ``slo`` — report directories,
   HdrHistogram files, Markdown/HTML, comparisons with confidence intervals, JUnit XML,
@@ -35,7 +37,8 @@ if TYPE_CHECKING:
     from aml_client.bench.recording import Recording
     from aml_client.bench.report import load_summary, write_report
     from aml_client.bench.result import BenchResult, Interval
-    from aml_client.bench.summary import BenchSummary, summarize
+    from aml_client.bench.summarize import summarize
+    from aml_client.bench.summary import BenchSummary
     from aml_client.bench.target import RunTarget, build_run_target
 
 _LAZY = {
@@ -49,7 +52,7 @@ _LAZY = {
     "RunTarget": "aml_client.bench.target",
     "build_run_target": "aml_client.bench.target",
     "load_summary": "aml_client.bench.report",
-    "summarize": "aml_client.bench.summary",
+    "summarize": "aml_client.bench.summarize",
     "write_report": "aml_client.bench.report",
 }
 

@@ -20,6 +20,11 @@ predictions. Each is its own failure kind, so the report says what went wrong:
 
 The response shapes are :func:`aml_client.envelope.normalise_response`'s rules, applied to the
 body parsed once here. No Locust, no gevent: this runs (and is tested and timed) anywhere.
+
+For the failures a managed endpoint explains, :func:`failure_reason` keeps Azure's reason so the
+report can show it beside the count: a 424's model status and reason
+(``ms-azureml-model-error-statuscode`` / ``-reason``), a 429's cause (too many pending requests,
+or a rate limit), a 408's message.
 """
 
 from __future__ import annotations
@@ -27,11 +32,31 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+from collections.abc import Callable
+from typing import Any
 
 from aml_client.envelope import normalise_response
-from aml_client.errors import ModelError, ResponseFormatError
+from aml_client.errors import ModelError, RateLimitError, ResponseFormatError
 
-__all__ = ["FAILURE_KINDS", "check_response", "classify_error"]
+__all__ = [
+    "FAILURE_KINDS",
+    "REASON_KINDS",
+    "check_response",
+    "classify_error",
+    "failure_reason",
+    "read_response",
+]
+
+#: Failure kinds whose reason (as the endpoint gives it) is kept; computed only on failures.
+REASON_KINDS = frozenset({"http_408", "http_424", "http_429"})
+#: Longest reason kept (it comes from the endpoint: untrusted, shown in reports).
+MAX_REASON_CHARS = 120
+MODEL_STATUS_HEADER = "ms-azureml-model-error-statuscode"
+MODEL_REASON_HEADER = "ms-azureml-model-error-reason"
+_CAUSES = {
+    "concurrency": "too many pending requests (max_concurrent_requests_per_instance)",
+    "rate": "rate limit",
+}
 
 #: Every failure kind the bench reports, apart from ``http_<code>``.
 FAILURE_KINDS = (
@@ -62,27 +87,90 @@ def check_response(
     ``x-ms-run-function-failed`` header read as a boolean; ``expected_rows`` is the request's
     row count when known.
     """
+    return read_response(
+        status, body, complete=complete, run_function_failed=run_function_failed,
+        expected_rows=expected_rows,
+    )[0]
+
+
+def read_response(
+    status: int,
+    body: bytes,
+    *,
+    complete: bool = True,
+    run_function_failed: bool = False,
+    expected_rows: int | None = None,
+) -> tuple[str | None, list[Any] | None]:
+    """:func:`check_response`'s verdict and, for a good response, its predictions (one per
+    row): what a blue/green run compares between deployments, from the same single parse."""
     if not complete:
-        return "truncated"
+        return "truncated", None
     if status >= 400 or status < 200:
-        return f"http_{status}"
+        return f"http_{status}", None
     if status >= 300:
-        return "redirect"
+        return "redirect", None
     if run_function_failed:
-        return "run_function_failed"
+        return "run_function_failed", None
     try:
         value = json.loads(body)
     except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
-        return "not_json"
+        return "not_json", None
     try:
         predictions = normalise_response(value)
     except ModelError:
-        return "model_error"
+        return "model_error", None
     except ResponseFormatError:
-        return "bad_response"
+        return "bad_response", None
     if expected_rows is not None and len(predictions) != expected_rows:
-        return "prediction_count"
-    return None
+        return "prediction_count", None
+    return None, predictions
+
+
+def failure_reason(status: int, header: Callable[[str], Any], body: bytes) -> str | None:
+    """Azure's reason for a 424, 429 or 408 (None for other statuses, or when it gives none).
+
+    ``header(name)`` reads a response header (None when absent). The text is the endpoint's:
+    it is cut to :data:`MAX_REASON_CHARS` printable characters.
+    """
+    if status == 424:
+        said = [value.strip() for value in (header(MODEL_STATUS_HEADER),
+                                            header(MODEL_REASON_HEADER))
+                if isinstance(value, str) and value.strip()]
+        return _clean("model answered " + " ".join(said)) if said else None
+    if status not in (408, 429):
+        return None
+    message = _message(body)
+    if status == 429:
+        cause = RateLimitError.cause_of(message)
+        if cause is not None:
+            return _CAUSES[cause]
+    return _clean(message) if message else None
+
+
+def _message(body: bytes) -> str:
+    """The ``message`` (or ``error``) of a JSON error body, else the body's start."""
+    head = body[:4096]
+    try:
+        value = json.loads(head)
+    except ValueError:
+        return head.decode("utf-8", "replace").strip()
+    if isinstance(value, dict):
+        for key in ("message", "error", "Message", "detail"):
+            found = value.get(key)
+            if isinstance(found, dict):
+                found = found.get("message")
+            if isinstance(found, str):
+                return found
+        return ""
+    return value if isinstance(value, str) else ""
+
+
+def _clean(text: str) -> str | None:
+    cleaned = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+    cleaned = cleaned.rstrip(". ")
+    if len(cleaned) > MAX_REASON_CHARS:
+        cleaned = cleaned[: MAX_REASON_CHARS - 1] + "…"
+    return cleaned or None
 
 
 def classify_error(error: BaseException, *, headers_received: bool = False) -> str:

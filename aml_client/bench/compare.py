@@ -11,6 +11,12 @@ change is "no significant difference".
 A gate (``--fail-on 'p99>+10%'``, ``--fail-on 'throughput<-5%'``) fails on a *significant*
 regression: the interval excludes zero and the measured change goes past the threshold in the
 gate's direction.
+
+The same bootstrap gives a blue/green run's verdicts (:func:`deployment_verdicts`): each
+deployment against the baseline, from the two deployments' own interval series. Their requests
+were interleaved, so their windows pair up one to one; the resamples then pick the *same*
+windows for both (a paired bootstrap), which keeps what the two shared in each window (the
+machine's load of the moment) out of the difference.
 """
 
 from __future__ import annotations
@@ -18,20 +24,30 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
 
 from aml_client.bench.files import HlogInterval, read_hlog
 from aml_client.bench.hdr import nearest_rank
-from aml_client.bench.summary import PERCENTILES, BenchSummary, LatencyBlock
+from aml_client.bench.result import Interval
+from aml_client.bench.summary import (
+    PERCENTILES,
+    BenchSummary,
+    DeploymentRun,
+    LatencyBlock,
+    Verdict,
+)
 
 __all__ = [
+    "VERDICT_METRICS",
     "Comparison",
     "Gate",
     "GateResult",
+    "capacity_verdicts",
     "compare",
+    "deployment_verdicts",
     "parse_gate",
 ]
 
@@ -42,6 +58,8 @@ SAME_WITHIN_PCT = 1.0
 RESAMPLES = 1000
 MIN_INTERVALS = 5
 CONFIDENCE = 0.95
+#: The latency figures a blue/green run gives a verdict on.
+VERDICT_METRICS = ("mean", "p50", "p90", "p99")
 _LATENCY_ROWS = ("min", "mean", "stdev", *(f"p{p:g}" for p in PERCENTILES), "max")
 _BOOTSTRAPPED = {"mean", "max", *(f"p{p:g}" for p in PERCENTILES)}
 
@@ -155,13 +173,8 @@ class _Intervals:
         per: list[dict[int, int]] = []
         values: set[int] = set()
         for item in intervals:
-            h = item.histogram
-            counts: dict[int, int] = {}
-            for step in h.get_recorded_iterator():
-                value = int(h.get_highest_equivalent_value(step.value_iterated_to))
-                counts[value] = counts.get(value, 0) + int(step.count_added_in_this_iter_step)
-            per.append(counts)
-            values.update(counts)
+            per.append(_recorded(item.histogram))
+            values.update(per[-1])
         self.values = np.array(sorted(values), dtype=np.float64)
         index = {v: i for i, v in enumerate(sorted(values))}
         self.matrix = np.zeros((self.count, len(self.values)), dtype=np.float64)
@@ -200,6 +213,19 @@ class _Intervals:
         return weights
 
 
+def _recorded(h: Any) -> dict[int, int]:
+    """``{value: count}`` of a histogram's recorded values (the top of each bucket, as its
+    recorded-values iterator gives them), read straight off its counts array: hdrh's iterator
+    walks every bucket in Python, about 50 times slower."""
+    counts = np.ctypeslib.as_array(h.counts)
+    length = min(h.counts_len, h.encoder.payload.counts_len)
+    out: dict[int, int] = {}
+    for index in np.flatnonzero(counts[:length]):
+        value = int(h.get_highest_equivalent_value(h.get_value_from_index(int(index))))
+        out[value] = out.get(value, 0) + int(counts[index])
+    return out
+
+
 def _intervals_of(summary: BenchSummary) -> list[HlogInterval]:
     if not summary.report_dir:
         return []
@@ -208,15 +234,24 @@ def _intervals_of(summary: BenchSummary) -> list[HlogInterval]:
 
 
 def _bootstrap(
-    a: list[HlogInterval], b: list[HlogInterval], metrics: list[str], seed: int = 1
+    a: list[HlogInterval], b: list[HlogInterval], metrics: list[str], seed: int = 1,
+    *, paired: bool = False,
 ) -> dict[str, tuple[float, float]]:
-    """95 % interval of B/A - 1 (in %) per metric; empty when a run has too few intervals."""
+    """95 % interval of B/A - 1 (in %) per metric; empty when a run has too few intervals.
+
+    ``paired``: ``a[i]`` and ``b[i]`` cover the same window, and each resample picks the same
+    windows of both.
+    """
     if len(a) < MIN_INTERVALS or len(b) < MIN_INTERVALS:
         return {}
+    if paired and len(a) != len(b):
+        raise ValueError("a paired bootstrap needs the same windows on both sides")
     rng = np.random.default_rng(seed)
     side_a, side_b = _Intervals(a), _Intervals(b)
-    stats_a = side_a.statistics(side_a.resample(rng, RESAMPLES), metrics)
-    stats_b = side_b.statistics(side_b.resample(rng, RESAMPLES), metrics)
+    weights_a = side_a.resample(rng, RESAMPLES)
+    weights_b = weights_a if paired else side_b.resample(rng, RESAMPLES)
+    stats_a = side_a.statistics(weights_a, metrics)
+    stats_b = side_b.statistics(weights_b, metrics)
     tail = (1.0 - CONFIDENCE) / 2 * 100
     out = {}
     for metric in metrics:
@@ -354,3 +389,105 @@ def row_map(comparison: Comparison, section: str) -> dict[str, Row]:
     """``{metric: row}`` of one section (tests, renderers)."""
     return {r.metric: r for s in comparison.sections if s.name == section for r in s.rows}
 
+
+# -- blue/green ---------------------------------------------------------------------------------
+def _windows(intervals: list[Interval]) -> dict[float, HlogInterval]:
+    return {round(i.start_s, 6): HlogInterval(i.start_s, i.duration_s, i.latency.histogram)
+            for i in intervals if i.latency.count}
+
+
+def _verdict_text(name: str, metric: str, change: float | None,
+                  ci: tuple[float, float] | None, why_not: str) -> tuple[str, bool | None]:
+    if change is None:
+        return f"{name} {metric}: not measured on both", None
+    head = f"{name} {metric} {change:+.1f} %"
+    if ci is None:
+        return f"{head} (not judged: {why_not})", None
+    half = (ci[1] - ci[0]) / 2
+    significant = not ci[0] <= 0.0 <= ci[1]
+    return (f"{head} ± {half:.1f} % "
+            f"({'significant' if significant else 'no significant difference'})", significant)
+
+
+def deployment_verdicts(
+    baseline: str,
+    intervals: dict[str, list[Interval]],
+    runs: list[DeploymentRun],
+    metrics: tuple[str, ...] = VERDICT_METRICS,
+) -> tuple[list[Verdict], str]:
+    """Each deployment against ``baseline``, per metric of its judged latency: the change
+    with a 95 % confidence interval (a paired bootstrap over the windows both have, else an
+    unpaired one), and whether it is significant. Returns the verdicts and the method."""
+    by_name = {run.name: run for run in runs}
+    base_run = by_name.get(baseline)
+    base_windows = _windows(intervals.get(baseline, []))
+    verdicts = []
+    methods = set()
+    for run in runs:
+        if run.name == baseline or base_run is None:
+            continue
+        windows = _windows(intervals.get(run.name, []))
+        shared = sorted(set(base_windows) & set(windows))
+        if len(shared) >= MIN_INTERVALS:
+            cis = _bootstrap([base_windows[k] for k in shared], [windows[k] for k in shared],
+                             list(metrics), paired=True)
+            methods.add(f"paired over {len(shared)} windows")
+        else:
+            cis = _bootstrap(list(base_windows.values()), list(windows.values()), list(metrics))
+            if cis:
+                methods.add("unpaired")
+        why_not = f"fewer than {MIN_INTERVALS} measurement intervals"
+        for metric in metrics:
+            a, b = base_run.judged.value_ms(metric), run.judged.value_ms(metric)
+            change = round((b / a - 1.0) * 100.0, 2) if a and b is not None else None
+            ci = cis.get(metric)
+            text, significant = _verdict_text(run.name, metric, change, ci, why_not)
+            verdicts.append(Verdict(
+                deployment=run.name, baseline=baseline, metric=metric, baseline_value=a,
+                value=b, change_pct=change, ci_low_pct=ci[0] if ci else None,
+                ci_high_pct=ci[1] if ci else None, significant=significant, text=text,
+            ))
+    method = (
+        f"{CONFIDENCE:.0%} confidence interval of deployment/{baseline} - 1 from {RESAMPLES} "
+        "bootstrap resamples of the deployments' measurement intervals ("
+        + (", ".join(sorted(methods)) or "too few intervals") + "); significant when it "
+        "excludes 0"
+    )
+    return verdicts, method
+
+
+def capacity_verdicts(runs: list[DeploymentRun]) -> list[Verdict]:
+    """Each deployment's capacity against the first's. A search brackets a capacity between
+    the highest rate that held and the lowest above it that did not; the difference is
+    significant when the two brackets do not overlap."""
+    if not runs or runs[0].capacity is None:
+        return []
+    base = runs[0]
+    verdicts = []
+    for run in runs[1:]:
+        a_range, b_range = _bracket(base), _bracket(run)
+        a, b = a_range[0], b_range[0]
+        change = round((b / a - 1.0) * 100.0, 2) if a and b is not None else None
+        significant: bool | None = None
+        if change is None or a_range[0] is None or b_range[0] is None:
+            text = f"{run.name} capacity: not found for both"
+        else:
+            significant = b_range[0] >= a_range[1] or a_range[0] >= b_range[1]
+            text = (f"{run.name} capacity {change:+.1f} % ({b:,.1f} vs {a:,.1f} req/s; "
+                    + ("significant: the searches' brackets do not overlap)" if significant
+                       else "no significant difference: the searches' brackets overlap)"))
+        verdicts.append(Verdict(
+            deployment=run.name, baseline=base.name, metric="capacity", unit="req/s",
+            baseline_value=a, value=b, change_pct=change, significant=significant, text=text,
+        ))
+    return verdicts
+
+
+def _bracket(run: DeploymentRun) -> tuple[float | None, float]:
+    """(highest rate that held, lowest rate above it that missed; inf when none did)."""
+    capacity = run.capacity
+    if capacity is None or capacity.max_rate_rps is None:
+        return None, float("inf")
+    low = capacity.max_rate_rps
+    above = [s.rate_rps for s in capacity.steps if not s.passed and s.rate_rps > low]
+    return low, min(above) if above else float("inf")

@@ -41,6 +41,7 @@ from locust.env import Environment
 from locust.exception import CatchResponseError, StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
+from aml_client.bench.bluegreen import PredictionMatcher, assign
 from aml_client.bench.exchange import Outcome, Sender
 from aml_client.bench.plan import BenchPlan, arrival_offsets_s
 from aml_client.bench.recording import Recording
@@ -108,7 +109,11 @@ class Engine:
         self.recording = self._new_recording()
         self.results: list[tuple[str | None, BenchSummary]] = []
         self.capacity: Capacity | None = None
+        #: blue/green capacity search: each deployment's answer
+        self.capacities: dict[str, Capacity] = {}
         self._capacity_result: BenchResult | None = None
+        #: blue/green: pairs each body's answers from the deployments (None otherwise)
+        self.matcher: PredictionMatcher | None = None
         self._reset_counters()
         self._greenlets: list[gevent.Greenlet[[], None]] = []
         self._done_workers: set[str] = set()
@@ -150,7 +155,13 @@ class Engine:
         self._reset_counters()
         self.recording = self._new_recording()
         self.capacity = None
+        self.capacities = {}
         self._capacity_result = None
+        lanes = self.plan.deployments
+        self.matcher = (
+            PredictionMatcher(lanes) if lanes and self.plan.capacity is None
+            and self.role != "master" else None
+        )
         self._done_workers = set()
         self.running = True
         if self.role == "master":
@@ -212,29 +223,59 @@ class Engine:
         return index, due_ns
 
     def send(
-        self, sender: Sender, index: int, due_ns: int, recording: Recording | None = None
+        self,
+        sender: Sender,
+        index: int,
+        due_ns: int,
+        recording: Recording | None = None,
+        deployment: str | None = None,
     ) -> Outcome:
-        """Send request ``index`` (due at ``due_ns`` in the open model) and record it."""
+        """Send request ``index`` (due at ``due_ns`` in the open model) and record it.
+
+        ``deployment`` pins it (a capacity step of one deployment); in a blue/green run the
+        slot itself says which deployment and which body (see :func:`~.bluegreen.assign`).
+        """
         target = self.target
         bodies = target.bodies
-        slot = index % len(bodies)
-        rows = target.rows[slot] if target.rows is not None else None
+        matcher = self.matcher
+        group = -1
+        if matcher is not None and deployment is None:
+            share = self.share
+            slot = assign((index - share.index) // share.count, matcher.deployments,
+                          share_index=share.index, share_count=share.count)
+            deployment, group = slot.deployment, slot.group
+            body = slot.body % len(bodies)
+        else:
+            body = index % len(bodies)
+        rows = target.rows[body] if target.rows is not None else None
         self.in_flight += 1
         self.recording.note_in_flight(self.in_flight)
-        headers = target.request_headers()  # the run's current Authorization value
+        headers = target.request_headers(deployment)  # the current Authorization value
         try:
-            outcome = sender.send(bodies[slot], headers, rows)
+            outcome = sender.send(bodies[body], headers, rows, keep_predictions=group >= 0)
         finally:
             self.in_flight -= 1
         if outcome.status == 401:
             target.unauthorized(headers)  # ask for a fresh credential
-        self.complete(outcome, due_ns, recording)
+        if matcher is not None and group >= 0:
+            # Before complete(): the last answer may finish the run, which flushes the matcher.
+            matcher.add(group, deployment or "", body, outcome.predictions,
+                        self.recording.agreement, outcome.sample.body_bytes)
+            outcome.predictions = None
+            self.complete(outcome, due_ns, recording, deployment)
+        else:
+            self.complete(outcome, due_ns, recording)
         return outcome
 
     def complete(
-        self, outcome: Outcome, due_ns: int = 0, recording: Recording | None = None
+        self,
+        outcome: Outcome,
+        due_ns: int = 0,
+        recording: Recording | None = None,
+        deployment: str | None = None,
     ) -> None:
-        """Record one finished request (success or failure)."""
+        """Record one finished request (success or failure); ``deployment``: the one a
+        blue/green run sent it to."""
         sample = outcome.sample
         latency_us = (outcome.done_ns - outcome.sent_ns) // 1000
         corrected_us = None
@@ -243,7 +284,8 @@ class Engine:
             sample.slip_us = max(outcome.sent_ns - due_ns, 0) // 1000
         end_epoch_s = self._t0_epoch_s + (outcome.done_ns - self._t0_perf_ns) / 1e9
         (recording or self.recording).record(
-            latency_us, end_epoch_s, outcome.failure, corrected_us, sample
+            latency_us, end_epoch_s, outcome.failure, corrected_us, sample, outcome.reason,
+            deployment,
         )
         if self.locust_stats:
             self._fire_locust_event(latency_us, sample.body_bytes, outcome)
@@ -296,8 +338,10 @@ class Engine:
 
     # -- capacity search --------------------------------------------------------------------------
     def _run_capacity(self, sender: Sender) -> None:
+        """The capacity search; in a blue/green run, one whole search per deployment, one
+        after the other (each pinned to its deployment)."""
         from aml_client.bench import slo
-        from aml_client.bench.capacity import CapacitySearch, SearchSettings, step_seconds
+        from aml_client.bench.capacity import SearchSettings
 
         settings_data = dict(self.plan.capacity or {})
         objectives = slo.parse_slos(settings_data["objectives"])
@@ -308,32 +352,68 @@ class Engine:
             step_s=float(settings_data["step_s"]),
             warmup_s=float(settings_data["warmup_s"]),
         )
+        lanes = self.plan.deployments
+        if not lanes:
+            self.capacity, self._capacity_result, _ = self._search(sender, settings, objectives)
+        else:
+            best: dict[str, tuple[BenchResult, Recording]] = {}
+            for name in lanes:
+                capacity, result, recording = self._search(sender, settings, objectives, name)
+                self.capacities[name] = capacity
+                if result is not None and recording is not None:
+                    best[name] = (result, recording)
+                if not self.running:
+                    break
+            self._capacity_result = self._merged_steps(best) if best else None
+        self.stopping = True
+        self._finish()
+
+    def _search(
+        self, sender: Sender, settings: Any, objectives: list[Any], deployment: str | None = None
+    ) -> tuple[Capacity, BenchResult | None, Recording | None]:
+        """One capacity search: the answer, and the measurement (result and recording) of
+        the step at capacity (else of the lowest step)."""
+        from aml_client.bench import slo
+        from aml_client.bench.capacity import CapacitySearch, step_seconds
+
         bound_ms = slo.latency_bound_ms(objectives)
         search = CapacitySearch(settings)
-        results: dict[float, BenchResult] = {}
+        steps: dict[float, tuple[BenchResult, Recording]] = {}
         while (rate := search.next_rate()) is not None:
             measure_s = step_seconds(rate, objectives, settings.step_s)
             result, throttled, achieved = self._run_step(
-                sender, rate, settings.warmup_s, measure_s, bound_ms
+                sender, rate, settings.warmup_s, measure_s, bound_ms, deployment
             )
-            results[rate] = result
+            steps[round(rate, 3)] = (result, self.recording)
             step = _step_of(result, rate, settings.warmup_s, objectives, throttled, achieved,
                             bound_ms)
             search.observe(step)
             if self.emit is not None:
-                self.emit({"type": "status", "message": _step_line(step)})
+                prefix = f"{deployment}: " if deployment is not None else ""
+                self.emit({"type": "status", "message": prefix + _step_line(step)})
             if not self.running:
                 search.stopped_because = search.stopped_because or "stopped"
                 break
-        self.capacity = search.result([o.text for o in objectives])
+        capacity = search.result([o.text for o in objectives])
         best = search.best_step()
-        self._capacity_result = results.get(best.rate_rps) if best is not None else None
-        self.stopping = True
-        self._finish()
+        found = steps.get(round(best.rate_rps, 3)) if best is not None else None
+        return capacity, found[0] if found else None, found[1] if found else None
+
+    def _merged_steps(self, best: dict[str, tuple[BenchResult, Recording]]) -> BenchResult:
+        """A blue/green capacity search's result: every deployment's step at capacity, merged
+        (the endpoint-wide figures), each also kept as that deployment's own."""
+        merged = Recording(open_model=True, interval_s=self.plan.interval_s)
+        for _, recording in best.values():
+            merged.merge_delta(recording.encode())
+        started = min(result.started_at for result, _ in best.values())
+        ended = max(result.ended_at for result, _ in best.values())
+        result = self._result_of(merged, started, ended)
+        result.by_deployment = {name: step for name, (step, _) in best.items()}
+        return result
 
     def _run_step(
         self, sender: Sender, rate: float, warmup_s: float, measure_s: float,
-        bound_ms: float | None,
+        bound_ms: float | None, deployment: str | None = None,
     ) -> tuple[BenchResult, float, float]:
         """One capacity step: warm up (discarded), measure, drain. Returns the measured
         result, the share of throttled (429/503) replies and the achieved throughput (replies
@@ -365,7 +445,7 @@ class Engine:
             if due_ns > now:
                 gevent.sleep((due_ns - now) / 1e9)
             recording = warm if due_ns < measure_from_ns else measured
-            pool.spawn(self.send, sender, index, due_ns, recording)
+            pool.spawn(self.send, sender, index, due_ns, recording, deployment)
         stopped_ns = min(time.perf_counter_ns(), end_ns)
         pool.join(timeout=self.target.timeout_s + _DRAIN_GRACE_S)
         pool.kill(block=False)
@@ -407,12 +487,18 @@ class Engine:
         if self.stopping and self.outstanding <= 0 and not self.finished:
             self._finish()
 
+    def _flush_pairs(self) -> None:
+        """Groups whose last answer never came (the run ended first) count as not compared."""
+        if self.matcher is not None:
+            self.matcher.flush(self.recording.agreement)
+
     def _finish(self) -> None:
         """This node's share is done."""
         if self.finished:
             return
         self.finished = True
         self.ended_at = time.time()
+        self._flush_pairs()
         runner = self.environment.runner
         if self.role == "worker":
             self._send_delta(done=True)
@@ -441,6 +527,7 @@ class Engine:
         if self.ended_at is None:
             self.ended_at = time.time()
         self._kill_greenlets()
+        self._flush_pairs()
         if self.role == "worker":
             if not self.finished:
                 self.finished = True
@@ -448,7 +535,7 @@ class Engine:
             return
         try:
             result = self._capacity_result or self.build_result()
-            summary = _summarize(result, self.capacity)
+            summary = _summarize(result, self.capacity, self.capacities)
             report_dir = self.write_report(result, summary)
         except Exception as exc:  # reported, not swallowed by Locust's event loop
             log.exception("could not build or write the report")
@@ -568,12 +655,15 @@ class Engine:
         return config
 
     def _result_of(
-        self, rec: Recording, started_at: float, ended_at: float, *, rate: float | None = None
+        self, rec: Recording, started_at: float, ended_at: float, *, rate: float | None = None,
+        config: dict[str, Any] | None = None,
     ) -> BenchResult:
-        config = self._config()
+        if config is None:
+            config = self._config()
         if rate is not None:
             config["rate"] = rate
         cpu_samples = round(rec.cpu_wall_s)
+        rec.align_deployment_series()
         return BenchResult(
             config=config,
             started_at=started_at,
@@ -598,6 +688,13 @@ class Engine:
                 max_senders=self.plan.senders_cap if rec.open_model else None,
             ),
             good=rec.good if rec.good_within_us is not None else None,
+            failure_reasons={k: dict(v) for k, v in rec.failure_reasons.items()},
+            by_deployment={
+                name: self._result_of(sub, started_at, ended_at, config={"deployment": name})
+                for name, sub in rec.by_deployment.items()
+            },
+            agreement=rec.agreement if self.plan.deployments and self.plan.capacity is None
+            else None,
         )
 
     def build_result(self) -> BenchResult:
@@ -617,10 +714,12 @@ class Engine:
         return _summarize(self.build_result(), None)
 
 
-def _summarize(result: BenchResult, capacity: Capacity | None) -> BenchSummary:
-    from aml_client.bench.summary import summarize
+def _summarize(
+    result: BenchResult, capacity: Capacity | None, capacities: dict[str, Capacity] | None = None
+) -> BenchSummary:
+    from aml_client.bench.summarize import summarize
 
-    return summarize(result, capacity=capacity)
+    return summarize(result, capacity=capacity, deployment_capacities=capacities or None)
 
 
 def _throttled_share(*recordings: Recording) -> float:
@@ -642,7 +741,7 @@ def _step_of(
     bound_ms: float | None,
 ) -> CapacityStep:
     from aml_client.bench import slo
-    from aml_client.bench.summary import summarize
+    from aml_client.bench.summarize import summarize
 
     summary = summarize(result)
     outcomes = slo.evaluate(summary, objectives)

@@ -31,7 +31,7 @@ from gevent import Timeout
 from geventhttpclient.client import HTTPClient
 from geventhttpclient.url import URL
 
-from aml_client.bench.checks import check_response, classify_error
+from aml_client.bench.checks import REASON_KINDS, classify_error, failure_reason, read_response
 from aml_client.bench.result import Sample, clean_name
 
 __all__ = ["Outcome", "Sender"]
@@ -49,7 +49,12 @@ class _Deadline(Exception):
 
 @dataclass(slots=True)
 class Outcome:
-    """One request: when it was sent and done (perf_counter ns), its status and failure kind."""
+    """One request: when it was sent and done (perf_counter ns), its status and failure kind.
+
+    ``reason`` is Azure's explanation of a 408/424/429 (see :func:`~.checks.failure_reason`);
+    ``predictions`` are the good response's predictions, kept only when asked for (a blue/green
+    run compares them between deployments).
+    """
 
     sent_ns: int
     done_ns: int
@@ -57,6 +62,8 @@ class Outcome:
     failure: str | None
     sample: Sample
     error: BaseException | None = None
+    reason: str | None = None
+    predictions: list[Any] | None = None
 
 
 class Sender:
@@ -84,7 +91,13 @@ class Sender:
 
         pool._create_socket = timed_create_socket  # type: ignore[method-assign]
 
-    def send(self, body: bytes, headers: dict[str, str], expected_rows: int | None) -> Outcome:
+    def send(
+        self,
+        body: bytes,
+        headers: dict[str, str],
+        expected_rows: int | None,
+        keep_predictions: bool = False,
+    ) -> Outcome:
         """POST ``body``; never raises for what the endpoint or the network did."""
         sample = Sample()
         sample.bytes_sent = len(body)
@@ -147,6 +160,10 @@ class Sender:
         sample.bytes_received = head + len(data)
         if response._sent_request:
             sample.bytes_sent += len(response._sent_request)
-        failure = check_response(status, data, complete=complete, run_function_failed=run_failed,
-                                 expected_rows=expected_rows)
-        return Outcome(sent_ns, done_ns, status, failure, sample)
+        failure, predictions = read_response(
+            status, data, complete=complete, run_function_failed=run_failed,
+            expected_rows=expected_rows,
+        )
+        reason = failure_reason(status, get, data) if failure in REASON_KINDS else None
+        return Outcome(sent_ns, done_ns, status, failure, sample, reason=reason,
+                       predictions=predictions if keep_predictions else None)

@@ -104,6 +104,9 @@ class BenchPlan:
     max_senders: int | None = None
     #: capacity search settings (``--find-capacity``): objectives, start/max rate, step, warm-up
     capacity: dict[str, Any] | None = None
+    #: blue/green: the deployments every request body goes to, interleaved (the first is the
+    #: baseline; see :mod:`~aml_client.bench.bluegreen`); a capacity search runs once for each
+    deployments: list[str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -125,6 +128,10 @@ class BenchPlan:
             raise ValueError("workers must be at least 1")
         if self.max_senders is not None and self.max_senders < 1:
             raise ValueError("max senders must be at least 1")
+        if self.deployments is not None:
+            self.deployments = list(self.deployments)
+            if len(self.deployments) < 2 or len(set(self.deployments)) != len(self.deployments):
+                raise ValueError("a blue/green run needs at least two distinct deployments")
 
     @property
     def senders_cap(self) -> int:
@@ -158,11 +165,12 @@ class BenchPlan:
 
     def describe(self) -> str:
         """One line for people, e.g. ``closed model, 20 users (spawn 20/s), 60 s``."""
+        lanes = f" of each of {', '.join(self.deployments)}" if self.deployments else ""
         if self.capacity is not None:
             cap = self.capacity
             return (
-                f"capacity search from {cap['start_rps']:g} up to {cap['max_rps']:g} req/s "
-                f"({self.arrival} arrivals), objectives {', '.join(cap['objectives'])}"
+                f"capacity search{lanes} from {cap['start_rps']:g} up to {cap['max_rps']:g} "
+                f"req/s ({self.arrival} arrivals), objectives {', '.join(cap['objectives'])}"
             )
         if self.mode == "open":
             head = (
@@ -178,7 +186,11 @@ class BenchPlan:
             bounds.append(f"{self.max_requests} requests")
         tail = " or ".join(bounds) if bounds else "until stopped"
         procs = f", {self.workers} load processes" if self.workers > 1 else ""
-        return f"{head}, {tail}{procs}"
+        interleaved = (
+            f"; the same bodies to {', '.join(self.deployments)} in turn"
+            if self.deployments else ""
+        )
+        return f"{head}, {tail}{procs}{interleaved}"
 
 
 @dataclass

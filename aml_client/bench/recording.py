@@ -24,10 +24,12 @@ from aml_client.bench.result import (
     MAX_DEPLOYMENTS,
     OTHER_DEPLOYMENTS,
     PHASES,
+    AgreementCounts,
     DeploymentStats,
     Interval,
     Sample,
     Transfer,
+    add_reason,
     clean_name,
 )
 
@@ -44,6 +46,8 @@ __all__ = [
 
 #: Windows kept before neighbours are merged (each holds a full histogram, ~190 KB in memory).
 MAX_INTERVALS = 400
+#: The same for each deployment's own series in a blue/green run (enough for its bootstrap).
+DEPLOYMENT_MAX_INTERVALS = 120
 
 
 def classify_failure(status_code: int, error: BaseException | None) -> str | None:
@@ -162,13 +166,23 @@ LATE_SEND_US = 10_000
 
 
 class Recording:
-    """What one process measured: latency (and corrected latency), counts, failures, windows,
-    the phases of each request, deployments, bytes, the load generator's own health."""
+    """What one process measured: latency (and corrected latency), counts, failures (and
+    Azure's reasons for them), windows, the phases of each request, deployments, bytes, the
+    load generator's own health.
 
-    def __init__(self, *, open_model: bool = False, interval_s: float = 1.0) -> None:
+    In a blue/green run each request is also recorded in the :attr:`by_deployment` recording
+    of the deployment it was sent to (its own histograms and windows, merged across processes
+    like the rest), and :attr:`agreement` counts how often the deployments' predictions agreed.
+    """
+
+    def __init__(
+        self, *, open_model: bool = False, interval_s: float = 1.0,
+        max_windows: int = MAX_INTERVALS,
+    ) -> None:
         self.open_model = open_model
         self.interval_s = interval_s
-        self.series = IntervalSeries(interval_s)
+        self.max_windows = max_windows
+        self.series = IntervalSeries(interval_s, max_windows)
         self._fresh()
 
     def _fresh(self) -> None:
@@ -193,6 +207,25 @@ class Recording:
         self.cpu_saturated_s = 0
         #: most requests in flight at once (senders busy)
         self.peak_in_flight = 0
+        #: Azure's reasons per failure kind, a few distinct ones each
+        self.failure_reasons: dict[str, dict[str, int]] = {}
+        #: blue/green: each deployment's own recording, and the predictions' agreement
+        self.by_deployment: dict[str, Recording] = {}
+        self.agreement = AgreementCounts()
+
+    def for_deployment(self, name: str) -> Recording:
+        """The recording of requests sent to deployment ``name`` (created on first use)."""
+        sub = self.by_deployment.get(name)
+        if sub is None:
+            if len(self.by_deployment) >= MAX_DEPLOYMENTS:
+                name = OTHER_DEPLOYMENTS
+                sub = self.by_deployment.get(name)
+            if sub is None:
+                sub = self.by_deployment[name] = Recording(
+                    open_model=self.open_model, interval_s=self.interval_s,
+                    max_windows=DEPLOYMENT_MAX_INTERVALS,
+                )
+        return sub
 
     def record(
         self,
@@ -201,8 +234,15 @@ class Recording:
         failure: str | None = None,
         corrected_us: int | None = None,
         sample: Sample | None = None,
+        reason: str | None = None,
+        deployment: str | None = None,
     ) -> None:
-        """One completed request. ``corrected_us`` (open model) is due time -> reply."""
+        """One completed request. ``corrected_us`` (open model) is due time -> reply; ``reason``
+        is Azure's for a failure; ``deployment`` is the one a blue/green run sent it to."""
+        if deployment is not None:
+            self.for_deployment(deployment).record(
+                latency_us, end_epoch_s, failure, corrected_us, sample, reason
+            )
         self.latency.record(latency_us)
         if corrected_us is not None and self.corrected is not None:
             self.corrected.record(corrected_us)
@@ -211,6 +251,8 @@ class Recording:
         self.requests += 1
         if failure is not None:
             self.failures[failure] = self.failures.get(failure, 0) + 1
+            if reason is not None:
+                add_reason(self.failure_reasons, failure, reason)
         elif self.good_within_us is not None:
             judged = corrected_us if corrected_us is not None else latency_us
             if judged <= self.good_within_us:
@@ -282,6 +324,9 @@ class Recording:
             "good": self.good,
             "cpu": [self.cpu_peak, self.cpu_busy_s, self.cpu_wall_s, self.cpu_saturated_s],
             "peak_in_flight": self.peak_in_flight,
+            "failure_reasons": {k: dict(v) for k, v in self.failure_reasons.items()},
+            "by_deployment": {name: sub.encode() for name, sub in self.by_deployment.items()},
+            "agreement": self.agreement.encode() if not self.agreement.empty else None,
         }
 
     def take_delta(self) -> dict[str, Any]:
@@ -327,6 +372,24 @@ class Recording:
             self.cpu_wall_s += float(cpu[2])
             self.cpu_saturated_s += int(cpu[3])
         self.peak_in_flight = max(self.peak_in_flight, int(data.get("peak_in_flight", 0)))
+        for kind, by_reason in (data.get("failure_reasons") or {}).items():
+            for reason, count in by_reason.items():
+                add_reason(self.failure_reasons, kind, reason, int(count))
+        for name, blob in (data.get("by_deployment") or {}).items():
+            self.for_deployment(name).merge_delta(blob)
+        if data.get("agreement"):
+            self.agreement.merge(AgreementCounts.decode(data["agreement"]))
+
+    def align_deployment_series(self) -> None:
+        """Give every deployment's series the same window width (the coarsest), so their
+        windows pair up one to one for a paired comparison."""
+        subs = list(self.by_deployment.values())
+        if not subs:
+            return
+        width = max(sub.series.width_s for sub in subs)
+        for sub in subs:
+            while sub.series.width_s < width:
+                sub.series.coarsen()
 
     @property
     def failure_count(self) -> int:

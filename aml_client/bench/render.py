@@ -17,10 +17,12 @@ from typing import Any
 from aml_client.bench.summary import (
     PERCENTILES,
     BenchSummary,
+    Failures,
     LatencyBlock,
     sample_warnings,
 )
 from aml_client.bench.svgchart import (
+    PALETTE,
     RefLine,
     Series,
     bar_chart,
@@ -31,9 +33,13 @@ from aml_client.bench.svgchart import (
 
 __all__ = [
     "ab_table",
+    "agreement_line",
+    "blue_green_capacity_table",
+    "blue_green_table",
     "capacity_table",
     "deployment_table",
     "describe_load",
+    "failures_text",
     "fmt_ms",
     "html",
     "latency_table",
@@ -43,6 +49,7 @@ __all__ = [
     "spectrum_svg",
     "transfer_rows",
     "validity_line",
+    "verdict_lines",
 ]
 
 _TEMPLATE = Path(__file__).with_name("templates") / "report.html"
@@ -69,8 +76,18 @@ def _fmt_num(value: float | int | None, digits: int = 1) -> str:
 def describe_load(summary: BenchSummary, *, short: bool = False) -> str:
     """``closed model, 20 users`` / ``open model, 100 req/s poisson arrivals`` (+ workers)."""
     config = summary.config
-    if summary.capacity is not None:
-        return "capacity search" if not short else "capacity"
+    lanes = summary.blue_green.deployments if summary.blue_green is not None else []
+    if summary.capacity is not None or any(
+            r.capacity is not None for r in (summary.blue_green.runs if summary.blue_green
+                                             else [])):
+        if short:
+            return "capacity" + (f" {'/'.join(lanes)}" if lanes else "")
+        return "capacity search" + (f" of each of {', '.join(lanes)}" if lanes else "")
+    if short and lanes:
+        load = (f"open {config.rate if config.rate is not None else '?'}/s"
+                if summary.mode == "open" else
+                f"closed {config.users if config.users is not None else '?'}u")
+        return f"{load} {'/'.join(lanes)}"
     if short:
         if summary.mode == "open":
             return f"open {config.rate if config.rate is not None else '?'}/s"
@@ -87,6 +104,8 @@ def describe_load(summary: BenchSummary, *, short: bool = False) -> str:
             text += f", {config.users} users"
     if config.workers:
         text += f", {config.workers} worker processes"
+    if summary.blue_green is not None:
+        text += f"; the same bodies to {', '.join(summary.blue_green.deployments)} in turn"
     return text
 
 
@@ -107,9 +126,19 @@ def validity_line(summary: BenchSummary) -> str:
     return "INVALID: " + "; ".join(validity.reasons)
 
 
+def failures_text(failures: Failures) -> str:
+    """``12 (http_424 12 [model answered 500 Internal Server Error: 12])``: each kind's count,
+    and Azure's reasons beside it where the endpoint gave them."""
+    kinds = []
+    for kind, count in failures.by_kind.items():
+        reasons = failures.reasons.get(kind) or {}
+        said = "; ".join(f"{reason}: {n:,}" for reason, n in reasons.items())
+        kinds.append(f"{kind} {count:,}" + (f" [{said}]" if said else ""))
+    return _fmt_num(failures.total) + (f" ({', '.join(kinds)})" if kinds else "")
+
+
 def overview_rows(summary: BenchSummary) -> list[tuple[str, str]]:
     """(label, value) pairs describing the run as a whole."""
-    kinds = ", ".join(f"{k} {v:,}" for k, v in summary.failures.by_kind.items())
     rows = [
         ("Endpoint", summary.endpoint),
         ("Load", describe_load(summary)),
@@ -117,7 +146,7 @@ def overview_rows(summary: BenchSummary) -> list[tuple[str, str]]:
         ("Started (UTC)", summary.started_at),
         ("Measured for", f"{_fmt_num(summary.duration_s, 3)} s"),
         ("Requests", _fmt_num(summary.requests)),
-        ("Failures", _fmt_num(summary.failures.total) + (f" ({kinds})" if kinds else "")),
+        ("Failures", failures_text(summary.failures)),
         ("Error rate",
          "-" if summary.error_rate is None else f"{summary.error_rate * 100:.3f} %"),
         ("Throughput", f"{_fmt_num(summary.throughput_rps, 2)} req/s"),
@@ -188,6 +217,97 @@ def deployment_table(summary: BenchSummary) -> tuple[list[str], list[list[str]]]
              fmt_ms(d.latency.value_ms("p50")), fmt_ms(d.latency.value_ms("p99")),
              fmt_ms(d.latency.max_ms)] for d in summary.deployments]
     return header, rows
+
+
+_SIDE_BY_SIDE = ("min", "mean", "p50", "p90", "p99", "p99.9", "max")
+
+
+def blue_green_table(summary: BenchSummary) -> tuple[list[str], list[list[str]]]:
+    """Every deployment of a blue/green run side by side, with each one's change against the
+    baseline (the verdicts say which changes are significant)."""
+    section = summary.blue_green
+    if section is None:
+        return [], []
+    runs = section.runs
+    base = section.run(section.baseline)
+    others = [r for r in runs if r.name != section.baseline]
+    judged = runs[0].judged_on if runs else "latency"
+    header = ["", *(r.name for r in runs), *(f"{r.name} vs {section.baseline}" for r in others)]
+
+    def change(a: float | None, b: float | None) -> str:
+        if a is None or b is None or not a:
+            return "-"
+        return f"{(b / a - 1) * 100:+.1f} %"
+
+    rows: list[list[str]] = [
+        ["requests", *(_fmt_num(r.requests) for r in runs), *("" for _ in others)],
+        ["failures", *(_fmt_num(r.failures.total) for r in runs), *("" for _ in others)],
+        ["answered by", *(", ".join(f"{k} {v:,}" for k, v in r.answered_by.items()) or "-"
+                          for r in runs), *("" for _ in others)],
+    ]
+    if any(r.throughput_rps is not None for r in runs):
+        rows.append(["req/s", *(_fmt_num(r.throughput_rps, 2) for r in runs),
+                     *("" for _ in others)])
+    label = " (corrected)" if judged == "corrected" else ""
+    for metric in _SIDE_BY_SIDE:
+        values = [r.judged.value_ms(metric) for r in runs]
+        base_value = base.judged.value_ms(metric) if base is not None else None
+        rows.append([f"{metric}{label} ms", *(fmt_ms(v) for v in values),
+                     *(change(base_value, r.judged.value_ms(metric)) for r in others)])
+    for phase in ("server", "rest"):
+        if all(phase in r.phases for r in runs):
+            base_value = base.phases[phase].value_ms("p50") if base is not None else None
+            rows.append([f"{phase} p50 ms", *(fmt_ms(r.phases[phase].value_ms("p50"))
+                                              for r in runs),
+                         *(change(base_value, r.phases[phase].value_ms("p50")) for r in others)])
+    return header, rows
+
+
+def blue_green_capacity_table(summary: BenchSummary) -> tuple[list[str], list[list[str]]]:
+    """A blue/green capacity search: each deployment's capacity, knee and goodput."""
+    header = ["deployment", "capacity req/s", "knee req/s", "goodput req/s", "steps",
+              "stopped because"]
+    section = summary.blue_green
+    rows = []
+    for run in section.runs if section is not None else []:
+        cap = run.capacity
+        if cap is None:
+            continue
+        rows.append([run.name,
+                     _fmt_num(cap.max_rate_rps, 1) if cap.found else "not found",
+                     _fmt_num(cap.knee_rps, 1), _fmt_num(cap.goodput_rps, 1),
+                     str(len(cap.steps)), cap.stopped_because])
+    return header, rows
+
+
+def verdict_lines(summary: BenchSummary) -> list[str]:
+    """One line per verdict (``green p99 +12.0 % ± 3.1 % (significant)``)."""
+    section = summary.blue_green
+    return [v.text for v in section.verdicts] if section is not None else []
+
+
+def agreement_line(summary: BenchSummary) -> str | None:
+    """``prediction agreement: 99.95 % of 2,000 rows (…)``, or None without a comparison."""
+    section = summary.blue_green
+    agreement = section.agreement if section is not None else None
+    if agreement is None:
+        return None
+    others = ", ".join(d for d in section.deployments if d != agreement.baseline) \
+        if section is not None else ""
+    if agreement.rate is None:
+        head = "prediction agreement: no body was answered by every deployment"
+    else:
+        head = (f"prediction agreement ({others} vs {agreement.baseline}): "
+                f"{agreement.rate * 100:.2f} % of {agreement.compared_rows:,} rows "
+                f"({agreement.agreeing_rows:,} agree) over {agreement.compared_requests:,} "
+                "request bodies")
+    tail = []
+    if agreement.disagreeing_requests:
+        tail.append(f"{agreement.disagreeing_requests:,} bodies differ")
+    if agreement.not_compared:
+        tail.append(f"{agreement.not_compared:,} not compared (a failure, or the run ended "
+                    "before every deployment answered)")
+    return head + (f"; {'; '.join(tail)}" if tail else "")
 
 
 def transfer_rows(summary: BenchSummary) -> list[tuple[str, str]]:
@@ -288,6 +408,7 @@ def markdown(summary: BenchSummary) -> str:
         header, rows = capacity_table(summary)
         parts += [_md_table(header, rows), ""]
         parts += ["The figures below are those of the step at capacity.", ""]
+    parts += _markdown_blue_green(summary)
     parts += ["## Latency (ms)", ""]
     header, rows = latency_table(summary)
     parts += [_md_table(header, rows), ""]
@@ -322,6 +443,43 @@ def markdown(summary: BenchSummary) -> str:
     return "\n".join(parts)
 
 
+def _markdown_blue_green(summary: BenchSummary) -> list[str]:
+    section = summary.blue_green
+    if section is None:
+        return []
+    parts = [f"## Deployments side by side (baseline {section.baseline})", ""]
+    header, rows = blue_green_capacity_table(summary)
+    if rows:
+        parts += [_md_table(header, rows), ""]
+        for run in section.runs:
+            if run.capacity is not None and run.capacity.steps:
+                parts += [f"### {run.name}: capacity steps", ""]
+                step_header, step_rows = capacity_table(_with_capacity(summary, run.name))
+                parts += [_md_table(step_header, step_rows), ""]
+        parts += ["Latency below: each deployment's step at capacity.", ""]
+    header, rows = blue_green_table(summary)
+    parts += [_md_table(header, rows), ""]
+    parts += [f"- {line}" for line in verdict_lines(summary)]
+    agreement = agreement_line(summary)
+    if agreement:
+        parts += [f"- {agreement}"]
+        parts += [f"  - {example}" for example in
+                  (section.agreement.examples if section.agreement else [])]
+    failures = [f"- {r.name} failures: {failures_text(r.failures)}" for r in section.runs
+                if r.failures.total]
+    parts += failures
+    parts += ["", f"*Interleaving*: {section.interleaving}.", ""]
+    if section.method:
+        parts += [f"*Verdicts*: {section.method}.", ""]
+    return parts
+
+
+def _with_capacity(summary: BenchSummary, name: str) -> BenchSummary:
+    """``summary`` carrying deployment ``name``'s capacity (to reuse the steps table)."""
+    run = summary.blue_green.run(name) if summary.blue_green is not None else None
+    return summary.model_copy(update={"capacity": run.capacity if run else None})
+
+
 # -- HTML ----------------------------------------------------------------------------------------
 def _html_table(header: list[str] | None, rows: list[list[str]] | list[tuple[str, str]],
                 cls: str = "") -> str:
@@ -341,20 +499,23 @@ def _html_table(header: list[str] | None, rows: list[list[str]] | list[tuple[str
 _COLOURS = {"latency": "#0072B2", "uncorrected": "#0072B2", "corrected": "#D55E00"}
 
 
-def spectrum_svg(blocks: list[tuple[str, LatencyBlock]], chart_id: str = "spectrum") -> str:
+def spectrum_svg(
+    blocks: list[tuple[str, LatencyBlock]], chart_id: str = "spectrum",
+    title: str = "Latency by percentile", *, mark_max: bool = True,
+) -> str:
     """Latency by percentile on a log "nines" axis, one line per block, the max marked."""
     series = []
     most = 1
-    for kind, block in blocks:
+    for index, (kind, block) in enumerate(blocks):
         points = [(nines_x(p), ms) for p, ms in block.spectrum if p < 100.0]
-        series.append(Series(kind, points, colour=_COLOURS.get(kind), markers=True,
-                             tooltip_unit=" ms"))
+        colour = _COLOURS.get(kind) or PALETTE[index % len(PALETTE)]
+        series.append(Series(kind, points, colour=colour, markers=True, tooltip_unit=" ms"))
         most = max(most, block.samples or 1)
     max_nines = min(max(2, math.ceil(math.log10(most))), 7)
     judged = blocks[-1][1] if blocks else None
     refs = [RefLine(judged.max_ms, f"max {fmt_ms(judged.max_ms)} ms")] \
-        if judged is not None and judged.samples else []
-    return line_chart(series, title="Latency by percentile", x_label="percentile",
+        if mark_max and judged is not None and judged.samples else []
+    return line_chart(series, title=title, x_label="percentile",
                       y_label="latency (ms)", x_ticks=nines_ticks(max_nines),
                       x_range=(0.0, float(max_nines)), ref_lines=refs, chart_id=chart_id)
 
@@ -427,6 +588,51 @@ def capacity_charts(summary: BenchSummary) -> str:
     )
 
 
+def _html_blue_green(summary: BenchSummary) -> str:
+    section = summary.blue_green
+    if section is None:
+        return ""
+    out = [f"<h2>Deployments side by side (baseline {escape(section.baseline)})</h2>"]
+    header, rows = blue_green_capacity_table(summary)
+    if rows:
+        out.append(_html_table(header, rows, "num"))
+        for run in section.runs:
+            if run.capacity is not None and run.capacity.steps:
+                with_cap = _with_capacity(summary, run.name)
+                step_header, step_rows = capacity_table(with_cap)
+                out.append(f"<h3>{escape(run.name)}: capacity steps</h3>"
+                           + _html_table(step_header, step_rows, "num"))
+        out.append('<p class="note">Latency below: each deployment\'s step at capacity.</p>')
+    header, rows = blue_green_table(summary)
+    out.append(_html_table(header, rows, "num"))
+    items = [*verdict_lines(summary)]
+    agreement = agreement_line(summary)
+    if agreement:
+        items.append(agreement)
+        items += [f"disagreement: {e}" for e in
+                  (section.agreement.examples if section.agreement else [])]
+    items += [f"{r.name} failures: {failures_text(r.failures)}" for r in section.runs
+              if r.failures.total]
+    if items:
+        out.append("<ul>" + "".join(f"<li>{escape(i)}</li>" for i in items) + "</ul>")
+    out.append(f'<p class="note"><b>Interleaving</b>: {escape(section.interleaving)}. '
+               f"<b>Verdicts</b>: {escape(section.method)}.</p>")
+    blocks = [(run.name, run.judged) for run in section.runs if run.judged.samples]
+    if blocks:
+        out.append(spectrum_svg(blocks, chart_id="deployments-spectrum",
+                                title="Latency by percentile, per deployment", mark_max=False))
+    series = [
+        Series(f"{run.name} p99", [(r.t_s, r.p99_ms or 0.0) for r in run.intervals if r.samples],
+               colour=PALETTE[i % len(PALETTE)], markers=True, tooltip_unit=" ms")
+        for i, run in enumerate(section.runs)
+    ]
+    if any(s.points for s in series):
+        out.append(line_chart(series, title="p99 over time, per deployment",
+                              x_label="time since start (s)", y_label="latency (ms)",
+                              chart_id="deployments-over-time"))
+    return "".join(out)
+
+
 def html(summary: BenchSummary) -> str:
     """A self-contained page (inline CSS and SVG, no network) with plots and every table."""
     header, rows = latency_table(summary)
@@ -455,6 +661,7 @@ def html(summary: BenchSummary) -> str:
             + _html_table(cap_header, cap_rows, "num") + capacity_charts(summary)
             + '<p class="note">The figures below are those of the step at capacity.</p>'
         )
+    sections.append(_html_blue_green(summary))
     extra = []
     if summary.phases:
         title, ph_header, ph_rows = phase_table(summary)

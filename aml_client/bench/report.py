@@ -6,7 +6,9 @@ A report directory ``reports/<UTC start>-<endpoint>/`` holds:
 * ``latency.hgrm`` (and ``corrected.hgrm`` for an open model) — HdrHistogram's standard
   percentile distribution in milliseconds, which HdrHistogram's plotters read;
 * ``latency.hlog`` — the per-interval histograms in HdrHistogram's interval log format;
-* ``report.html`` (self-contained, plots as inline SVG) and ``report.md``.
+* ``report.html`` (self-contained, plots as inline SVG) and ``report.md``;
+* a blue/green run (``--deployments``) adds ``deployment-<name>.hgrm`` and
+  ``deployment-<name>.hlog`` for each deployment (its judged latency).
 
 The numbers come from :mod:`~aml_client.bench.summary`, the files from
 :mod:`~aml_client.bench.files`, the pages from :mod:`~aml_client.bench.render`, comparisons
@@ -22,7 +24,8 @@ from pathlib import Path
 
 from aml_client.bench.files import write_hgrm, write_hlog
 from aml_client.bench.result import BenchResult
-from aml_client.bench.summary import BenchSummary, parse_summary, summarize
+from aml_client.bench.summarize import summarize
+from aml_client.bench.summary import BenchSummary, parse_summary
 from aml_client.errors import InputError
 
 __all__ = ["latest_report", "list_reports", "load_summary", "write_report"]
@@ -76,6 +79,17 @@ def write_report(
             else "[amlc: intervals hold latency, send -> reply]"
         ),
     )
+    stems: set[str] = set()
+    for index, (name, sub) in enumerate(result.by_deployment.items()):
+        # The name is the user's (checked to letters, digits, "._-"): still made a safe slug.
+        stem = f"deployment-{_slug(name)}"
+        if stem in stems:
+            stem = f"{stem}-{index + 1}"
+        stems.add(stem)
+        judged = sub.corrected if sub.corrected is not None else sub.latency
+        write_hgrm(judged, directory / f"{stem}.hgrm")
+        write_hlog(sub.intervals, result.started_at, directory / f"{stem}.hlog",
+                   comment=f"[amlc: requests pinned to deployment {_slug(name)}]")
     (directory / "report.md").write_text(render.markdown(summary), encoding="utf-8")
     (directory / "report.html").write_text(render.html(summary), encoding="utf-8")
     return directory

@@ -13,6 +13,7 @@ from aml_client.bench.hdr import LatencyRecorder
 
 __all__ = [
     "PHASES",
+    "AgreementCounts",
     "BenchResult",
     "DeploymentStats",
     "Interval",
@@ -30,6 +31,19 @@ MAX_DEPLOYMENTS = 16
 OTHER_DEPLOYMENTS = "(other)"
 #: Longest deployment or Server header value kept (they come from the endpoint: untrusted).
 MAX_NAME_CHARS = 64
+#: Distinct reasons kept per failure kind; further ones are counted under :data:`OTHER_REASONS`.
+MAX_REASONS = 4
+OTHER_REASONS = "(other reasons)"
+#: Examples of disagreeing predictions kept for the report.
+MAX_DISAGREEMENT_EXAMPLES = 3
+
+
+def add_reason(reasons: dict[str, dict[str, int]], kind: str, reason: str, count: int = 1) -> None:
+    """Count ``reason`` under failure ``kind``, keeping at most :data:`MAX_REASONS` apart."""
+    by_reason = reasons.setdefault(kind, {})
+    if reason not in by_reason and len(by_reason) >= MAX_REASONS:
+        reason = OTHER_REASONS
+    by_reason[reason] = by_reason.get(reason, 0) + count
 
 
 def clean_name(value: str | None) -> str | None:
@@ -138,6 +152,54 @@ class Transfer:
                 self.server_changes += 1
 
 
+@dataclass
+class AgreementCounts:
+    """How often the deployments of a blue/green run gave the same predictions for one body.
+
+    A *pair* is one request body sent to every deployment. It is compared when every
+    deployment answered it with predictions; otherwise (a failure, or the run ended before
+    every deployment was sent it) it is ``not_compared``.
+    """
+
+    compared_requests: int = 0
+    compared_rows: int = 0
+    agreeing_rows: int = 0
+    disagreeing_requests: int = 0
+    not_compared: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    def add_example(self, text: str) -> None:
+        if len(self.examples) < MAX_DISAGREEMENT_EXAMPLES:
+            self.examples.append(text)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.compared_requests or self.not_compared)
+
+    def encode(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def decode(cls, data: dict[str, Any]) -> AgreementCounts:
+        counts = cls(
+            compared_requests=int(data.get("compared_requests", 0)),
+            compared_rows=int(data.get("compared_rows", 0)),
+            agreeing_rows=int(data.get("agreeing_rows", 0)),
+            disagreeing_requests=int(data.get("disagreeing_requests", 0)),
+            not_compared=int(data.get("not_compared", 0)),
+        )
+        for text in data.get("examples") or []:
+            counts.add_example(str(text))
+        return counts
+
+    def merge(self, other: AgreementCounts) -> None:
+        self.compared_requests += other.compared_requests
+        self.compared_rows += other.compared_rows
+        self.agreeing_rows += other.agreeing_rows
+        self.disagreeing_requests += other.disagreeing_requests
+        self.not_compared += other.not_compared
+        for text in other.examples:
+            self.add_example(text)
 
 
 @dataclass
@@ -225,6 +287,12 @@ class BenchResult:
     load: LoadFacts = field(default_factory=LoadFacts)
     #: requests that succeeded within the latency objective (capacity search), when counted
     good: int | None = None
+    #: Azure's reasons per failure kind (``{"http_424": {"model answered 500 …": 3}}``)
+    failure_reasons: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: blue/green: each deployment's own measurement (requests pinned to it), in run order
+    by_deployment: dict[str, BenchResult] = field(default_factory=dict)
+    #: blue/green: how often the deployments' predictions for the same body agreed
+    agreement: AgreementCounts | None = None
 
     @property
     def duration_s(self) -> float:
@@ -253,6 +321,9 @@ class BenchResult:
             "transfer": self.transfer.encode(),
             "load": self.load.to_dict(),
             "good": self.good,
+            "failure_reasons": {k: dict(v) for k, v in self.failure_reasons.items()},
+            "by_deployment": {name: r.to_dict() for name, r in self.by_deployment.items()},
+            "agreement": self.agreement.encode() if self.agreement is not None else None,
         }
 
     @classmethod
@@ -276,4 +347,10 @@ class BenchResult:
             transfer=Transfer(**(data.get("transfer") or {})),
             load=LoadFacts(**(data.get("load") or {})),
             good=data.get("good"),
+            failure_reasons={str(k): {str(r): int(n) for r, n in v.items()}
+                             for k, v in (data.get("failure_reasons") or {}).items()},
+            by_deployment={str(k): cls.from_dict(v)
+                           for k, v in (data.get("by_deployment") or {}).items()},
+            agreement=AgreementCounts.decode(data["agreement"]) if data.get("agreement")
+            else None,
         )

@@ -20,10 +20,36 @@ import operator
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
-from aml_client.bench.summary import AB_PERCENTS, PERCENTILES, BenchSummary
+from aml_client.bench.summary import AB_PERCENTS, PERCENTILES, LatencyBlock
 
-__all__ = ["Objective", "Outcome", "evaluate", "latency_bound_ms", "parse_slo", "parse_slos"]
+__all__ = [
+    "Measured",
+    "Objective",
+    "Outcome",
+    "evaluate",
+    "latency_bound_ms",
+    "parse_slo",
+    "parse_slos",
+]
+
+
+class Measured(Protocol):
+    """What an objective is checked against: a whole run's summary, or one deployment's part
+    of a blue/green run (:class:`~aml_client.bench.summary.DeploymentRun`)."""
+
+    @property
+    def judged(self) -> LatencyBlock: ...
+
+    @property
+    def judged_on(self) -> str: ...
+
+    @property
+    def error_rate(self) -> float | None: ...
+
+    @property
+    def throughput_rps(self) -> float | None: ...
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt,
@@ -173,8 +199,9 @@ def parse_slos(texts: Iterable[str]) -> list[Objective]:
     return [parse_slo(t) for t in texts]
 
 
-def evaluate(summary: BenchSummary, objectives: Iterable[Objective]) -> list[Outcome]:
-    """Check each objective against a run summary. Nothing measured counts as missed."""
+def evaluate(summary: Measured, objectives: Iterable[Objective]) -> list[Outcome]:
+    """Check each objective against a run summary (or one deployment's figures). Nothing
+    measured counts as missed."""
     block = summary.judged
     measured_on = summary.judged_on
     outcomes = []

@@ -1,10 +1,13 @@
 """The summary of a benchmark run: one versioned pydantic model, built once, used everywhere.
 
-:func:`summarize` turns a :class:`~aml_client.bench.result.BenchResult` into a
-:class:`BenchSummary`; report files, the console, Markdown/HTML, objectives (``--slo``), the web
-UI's HDR tab and ``--json`` all read that object (never a dict, never the file just written).
-``summary.json`` is its JSON form, carrying ``schema_version``; :func:`parse_summary` reads any
-version amlc wrote, migrating the 0.1 format (no ``schema_version``) on the way in.
+:func:`aml_client.bench.summarize.summarize` turns a
+:class:`~aml_client.bench.result.BenchResult` into a :class:`BenchSummary`; report files, the
+console, Markdown/HTML, objectives (``--slo``), the web UI's HDR tab and ``--json`` all read
+that object (never a dict, never the file just written). ``summary.json`` is its JSON form,
+carrying ``schema_version``; :func:`parse_summary` reads any version amlc wrote, migrating
+older ones on the way in (0.1 had no ``schema_version``). The version goes up whenever fields
+are added, so an older amlc refuses a file whose new parts it would silently drop (version 3
+added Azure's failure reasons and the blue/green section).
 
 Latencies are milliseconds with microsecond precision. In an open model ``corrected`` (intended
 start -> reply) is the latency a run is judged on; ``latency`` is then the uncorrected send ->
@@ -15,16 +18,11 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, datetime
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from aml_client.bench.hdr import SIGNIFICANT_FIGURES, LatencyRecorder
-from aml_client.bench.machine import environment_facts
-from aml_client.bench.redact import redact
-from aml_client.bench.result import PHASES, BenchResult, Interval
+from aml_client.bench.hdr import SIGNIFICANT_FIGURES
 from aml_client.errors import InputError
 
 __all__ = [
@@ -35,9 +33,12 @@ __all__ = [
     "PERCENTILE_DEFINITION",
     "PHASE_DESCRIPTIONS",
     "SCHEMA_VERSION",
+    "Agreement",
     "BenchSummary",
+    "BlueGreen",
     "Capacity",
     "CapacityStep",
+    "DeploymentRun",
     "DeploymentSummary",
     "Failures",
     "IntervalRow",
@@ -45,14 +46,16 @@ __all__ = [
     "RunConfig",
     "TransferSummary",
     "Validity",
-    "latency_block",
+    "Verdict",
     "min_samples",
     "parse_summary",
-    "summarize",
+    "percentile_key",
+    "sample_warnings",
+    "to_ms",
 ]
 
 #: Version of the summary.json layout this code writes (0.1 files had none: version 1).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Percentiles of the final table.
 PERCENTILES: tuple[float, ...] = (50, 75, 90, 95, 99, 99.9, 99.99)
 #: Rows of ``ab``'s "Percentage of the requests served within a certain time (ms)" table.
@@ -124,6 +127,9 @@ class LatencyBlock(_Model):
 class Failures(_Model):
     total: int = 0
     by_kind: dict[str, int] = Field(default_factory=dict)
+    #: Azure's reasons, a few per kind: a 424's model status and reason, a 429's cause, a 408's
+    #: message (``{"http_424": {"model answered 500 Internal Server Error": 12}}``)
+    reasons: dict[str, dict[str, int]] = Field(default_factory=dict)
 
 
 class IntervalRow(_Model):
@@ -217,6 +223,84 @@ class Capacity(_Model):
     steps: list[CapacityStep]
 
 
+class DeploymentRun(_Model):
+    """One deployment of a blue/green run: the requests pinned to it, measured on their own
+    (its own histograms, merged exactly across load processes)."""
+
+    name: str
+    requests: int
+    successes: int
+    failures: Failures
+    error_rate: float | None
+    throughput_rps: float | None
+    judged_on: str
+    latency: LatencyBlock
+    corrected: LatencyBlock | None = None
+    phases: dict[str, LatencyBlock] = Field(default_factory=dict)
+    #: who answered (``azureml-model-deployment`` response header): should be this deployment
+    answered_by: dict[str, int] = Field(default_factory=dict)
+    intervals: list[IntervalRow] = Field(default_factory=list)
+    #: ``--find-capacity``: this deployment's own search (the figures above are its step at
+    #: capacity)
+    capacity: Capacity | None = None
+
+    @property
+    def judged(self) -> LatencyBlock:
+        return self.corrected if self.corrected is not None else self.latency
+
+
+class Verdict(_Model):
+    """Is ``deployment``'s ``metric`` different from the baseline's? ``text`` says it for
+    people, e.g. ``green p99 +12.0 % ± 3.1 % (significant)``."""
+
+    deployment: str
+    baseline: str
+    metric: str
+    unit: str = "ms"
+    baseline_value: float | None
+    value: float | None
+    change_pct: float | None
+    #: 95 % confidence interval of the relative change (None: not enough intervals)
+    ci_low_pct: float | None = None
+    ci_high_pct: float | None = None
+    #: None when not judged
+    significant: bool | None = None
+    text: str
+
+
+class Agreement(_Model):
+    """How often the deployments gave the baseline's predictions for the same request body."""
+
+    baseline: str
+    compared_requests: int
+    compared_rows: int
+    agreeing_rows: int
+    #: agreeing_rows / compared_rows
+    rate: float | None
+    disagreeing_requests: int
+    #: bodies not answered with predictions by every deployment (a failure, or the run ended)
+    not_compared: int
+    examples: list[str] = Field(default_factory=list)
+    rule: str = ""
+
+
+class BlueGreen(_Model):
+    """``amlc bench --deployments``: the same bodies to each deployment, side by side."""
+
+    deployments: list[str]
+    #: the deployment the others are compared with (the first named)
+    baseline: str
+    interleaving: str
+    runs: list[DeploymentRun]
+    agreement: Agreement | None = None
+    verdicts: list[Verdict] = Field(default_factory=list)
+    #: how the verdicts' confidence intervals were computed
+    method: str = ""
+
+    def run(self, name: str) -> DeploymentRun | None:
+        return next((r for r in self.runs if r.name == name), None)
+
+
 class RunConfig(_Model):
     """How the run was set up (the plan and the target, never a secret)."""
 
@@ -234,6 +318,7 @@ class RunConfig(_Model):
     timeout_s: float | None = None
     interval_s: float | None = None
     max_senders: int | None = None
+    deployments: list[str] | None = None
     endpoint: str | None = None
     scoring_uri: str | None = None
     auth: str | None = None
@@ -288,6 +373,8 @@ class BenchSummary(_Model):
     intervals_measure: str = "latency"
     warnings: list[str] = Field(default_factory=list)
     capacity: Capacity | None = None
+    #: ``--deployments``: each deployment's own figures, agreement and verdicts
+    blue_green: BlueGreen | None = None
     config: RunConfig = Field(default_factory=RunConfig)
     environment: Environment = Field(default_factory=Environment)
     #: where the summary was read from (set on reading, never written)
@@ -311,12 +398,13 @@ class BenchSummary(_Model):
 
 
 # -- building ------------------------------------------------------------------------------------
-def _ms(us: float) -> float:
+def to_ms(us: float) -> float:
     """Microseconds to milliseconds, keeping microsecond precision."""
     return round(us / 1000.0, 3)
 
 
-def _pkey(p: float) -> str:
+def percentile_key(p: float) -> str:
+    """``99.9`` -> ``"p99.9"``, the key of a percentile in a latency block."""
     return f"p{p:g}"
 
 
@@ -342,230 +430,15 @@ def sample_warnings(samples: int, percentiles: tuple[float, ...] = PERCENTILES) 
         resolve, bound = min_samples(p)
         if samples < resolve:
             warnings.append(
-                f"{_pkey(p)} from {samples} samples: at least {resolve} are needed to resolve "
-                "it; it is just the maximum"
+                f"{percentile_key(p)} from {samples} samples: at least {resolve} are needed "
+                "to resolve it; it is just the maximum"
             )
         elif samples < bound:
             warnings.append(
-                f"{_pkey(p)} from {samples} samples: fewer than the {bound} needed for "
+                f"{percentile_key(p)} from {samples} samples: fewer than the {bound} needed for "
                 f"{CONFIDENCE:.0%} confidence (MLPerf's rule)"
             )
     return warnings
-
-
-def _spectrum(recorder: LatencyRecorder) -> list[tuple[float, float]]:
-    """(percentile 0..100, ms) points of the percentile distribution, as in the .hgrm file."""
-    points: list[tuple[float, float]] = []
-    if not recorder.count:
-        return points
-    for item in recorder.histogram.get_percentile_iterator(5):
-        level = item.percentile_level_iterated_to
-        value = min(item.value_iterated_to, recorder.max_us)
-        points.append((round(level, 6), _ms(value)))
-        if level >= 100.0:
-            break
-    return points
-
-
-def latency_block(
-    recorder: LatencyRecorder, kind: str, description: str = "", *, spectrum: bool = True
-) -> LatencyBlock:
-    """The figures of one recorder, percentiles by nearest rank (see :mod:`~.hdr`)."""
-    wanted = sorted({*PERCENTILES, *AB_PERCENTS})
-    values = recorder.percentiles_us(wanted)
-    return LatencyBlock(
-        kind=kind,
-        description=description,
-        samples=recorder.count,
-        out_of_range=recorder.out_of_range,
-        min_ms=_ms(recorder.min_us),
-        mean_ms=_ms(recorder.mean_us),
-        stdev_ms=_ms(recorder.stdev_us),
-        max_ms=_ms(recorder.max_us),
-        sum_ms=_ms(recorder.sum_us),
-        percentiles_ms={_pkey(p): _ms(values[float(p)]) for p in PERCENTILES},
-        served_within_ms={
-            str(p): _ms(recorder.max_us if p == 100 else values[float(p)]) for p in AB_PERCENTS
-        },
-        spectrum=_spectrum(recorder) if spectrum else [],
-    )
-
-
-def _iso(epoch_s: float) -> str:
-    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
-
-
-def _endpoint_name(config: dict[str, Any]) -> str:
-    for key in ("endpoint", "endpoint_name", "name", "target"):
-        value = config.get(key)
-        if isinstance(value, str) and value:
-            return value
-    uri = config.get("scoring_uri")
-    if isinstance(uri, str) and uri:
-        return urlsplit(uri).hostname or "endpoint"
-    return "endpoint"
-
-
-def interval_rows(intervals: list[Interval], started_at: float) -> list[IntervalRow]:
-    rows = []
-    for interval in intervals:
-        rec = interval.latency
-        values = rec.percentiles_us([50, 90, 99]) if rec.count else {}
-        duration = interval.duration_s
-        rows.append(IntervalRow(
-            t_s=round(interval.start_s - started_at, 3),
-            duration_s=round(duration, 3),
-            requests=interval.requests,
-            failures=interval.failures,
-            rps=round(interval.requests / duration, 3) if duration > 0 else None,
-            samples=rec.count,
-            p50_ms=_ms(values[50.0]) if rec.count else None,
-            p90_ms=_ms(values[90.0]) if rec.count else None,
-            p99_ms=_ms(values[99.0]) if rec.count else None,
-            max_ms=_ms(rec.max_us) if rec.count else None,
-        ))
-    return rows
-
-
-def _validity(result: BenchResult, open_model: bool) -> Validity:
-    load = result.load
-    reasons = []
-    late_fraction = load.late_sends / result.requests if result.requests else 0.0
-    if open_model and late_fraction > LATE_FRACTION_LIMIT and load.late_sends >= LATE_MIN_COUNT:
-        cause = ""
-        if load.max_senders is not None and load.peak_in_flight >= load.max_senders:
-            cause = (
-                f" (all {load.max_senders} senders were busy: raise --max-senders, or lower "
-                "--rate)"
-            )
-        reasons.append(
-            f"{load.late_sends} of {result.requests} requests ({late_fraction:.1%}) were sent "
-            f"more than 10 ms after their scheduled time: the load generator fell behind{cause}"
-        )
-    saturated = load.cpu_saturated_s
-    if saturated >= CPU_SATURATED_MIN_S and saturated >= CPU_SATURATED_MIN_SHARE * max(
-        load.cpu_samples, 1
-    ):
-        reasons.append(
-            f"the load process used >= {CPU_SATURATED:.0%} of a CPU core for {saturated} of "
-            f"{load.cpu_samples} seconds: it, not the endpoint, may have set the pace (add "
-            "--workers)"
-        )
-    return Validity(
-        valid=not reasons,
-        reasons=reasons,
-        late_sends=load.late_sends,
-        late_fraction=round(late_fraction, 6),
-        slip=latency_block(result.slip, "send slip", "due time -> actual send (open model)",
-                           spectrum=False)
-        if result.slip is not None and result.slip.count else None,
-        cpu_peak_percent=round(load.cpu_peak * 100, 1) if load.cpu_samples else None,
-        cpu_mean_percent=round(load.cpu_mean * 100, 1) if load.cpu_samples else None,
-        cpu_saturated_s=saturated,
-        peak_in_flight=load.peak_in_flight,
-        max_senders=load.max_senders,
-    )
-
-
-def _transfer(result: BenchResult) -> TransferSummary:
-    t = result.transfer
-    duration = result.duration_s
-    return TransferSummary(
-        bytes_sent=t.bytes_sent,
-        bytes_received=t.bytes_received,
-        body_bytes_received=t.body_bytes,
-        sent_kb_per_s=round(t.bytes_sent / 1024 / duration, 3) if duration > 0 else None,
-        received_kb_per_s=round(t.bytes_received / 1024 / duration, 3) if duration > 0 else None,
-        document_length=t.document_length,
-        document_length_changes=t.length_changes,
-        server=t.server,
-        server_changes=t.server_changes,
-    )
-
-
-def summarize(
-    result: BenchResult, *, capacity: Capacity | None = None, report_id: str | None = None
-) -> BenchSummary:
-    """Every number of a run, credential-free (see :class:`BenchSummary`)."""
-    config = redact(dict(result.config))
-    open_model = result.corrected is not None
-    mode = str(config.get("mode") or ("open" if open_model else "closed"))
-    duration = result.duration_s
-    failure_total = result.failure_count
-    latency = latency_block(
-        result.latency,
-        "uncorrected" if open_model else "latency",
-        "actual send -> reply (hides endpoint stalls: coordinated omission)"
-        if open_model
-        else "send -> reply, closed model (each user waits for its reply)",
-    )
-    corrected = (
-        latency_block(result.corrected, "corrected", "intended start -> reply (open model)")
-        if result.corrected is not None
-        else None
-    )
-    judged = result.corrected if result.corrected is not None else result.latency
-    warnings = sample_warnings(judged.count)
-    for block in (latency, corrected):
-        if block is not None and block.out_of_range:
-            warnings.append(
-                f"{block.kind}: {block.out_of_range} samples outside 0 .. 1 h were counted "
-                "but not recorded in the histogram"
-            )
-    if result.requests == 0:
-        warnings.append("no request completed")
-    phases = {
-        name: latency_block(result.phases[name], name, PHASE_DESCRIPTIONS[name])
-        for name in PHASES
-        if name in result.phases and result.phases[name].count
-    }
-    deployments = [
-        DeploymentSummary(
-            name=name,
-            requests=stats.requests,
-            failures=stats.failures,
-            share=round(stats.requests / result.requests, 6) if result.requests else 0.0,
-            latency=latency_block(stats.latency, "latency", f"answered by {name}",
-                                  spectrum=False),
-        )
-        for name, stats in sorted(result.deployments.items())
-    ]
-    transfer = _transfer(result)
-    if transfer.document_length_changes:
-        warnings.append(
-            f"{transfer.document_length_changes} successful responses differed in length from "
-            f"the first ({transfer.document_length} bytes): ab would count them as failures "
-            "(not counted here: predictions vary)"
-        )
-    environment = environment_facts()
-    environment.update(redact(dict(result.environment)))
-    return BenchSummary(
-        report_id=report_id,
-        endpoint=_endpoint_name(config),
-        mode=mode,
-        started_at=_iso(result.started_at),
-        ended_at=_iso(result.ended_at),
-        started_at_epoch_s=result.started_at,
-        duration_s=round(duration, 3),
-        requests=result.requests,
-        successes=result.requests - failure_total,
-        failures=Failures(total=failure_total, by_kind=dict(sorted(result.failures.items()))),
-        error_rate=round(failure_total / result.requests, 6) if result.requests else None,
-        throughput_rps=round(result.requests / duration, 3) if duration > 0 else None,
-        judged_on="corrected" if corrected is not None else "latency",
-        latency=latency,
-        corrected=corrected,
-        phases=phases,
-        transfer=transfer,
-        deployments=deployments,
-        validity=_validity(result, open_model),
-        intervals=interval_rows(result.intervals, result.started_at),
-        intervals_measure="corrected" if open_model else "latency",
-        warnings=warnings,
-        capacity=capacity,
-        config=RunConfig.model_validate(config),
-        environment=Environment.model_validate(environment),
-    )
 
 
 # -- reading -------------------------------------------------------------------------------------
@@ -610,6 +483,10 @@ def parse_summary(data: Any, *, source: str = "summary.json") -> BenchSummary:
     version = data.get("schema_version")
     if version is None:
         data = _migrate_v1(data)
+    elif version == 2:
+        # Version 3 only added fields (failure reasons, the blue/green section): their
+        # defaults say "none recorded".
+        data = {**data, "schema_version": SCHEMA_VERSION}
     elif not isinstance(version, int) or version > SCHEMA_VERSION:
         raise InputError(
             f"summary schema_version {version!r} is newer than this amlc reads "

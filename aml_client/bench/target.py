@@ -38,6 +38,9 @@ ENV_PAYLOAD = "AMLC_PAYLOAD"
 
 #: Distinct request bodies kept in memory; longer inputs rotate over the first ones.
 MAX_BODIES = 10_000
+#: The request header that pins a deployment (aml_client.http.responses.DEPLOYMENT_HEADER;
+#: not imported from there, which would bring httpx into the load processes).
+_DEPLOYMENT_HEADER = "azureml-model-deployment"
 
 
 @dataclass
@@ -71,21 +74,25 @@ class RunTarget:
         parts = urlsplit(self.scoring_uri)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"not an http(s) scoring URI: {self.scoring_uri!r}")
-        self._merged: dict[str, str] = self.headers
-        self._merged_value: str | None = None
+        #: headers per pinned deployment (None: as configured), with the auth value they hold
+        self._merged: dict[str | None, tuple[str | None, dict[str, str]]] = {}
 
-    def request_headers(self) -> dict[str, str]:
-        """The headers of the next request, with the current ``Authorization`` value."""
+    def request_headers(self, deployment: str | None = None) -> dict[str, str]:
+        """The headers of the next request, with the current ``Authorization`` value, pinned
+        to ``deployment`` (``azureml-model-deployment``) when one is given."""
         auth = self.auth
-        if auth is None:
+        if auth is None and deployment is None:
             return self.headers
-        value = auth.header()
-        if value != self._merged_value:
+        value = auth.header() if auth is not None else None
+        cached = self._merged.get(deployment)
+        if cached is None or cached[0] != value:
             merged = dict(self.headers)
             if value:
                 merged["Authorization"] = value
-            self._merged, self._merged_value = merged, value
-        return self._merged
+            if deployment is not None:
+                merged[_DEPLOYMENT_HEADER] = deployment
+            cached = self._merged[deployment] = (value, merged)
+        return cached[1]
 
     def unauthorized(self, headers: dict[str, str]) -> None:
         """A request sent with ``headers`` got 401: ask for a fresh credential."""
@@ -256,8 +263,13 @@ def build_run_target(
     insecure: bool = False,
     encoding: str | None = None,
     deployment: str | None = None,
+    deployments: list[str] | None = None,
 ) -> RunTarget:
-    """Resolve the endpoint like ``amlc score`` does and build the request bodies up front."""
+    """Resolve the endpoint like ``amlc score`` does and build the request bodies up front.
+
+    ``deployments`` (a blue/green run) pins each request to one of them as it is sent, so the
+    target itself pins none, whatever the profile says.
+    """
     from aml_client.config import resolve_target
 
     target = resolve_target(endpoint)
@@ -265,6 +277,8 @@ def build_run_target(
         target = dataclasses.replace(target, verify=False)
     if deployment is not None:
         target = dataclasses.replace(target, deployment=deployment)
+    if deployments:
+        target = dataclasses.replace(target, deployment=None)
     schema, problem = _load_schema(target, swagger)
     if schema is None:
         if payload is None:
@@ -283,9 +297,7 @@ def build_run_target(
     row_counts = summary.pop("row_counts")
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     if target.deployment:
-        from aml_client.http.responses import DEPLOYMENT_HEADER
-
-        headers[DEPLOYMENT_HEADER] = target.deployment
+        headers[_DEPLOYMENT_HEADER] = target.deployment
     return RunTarget(
         name=target.name,
         scoring_uri=target.scoring_uri,

@@ -26,7 +26,7 @@ from aml_client.cli import output
 from aml_client.errors import AmlcError, ConfigError
 
 if TYPE_CHECKING:
-    from aml_client.bench.summary import BenchSummary
+    from aml_client.bench.summary import BenchSummary, Capacity
 
 #: Exit code of a run that misses an objective.
 EXIT_SLO_MISSED = 5
@@ -63,6 +63,7 @@ def _plan(
     bounded: bool,
     max_senders: int | None = None,
     capacity: dict[str, Any] | None = None,
+    deployments: list[str] | None = None,
 ) -> Any:
     from aml_client.bench.plan import BenchPlan, default_max_senders, parse_duration
 
@@ -109,6 +110,7 @@ def _plan(
             interval_s=interval_s,
             max_senders=max_senders,
             capacity=capacity,
+            deployments=deployments,
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
@@ -352,6 +354,16 @@ def bench(
             help="Send to this deployment of the endpoint (azureml-model-deployment).",
         ),
     ] = None,
+    deployments: Annotated[
+        str | None,
+        typer.Option(
+            "--deployments",
+            metavar="A,B",
+            help="Blue/green: the same bodies to each deployment in turn, under one load; "
+            "per-deployment percentiles, prediction agreement and a verdict against the "
+            "first. --slo applies to each; with --find-capacity, one search per deployment.",
+        ),
+    ] = None,
     insecure: Annotated[
         bool, typer.Option("--insecure", help="Do not verify TLS certificates.")
     ] = False,
@@ -409,6 +421,8 @@ def bench(
     CI gate (exit 5 on a miss): amlc bench -n 10000 --slo 'p99<=200ms'
 
     Capacity under an objective: amlc bench --find-capacity --slo 'p99<=200ms'
+
+    Blue/green, one run: amlc bench --deployments blue,green -t 60s
     """
     from aml_client.bench.launch import LoadProcess
     from aml_client.bench.plan import ARRIVALS, parse_duration
@@ -420,6 +434,7 @@ def bench(
         raise ConfigError(f"--arrival must be one of {', '.join(ARRIVALS)}")
     if rate is not None and rate <= 0:
         raise ConfigError("--rate must be above 0")
+    lanes = _deployments(deployments, deployment)
     objectives = _objectives(slo_texts)
     try:
         timeout_s = parse_duration(timeout)
@@ -450,6 +465,7 @@ def bench(
         bounded=not web and not worker,
         max_senders=max_senders,
         capacity=capacity,
+        deployments=lanes,
     )
     if master and plan.users < expect_workers:
         raise ConfigError(f"--users ({plan.users}) must be at least --expect-workers")
@@ -466,6 +482,7 @@ def bench(
         timeout_s=timeout_s,
         insecure=insecure,
         deployment=deployment,
+        deployments=lanes,
     )
     config: dict[str, Any] = {
         "target": target.to_wire(),
@@ -545,6 +562,20 @@ def bench(
             raise typer.Exit(EXIT_SLO_MISSED)
 
 
+def _deployments(text: str | None, deployment: str | None) -> list[str] | None:
+    """``--deployments blue,green`` as a list (None when not given)."""
+    if text is None:
+        return None
+    from aml_client.bench.bluegreen import parse_deployments
+
+    if deployment is not None:
+        raise ConfigError("--deployment and --deployments exclude each other")
+    try:
+        return parse_deployments(text)
+    except ValueError as exc:
+        raise ConfigError(f"--deployments {exc}") from exc
+
+
 def _capacity_settings(
     objectives: list[Any], texts: list[str], *, rate: float | None, start_rate: float,
     max_rate: float, step_duration: str, warmup: str, precision: float, conflicts: bool,
@@ -575,27 +606,43 @@ def _capacity_settings(
 
 
 def _capacity_verdict(summary: BenchSummary, junit: Path | None, *, quiet: bool) -> None:
-    """Exit 0 when a capacity was found, 5 when even the lowest rate missed."""
+    """Exit 0 when a capacity was found (for every deployment of a blue/green run), 5 when
+    even the lowest rate missed."""
     from aml_client.bench.junit import Case, write_junit
 
-    capacity = summary.capacity
-    assert capacity is not None
-    cases = [
-        Case(f"{step.rate_rps:g} req/s", failure=None if step.passed else "; ".join(step.notes))
-        for step in capacity.steps
-    ]
-    if capacity.found:
-        line = (f"capacity: {capacity.max_rate_rps:,.1f} req/s with "
-                f"{', '.join(capacity.objectives)} ({capacity.stopped_because})")
-        cases.append(Case("capacity found", output=line))
-        if not quiet:
-            output.console.print(Text(line, style="green"))
-    else:
-        cases.append(Case("capacity found", failure=capacity.stopped_because))
+    searches: list[tuple[str, Capacity | None]] = (
+        [("", summary.capacity)] if summary.capacity is not None else []
+    )
+    if summary.blue_green is not None:
+        searches += [(f"{run.name}: ", run.capacity) for run in summary.blue_green.runs]
+    cases = []
+    missing = []
+    for prefix, capacity in searches:
+        if capacity is None:
+            missing.append(f"{prefix}the search did not run")
+            cases.append(Case(f"{prefix}capacity found", failure="the search did not run"))
+            continue
+        cases += [
+            Case(f"{prefix}{step.rate_rps:g} req/s",
+                 failure=None if step.passed else "; ".join(step.notes))
+            for step in capacity.steps
+        ]
+        if capacity.found:
+            line = (f"{prefix}capacity: {capacity.max_rate_rps:,.1f} req/s with "
+                    f"{', '.join(capacity.objectives)} ({capacity.stopped_because})")
+            cases.append(Case(f"{prefix}capacity found", output=line))
+            if not quiet:
+                output.console.print(Text(line, style="green"))
+        else:
+            missing.append(f"{prefix}{capacity.stopped_because}")
+            cases.append(Case(f"{prefix}capacity found", failure=capacity.stopped_because))
+    if not quiet and summary.blue_green is not None:
+        for verdict in summary.blue_green.verdicts:
+            output.console.print(verdict.text)
     if junit is not None:
         write_junit(junit, "amlc bench --find-capacity", cases, time_s=summary.duration_s)
-    if not capacity.found:
-        output.error(f"no capacity found: {capacity.stopped_because}")
+    if missing or not searches:
+        output.error(f"no capacity found: {'; '.join(missing) or 'no search ran'}")
         raise typer.Exit(EXIT_SLO_MISSED)
 
 

@@ -63,7 +63,8 @@ _STYLE_HELP = (
 
 _DEPLOYMENT_HELP = (
     "A deployment: NAME[:KIND][,option=value...]; KIND is sklearn (default) or onnx; options: "
-    "workers, max_concurrent_requests_per_instance (or max_concurrent), request_timeout_ms, "
+    "workers, max_concurrent_requests_per_instance (or max_concurrent; default 16, 1 as on "
+    "Azure), request_timeout_ms, "
     "and, to provoke 408/424/429 on purpose, delay_ms and fail_rate. Repeat for several "
     "[default: one sklearn deployment called blue]."
 )

@@ -66,6 +66,8 @@ def print_summary(summary: BenchSummary, report_dir: str | None = None) -> None:
         header, rows = render.capacity_table(summary)
         out.print(_grid(header, rows, "Steps (req/s; latency in ms)"))
         out.print("[dim]The tables below are those of the step at capacity.[/]")
+    if summary.blue_green is not None:
+        _print_blue_green(summary)
     header, rows = render.latency_table(summary)
     out.print(_grid(header, rows, "Latency (ms)"))
     title, header, rows = render.ab_table(summary)
@@ -94,6 +96,32 @@ def print_summary(summary: BenchSummary, report_dir: str | None = None) -> None:
         output.console.print(f"report: {directory}")
 
 
+def _print_blue_green(summary: BenchSummary) -> None:
+    """The deployments of a blue/green run side by side, the verdicts and the agreement."""
+    section = summary.blue_green
+    assert section is not None
+    out = output.stdout
+    header, rows = render.blue_green_capacity_table(summary)
+    if rows:
+        out.print(_grid(header, rows, "Capacity by deployment"))
+        out.print("[dim]The side-by-side figures are each deployment's step at capacity; the "
+                  "tables after them merge those steps.[/]")
+    header, rows = render.blue_green_table(summary)
+    out.print(_grid(header, rows, f"Deployments side by side (baseline {section.baseline})"))
+    for verdict in section.verdicts:
+        style = "" if verdict.significant is None else "bold" if verdict.significant else "dim"
+        out.print(Text(verdict.text, style=style))
+    agreement = render.agreement_line(summary)
+    if agreement:
+        out.print(Text(agreement))
+        for example in section.agreement.examples if section.agreement else []:
+            out.print(Text(f"  {example}", style="dim"))
+    for run in section.runs:
+        if run.failures.total:
+            out.print(Text(f"{run.name} failures: {render.failures_text(run.failures)}"))
+    out.print(f"[dim]{section.method}[/]" if section.method else "")
+
+
 def _parse_slos(texts: list[str] | None) -> list[slo.Objective]:
     try:
         return slo.parse_slos(texts or [])
@@ -114,21 +142,29 @@ def check_objectives(
 
     An INVALID run fails the check (the load generator, not the endpoint, may have set the
     numbers) unless ``allow_invalid``. ``junit`` writes one test case per objective (and one
-    for the run's validity).
+    for the run's validity). In a blue/green run every objective applies to each deployment
+    (one case per deployment and objective).
     """
     from aml_client.bench.junit import Case, write_junit
 
-    outcomes = slo.evaluate(summary, objectives)
+    section = summary.blue_green
+    judged: list[tuple[str, slo.Measured]] = (
+        [(f"{run.name}: ", run) for run in section.runs] if section is not None
+        else [("", summary)]
+    )
     cases = []
-    for outcome in outcomes:
-        if outcome.passed:
-            if not quiet:
-                output.console.print(Text(outcome.message, style="green"))
-            cases.append(Case(str(outcome.objective)))
-        else:
-            output.error(f"objective missed: {outcome.message}")
-            cases.append(Case(str(outcome.objective), failure=outcome.message))
-    ok = all(outcome.passed for outcome in outcomes)
+    ok = True
+    for prefix, measured in judged:
+        for outcome in slo.evaluate(measured, objectives):
+            message = prefix + outcome.message
+            if outcome.passed:
+                if not quiet:
+                    output.console.print(Text(message, style="green"))
+                cases.append(Case(prefix + str(outcome.objective)))
+            else:
+                ok = False
+                output.error(f"objective missed: {message}")
+                cases.append(Case(prefix + str(outcome.objective), failure=message))
     if objectives and not summary.valid:
         reason = render.validity_line(summary)
         if allow_invalid:

@@ -63,15 +63,6 @@ def server_message(text: str) -> str:
     return text[:300]
 
 
-def _rate_limit_cause(message: str, reason: str) -> str | None:
-    text = f"{reason} {message}".lower()
-    if "pending" in text or "concurren" in text:
-        return "concurrency"
-    if "rate" in text or "quota" in text or "per second" in text:
-        return "rate"
-    return None
-
-
 def error_for_response(
     response: Answer, *, method: str = "POST", deployment: str | None = None
 ) -> errors.EndpointError:
@@ -127,7 +118,7 @@ def _error(response: Answer, method: str, deployment: str | None) -> errors.Endp
     if status == 413:
         return errors.PayloadTooLargeError(detail, **kwargs)
     if status == 429:
-        cause = _rate_limit_cause(message, reason)
+        cause = errors.RateLimitError.cause_of(f"{reason} {message}")
         hint = {
             "concurrency": " (too many requests pending for the deployment's "
             "max_concurrent_requests_per_instance)",

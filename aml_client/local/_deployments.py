@@ -31,6 +31,12 @@ DEFAULT_REQUEST_TIMEOUT_MS = 5000
 MAX_REQUEST_TIMEOUT_MS = 180_000
 MAX_WORKERS = 32
 MAX_DELAY_MS = 600_000
+#: Requests a deployment takes at once unless told otherwise. Azure's default is 1 (and 429
+#: past 2 pending), which turns a modest load test such as ``amlc bench --users 20`` into 429s;
+#: the local endpoint is meant to be usable as it comes, so it admits 16 (32 pending). The
+#: requests beyond the worker count wait in the deployment's listen queue. ``max_concurrent=1``
+#: reproduces Azure's default.
+DEFAULT_MAX_CONCURRENT = 16
 
 #: The options a deployment accepts after its name, with their bounds.
 _INT_OPTIONS: dict[str, tuple[int, int]] = {
@@ -46,9 +52,9 @@ _FLOAT_OPTIONS = {"fail_rate": (0.0, 1.0)}
 class DeploymentSpec:
     """One deployment as asked for; ``None`` means "the endpoint's default".
 
-    ``max_concurrent_requests_per_instance`` defaults to the worker count (on Azure it is 1,
-    and Azure advises matching it to ``WORKER_COUNT``); the endpoint answers 429 once more than
-    twice that many requests are pending for the deployment.
+    ``max_concurrent_requests_per_instance`` defaults to :func:`default_max_concurrent` (on
+    Azure it is 1; ``max_concurrent=1`` reproduces that); the endpoint answers 429 once more
+    than twice that many requests are pending for the deployment.
     """
 
     name: str
@@ -105,6 +111,12 @@ class DeploymentInfo:
     def from_dict(cls, data: Mapping[str, Any]) -> DeploymentInfo:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def default_max_concurrent(workers: int) -> int:
+    """A deployment's ``max_concurrent_requests_per_instance`` when none is given: at least
+    :data:`DEFAULT_MAX_CONCURRENT`, and never fewer than its workers."""
+    return max(DEFAULT_MAX_CONCURRENT, workers)
 
 
 def parse_deployment(text: str) -> DeploymentSpec:

@@ -98,7 +98,8 @@ def _deployment_infos(
                 traffic=traffic[spec.name],
                 workers=spec_workers,
                 max_concurrent_requests_per_instance=(
-                    spec.max_concurrent_requests_per_instance or spec_workers
+                    spec.max_concurrent_requests_per_instance
+                    or _deployments.default_max_concurrent(spec_workers)
                 ),
                 request_timeout_ms=spec.request_timeout_ms,
                 port=port,

@@ -301,3 +301,62 @@ def test_logs_needs_an_imported_profile(amlc: Run) -> None:
          "--auth", "none")
     amlc("logs", "-d", "blue", "-e", "plain").assert_error(2, "was not imported from Azure")
     amlc("logs", "-d", "blue", "-e", "missing").assert_error(2, "no endpoint profile named")
+
+
+# --------------------------------------------------------------------------- a bench with aml_token
+
+
+def test_a_bench_with_an_aml_token_profile_refreshes_the_token_during_the_run(
+    amlc: Run, arm: ArmReplay, azure_env: dict[str, str], scoring: FaultServer, tmp_path: Path
+) -> None:
+    """getToken hands out tokens that die 5 s after they are issued (and should be refreshed
+    after 2 s, as ``refreshAfterTimeUtc`` says); the scoring server refuses a token it did not
+    issue or one past its expiry. A 20 s bench must see no failure and use several tokens."""
+    import secrets
+    import threading
+
+    issued: dict[str, float] = {}  # token -> expiry (epoch seconds), as getToken said
+    used: set[str] = set()
+    lock = threading.Lock()
+
+    def fresh_token(body: dict[str, Any]) -> dict[str, Any]:
+        now = int(time.time())
+        token = f"aml-{secrets.token_urlsafe(18)}"
+        with lock:
+            issued[token] = now + 5
+        return {**body, "accessToken": token, "expiryTimeUtc": now + 5,
+                "refreshAfterTimeUtc": now + 2}
+
+    def accept(header: str | None) -> bool:
+        token = (header or "").removeprefix("Bearer ")
+        with lock:
+            expiry = issued.get(token)
+            if expiry is None or expiry <= time.time():
+                return False
+            used.add(token)
+            return True
+
+    serve_endpoint_examples(arm, scoringUri=scoring.scoring_uri)
+    arm.replay("OnlineEndpoints_GetToken", respond=fresh_token)
+    scoring.default = Reply(body={"Results": ["no"]})  # one row per request
+    scoring.auth_check = accept
+    assert amlc("endpoint", "import", "prod", *IMPORT_ARGS, env=azure_env).returncode == 0
+
+    result = amlc(
+        "bench", "--endpoint", "prod", "--payload", str(SAMPLES / "data_inputs.json"),
+        "-t", "20s", "--rate", "20", "--workers", "2", "--json",
+        "--report-dir", str(tmp_path / "reports"), env=azure_env, timeout=240,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    summary = result.json()
+    assert summary["requests"] >= 300, summary["requests"]
+    assert summary["failures"]["total"] == 0, summary["failures"]
+    # Tokens valid for 5 s over a 20 s run: at least four were asked for and sent.
+    assert len(arm.calls("OnlineEndpoints_GetToken")) >= 5
+    assert len(used) >= 4, sorted(used)
+    written = "".join(p.read_text(errors="replace") for p in (tmp_path / "reports").rglob("*")
+                      if p.is_file())
+    for token in issued:
+        assert token not in result.stdout + result.stderr + written
+        assert token not in config_text()

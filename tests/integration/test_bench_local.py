@@ -119,3 +119,27 @@ def test_capacity_of_the_local_endpoint(local_endpoint, tmp_path: Path) -> None:
     assert summary["capacity"]["found"] and summary["capacity"]["max_rate_rps"] >= 5
     page = (directory / "report.html").read_text()
     assert 'id="capacity-latency"' in page and 'id="capacity-throughput"' in page
+
+
+def test_twenty_users_get_no_429_from_the_default_local_endpoint(  # type: ignore[no-untyped-def]
+    local_endpoint, tmp_path: Path
+) -> None:
+    # The README's `amlc bench --users 20`: the default queue (2 x max_concurrent pending per
+    # deployment) takes 20 concurrent users, where Azure's default of 1 would answer 429s.
+    status = local_endpoint.amlc("local", "status", "--json")
+    assert status.returncode == 0, status.stderr
+    [deployment] = json.loads(status.stdout)["deployments"]
+    assert 2 * deployment["max_concurrent_requests_per_instance"] >= 20
+    done = run_bench(
+        ["--endpoint", "local", "--users", "20", "-n", "300", "--workers", "1", "--json",
+         "--report-dir", str(tmp_path / "r")],
+        local_endpoint.env(),
+        tmp_path,
+        timeout_s=240,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["requests"] == 300
+    assert summary["failures"]["by_kind"] == {}, summary["failures"]
+    # More requests were pending at once than the old default (2 x 2 workers) let wait.
+    assert summary["validity"]["peak_in_flight"] > 4, summary["validity"]

@@ -315,3 +315,86 @@ def test_a_deployment_that_dies_takes_the_endpoint_down(
             httpx.get(f"{handle.base_uri}/", timeout=2)
     finally:
         stop_local_endpoint(handle)
+
+
+# ------------------------------------------------- amlc score and amlc bench say Azure's reason
+
+SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "samples"
+
+
+@pytest.fixture
+def narrow_kept_full(misbehaving: LocalEndpointHandle) -> Iterator[None]:
+    """Keeps ``narrow`` (one request at a time, 2.5 s each) at its 2 pending requests: three
+    clients resend as soon as they are answered, so a fourth request finds it full."""
+    import time
+
+    stop = threading.Event()
+
+    def keep_busy() -> None:
+        with httpx.Client(timeout=60) as client:
+            while not stop.is_set():
+                if _post(client, misbehaving, "narrow").status_code == 429:
+                    time.sleep(0.02)
+
+    threads = [threading.Thread(target=keep_busy) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)  # both slots taken
+    try:
+        yield
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+
+
+def _score(handle: LocalEndpointHandle, deployment: str) -> str:
+    """``amlc score`` pinned to ``deployment``, without retries: its one error line."""
+    done = handle.amlc("score", str(SAMPLES / "data_inputs.json"), "--endpoint", "local",
+                       "--deployment", deployment, "--retries", "0")
+    assert done.returncode == 4, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    [line] = [line for line in done.stderr.splitlines() if line.strip()]
+    assert line.startswith("error: ")
+    return line
+
+
+def test_amlc_score_reports_424_and_408_with_azures_reason(misbehaving) -> None:
+    line = _score(misbehaving, "broken")
+    assert "HTTP 424" in line and "model container answered 500 Internal Server Error" in line
+    line = _score(misbehaving, "slow")
+    assert "HTTP 408" in line and "request_timeout_ms of deployment slow" in line
+
+
+def test_amlc_score_reports_429_with_its_cause(misbehaving, narrow_kept_full) -> None:
+    line = _score(misbehaving, "narrow")
+    assert "HTTP 429" in line and "Too many pending requests for deployment narrow" in line
+    assert "too many requests pending for the deployment's max_concurrent_requests_per_instance" \
+        in line
+
+
+@pytest.mark.parametrize(
+    ("deployment", "options", "kind", "reason"),
+    [
+        ("broken", ["-n", "6", "-u", "2"], "http_424",
+         "model answered 500 Internal Server Error"),
+        ("slow", ["-n", "4", "-u", "2"], "http_408",
+         "Request timed out after 300 ms (request_timeout_ms of deployment slow)"),
+        ("narrow", ["-n", "12", "-u", "6"], "http_429",
+         "too many pending requests (max_concurrent_requests_per_instance)"),
+    ],
+)
+def test_amlc_bench_counts_each_with_azures_reason(
+    misbehaving, tmp_path: Path, deployment: str, options: list[str], kind: str, reason: str
+) -> None:
+    done = misbehaving.amlc(
+        "bench", "--endpoint", "local", "--deployment", deployment, *options, "--workers", "1",
+        "--json", "--report-dir", str(tmp_path / "reports"),
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    failures = summary["failures"]
+    assert failures["by_kind"][kind] >= 1 and set(failures["by_kind"]) == {kind}, failures
+    assert failures["reasons"] == {kind: {reason: failures["by_kind"][kind]}}
+    shown = misbehaving.amlc("report", "show", str(next((tmp_path / "reports").iterdir())))
+    assert f"{kind} {failures['by_kind'][kind]} [{reason}: " in shown.stdout, shown.stdout
