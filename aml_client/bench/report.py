@@ -24,7 +24,6 @@ from pathlib import Path
 
 from aml_client.bench.files import write_hgrm, write_hlog
 from aml_client.bench.result import BenchResult
-from aml_client.bench.summarize import summarize
 from aml_client.bench.summary import BenchSummary, parse_summary
 from aml_client.errors import InputError
 
@@ -61,6 +60,8 @@ def write_report(
     from aml_client.bench import render  # the HTML/Markdown layer, only needed here
 
     if summary is None:
+        from aml_client.bench.summarize import summarize  # numpy, for blue/green verdicts
+
         summary = summarize(result)
     directory = _new_dir(Path(root), result.started_at, summary.endpoint)
     summary.report_id = directory.name
