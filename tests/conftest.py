@@ -64,7 +64,9 @@ class CliResult:
         return [line for line in self.stderr.splitlines() if line.strip()]
 
     def assert_error(self, code: int, *needles: str) -> str:
-        """Exit ``code``, nothing on stdout, one ``error:`` line on stderr holding every needle."""
+        """Exit ``code``, one ``error:`` line on stderr holding every needle, and nothing on
+        stdout, or, with ``--json``, only the error object (``{"error": {"message",
+        "exit_code", "kind", …}}``) with the same message."""
         assert self.returncode == code, (self.args, self.returncode, self.stdout, self.stderr)
         assert "Traceback" not in self.stderr
         lines = self.stderr_lines()
@@ -72,7 +74,12 @@ class CliResult:
         assert lines[0].startswith("error: "), lines[0]
         for needle in needles:
             assert needle in lines[0], lines[0]
-        assert self.stdout == ""
+        if "--json" in self.args:
+            error = self.json()["error"]
+            assert error["exit_code"] == code and isinstance(error["kind"], str), error
+            assert "error: " + error["message"] == lines[0], (error, lines[0])
+        else:
+            assert self.stdout == ""
         return lines[0]
 
 

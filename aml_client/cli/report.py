@@ -12,7 +12,7 @@ from rich.text import Text
 
 from aml_client.bench import render, report, slo
 from aml_client.bench.summary import BenchSummary
-from aml_client.cli import output
+from aml_client.cli import checks, output
 from aml_client.errors import ConfigError, InputError
 
 _ROOT_HELP = "Directory holding the reports."
@@ -91,7 +91,7 @@ def print_summary(summary: BenchSummary, report_dir: str | None = None) -> None:
         output.console.print(f"[yellow]warning:[/] {warning}")
     directory = report_dir or summary.report_dir
     if directory:
-        output.console.print(f"report: {directory}")
+        output.result(f"report: {directory}", markup=False)
 
 
 def _parse_slos(texts: list[str] | None) -> list[slo.Objective]:
@@ -123,7 +123,7 @@ def check_objectives(
     for outcome in outcomes:
         if outcome.passed:
             if not quiet:
-                output.console.print(Text(outcome.message, style="green"))
+                output.stdout.print(Text(outcome.message, style="green"))
             cases.append(Case(str(outcome.objective)))
         else:
             output.error(f"objective missed: {outcome.message}")
@@ -223,6 +223,8 @@ def compare(
         gates = [parse_gate(text) for text in fail_on or []]
     except ValueError as exc:
         raise ConfigError(f"--fail-on {exc}") from exc
+    if junit is not None:
+        checks.writable_file(junit, "--junit", example="compare.xml")
     result = compare_runs(report.load_summary(a), report.load_summary(b), gates)
     if junit is not None:
         write_junit(junit, "amlc report compare",
@@ -251,7 +253,7 @@ def compare(
         if gate.failed:
             output.error(gate.message)
         elif not as_json:
-            output.console.print(Text(gate.message, style="green"))
+            output.stdout.print(Text(gate.message, style="green"))
     if result.failed:
         raise typer.Exit(EXIT_SLO_MISSED)
 
@@ -261,6 +263,8 @@ def list_(
     as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
 ) -> None:
     """The stored runs under ROOT, oldest first."""
+    if root.exists() and not root.is_dir():
+        raise InputError("not a directory of reports", path=str(root))
     runs = report.list_reports(root)
     if as_json:
         output.print_json([
@@ -277,7 +281,7 @@ def list_(
         ])
         return
     if not runs:
-        output.note(f"no reports under {root}")
+        output.result(f"no reports under {root}", markup=False)
         return
     table = Table(title=f"Benchmark reports in {root} (latency in ms)", title_justify="left",
                   box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from aml_client.cli import output
+from aml_client.cli import checks, output
 
 if TYPE_CHECKING:
     from aml_client.config import Target
@@ -73,8 +73,11 @@ def _schema(
 def fetch(
     endpoint: EndpointOpt = None,
     out: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="Write to FILE instead of stdout.", show_default=False),
+        str | None,
+        typer.Option(
+            "--output", "-o", metavar="FILE", help="Write to FILE instead of stdout.",
+            show_default=False,
+        ),
     ] = None,
     openapi: OpenapiOpt = None,
 ) -> None:
@@ -84,14 +87,15 @@ def fetch(
     from aml_client.config import resolve_target
     from aml_client.swagger_tools import describe_version, fetch_swagger
 
+    path = None if out is None else checks.writable_file(out, "-o", example="swagger.json")
     fetched = fetch_swagger(resolve_target(endpoint), openapi=openapi)
-    if out is None:
+    if path is None:
         sys.stdout.write(fetched.text if fetched.text.endswith("\n") else fetched.text + "\n")
         return
-    out.write_text(fetched.text, encoding="utf-8")
-    output.note(
+    checks.write_file(path, fetched.text)
+    output.result(
         f"saved {describe_version(fetched.document)} from {escape(fetched.url)} "
-        f"to [bold]{escape(str(out))}[/]"
+        f"to [bold]{escape(str(path))}[/]"
     )
 
 
@@ -119,7 +123,7 @@ def _render_summary(summary: dict[str, Any], label: str) -> None:
     from rich.markup import escape as e
     from rich.table import Table
 
-    console = output.console
+    console = output.stdout
     console.print(f"[bold]{e(summary['title'])}[/]  [dim]{summary['version']} · {e(label)}[/]")
     if summary.get("description"):
         console.print(f"[dim]{e(str(summary['description']))}[/]")
@@ -212,7 +216,7 @@ def validate(
 def _render_report(report: ValidationReport) -> None:
     from rich.markup import escape
 
-    console = output.console
+    console = output.stdout
     for finding in report.findings:
         colour = "red" if finding.level == "error" else "yellow"
         console.print(
@@ -238,7 +242,9 @@ def _render_report(report: ValidationReport) -> None:
 def example(
     file: FileArg = None,
     endpoint: EndpointOpt = None,
-    rows: Annotated[int, typer.Option("--rows", "-n", min=1, help="How many rows.")] = 1,
+    rows: Annotated[
+        int, typer.Option("--rows", "-n", min=1, max=10_000, help="How many rows.")
+    ] = 1,
     openapi: OpenapiOpt = None,
 ) -> None:
     """Print a valid request body (JSON on stdout) in the endpoint's convention."""
@@ -253,9 +259,9 @@ def codegen(
     file: FileArg = None,
     endpoint: EndpointOpt = None,
     out: Annotated[
-        Path,
-        typer.Option("--output", "-o", help="Module to write ('-' for stdout)."),
-    ] = Path("endpoint_client.py"),
+        str,
+        typer.Option("--output", "-o", metavar="FILE", help="Module to write ('-' for stdout)."),
+    ] = "endpoint_client.py",
     openapi: OpenapiOpt = None,
 ) -> None:
     """Generate a typed Python client module (pydantic models + score())."""
@@ -263,16 +269,21 @@ def codegen(
 
     from aml_client.codegen import generate_client
 
+    path = None if out == "-" else checks.writable_file(out, "-o", example="endpoint_client.py")
     schema, label = _schema(file, endpoint, openapi)
     source = Path(label).name if file is not None else label
     code = generate_client(schema, source=source)
-    if str(out) == "-":
+    if path is None:
         sys.stdout.write(code)
         return
-    out.write_text(code, encoding="utf-8")
-    what = f"{len(schema.columns)} columns" if schema.columns else f"{schema.row_kind} rows"
-    output.note(
-        f"wrote [bold]{escape(str(out))}[/] "
+    checks.write_file(path, code)
+    what = (
+        output.plural(len(schema.columns), "column")
+        if schema.columns
+        else f"{schema.row_kind} rows"
+    )
+    output.result(
+        f"wrote [bold]{escape(out)}[/] "
         f"({escape(schema.title)}: {what}, {schema.convention} convention)"
     )
 
@@ -283,7 +294,10 @@ def codegen(
 def serve(
     file: FileArg = None,
     endpoint: EndpointOpt = None,
-    port: Annotated[int, typer.Option("--port", "-p", help="Port on 127.0.0.1 (0: any).")] = 8000,
+    port: Annotated[
+        int,
+        typer.Option("--port", "-p", min=0, max=65535, help="Port on 127.0.0.1 (0: any)."),
+    ] = 8000,
     open_browser: Annotated[
         bool, typer.Option("--open", help="Open the page in the default browser.")
     ] = False,
@@ -294,14 +308,21 @@ def serve(
 
     from rich.markup import escape
 
+    from aml_client.errors import ConfigError
     from aml_client.swagger_ui import PAGE_HEADER, PAGE_HEADER_VALUE, SwaggerUIServer
 
+    checks.free_port(port, "--port")
     doc, label = _document(file, endpoint, openapi)
     target = _serve_target(file, endpoint)
-    server = SwaggerUIServer(doc, target=target, port=port)
+    try:
+        server = SwaggerUIServer(doc, target=target, port=port)
+    except OSError as exc:  # taken between the check and now
+        raise ConfigError(
+            f"--port {port}: cannot listen on 127.0.0.1:{port} ({exc.strerror or exc})"
+        ) from None
     logging.getLogger("aml_client.swagger_ui").setLevel(logging.INFO)
     upstream = target.describe() if target else "no endpoint (requests will fail)"
-    output.note(f"Swagger UI for [bold]{escape(label)}[/] at [bold]{server.url}[/]")
+    output.result(f"Swagger UI for [bold]{escape(label)}[/] at [bold]{server.url}[/]")
     output.note(f"[dim]proxy to {escape(upstream)} · Ctrl-C stops[/]")
     output.note(
         f"[dim]scripts calling the proxy add the header "
@@ -314,7 +335,7 @@ def serve(
     try:
         server.serve_forever()
     except KeyboardInterrupt:
-        output.note("stopped")
+        output.result("stopped")
 
 
 def _serve_target(file: Path | None, endpoint: str | None) -> Target | None:
