@@ -30,7 +30,10 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 #: Variables that would point a test at a real endpoint or change where amlc keeps files.
-_AMLC_ENV = ("AMLC_SCORING_URI", "AMLC_KEY", "AMLC_TOKEN", "AMLC_SWAGGER_URI", "AMLC_DEBUG")
+_AMLC_ENV = (
+    "AMLC_SCORING_URI", "AMLC_KEY", "AMLC_TOKEN", "AMLC_SWAGGER_URI", "AMLC_DEBUG",
+    "AMLC_LOCAL_PORT", "AMLC_SWAGGER_PORT", "AMLC_WEB_PORT",
+)  # fmt: skip
 
 
 @pytest.fixture(autouse=True)

@@ -376,7 +376,10 @@ def bench(
     ] = False,
     web: Annotated[bool, typer.Option("--web", help="Start Locust's web UI instead.")] = False,
     web_port: Annotated[
-        int, typer.Option("--web-port", min=1, max=65535, help="Web UI port (127.0.0.1).")
+        int,
+        typer.Option(
+            "--web-port", min=1, max=65535, envvar="AMLC_WEB_PORT", help="Web UI port (127.0.0.1)."
+        ),
     ] = 8089,
     master: Annotated[
         bool, typer.Option("--master", help="Be the master of workers on other machines.")
@@ -547,11 +550,12 @@ def bench(
     if role == "worker":
         output.result(f"worker finished after {time.monotonic() - started:.1f} s")
         return
+    # Ctrl-C is how the web UI is left: that ends the command normally (exit 0).
     if not results:
-        if interrupted:
-            raise KeyboardInterrupt
         if web:
             return
+        if interrupted:
+            raise KeyboardInterrupt
         raise BenchError("the load process ended without a result")
     from aml_client.bench.summary import BenchSummary
 
@@ -565,7 +569,7 @@ def bench(
             output.console.print(f"report: {directory}")
     elif not web:
         print_summary(summary, directory)
-    if interrupted:
+    if interrupted and not web:
         raise KeyboardInterrupt
     if capacity is not None:
         _capacity_verdict(summary, junit, quiet=as_json)

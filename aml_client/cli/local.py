@@ -81,7 +81,10 @@ _TRAFFIC_HELP = (
 
 def up(
     port: Annotated[
-        int, typer.Option("--port", "-p", min=1, max=65535, help="Port on 127.0.0.1.")
+        int,
+        typer.Option(
+            "--port", "-p", min=1, max=65535, envvar="AMLC_LOCAL_PORT", help="Port on 127.0.0.1."
+        ),
     ] = 5001,
     deployment: Annotated[
         list[str] | None, typer.Option("--deployment", help=_DEPLOYMENT_HELP)

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 #: Progress, warnings, hints and errors for people (stderr).
-console = Console(stderr=True, highlight=False)
+console = Console(stderr=True, highlight=False, soft_wrap=True)
 #: What the command produces: tables, status, results, data (stdout).
 stdout = Console(highlight=False, soft_wrap=True)
 

@@ -296,7 +296,10 @@ def serve(
     endpoint: EndpointOpt = None,
     port: Annotated[
         int,
-        typer.Option("--port", "-p", min=0, max=65535, help="Port on 127.0.0.1 (0: any)."),
+        typer.Option(
+            "--port", "-p", min=0, max=65535, envvar="AMLC_SWAGGER_PORT",
+            help="Port on 127.0.0.1 (0: any).",
+        ),
     ] = 8000,
     open_browser: Annotated[
         bool, typer.Option("--open", help="Open the page in the default browser.")
