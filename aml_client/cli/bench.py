@@ -489,16 +489,23 @@ def bench(
         checks.writable_dir(report_dir, "--report-dir")
     if junit is not None:
         checks.writable_file(junit, "--junit", example="bench.xml")
-    target = build_run_target(
-        endpoint,
-        str(payload) if payload is not None else None,
-        swagger=swagger,
-        rows_per_request=rows_per_request,
-        encoding=encoding,
-        timeout_s=timeout_s,
-        insecure=insecure,
-        deployment=deployment,
-    )
+    from aml_client.errors import ValidationError
+
+    try:
+        target = build_run_target(
+            endpoint,
+            str(payload) if payload is not None else None,
+            swagger=swagger,
+            rows_per_request=rows_per_request,
+            encoding=encoding,
+            timeout_s=timeout_s,
+            insecure=insecure,
+            deployment=deployment,
+        )
+    except ValidationError as exc:
+        if exc.source is not None or payload is None:
+            raise
+        raise ValidationError(exc.problems, source=str(payload)) from exc  # name the file
     config: dict[str, Any] = {
         "target": target.to_wire(),
         "plan": plan.to_dict(),

@@ -33,26 +33,33 @@ def positive_number(value: float | None) -> float | None:
     return value
 
 
-def _probe(directory: Path) -> None:
-    """Create and remove a file in ``directory``: the only check that holds for root and on
-    read-only or virtual file systems (``/proc``), where permission bits say nothing."""
-    with tempfile.NamedTemporaryFile(dir=directory, prefix=".amlc-probe-"):
+def _probe(path: Path) -> None:
+    """Raise OSError unless a file can be created at ``path`` (a directory, or the nearest
+    one above a directory that does not exist yet), without creating anything that stays.
+
+    Creating and removing a file is the only check that holds for root and on read-only or
+    virtual file systems (``/proc``), where permission bits say nothing.
+    """
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(20, f"{existing} is not a directory")
+    with tempfile.NamedTemporaryFile(dir=existing, prefix=".amlc-probe-"):
         pass
 
 
 def writable_file(path: str | Path, option: str, *, example: str = "out.json") -> Path:
     """The file ``option`` names, once it is sure it can be written: not a directory (nor a
-    name ending in ``/``), in a directory that exists (created if need be) and takes files."""
+    name ending in ``/``), in a directory that exists or can be made, that takes files."""
     text = str(path)
     target = Path(text)
     if text.endswith(("/", os.sep)) or target.is_dir():
         raise ConfigError(
             f"{option} {text}: is a directory; name a file in it, e.g. {target / example}"
         )
-    parent = target.parent
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        _probe(parent)
+        _probe(target.parent)
         if target.exists() and not os.access(target, os.W_OK):
             raise PermissionError(13, "Permission denied")
     except OSError as exc:
@@ -63,12 +70,12 @@ def writable_file(path: str | Path, option: str, *, example: str = "out.json") -
 
 
 def writable_dir(path: str | Path, option: str) -> Path:
-    """The directory ``option`` names, created if need be, once a file can be written in it."""
+    """The directory ``option`` names, once files can be written in it (it is not created:
+    only its nearest existing parent is tried)."""
     target = Path(path)
     if target.exists() and not target.is_dir():
         raise ConfigError(f"{option} {path}: is a file, not a directory")
     try:
-        target.mkdir(parents=True, exist_ok=True)
         _probe(target)
     except OSError as exc:
         raise ConfigError(
@@ -78,12 +85,14 @@ def writable_dir(path: str | Path, option: str) -> Path:
 
 
 def write_file(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` whole or not at all (a temporary file renamed into place)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.")
+    """Write ``text`` to ``path`` whole or not at all (a temporary file renamed into place),
+    creating its directory if need be."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
-        with contextlib.suppress(OSError):  # keep the umask's mode, as open() would
+        with contextlib.suppress(OSError):  # the mode open() would give it, not mkstemp's 0600
             mask = os.umask(0)
             os.umask(mask)
             os.chmod(tmp, 0o666 & ~mask)

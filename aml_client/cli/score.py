@@ -583,6 +583,7 @@ def score(
     rows = list(itertools.islice(iter(source), batch_size + 1))
     if not rows:
         raise InputError("no rows to score", path=input_)
+    shown = identifying_columns(rows, chosen)  # an unknown --columns fails before sending
     coerce_value = source.format == "csv" if coerce is None else coerce
     schema: ScoringSchema | None = None
     # The swagger checks the rows, converts CSV strings, and names the envelope of a file that
@@ -633,7 +634,7 @@ def score(
             }
         )
         return
-    render_table(rows, predictions, identifying_columns(rows, chosen))
+    render_table(rows, predictions, shown)
     output.result(
         f"[dim]{output.plural(len(rows), 'row')} · endpoint {escape(target.describe())} · "
         f"{elapsed_s * 1000:.0f} ms (scoring) / {wall_ms:.0f} ms (total){retries_note}"

@@ -61,10 +61,21 @@ def _document(
 def _schema(
     file: Path | None, endpoint: str | None, openapi: str | None = None
 ) -> tuple[ScoringSchema, str]:
+    doc, label = _document(file, endpoint, openapi)
+    return _readable(doc, label), label
+
+
+def _readable(doc: dict[str, Any], label: str) -> ScoringSchema:
+    """The document's schema; a SchemaError names the document it comes from."""
+    from aml_client.errors import SchemaError
     from aml_client.schema import load_schema
 
-    doc, label = _document(file, endpoint, openapi)
-    return load_schema(doc), label
+    try:
+        return load_schema(doc)
+    except SchemaError as exc:
+        if label in str(exc):
+            raise
+        raise SchemaError(f"{label}: {exc}") from exc
 
 
 # --------------------------------------------------------------------------- fetch
@@ -316,6 +327,7 @@ def serve(
 
     checks.free_port(port, "--port")
     doc, label = _document(file, endpoint, openapi)
+    _readable(doc, label)  # a document the schema reader refuses is not served either
     target = _serve_target(file, endpoint)
     try:
         server = SwaggerUIServer(doc, target=target, port=port)
