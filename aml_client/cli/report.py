@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from aml_client.bench import render, report, slo
-from aml_client.bench.summary import BenchSummary
 from aml_client.cli import checks, output
 from aml_client.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    from aml_client.bench import slo
+    from aml_client.bench.summary import BenchSummary
+
+# The bench modules (pydantic models of the summary) load when a report command runs, not with
+# every `amlc` command.
 
 _ROOT_HELP = "Directory holding the reports."
 _VERDICT_STYLE = {"better": "green", "worse": "red", "same": "dim", "n/a": ""}
@@ -23,6 +28,8 @@ EXIT_SLO_MISSED = 5
 
 
 def _resolve(directory: Path | None, root: Path) -> Path:
+    from aml_client.bench import report
+
     if directory is not None:
         return directory
     latest = report.latest_report(root)
@@ -57,6 +64,8 @@ def print_summary(summary: BenchSummary, report_dir: str | None = None) -> None:
 
     Shared by ``amlc bench`` (at the end of a run) and ``amlc report show``.
     """
+    from aml_client.bench import render
+
     out = output.stdout
     out.print(f"[bold]Benchmark of {summary.endpoint}[/] — {render.describe_load(summary)}")
     out.print(_kv_table(render.overview_rows(summary)))
@@ -95,6 +104,8 @@ def print_summary(summary: BenchSummary, report_dir: str | None = None) -> None:
 
 
 def _parse_slos(texts: list[str] | None) -> list[slo.Objective]:
+    from aml_client.bench import slo
+
     try:
         return slo.parse_slos(texts or [])
     except ValueError as exc:
@@ -116,6 +127,7 @@ def check_objectives(
     numbers) unless ``allow_invalid``. ``junit`` writes one test case per objective (and one
     for the run's validity).
     """
+    from aml_client.bench import render, slo
     from aml_client.bench.junit import Case, write_junit
 
     outcomes = slo.evaluate(summary, objectives)
@@ -161,6 +173,8 @@ def show(
     ] = False,
 ) -> None:
     """Print a stored benchmark run: summary, latency percentiles, ab-style table."""
+    from aml_client.bench import report
+
     parsed = _parse_slos(objectives)  # a bad objective fails before anything is printed
     summary = report.load_summary(_resolve(directory, root))
     if as_json:
@@ -172,6 +186,8 @@ def show(
 
 
 def _fmt_value(value: float | None, unit: str) -> str:
+    from aml_client.bench import render
+
     if value is None:
         return "-"
     if unit == "ms":
@@ -215,6 +231,7 @@ def compare(
 ) -> None:
     """Two runs side by side: the change in each figure with a 95 % confidence interval
     (bootstrap over the runs' measurement intervals), and a verdict per --fail-on gate."""
+    from aml_client.bench import report
     from aml_client.bench.compare import compare as compare_runs
     from aml_client.bench.compare import parse_gate
     from aml_client.bench.junit import Case, write_junit
@@ -263,6 +280,8 @@ def list_(
     as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
 ) -> None:
     """The stored runs under ROOT, oldest first."""
+    from aml_client.bench import render, report
+
     if root.exists() and not root.is_dir():
         raise InputError("not a directory of reports", path=str(root))
     runs = report.list_reports(root)

@@ -135,24 +135,34 @@ def test_logs_follow_prints_new_requests(local_endpoint) -> None:
         cwd=REPO,
     )
     try:
-        time.sleep(1.5)  # let it reach the end of the file
-        request_id = f"follow-test-{time.time_ns()}"
-        httpx.post(
-            local_endpoint.scoring_uri,
-            json=BODY,
-            headers={**local_endpoint.headers(), "x-ms-client-request-id": request_id},
-        )
         lines: queue.Queue[str] = queue.Queue()
         assert proc.stdout is not None
         threading.Thread(
             target=lambda: [lines.put(line) for line in proc.stdout], daemon=True
         ).start()
-        deadline = time.monotonic() + 10
+        # A request sent before the command reached the end of the file is not new to it:
+        # send one each half second until one is printed (no guess at its start-up time).
+        sent: list[str] = []
         seen = ""
-        while time.monotonic() < deadline and request_id not in seen:
-            with contextlib.suppress(queue.Empty):
-                seen += lines.get(timeout=0.2)
-        assert request_id in seen
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(rid in seen for rid in sent):
+            sent.append(f"follow-test-{time.time_ns()}")
+            httpx.post(
+                local_endpoint.scoring_uri,
+                json=BODY,
+                headers={**local_endpoint.headers(), "x-ms-client-request-id": sent[-1]},
+            )
+            stop = time.monotonic() + 0.5
+            while time.monotonic() < stop:
+                with contextlib.suppress(queue.Empty):
+                    seen += lines.get(timeout=0.1)
+        printed = [rid for rid in sent if rid in seen]
+        assert printed, seen
+        # From the first request it printed on, it printed every one, once.
+        assert printed == sent[sent.index(printed[0]) :] or printed == sent[
+            sent.index(printed[0]) : -1
+        ], (sent, seen)
+        assert all(seen.count(rid) == 1 for rid in printed)
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=10) == 0
