@@ -22,9 +22,12 @@ import codecs
 import csv
 import gzip
 import json
+import os
 import re
 import socket
+import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +38,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from batch_servers import COLUMNS, SWAGGER_PATH, TEST_KEY, ScoringServer, make_row
+from batch_servers import COLUMNS, SWAGGER_PATH, TEST_KEY, ScoringServer, ServerProcess, make_row
 
 Run = Any  # the root conftest's ``amlc`` fixture: (*args, env=, cwd=, timeout=) -> CliResult
 
@@ -98,7 +101,9 @@ def run_cases(amlc: Run, cases: list[Case], envs: dict[str, dict[str, str]], cwd
 # -- endpoints ----------------------------------------------------------------------------------
 
 
-def _endpoint_env(server: ScoringServer | None, key: str = TEST_KEY) -> dict[str, str]:
+def _endpoint_env(
+    server: ScoringServer | ServerProcess | None, key: str = TEST_KEY
+) -> dict[str, str]:
     uri = server.scoring_uri if server is not None else f"http://127.0.0.1:{_closed_port()}/score"
     return {"AMLC_SCORING_URI": uri, "AMLC_KEY": key}
 
@@ -533,3 +538,58 @@ def test_endpoint_failures_have_their_own_exit_codes(
     ]
     run_cases(amlc, cases, envs, tmp_path)
     assert server.scored_ids() == []
+
+
+def test_a_run_cut_by_a_dead_endpoint_says_resume_and_resumes_without_rescoring(
+    amlc: Run, tmp_path: Path
+) -> None:
+    from aml_client.journal import journal_path, read_journal
+
+    n = 6000
+    source = tmp_path / "in.csv"
+    source.write_text(_csv_text(n))
+    out = tmp_path / "out.csv"
+    args = ("score", str(source), "-o", str(out), "--batch-size", "50", "--concurrency", "4")
+    first = ServerProcess({"delay_s": 0.005}, log_path=tmp_path / "first.jsonl")
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aml_client", *args],
+            env={**os.environ, **_endpoint_env(first), "PYTHONPATH": str(REPO)},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while len(first.log()) < 10 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+    finally:
+        first.proc.kill()  # the endpoint dies mid-run
+        first.stop()
+    stdout, stderr = proc.communicate(timeout=120)
+    check(Case(args, 4, ("--resume",)), _Done(proc.returncode, stdout, stderr, list(args)))
+    committed = read_journal(journal_path(out)).checkpoint.rows
+    assert 0 < committed < n
+    with ServerProcess({}, log_path=tmp_path / "second.jsonl") as second:
+        resumed = amlc(*args, "--resume", env=_endpoint_env(second), cwd=tmp_path)
+        check(Case((*args, "--resume"), 0), resumed)
+        again = Counter(second.scored_ids())
+    assert f"({committed:,} from the earlier run)" in resumed.stdout
+    assert set(again) == set(range(committed, n)) and set(again.values()) == {1}
+    assert _ids_in(out) == list(range(n))  # every row once, in order
+
+
+@dataclass
+class _Done:
+    """A finished process, shaped like the ``amlc`` fixture's result."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    args: list[str]
+
+    def stderr_lines(self) -> list[str]:
+        return [line for line in self.stderr.splitlines() if line.strip()]
+
+    def assert_error(self, code: int, *needles: str) -> str:
+        lines = self.stderr_lines()
+        assert self.returncode == code and len(lines) == 1, (self.returncode, self.stderr)
+        assert lines[0].startswith("error: ") and all(n in lines[0] for n in needles), lines
+        return lines[0]
