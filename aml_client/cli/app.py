@@ -77,6 +77,8 @@ def _quiet_third_parties(debug: bool) -> None:
     handler = output.LogLine()
     handler.addFilter(lambda record: record.name.split(".")[0] == "aml_client")
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    # Python warnings of other libraries (scikit-learn, pandas …) go the same way.
+    logging.captureWarnings(True)
 
 
 def wants_json(command: Any, args: Sequence[str]) -> bool:
