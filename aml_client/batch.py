@@ -526,7 +526,10 @@ class _Run:
                     handle.discard()
             if self.journal is not None:
                 self.journal.close()
-            failed = exc.filename or self.output_path
+            failed = Path(exc.filename or self.output_path)
+            for final in (self.output_path, self.errors_path):
+                if failed == partial_path(final):  # name the file the user asked for
+                    failed = final
             raise errors.InputError(
                 f"cannot write: {exc.strerror or exc}", path=str(failed)
             ) from None

@@ -166,8 +166,15 @@ class ScoringServer:
     def statuses(self) -> list[int]:
         return [entry["status"] for entry in self.log]
 
-    def _record(self, status: int, ids: list[int], params: Any = None) -> None:
-        entry = {"status": status, "ids": ids, "t": time.time(), "params": params}
+    def _record(
+        self, status: int, ids: list[int], params: Any = None, in_system: int | None = None
+    ) -> None:
+        """Log one answered request; ``in_system``: how many requests (itself included) the
+        server held when it arrived."""
+        entry = {
+            "status": status, "ids": ids, "t": time.time(), "params": params,
+            "in_system": in_system,
+        }  # fmt: skip
         with self._lock:
             self.log.append(entry)
             if self._log_file:
@@ -276,7 +283,7 @@ class ScoringServer:
                         time.sleep(b.delay_s + b.per_row_s * len(rows))
                 elif b.delay_s or b.per_row_s:
                     time.sleep(b.delay_s + b.per_row_s * len(rows))
-                server._record(200, ids, params)
+                server._record(200, ids, params, in_system)
                 self._reply(200, {"Results": [f"id{i}" for i in ids]})
 
         return Handler

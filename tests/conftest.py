@@ -30,7 +30,10 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 #: Variables that would point a test at a real endpoint or change where amlc keeps files.
-_AMLC_ENV = ("AMLC_SCORING_URI", "AMLC_KEY", "AMLC_TOKEN", "AMLC_SWAGGER_URI", "AMLC_DEBUG")
+_AMLC_ENV = (
+    "AMLC_SCORING_URI", "AMLC_KEY", "AMLC_TOKEN", "AMLC_SWAGGER_URI", "AMLC_DEBUG",
+    "AMLC_LOCAL_PORT", "AMLC_SWAGGER_PORT", "AMLC_WEB_PORT",
+)  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -64,7 +67,9 @@ class CliResult:
         return [line for line in self.stderr.splitlines() if line.strip()]
 
     def assert_error(self, code: int, *needles: str) -> str:
-        """Exit ``code``, nothing on stdout, one ``error:`` line on stderr holding every needle."""
+        """Exit ``code``, one ``error:`` line on stderr holding every needle, and nothing on
+        stdout, or, with ``--json``, only the error object (``{"error": {"message",
+        "exit_code", "kind", …}}``) with the same message."""
         assert self.returncode == code, (self.args, self.returncode, self.stdout, self.stderr)
         assert "Traceback" not in self.stderr
         lines = self.stderr_lines()
@@ -72,7 +77,12 @@ class CliResult:
         assert lines[0].startswith("error: "), lines[0]
         for needle in needles:
             assert needle in lines[0], lines[0]
-        assert self.stdout == ""
+        if "--json" in self.args:
+            error = self.json()["error"]
+            assert error["exit_code"] == code and isinstance(error["kind"], str), error
+            assert "error: " + error["message"] == lines[0], (error, lines[0])
+        else:
+            assert self.stdout == ""
         return lines[0]
 
 

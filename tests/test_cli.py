@@ -149,7 +149,7 @@ def test_add_with_key_from_stdin_stores_it_privately(amlc: Run, amlc_home: Path)
     result = add_profile(amlc, "prod")
     assert result.returncode == 0, result.stderr
     assert KEY not in result.stdout + result.stderr
-    assert KEY[:4] + "…" in result.stderr
+    assert KEY[:4] + "…" in result.stdout
     path = amlc_home / "config" / "config.toml"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     data = tomllib.loads(path.read_text())
@@ -249,7 +249,7 @@ def test_use_and_remove(amlc: Run) -> None:
 def test_list_when_empty(amlc: Run) -> None:
     result = amlc("endpoint", "list")
     assert result.returncode == 0
-    assert "amlc endpoint add" in result.stderr
+    assert "amlc endpoint add" in result.stdout
     assert amlc("endpoint", "list", "--json").json() == []
 
 

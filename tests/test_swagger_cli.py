@@ -23,8 +23,8 @@ NUMPY = str(CORPUS / "001-microsoft.json")
 def test_show_renders_a_readable_summary(amlc: Any) -> None:
     result = amlc("swagger", "show", BANK)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == ""  # people read stderr
-    text = result.stderr
+    assert result.stderr == ""  # the summary is the command's output: stdout
+    text = result.stdout
     for needle in (
         "bankmarketing-endpoint",
         "Swagger 2.0",
@@ -53,11 +53,11 @@ def test_show_json(amlc: Any) -> None:
 def test_validate_clean_and_with_warnings(amlc: Any) -> None:
     clean = amlc("swagger", "validate", BANK)
     assert clean.returncode == 0, clean.stderr
-    assert "valid Swagger 2.0 · 0 errors, 0 warnings" in clean.stderr
+    assert "valid Swagger 2.0 · 0 errors, 0 warnings" in clean.stdout
     telco = amlc("swagger", "validate", TELCO)
     assert telco.returncode == 0, telco.stderr
-    assert "$.definitions.ServiceInput.example.data[0].Partner" in telco.stderr
-    assert "0 errors, 4 warnings" in telco.stderr
+    assert "$.definitions.ServiceInput.example.data[0].Partner" in telco.stdout
+    assert "0 errors, 4 warnings" in telco.stdout
     strict = amlc("swagger", "validate", TELCO, "--strict")
     assert strict.returncode == 2
 
@@ -71,9 +71,9 @@ def test_validate_an_invalid_swagger_exits_2_with_paths(amlc: Any, tmp_path: Pat
     path.write_text(json.dumps(doc))
     result = amlc("swagger", "validate", str(path))
     assert result.returncode == 2
-    assert "error $.info: 'version' is a required property" in result.stderr
+    assert "error $.info: 'version' is a required property" in result.stdout
     assert "error $.definitions.ServiceInput.properties: input convention not recognised" in (
-        result.stderr
+        result.stdout
     )
     as_json = amlc("swagger", "validate", str(path), "--json")
     assert as_json.returncode == 2
@@ -101,7 +101,7 @@ def test_codegen_writes_a_module(amlc: Any, tmp_path: Path) -> None:
     out = tmp_path / "endpoint_client.py"
     result = amlc("swagger", "codegen", BANK, "-o", str(out))
     assert result.returncode == 0, result.stderr
-    assert "20 columns, inputs convention" in result.stderr
+    assert "20 columns, inputs convention" in result.stdout
     code = out.read_text()
     assert "class Row(BaseModel):" in code and "def score(" in code
     assert "005-Aduzona.json" in code  # says where it came from
@@ -118,7 +118,7 @@ def test_unreadable_swaggers_are_one_line_errors(amlc: Any, tmp_path: Path) -> N
     not_scoring.write_text('{"hello": "world"}')
     amlc("swagger", "codegen", str(not_scoring), "-o", "-").assert_error(2, "not a swagger")
     result = amlc("swagger", "validate", str(not_scoring))
-    assert result.returncode == 2 and "no 'swagger' or 'openapi' field" in result.stderr
+    assert result.returncode == 2 and "no 'swagger' or 'openapi' field" in result.stdout
 
 
 def test_swagger_commands_never_import_heavy_modules() -> None:

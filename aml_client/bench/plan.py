@@ -175,15 +175,18 @@ class BenchPlan:
         if self.mode == "open":
             head = (
                 f"open model, {self.rate:g} req/s {self.arrival} arrivals, up to "
-                f"{self.senders_cap} senders"
+                f"{self.senders_cap} sender{'' if self.senders_cap == 1 else 's'}"
             )
         else:
-            head = f"closed model, {self.users} users (spawn {self.spawn_rate:g}/s)"
+            head = (
+                f"closed model, {self.users} user{'' if self.users == 1 else 's'} "
+                f"(spawn {self.spawn_rate:g}/s)"
+            )
         bounds = []
         if self.duration_s is not None:
             bounds.append(f"{self.duration_s:g} s")
         if self.max_requests is not None:
-            bounds.append(f"{self.max_requests} requests")
+            bounds.append(f"{self.max_requests:,} request{'' if self.max_requests == 1 else 's'}")
         tail = " or ".join(bounds) if bounds else "until stopped"
         procs = f", {self.workers} load processes" if self.workers > 1 else ""
         interleaved = (

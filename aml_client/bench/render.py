@@ -101,9 +101,9 @@ def describe_load(summary: BenchSummary, *, short: bool = False) -> str:
     else:
         text = "closed model"
         if config.users is not None:
-            text += f", {config.users} users"
+            text += f", {config.users} user{'' if config.users == 1 else 's'}"
     if config.workers:
-        text += f", {config.workers} worker processes"
+        text += f", {config.workers} worker process{'' if config.workers == 1 else 'es'}"
     if summary.blue_green is not None:
         text += f"; the same bodies to {', '.join(summary.blue_green.deployments)} in turn"
     return text

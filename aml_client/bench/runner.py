@@ -352,7 +352,8 @@ def run_master(config: dict[str, Any], emit: _Emitter, stdin: _Stdin | None = No
             emit(
                 {
                     "type": "status",
-                    "message": f"waiting for {expect} worker(s) on {bind_host}:{port}",
+                    "message": f"waiting for {expect} worker{'' if expect == 1 else 's'} "
+                    f"on {bind_host}:{port}",
                 }
             )
             wait_s = LOCAL_WORKERS_WAIT_S if local_workers else float(config.get("wait_s", 600))

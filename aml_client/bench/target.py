@@ -24,6 +24,7 @@ from aml_client.bench.auth import BenchAuth, describe_header
 
 if TYPE_CHECKING:
     from aml_client.config import Target
+    from aml_client.errors import AmlcError
     from aml_client.http.credentials import Credential
     from aml_client.schema import ScoringSchema
 
@@ -153,24 +154,26 @@ class RunTarget:
         )
 
 
-def _load_schema(target: Target, swagger: str | Path | None) -> tuple[ScoringSchema | None, str]:
+def _load_schema(
+    target: Target, swagger: str | Path | None
+) -> tuple[ScoringSchema | None, AmlcError | None]:
     """The endpoint's schema (a given swagger file wins), or ``None`` and why it is missing."""
     from aml_client.errors import AmlcError
 
     if swagger is not None:
         from aml_client.schema import load_schema
 
-        return load_schema(swagger), ""
+        return load_schema(swagger), None
     from aml_client.client import Endpoint
 
     try:
         endpoint = Endpoint.from_target(target, timeout_s=30.0)
         try:
-            return endpoint.schema(), ""
+            return endpoint.schema(), None
         finally:
             endpoint.close()
     except AmlcError as exc:
-        return None, f"{type(exc).__name__}: {exc}"
+        return None, exc
 
 
 def build_bodies(
@@ -279,15 +282,28 @@ def build_run_target(
         target = dataclasses.replace(target, deployment=deployment)
     if deployments:
         target = dataclasses.replace(target, deployment=None)
-    schema, problem = _load_schema(target, swagger)
+    schema, failure = _load_schema(target, swagger)
     if schema is None:
+        problem = f"{type(failure).__name__}: {failure}"
         if payload is None:
-            from aml_client.errors import ConfigError
+            from aml_client.errors import (
+                ConfigError,
+                CredentialError,
+                EndpointError,
+                NotFoundError,
+            )
 
-            raise ConfigError(
+            message = (
                 f"could not read the endpoint's swagger ({problem}) to build an example payload: "
                 "give --payload FILE or --swagger FILE"
             )
+            # Unreachable (4) or a refused key (3) keep their exit code; a missing or
+            # unreadable swagger is a configuration to fix (2).
+            if isinstance(failure, EndpointError | CredentialError) and not isinstance(
+                failure, NotFoundError
+            ):
+                raise type(failure)(message) from failure
+            raise ConfigError(message) from failure
         log.warning(
             "could not read the endpoint's swagger (%s): sending the payload unvalidated", problem
         )

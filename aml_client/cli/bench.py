@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from aml_client.cli import output
+from aml_client.cli import checks, output
 from aml_client.errors import AmlcError, ConfigError
 
 if TYPE_CHECKING:
@@ -163,6 +164,23 @@ def print_summary(summary: BenchSummary, report_dir: str | None) -> None:
     show(summary, report_dir)
 
 
+#: A load-process log line of amlc's own: ``LEVEL aml_client.module: message``.
+_OWN_LOG_LINE = re.compile(r"(WARNING|ERROR|CRITICAL) aml_client[\w.]*: (.*)")
+
+
+def _show_log_line(line: str) -> None:
+    """The load process's stderr: amlc's own warnings and errors as one line each; everything
+    else (Locust's and gevent's log lines, tracebacks) only with AMLC_DEBUG=1. The last lines
+    are kept either way and quoted if the process fails."""
+    if os.environ.get("AMLC_DEBUG") == "1":
+        output.console.print(Text(line, style="dim"))
+        return
+    own = _OWN_LOG_LINE.fullmatch(line)
+    if own is not None:
+        level, message = own.groups()
+        (output.warning if level == "WARNING" else output.error)(message)
+
+
 def _follow(
     proc: Any, *, live: bool, total: str, web: bool = False
 ) -> tuple[list[dict[str, Any]], str | None, bool]:
@@ -201,15 +219,13 @@ def _follow(
             elif kind == "web":
                 # Each address whole on its own line, so a terminal opens it in one click; the
                 # secret in it is this run's own and dies with it.
-                output.console.print("Locust web UI (Ctrl-C to quit):")
+                output.result("Locust web UI (Ctrl-C to quit):")
                 for label, url in (("", event["url"]), ("HDR percentiles: ", event["hdr_url"])):
-                    output.console.print(
-                        f"  {label}{url}", markup=False, highlight=False, soft_wrap=True
-                    )
+                    output.result(f"  {label}{url}", markup=False)
             elif kind == "result":
                 results.append(event)
                 if web:
-                    output.console.print(f"test stopped — report: {event.get('report_dir')}")
+                    output.result(f"test stopped — report: {event.get('report_dir')}", markup=False)
             elif kind == "error":
                 error = str(event.get("message"))
                 error_code = int(event.get("exit_code") or BenchError.exit_code)
@@ -265,7 +281,10 @@ def bench(
         ),
     ] = None,
     spawn_rate: Annotated[
-        float | None, typer.Option("--spawn-rate", "-r", help="Users started per second.")
+        float | None,
+        typer.Option(
+            "--spawn-rate", "-r", callback=checks.positive_number, help="Users started per second."
+        ),
     ] = None,
     duration: Annotated[
         str | None,
@@ -369,7 +388,10 @@ def bench(
     ] = False,
     web: Annotated[bool, typer.Option("--web", help="Start Locust's web UI instead.")] = False,
     web_port: Annotated[
-        int, typer.Option("--web-port", min=1, max=65535, help="Web UI port (127.0.0.1).")
+        int,
+        typer.Option(
+            "--web-port", min=1, max=65535, envvar="AMLC_WEB_PORT", help="Web UI port (127.0.0.1)."
+        ),
     ] = 8089,
     master: Annotated[
         bool, typer.Option("--master", help="Be the master of workers on other machines.")
@@ -389,7 +411,9 @@ def bench(
     master_host: Annotated[
         str, typer.Option("--master-host", help="Master to connect to (--worker).")
     ] = "127.0.0.1",
-    master_port: Annotated[int, typer.Option("--master-port", help="Master's port.")] = 5557,
+    master_port: Annotated[
+        int, typer.Option("--master-port", min=1, max=65535, help="Master's port.")
+    ] = 5557,
     report_dir: Annotated[
         Path, typer.Option("--report-dir", help="Where report directories go.")
     ] = Path("reports"),
@@ -440,6 +464,8 @@ def bench(
         timeout_s = parse_duration(timeout)
     except ValueError as exc:
         raise ConfigError(f"--timeout: {exc}") from exc
+    if timeout_s <= 0:
+        raise ConfigError(f"--timeout: {timeout!r} is not a duration above 0")
     capacity = None
     if find_capacity:
         capacity = _capacity_settings(
@@ -473,17 +499,30 @@ def bench(
         from aml_client.bench.launch import check_port_free
 
         check_port_free("127.0.0.1", web_port)
-    target = build_run_target(
-        endpoint,
-        str(payload) if payload is not None else None,
-        swagger=swagger,
-        rows_per_request=rows_per_request,
-        encoding=encoding,
-        timeout_s=timeout_s,
-        insecure=insecure,
-        deployment=deployment,
-        deployments=lanes,
-    )
+    if master:
+        checks.free_port(master_port, "--master-port", host=master_bind)
+    if not worker:  # a worker writes no report: its master does
+        checks.writable_dir(report_dir, "--report-dir")
+    if junit is not None:
+        checks.writable_file(junit, "--junit", example="bench.xml")
+    from aml_client.errors import ValidationError
+
+    try:
+        target = build_run_target(
+            endpoint,
+            str(payload) if payload is not None else None,
+            swagger=swagger,
+            rows_per_request=rows_per_request,
+            encoding=encoding,
+            timeout_s=timeout_s,
+            insecure=insecure,
+            deployment=deployment,
+            deployments=lanes,
+        )
+    except ValidationError as exc:
+        if exc.source is not None or payload is None:
+            raise
+        raise ValidationError(exc.problems, source=str(payload)) from exc  # name the file
     config: dict[str, Any] = {
         "target": target.to_wire(),
         "plan": plan.to_dict(),
@@ -502,16 +541,20 @@ def bench(
         role = "local"
     if web:
         config["web"] = {"host": "127.0.0.1", "port": web_port}
+    bodies = output.plural(
+        int(target.payload["bodies"]), "distinct request body", "distinct request bodies"
+    )
     if worker:
         output.console.print(
             f"[bold]amlc bench[/] worker for {target.name} ({target.scoring_uri}): the master at "
-            f"{master_host}:{master_port} sets the load; {target.payload['bodies']} distinct "
-            f"request bodies from {target.payload['source']}"
+            f"{master_host}:{master_port} sets the load; {bodies} from {target.payload['source']}",
+            markup=False,
         )
     elif not as_json:
         output.console.print(
-            f"[bold]amlc bench[/] {target.name} ({target.scoring_uri}): {plan.describe()}; "
-            f"{target.payload['bodies']} distinct request bodies from {target.payload['source']}"
+            f"amlc bench {target.name} ({target.scoring_uri}): {plan.describe()}; "
+            f"{bodies} from {target.payload['source']}",
+            markup=False,
         )
     live = not as_json and not web and role != "worker" and output.console.is_terminal
     total = f"/{plan.max_requests:,}" if plan.max_requests else ""
@@ -521,7 +564,7 @@ def bench(
     proc = LoadProcess(
         role,
         config,
-        on_log=lambda line: output.console.print(Text(line, style="dim")),
+        on_log=_show_log_line,
         credential=target.credential,
         secret_env=target.secret_env,
     )
@@ -529,13 +572,14 @@ def bench(
     if error:
         raise BenchError(error)
     if role == "worker":
-        output.console.print(f"worker finished after {time.monotonic() - started:.1f} s")
+        output.result(f"worker finished after {time.monotonic() - started:.1f} s")
         return
+    # Ctrl-C is how the web UI is left: that ends the command normally (exit 0).
     if not results:
-        if interrupted:
-            raise KeyboardInterrupt
         if web:
             return
+        if interrupted:
+            raise KeyboardInterrupt
         raise BenchError("the load process ended without a result")
     from aml_client.bench.summary import BenchSummary
 
@@ -549,7 +593,7 @@ def bench(
             output.console.print(f"report: {directory}")
     elif not web:
         print_summary(summary, directory)
-    if interrupted:
+    if interrupted and not web:
         raise KeyboardInterrupt
     if capacity is not None:
         _capacity_verdict(summary, junit, quiet=as_json)
@@ -632,13 +676,13 @@ def _capacity_verdict(summary: BenchSummary, junit: Path | None, *, quiet: bool)
                     f"{', '.join(capacity.objectives)} ({capacity.stopped_because})")
             cases.append(Case(f"{prefix}capacity found", output=line))
             if not quiet:
-                output.console.print(Text(line, style="green"))
+                output.stdout.print(Text(line, style="green"))
         else:
             missing.append(f"{prefix}{capacity.stopped_because}")
             cases.append(Case(f"{prefix}capacity found", failure=capacity.stopped_because))
     if not quiet and summary.blue_green is not None:
         for verdict in summary.blue_green.verdicts:
-            output.console.print(verdict.text)
+            output.stdout.print(verdict.text)
     if junit is not None:
         write_junit(junit, "amlc bench --find-capacity", cases, time_s=summary.duration_s)
     if missing or not searches:

@@ -131,12 +131,13 @@ def add(
     )
     path = config.add_profile(profile, make_default=default)
     is_default = config.default_profile_name() == name
-    output.note(
-        f"[green]saved[/] endpoint '{name}' ({scoring_uri}), {auth.value}: "
-        f"{profile.masked_secret()}{' (default)' if is_default else ''} → {path}"
+    output.result(
+        f"[green]saved[/] endpoint '{name}' ({escape(scoring_uri)}), {auth.value}: "
+        f"{escape(profile.masked_secret())}{' (default)' if is_default else ''} → "
+        f"{escape(str(path))}"
     )
     if key_env and not os.environ.get(key_env):
-        output.note(f"[yellow]note:[/] ${key_env} is not set in this shell")
+        output.warning(f"${key_env} is not set in this shell")
 
 
 def list_(
@@ -149,14 +150,16 @@ def list_(
         output.print_json([_profile_dict(p, default) for p in profiles])
         return
     if not profiles:
-        output.note("no endpoint profiles yet: `amlc endpoint add NAME --scoring-uri URI`")
+        output.result(
+            "no endpoint profiles yet: `amlc endpoint add NAME --scoring-uri URI`", markup=False
+        )
         return
-    table = Table(title=f"Endpoints ({config.config_path()})", title_justify="left")
+    table = Table(title=f"Endpoints ({escape(str(config.config_path()))})", title_justify="left")
     for column in ("", "name", "scoring URI", "auth", "key"):
         table.add_column(column)
     for p in profiles:
-        table.add_row("*" if p.name == default else "", p.name, p.scoring_uri, p.auth,
-                      p.masked_secret())
+        table.add_row("*" if p.name == default else "", p.name, escape(p.scoring_uri), p.auth,
+                      escape(p.masked_secret()))
     output.stdout.print(table)
 
 
@@ -174,7 +177,7 @@ def show(
     table.add_column(style="bold")
     table.add_column()
     for field, value in data.items():
-        table.add_row(field, "-" if value is None else str(value))
+        table.add_row(field, "-" if value is None else escape(str(value)))
     if isinstance(azure, dict):
         for field in ("subscription", "resource_group", "workspace", "endpoint", "auth_mode",
                       "arm_url", "provisioning_state"):
@@ -248,10 +251,10 @@ def import_(
     split = ", ".join(f"{k} {v} %" for k, v in info.traffic.items()) or "no traffic"
     is_default = config.default_profile_name() == name
     # Everything but the two names came from Azure: escaped so it cannot be read as markup.
-    output.note(
+    output.result(
         f"[green]imported[/] endpoint '{info.ref.endpoint}' as '{name}' "
         f"({escape(info.scoring_uri)}), auth {info.auth_mode} → {profile.auth}, "
-        f"{len(info.deployments)} deployment(s): {escape(split)}"
+        f"{output.plural(len(info.deployments), 'deployment')}: {escape(split)}"
         f"{' (default)' if is_default else ''} → {escape(str(path))}"
     )
 
@@ -259,13 +262,13 @@ def import_(
 def remove(name: Annotated[str, typer.Argument(help="Profile name.")]) -> None:
     """Delete a profile (and its stored key)."""
     config.remove_profile(name)
-    output.note(f"removed endpoint '{name}'")
+    output.result(f"removed endpoint '{name}'", markup=False)
 
 
 def use(name: Annotated[str, typer.Argument(help="Profile name.")]) -> None:
     """Make a profile the default."""
     config.set_default(name)
-    output.note(f"default endpoint: '{name}'")
+    output.result(f"default endpoint: '{name}'", markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from aml_client.cli import output
+from aml_client.cli import checks, output
 
 if TYPE_CHECKING:
     from aml_client.local import DeploymentInfo, LocalEndpointInfo
@@ -36,8 +36,13 @@ class KeyName(StrEnum):
 
 
 def _say(message: str) -> None:
-    """A line for people on stderr, printed as is (log lines and paths may hold brackets)."""
+    """Progress for people on stderr, printed as is (log lines and paths may hold brackets)."""
     output.console.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+def _show(message: str) -> None:
+    """A line of the command's result on stdout, printed as is."""
+    output.result(message, markup=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -76,7 +81,12 @@ _TRAFFIC_HELP = (
 
 
 def up(
-    port: Annotated[int, typer.Option("--port", "-p", help="Port on 127.0.0.1.")] = 5001,
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port", "-p", min=1, max=65535, envvar="AMLC_LOCAL_PORT", help="Port on 127.0.0.1."
+        ),
+    ] = 5001,
     deployment: Annotated[
         list[str] | None, typer.Option("--deployment", help=_DEPLOYMENT_HELP)
     ] = None,
@@ -86,6 +96,8 @@ def up(
         typer.Option(
             "--workers",
             "-w",
+            min=0,
+            max=32,
             help="Server worker processes per deployment [default: min(2, CPUs)].",
         ),
     ] = 0,
@@ -101,7 +113,12 @@ def up(
         bool, typer.Option("--retrain", help="Train again even if a model is cached.")
     ] = False,
     timeout: Annotated[
-        float, typer.Option("--timeout", help="Seconds to wait for the server to answer.")
+        float,
+        typer.Option(
+            "--timeout",
+            callback=checks.positive_seconds,
+            help="Seconds to wait for the server to answer.",
+        ),
     ] = 90.0,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the endpoint's description as JSON.")
@@ -111,16 +128,38 @@ def up(
 
     One scoring URI in front of one or more deployments, as a managed online endpoint:
     amlc local up --deployment blue --deployment green:onnx --traffic blue=90,green=10
+
+    With --detach, an endpoint already running with the same settings is left as it is (exit
+    0), so a script may run it every time.
     """
     from aml_client import local
 
     def ready(info: LocalEndpointInfo) -> None:
         if as_json:
             output.print_json(info.to_dict())
-        _show_ready(info, detach)
+        else:
+            _show_ready(info, detach)
 
     specs = [local.parse_deployment(text) for text in deployment or []]
     shares = local.parse_traffic(traffic) if traffic is not None else None
+    if detach and not retrain:
+        running = local.status()
+        if running is not None:
+            differs = local.differences(
+                running, port=port, workers=workers or None, style=style.value,
+                metric=metric.value, deployments=specs, traffic=shares,
+            )  # fmt: skip
+            if differs:
+                from aml_client.errors import ConfigError
+
+                raise ConfigError(
+                    f"a local endpoint with other settings is already running at "
+                    f"{running.scoring_uri} (pid {running.pid}: {'; '.join(differs)}); "
+                    "stop it first with: amlc local down"
+                )
+            output.note(f"already running with these settings (pid {running.pid})")
+            ready(running)
+            return
     local.start(
         port=port,
         deployments=specs,
@@ -165,19 +204,18 @@ def _describe_deployment(deployment: DeploymentInfo) -> str:
 
 def _show_ready(info: LocalEndpointInfo, detach: bool) -> None:
     count = len(info.deployments)
-    output.console.print(
-        f"[bold green]local endpoint ready[/] ({info.style} contract, {count} "
-        f"deployment{'s' if count != 1 else ''}, pid {info.pid})",
-        soft_wrap=True,
+    output.result(
+        f"[bold green]local endpoint ready[/] ({info.style} contract, "
+        f"{output.plural(count, 'deployment')}, pid {info.pid})"
     )
     for name, value in (
         ("scoring URI", info.scoring_uri),
         ("swagger URI", info.swagger_uri),
         ("key", "amlc local keys --show   (send Authorization: Bearer <key>)"),
     ):
-        _say(f"  {name:<12} {value}")
+        _show(f"  {name:<12} {value}")
     for deployment in info.deployments:
-        _say(f"  {deployment.name:<12} {_describe_deployment(deployment)}")
+        _show(f"  {deployment.name:<12} {_describe_deployment(deployment)}")
     if detach:
         output.note("stop it with: amlc local down · request log: amlc local logs -f")
     else:
@@ -190,9 +228,9 @@ def down() -> None:
 
     stopped = local.stop()
     if stopped is None:
-        output.note("no local endpoint is running")
+        _show("no local endpoint is running")
     else:
-        _say(f"stopped the local endpoint at {stopped.scoring_uri} (pid {stopped.pid})")
+        _show(f"stopped the local endpoint at {stopped.scoring_uri} (pid {stopped.pid})")
 
 
 def status(
@@ -207,12 +245,12 @@ def status(
         if as_json:
             output.print_json({"running": False})
         elif stuck is not None:
-            _say(
+            _show(
                 f"the local endpoint (pid {stuck.pid}) does not answer on {stuck.scoring_uri}; "
                 "see amlc local logs --server, stop it with amlc local down"
             )
         else:
-            output.note("no local endpoint is running (start one: amlc local up --detach)")
+            _show("no local endpoint is running (start one: amlc local up --detach)")
         raise typer.Exit(NOT_RUNNING_EXIT)
     if as_json:
         output.print_json({"running": True, **info.to_dict()})
@@ -238,7 +276,7 @@ def status(
     ]
     for name, value in rows:
         table.add_row(name, Text(value))
-    output.console.print(table)
+    output.stdout.print(table)
 
     deployments = Table(title="deployments", title_justify="left", box=None, pad_edge=False)
     for column in ("name", "kind", "traffic", "model", "accuracy", "ONNX agreement", "settings"):
@@ -259,7 +297,7 @@ def status(
             f"{d.agreement:.2%}" if d.agreement is not None else "-",
             settings,
         )
-    output.console.print(deployments)
+    output.stdout.print(deployments)
 
 
 def logs(
@@ -267,7 +305,8 @@ def logs(
         bool, typer.Option("--follow", "-f", help="Keep printing new lines (Ctrl-C ends).")
     ] = False,
     lines: Annotated[
-        int, typer.Option("--lines", "-n", help="How many recent lines to print first.")
+        int,
+        typer.Option("--lines", "-n", min=0, help="How many recent lines to print first."),
     ] = 20,
     server: Annotated[
         bool, typer.Option("--server", help="The server's own output instead of the request log.")
@@ -316,20 +355,24 @@ def keys(
 
     if show and as_json:
         raise ConfigError("--show prints the key itself; it does not go with --json")
+    if which is not KeyName.both and not regenerate:
+        raise ConfigError("--which chooses the key --regenerate replaces: add --regenerate")
     if regenerate:
         primary, secondary = local.regenerate_keys(which.value)
-        output.note(f"regenerated the {which.value} key{'s' if which == KeyName.both else ''}")
     else:
         found = local.local_keys(create=True)
         assert found is not None
         primary, secondary = found
-    if show:
+    if show:  # the first line of stdout, whatever follows
         sys.stdout.write(primary + "\n")
         sys.stdout.flush()
+    if regenerate:
+        replaced = "both keys" if which is KeyName.both else f"the {which.value} key"
+        (output.note if as_json else _show)(f"regenerated {replaced}")
     if as_json:
         document = {"primary": mask(primary), "secondary": mask(secondary)}
         output.print_json({**document, "file": str(local.keys_file())})
         return
-    _say(f"primary    {mask(primary)}")
-    _say(f"secondary  {mask(secondary)}")
-    _say(f"file       {local.keys_file()} (0600)")
+    _show(f"primary    {mask(primary)}")
+    _show(f"secondary  {mask(secondary)}")
+    _show(f"file       {local.keys_file()} (0600)")

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from aml_client.bench import render, report, slo
-from aml_client.bench.summary import BenchSummary
-from aml_client.cli import output
+from aml_client.cli import checks, output
 from aml_client.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    from aml_client.bench import slo
+    from aml_client.bench.summary import BenchSummary
+
+# The bench modules (pydantic models of the summary) load when a report command runs, not with
+# every `amlc` command.
 
 _ROOT_HELP = "Directory holding the reports."
 _VERDICT_STYLE = {"better": "green", "worse": "red", "same": "dim", "n/a": ""}
@@ -23,6 +28,8 @@ EXIT_SLO_MISSED = 5
 
 
 def _resolve(directory: Path | None, root: Path) -> Path:
+    from aml_client.bench import report
+
     if directory is not None:
         return directory
     latest = report.latest_report(root)
@@ -57,6 +64,8 @@ def print_summary(summary: BenchSummary, report_dir: str | None = None) -> None:
 
     Shared by ``amlc bench`` (at the end of a run) and ``amlc report show``.
     """
+    from aml_client.bench import render
+
     out = output.stdout
     out.print(f"[bold]Benchmark of {summary.endpoint}[/] — {render.describe_load(summary)}")
     out.print(_kv_table(render.overview_rows(summary)))
@@ -93,11 +102,13 @@ def print_summary(summary: BenchSummary, report_dir: str | None = None) -> None:
         output.console.print(f"[yellow]warning:[/] {warning}")
     directory = report_dir or summary.report_dir
     if directory:
-        output.console.print(f"report: {directory}")
+        output.result(f"report: {directory}", markup=False)
 
 
 def _print_blue_green(summary: BenchSummary) -> None:
     """The deployments of a blue/green run side by side, the verdicts and the agreement."""
+    from aml_client.bench import render
+
     section = summary.blue_green
     assert section is not None
     out = output.stdout
@@ -123,6 +134,8 @@ def _print_blue_green(summary: BenchSummary) -> None:
 
 
 def _parse_slos(texts: list[str] | None) -> list[slo.Objective]:
+    from aml_client.bench import slo
+
     try:
         return slo.parse_slos(texts or [])
     except ValueError as exc:
@@ -145,6 +158,7 @@ def check_objectives(
     for the run's validity). In a blue/green run every objective applies to each deployment
     (one case per deployment and objective).
     """
+    from aml_client.bench import render, slo
     from aml_client.bench.junit import Case, write_junit
 
     section = summary.blue_green
@@ -159,7 +173,7 @@ def check_objectives(
             message = prefix + outcome.message
             if outcome.passed:
                 if not quiet:
-                    output.console.print(Text(message, style="green"))
+                    output.stdout.print(Text(message, style="green"))
                 cases.append(Case(prefix + str(outcome.objective)))
             else:
                 ok = False
@@ -197,6 +211,8 @@ def show(
     ] = False,
 ) -> None:
     """Print a stored benchmark run: summary, latency percentiles, ab-style table."""
+    from aml_client.bench import report
+
     parsed = _parse_slos(objectives)  # a bad objective fails before anything is printed
     summary = report.load_summary(_resolve(directory, root))
     if as_json:
@@ -208,6 +224,8 @@ def show(
 
 
 def _fmt_value(value: float | None, unit: str) -> str:
+    from aml_client.bench import render
+
     if value is None:
         return "-"
     if unit == "ms":
@@ -251,6 +269,7 @@ def compare(
 ) -> None:
     """Two runs side by side: the change in each figure with a 95 % confidence interval
     (bootstrap over the runs' measurement intervals), and a verdict per --fail-on gate."""
+    from aml_client.bench import report
     from aml_client.bench.compare import compare as compare_runs
     from aml_client.bench.compare import parse_gate
     from aml_client.bench.junit import Case, write_junit
@@ -259,6 +278,8 @@ def compare(
         gates = [parse_gate(text) for text in fail_on or []]
     except ValueError as exc:
         raise ConfigError(f"--fail-on {exc}") from exc
+    if junit is not None:
+        checks.writable_file(junit, "--junit", example="compare.xml")
     result = compare_runs(report.load_summary(a), report.load_summary(b), gates)
     if junit is not None:
         write_junit(junit, "amlc report compare",
@@ -287,7 +308,7 @@ def compare(
         if gate.failed:
             output.error(gate.message)
         elif not as_json:
-            output.console.print(Text(gate.message, style="green"))
+            output.stdout.print(Text(gate.message, style="green"))
     if result.failed:
         raise typer.Exit(EXIT_SLO_MISSED)
 
@@ -297,6 +318,10 @@ def list_(
     as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
 ) -> None:
     """The stored runs under ROOT, oldest first."""
+    from aml_client.bench import render, report
+
+    if root.exists() and not root.is_dir():
+        raise InputError("not a directory of reports", path=str(root))
     runs = report.list_reports(root)
     if as_json:
         output.print_json([
@@ -313,7 +338,7 @@ def list_(
         ])
         return
     if not runs:
-        output.note(f"no reports under {root}")
+        output.result(f"no reports under {root}", markup=False)
         return
     table = Table(title=f"Benchmark reports in {root} (latency in ms)", title_justify="left",
                   box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False)

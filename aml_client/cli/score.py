@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from aml_client import config
-from aml_client.cli import output
+from aml_client.cli import checks, output
 from aml_client.errors import (
     AmlcError,
     EndpointError,
@@ -59,9 +60,20 @@ class Method(StrEnum):
 class CliExit(AmlcError):
     """A failure already explained in full by its message, with its own exit code."""
 
-    def __init__(self, message: str, exit_code: int):
+    def __init__(
+        self,
+        message: str,
+        exit_code: int,
+        *,
+        kind: str = "rows_failed",
+        problems: list[Any] | None = None,
+    ):
         super().__init__(message)
         self.exit_code = exit_code
+        #: What went wrong, for ``--json`` (``{"error": {"kind": …}}``).
+        self.kind = kind
+        #: The validation problems behind it, for ``--json`` (``{"error": {"problems": …}}``).
+        self.problems = problems or []
 
 
 def _parse_concurrency(value: str) -> int | str:
@@ -207,14 +219,22 @@ def _show_problems(exc: ValidationError, all_problems: bool) -> ValidationError 
     count = len(exc.problems)
     if not all_problems:
         if count > 1:
-            return CliExit(f"{exc}; --all-problems lists every one", exit_code=2)
+            return CliExit(
+                f"{exc}; --all-problems lists every one",
+                exit_code=2,
+                kind="validation",
+                problems=exc.problems,
+            )
         return exc
-    from rich.markup import escape
-
     for problem in exc.problems:
         output.console.print(f"  {escape(str(problem))}", soft_wrap=True)
     where = f"{exc.source}: " if exc.source else ""
-    return CliExit(f"{where}{count:,} problem{'s' if count != 1 else ''} (listed above)", 2)
+    return CliExit(
+        f"{where}{output.plural(count, 'problem')} (listed above)",
+        2,
+        kind="validation",
+        problems=exc.problems,
+    )
 
 
 def _run_batch(
@@ -297,6 +317,7 @@ def _run_batch(
             "interrupted: finished batches are kept; run the same command with --resume "
             "to continue",
             exit_code=130,
+            kind="interrupted",
         ) from None
     except AmlcError as exc:
         if isinstance(exc, CliExit) or not journal_path(output_path).exists():
@@ -305,6 +326,7 @@ def _run_batch(
             f"{exc} — the rows finished so far are kept: fix the cause and run the same "
             "command with --resume to continue",
             exit_code=exc.exit_code,
+            kind=output.error_kind(exc),
         ) from exc
 
 
@@ -328,24 +350,25 @@ def _report_batch(target: config.Target, summary: BatchSummary, json_out: bool) 
         )
     else:
         failed = (
-            f"[red]{summary.rows_failed:,} failed[/] → {summary.errors_path}"
+            f"[red]{summary.rows_failed:,} failed[/] → {escape(str(summary.errors_path))}"
             if summary.rows_failed
             else "0 failed"
         )
         earlier = (
             f" ({summary.resumed_rows:,} from the earlier run)" if summary.resumed_rows else ""
         )
-        output.note(
-            f"{summary.rows_in:,} rows in{earlier}: [green]{summary.rows_out:,} scored[/] → "
-            f"{summary.output_path}, {failed} · {summary.elapsed_s:.1f} s · "
-            f"{summary.rows_per_s:,.0f} rows/s · {summary.batches:,} "
-            f"batch{'es' if summary.batches != 1 else ''} · "
-            f"{summary.retries:,} retries · endpoint {target.describe()}"
+        output.result(
+            f"{output.plural(summary.rows_in, 'row')} in{earlier}: "
+            f"[green]{summary.rows_out:,} scored[/] → {escape(str(summary.output_path))}, "
+            f"{failed} · {summary.elapsed_s:.1f} s · {summary.rows_per_s:,.0f} rows/s · "
+            f"{output.plural(summary.batches, 'batch', 'batches')} · "
+            f"{output.plural(summary.retries, 'retry', 'retries')} · "
+            f"endpoint {escape(target.describe())}"
         )
     if summary.rows_failed:
         raise CliExit(
-            f"{summary.rows_failed:,} of {summary.rows_in:,} rows could not be scored; "
-            f"reasons in {summary.errors_path}",
+            f"{summary.rows_failed:,} of {output.plural(summary.rows_in, 'row')} could not be "
+            f"scored; reasons in {summary.errors_path}",
             exit_code=2,
         )
 
@@ -387,8 +410,8 @@ def _score_many_to_screen(
             with errors_file.open(encoding="utf-8") as handle:
                 first = json.loads(handle.readline())
             raise CliExit(
-                f"{summary.rows_failed:,} of {summary.rows_in:,} rows could not be scored "
-                f"(first: row {first.get('row')}: {first.get('reason')}); "
+                f"{summary.rows_failed:,} of {output.plural(summary.rows_in, 'row')} could not "
+                f"be scored (first: row {first.get('row')}: {first.get('reason')}); "
                 "add -o FILE --errors FILE to keep the scored rows and every reason",
                 exit_code=2,
             )
@@ -452,10 +475,13 @@ def score(
         float,
         typer.Option(
             "--timeout",
+            callback=checks.positive_seconds,
             help="Seconds per request attempt: connecting, sending and reading the whole answer.",
         ),
     ] = 60.0,
-    retries: Annotated[int, typer.Option("--retries", help="Retries for retryable failures.")] = 2,
+    retries: Annotated[
+        int, typer.Option("--retries", min=0, help="Retries for retryable failures.")
+    ] = 2,
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Rows per request on the large path.")
     ] = 200,
@@ -557,6 +583,7 @@ def score(
     rows = list(itertools.islice(iter(source), batch_size + 1))
     if not rows:
         raise InputError("no rows to score", path=input_)
+    shown = identifying_columns(rows, chosen)  # an unknown --columns fails before sending
     coerce_value = source.converts_values(coerce)
     schema: ScoringSchema | None = None
     # The swagger checks the rows, converts CSV strings, and names the envelope of a file that
@@ -593,7 +620,7 @@ def score(
         predictions, elapsed_s, request_id = result.predictions, result.elapsed_s, result.request_id
         answered_by = result.deployment
         if result.attempts > 1:
-            retries_note = f" · {result.attempts - 1} retries"
+            retries_note = f" · {output.plural(result.attempts - 1, 'retry', 'retries')}"
     wall_ms = (time.perf_counter() - started) * 1000
     if json_out:
         output.print_json(
@@ -607,12 +634,12 @@ def score(
             }
         )
         return
-    render_table(rows, predictions, identifying_columns(rows, chosen))
-    output.note(
-        f"[dim]{len(rows)} row{'s' if len(rows) != 1 else ''} · endpoint {target.describe()} · "
+    render_table(rows, predictions, shown)
+    output.result(
+        f"[dim]{output.plural(len(rows), 'row')} · endpoint {escape(target.describe())} · "
         f"{elapsed_s * 1000:.0f} ms (scoring) / {wall_ms:.0f} ms (total){retries_note}"
-        f"{f' · request id {request_id}' if request_id else ''}"
-        f"{f' · deployment {answered_by}' if answered_by else ''}[/]"
+        f"{f' · request id {escape(request_id)}' if request_id else ''}"
+        f"{f' · deployment {escape(answered_by)}' if answered_by else ''}[/]"
     )
 
 
@@ -620,7 +647,10 @@ def health(
     endpoint: Annotated[
         str | None, typer.Option("--endpoint", "-e", help="Profile name or 'local'.")
     ] = None,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait.")] = 10.0,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", callback=checks.positive_seconds, help="Seconds to wait."),
+    ] = 10.0,
     json_out: Annotated[bool, typer.Option("--json", help="JSON on stdout.")] = False,
 ) -> None:
     """Check the endpoint's health route (GET /); non-zero exit when it is not healthy."""
@@ -647,9 +677,9 @@ def health(
         )
     else:
         colour = "green" if healthy else "red"
-        output.stdout.print(
-            f"[{colour}]{status.strip()}[/] · {elapsed_ms:.0f} ms · {target.describe()}",
-            highlight=False,
+        output.result(
+            f"[{colour}]{escape(status.strip())}[/] · {elapsed_ms:.0f} ms · "
+            f"{escape(target.describe())}"
         )
     if not healthy:
         raise EndpointError(f"{target.describe()} answered {status.strip()[:80]!r}, not Healthy")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from aml_client.cli import output
+from aml_client.cli import checks, output
 
 if TYPE_CHECKING:
     from aml_client.config import Target
@@ -61,10 +61,21 @@ def _document(
 def _schema(
     file: Path | None, endpoint: str | None, openapi: str | None = None
 ) -> tuple[ScoringSchema, str]:
+    doc, label = _document(file, endpoint, openapi)
+    return _readable(doc, label), label
+
+
+def _readable(doc: dict[str, Any], label: str) -> ScoringSchema:
+    """The document's schema; a SchemaError names the document it comes from."""
+    from aml_client.errors import SchemaError
     from aml_client.schema import load_schema
 
-    doc, label = _document(file, endpoint, openapi)
-    return load_schema(doc), label
+    try:
+        return load_schema(doc)
+    except SchemaError as exc:
+        if label in str(exc):
+            raise
+        raise SchemaError(f"{label}: {exc}") from exc
 
 
 # --------------------------------------------------------------------------- fetch
@@ -73,8 +84,11 @@ def _schema(
 def fetch(
     endpoint: EndpointOpt = None,
     out: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="Write to FILE instead of stdout.", show_default=False),
+        str | None,
+        typer.Option(
+            "--output", "-o", metavar="FILE", help="Write to FILE instead of stdout.",
+            show_default=False,
+        ),
     ] = None,
     openapi: OpenapiOpt = None,
 ) -> None:
@@ -85,14 +99,15 @@ def fetch(
     from aml_client.swagger.fetch import fetch_swagger
     from aml_client.swagger.summary import describe_version
 
+    path = None if out is None else checks.writable_file(out, "-o", example="swagger.json")
     fetched = fetch_swagger(resolve_target(endpoint), openapi=openapi)
-    if out is None:
+    if path is None:
         sys.stdout.write(fetched.text if fetched.text.endswith("\n") else fetched.text + "\n")
         return
-    out.write_text(fetched.text, encoding="utf-8")
-    output.note(
+    checks.write_file(path, fetched.text)
+    output.result(
         f"saved {describe_version(fetched.document)} from {escape(fetched.url)} "
-        f"to [bold]{escape(str(out))}[/]"
+        f"to [bold]{escape(str(path))}[/]"
     )
 
 
@@ -120,7 +135,7 @@ def _render_summary(summary: dict[str, Any], label: str) -> None:
     from rich.markup import escape as e
     from rich.table import Table
 
-    console = output.console
+    console = output.stdout
     console.print(f"[bold]{e(summary['title'])}[/]  [dim]{summary['version']} · {e(label)}[/]")
     if summary.get("description"):
         console.print(f"[dim]{e(str(summary['description']))}[/]")
@@ -213,7 +228,7 @@ def validate(
 def _render_report(report: ValidationReport) -> None:
     from rich.markup import escape
 
-    console = output.console
+    console = output.stdout
     for finding in report.findings:
         colour = "red" if finding.level == "error" else "yellow"
         console.print(
@@ -239,7 +254,9 @@ def _render_report(report: ValidationReport) -> None:
 def example(
     file: FileArg = None,
     endpoint: EndpointOpt = None,
-    rows: Annotated[int, typer.Option("--rows", "-n", min=1, help="How many rows.")] = 1,
+    rows: Annotated[
+        int, typer.Option("--rows", "-n", min=1, max=10_000, help="How many rows.")
+    ] = 1,
     openapi: OpenapiOpt = None,
 ) -> None:
     """Print a valid request body (JSON on stdout) in the endpoint's convention."""
@@ -254,9 +271,9 @@ def codegen(
     file: FileArg = None,
     endpoint: EndpointOpt = None,
     out: Annotated[
-        Path,
-        typer.Option("--output", "-o", help="Module to write ('-' for stdout)."),
-    ] = Path("endpoint_client.py"),
+        str,
+        typer.Option("--output", "-o", metavar="FILE", help="Module to write ('-' for stdout)."),
+    ] = "endpoint_client.py",
     openapi: OpenapiOpt = None,
 ) -> None:
     """Generate a typed Python client module (pydantic models + score())."""
@@ -264,16 +281,21 @@ def codegen(
 
     from aml_client.swagger.codegen import generate_client
 
+    path = None if out == "-" else checks.writable_file(out, "-o", example="endpoint_client.py")
     schema, label = _schema(file, endpoint, openapi)
     source = Path(label).name if file is not None else label
     code = generate_client(schema, source=source)
-    if str(out) == "-":
+    if path is None:
         sys.stdout.write(code)
         return
-    out.write_text(code, encoding="utf-8")
-    what = f"{len(schema.columns)} columns" if schema.columns else f"{schema.row_kind} rows"
-    output.note(
-        f"wrote [bold]{escape(str(out))}[/] "
+    checks.write_file(path, code)
+    what = (
+        output.plural(len(schema.columns), "column")
+        if schema.columns
+        else f"{schema.row_kind} rows"
+    )
+    output.result(
+        f"wrote [bold]{escape(out)}[/] "
         f"({escape(schema.title)}: {what}, {schema.convention} convention)"
     )
 
@@ -284,7 +306,13 @@ def codegen(
 def serve(
     file: FileArg = None,
     endpoint: EndpointOpt = None,
-    port: Annotated[int, typer.Option("--port", "-p", help="Port on 127.0.0.1 (0: any).")] = 8000,
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port", "-p", min=0, max=65535, envvar="AMLC_SWAGGER_PORT",
+            help="Port on 127.0.0.1 (0: any).",
+        ),
+    ] = 8000,
     open_browser: Annotated[
         bool, typer.Option("--open", help="Open the page in the default browser.")
     ] = False,
@@ -295,14 +323,22 @@ def serve(
 
     from rich.markup import escape
 
+    from aml_client.errors import ConfigError
     from aml_client.swagger.ui import PAGE_HEADER, PAGE_HEADER_VALUE, SwaggerUIServer
 
+    checks.free_port(port, "--port")
     doc, label = _document(file, endpoint, openapi)
+    _readable(doc, label)  # a document the schema reader refuses is not served either
     target = _serve_target(file, endpoint)
-    server = SwaggerUIServer(doc, target=target, port=port)
+    try:
+        server = SwaggerUIServer(doc, target=target, port=port)
+    except OSError as exc:  # taken between the check and now
+        raise ConfigError(
+            f"--port {port}: cannot listen on 127.0.0.1:{port} ({exc.strerror or exc})"
+        ) from None
     logging.getLogger("aml_client.swagger.ui").setLevel(logging.INFO)
     upstream = target.describe() if target else "no endpoint (requests will fail)"
-    output.note(f"Swagger UI for [bold]{escape(label)}[/] at [bold]{server.url}[/]")
+    output.result(f"Swagger UI for [bold]{escape(label)}[/] at [bold]{server.url}[/]")
     output.note(f"[dim]proxy to {escape(upstream)} · Ctrl-C stops[/]")
     output.note(
         f"[dim]scripts calling the proxy add the header "
@@ -315,7 +351,7 @@ def serve(
     try:
         server.serve_forever()
     except KeyboardInterrupt:
-        output.note("stopped")
+        output.result("stopped")
 
 
 def _serve_target(file: Path | None, endpoint: str | None) -> Target | None:

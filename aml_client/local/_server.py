@@ -190,15 +190,15 @@ def start(
     _state.write_state(info)
     server_log = _state.server_log_file()
     try:
-        _wait_ready(process, info, timeout_s + 5, server_log if detach else None)
+        _wait_ready(process, info, timeout_s + 5, server_log)
         if on_ready is not None:
             on_ready(info)
     except BaseException:
-        _terminate(process.pid, own_group=detach)
-        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+        _terminate(process.pid, own_group=True)
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired, KeyboardInterrupt):
             process.wait(timeout=GRACEFUL_TIMEOUT_S + 5)
         if process.poll() is None:
-            _terminate(process.pid, own_group=detach, force=True)
+            _terminate(process.pid, own_group=True, force=True)
         _state.clear_state()
         raise
     if detach:
@@ -244,20 +244,22 @@ def _launch_front(
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
     env["PYTHONUNBUFFERED"] = "1"
     fds = (public.fileno(), *(sock.fileno() for sock in internal))
-    if detach:
-        with server_log.open("wb") as log:
-            process = subprocess.Popen(
-                command,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # outlives this command and its terminal
-                cwd=str(app_root),
-                pass_fds=fds,
-            )
-    else:
-        process = subprocess.Popen(command, env=env, cwd=str(app_root), pass_fds=fds)
+    # Detached or not, the front runs in a session of its own with its output in the server
+    # log: a Ctrl-C in the terminal reaches this process only, which then stops the front
+    # gracefully (in-flight requests finish, no worker is cut mid-write). In the foreground
+    # the front also gets SIGTERM if this process dies without stopping it.
+    with server_log.open("wb") as log:
+        process = subprocess.Popen(
+            command,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=str(app_root),
+            pass_fds=fds,
+            preexec_fn=None if detach or not sys.platform.startswith("linux") else _die_with_parent,
+        )
 
     base = f"http://{host}:{port}"
     first = infos[0]
@@ -275,7 +277,7 @@ def _launch_front(
         workers=first.workers,
         log_file=str(_state.access_log_file()),
         started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        server_log=str(server_log) if detach else "",
+        server_log=str(server_log),
         model_dir=model.directory,
         keys_file=str(_keys.keys_file()),
         server_version=_launch.server_version(),
@@ -314,8 +316,21 @@ def _log_tail_message(log: Path | None, lines: int = 15) -> str:
     return f"; last lines of {log}:\n" + "\n".join(tail) + "\n" + hint
 
 
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: the foreground front gets SIGTERM when ``amlc local up`` dies, even by SIGKILL."""
+    import ctypes
+
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def _serve_foreground(process: subprocess.Popen[bytes]) -> None:
-    """Wait for the server; Ctrl-C (or SIGTERM to this process) stops it cleanly."""
+    """Wait for the server; Ctrl-C (or SIGTERM to this process) stops it cleanly.
+
+    The front is in a session of its own, so only this process sees the Ctrl-C: it asks the
+    front to stop (SIGTERM: in-flight requests finish, then each deployment stops) and waits;
+    a second Ctrl-C, or a front that does not stop in time, ends the whole group at once.
+    """
     previous = None
     if threading.current_thread() is threading.main_thread():
 
@@ -326,13 +341,12 @@ def _serve_foreground(process: subprocess.Popen[bytes]) -> None:
     try:
         process.wait()
     except KeyboardInterrupt:
-        # From a terminal, gunicorn got the same SIGINT; else tell it ourselves.
         with contextlib.suppress(ProcessLookupError):
             process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=GRACEFUL_TIMEOUT_S + 5)
-        except subprocess.TimeoutExpired:
-            _terminate(process.pid, own_group=False, force=True)
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            _terminate(process.pid, own_group=True, force=True)
             process.wait(timeout=5)
     finally:
         if previous is not None:
@@ -374,6 +388,63 @@ def stop(timeout_s: float = GRACEFUL_TIMEOUT_S + 5) -> LocalEndpointInfo | None:
             time.sleep(0.1)
     _state.clear_state()
     return info
+
+
+def differences(
+    info: LocalEndpointInfo,
+    *,
+    port: int = DEFAULT_PORT,
+    workers: int | None = None,
+    style: str = "inputs",
+    metric: str = "accuracy",
+    deployments: Sequence[DeploymentSpec] | None = None,
+    traffic: dict[str, int] | None = None,
+) -> list[str]:
+    """How the running endpoint ``info`` differs from what ``start`` would run with these
+    settings, one phrase per difference (empty: the same endpoint), so starting it again can
+    be a no-op instead of an error."""
+    specs, shares = _deployments.resolve(deployments, traffic)
+    workers = workers or default_workers()
+    found: list[str] = []
+    for name, running, asked in (
+        ("port", info.port, port),
+        ("style", info.style, style),
+        ("metric", info.metric, metric),
+    ):
+        if running != asked:
+            found.append(f"{name} {running}, not {asked}")
+    fields = (
+        "kind",
+        "traffic",
+        "workers",
+        "max_concurrent_requests_per_instance",
+        "request_timeout_ms",
+        "delay_ms",
+        "fail_rate",
+    )
+    wanted = {
+        spec.name: (
+            spec.kind,
+            shares[spec.name],
+            spec.workers or workers,
+            spec.max_concurrent_requests_per_instance or spec.workers or workers,
+            spec.request_timeout_ms,
+            spec.delay_ms,
+            spec.fail_rate,
+        )
+        for spec in specs
+    }
+    have = {d.name: tuple(getattr(d, name) for name in fields) for d in info.deployments}
+    if list(wanted) != list(have):
+        found.append(f"deployments {', '.join(have)}, not {', '.join(wanted)}")
+        return found
+    for deployment, settings in wanted.items():
+        found += [
+            f"{deployment} {field} {running}, not {value}"
+            for field, running, value in zip(fields, have[deployment], settings, strict=True)
+            if running != value
+        ]
+    return found
 
 
 def status() -> LocalEndpointInfo | None:

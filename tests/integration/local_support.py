@@ -47,7 +47,10 @@ def amlc_env(home: Path) -> dict[str, str]:
     env["AMLC_HOME"] = str(home)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     env["COLUMNS"] = "200"
-    for name in ("AMLC_SCORING_URI", "AMLC_KEY", "AMLC_TOKEN", "AMLC_SWAGGER_URI", "AMLC_DEBUG"):
+    for name in (
+        "AMLC_SCORING_URI", "AMLC_KEY", "AMLC_TOKEN", "AMLC_SWAGGER_URI", "AMLC_DEBUG",
+        "AMLC_LOCAL_PORT", "AMLC_SWAGGER_PORT", "AMLC_WEB_PORT",
+    ):  # fmt: skip
         env.pop(name, None)
     return env
 

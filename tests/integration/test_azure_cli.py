@@ -72,7 +72,7 @@ def test_import_stores_the_discovered_profile_without_a_secret(
     result = amlc("endpoint", "import", "prod", *IMPORT_ARGS, env=azure_env)
 
     assert result.returncode == 0, result.stderr
-    assert "imported endpoint 'testEndpointName' as 'prod'" in result.stderr
+    assert "imported endpoint 'testEndpointName' as 'prod'" in result.stdout
     path = config.config_path()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     table = tomllib.loads(path.read_text())["endpoints"]["prod"]

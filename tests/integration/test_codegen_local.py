@@ -18,7 +18,7 @@ def _generate(handle: Any, folder: Path, name: str) -> ModuleType:
     target = folder / f"{name}.py"
     result = handle.amlc("swagger", "codegen", "--endpoint", "local", "-o", str(target))
     assert result.returncode == 0, result.stderr
-    assert f"wrote {target}" in result.stderr
+    assert f"wrote {target}" in result.stdout
     spec = importlib.util.spec_from_file_location(name, target)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -254,7 +254,7 @@ def test_a_broken_json_document_keeps_what_was_scored_and_resumes_once_fixed(
     before = len(server.log)
     result = amlc(*args, "--resume", env=env_for(server))
     assert result.returncode == 0, result.stderr
-    assert f"({committed:,} from the earlier run)" in result.stderr
+    assert f"({committed:,} from the earlier run)" in result.stdout
     second_run = [i for e in server.log[before:] if e["status"] == 200 for i in e["ids"]]
     assert sorted(second_run) == list(range(committed, n))  # nothing committed sent again
     records = [json.loads(line) for line in out.read_text().splitlines()]
@@ -340,9 +340,9 @@ def test_kill_9_then_an_edited_tail_resumes_without_rescoring_a_committed_row(
 
         before = len(slow.log)
         resumed = _cli([*args, "--resume"], slow.scoring_uri)
-        _, stderr = resumed.communicate(timeout=120)
+        stdout, stderr = resumed.communicate(timeout=120)
         assert resumed.returncode == 0, stderr
-        assert f"({committed:,} from the earlier run)" in stderr
+        assert f"({committed:,} from the earlier run)" in stdout
         second_run = Counter(i for e in slow.log[before:] if e["status"] == 200
                              for i in e["ids"])
 

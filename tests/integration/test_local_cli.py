@@ -50,10 +50,10 @@ def test_status_describes_the_running_endpoint(local_endpoint) -> None:
 
     table = local_endpoint.amlc("local", "status")
     assert table.returncode == 0
-    assert table.stdout == ""
+    assert table.stderr == ""  # the status is the command's output: `| grep` sees it
     info = local_endpoint.info
     for needle in (info.scoring_uri, info.swagger_uri, "inputs", str(info.pid), info.model):
-        assert needle in table.stderr
+        assert needle in table.stdout
 
 
 def test_status_exits_non_zero_when_nothing_runs(tmp_path: Path, amlc_in) -> None:
@@ -135,24 +135,34 @@ def test_logs_follow_prints_new_requests(local_endpoint) -> None:
         cwd=REPO,
     )
     try:
-        time.sleep(1.5)  # let it reach the end of the file
-        request_id = f"follow-test-{time.time_ns()}"
-        httpx.post(
-            local_endpoint.scoring_uri,
-            json=BODY,
-            headers={**local_endpoint.headers(), "x-ms-client-request-id": request_id},
-        )
         lines: queue.Queue[str] = queue.Queue()
         assert proc.stdout is not None
         threading.Thread(
             target=lambda: [lines.put(line) for line in proc.stdout], daemon=True
         ).start()
-        deadline = time.monotonic() + 10
+        # A request sent before the command reached the end of the file is not new to it:
+        # send one each half second until one is printed (no guess at its start-up time).
+        sent: list[str] = []
         seen = ""
-        while time.monotonic() < deadline and request_id not in seen:
-            with contextlib.suppress(queue.Empty):
-                seen += lines.get(timeout=0.2)
-        assert request_id in seen
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(rid in seen for rid in sent):
+            sent.append(f"follow-test-{time.time_ns()}")
+            httpx.post(
+                local_endpoint.scoring_uri,
+                json=BODY,
+                headers={**local_endpoint.headers(), "x-ms-client-request-id": sent[-1]},
+            )
+            stop = time.monotonic() + 0.5
+            while time.monotonic() < stop:
+                with contextlib.suppress(queue.Empty):
+                    seen += lines.get(timeout=0.1)
+        printed = [rid for rid in sent if rid in seen]
+        assert printed, seen
+        # From the first request it printed on, it printed every one, once.
+        assert printed == sent[sent.index(printed[0]) :] or printed == sent[
+            sent.index(printed[0]) : -1
+        ], (sent, seen)
+        assert all(seen.count(rid) == 1 for rid in printed)
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=10) == 0
@@ -163,7 +173,7 @@ def test_down_stops_the_endpoint(scratch_local_endpoint) -> None:
     pid = handle.info.pid
     result = handle.amlc("local", "down")
     assert result.returncode == 0, result.stderr
-    assert str(pid) in result.stderr
+    assert str(pid) in result.stdout
     assert not (handle.home / "state" / "local" / "endpoint.json").exists()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{handle.base_uri}/", timeout=2)
@@ -182,7 +192,7 @@ def test_down_stops_the_endpoint(scratch_local_endpoint) -> None:
     assert handle.amlc("local", "status").returncode == 4
     again = handle.amlc("local", "down")
     assert again.returncode == 0
-    assert "no local endpoint" in again.stderr
+    assert "no local endpoint" in again.stdout
 
 
 def test_up_detach_through_the_cli(home_with_model: Path, amlc_in, port_factory) -> None:
@@ -196,8 +206,8 @@ def test_up_detach_through_the_cli(home_with_model: Path, amlc_in, port_factory)
         assert result.returncode == 0, result.stderr
         assert time.monotonic() - started < 60
         assert "from cache" in result.stderr  # no training when the model is cached
-        assert f"http://127.0.0.1:{port}/score" in result.stderr
-        assert "ready" in result.stderr
+        assert f"http://127.0.0.1:{port}/score" in result.stdout
+        assert "ready" in result.stdout
         keys = json.loads((home / "config" / "local-keys.json").read_text())
         response = httpx.post(
             f"http://127.0.0.1:{port}/score",
@@ -226,44 +236,78 @@ def test_up_on_a_busy_port_fails_with_one_line(tmp_path: Path, amlc_in) -> None:
 def test_up_in_the_foreground_stops_cleanly_on_ctrl_c(
     home_with_model: Path, port_factory, local_endpoint
 ) -> None:
+    """Ctrl-C in the terminal reaches the whole foreground group while requests are in flight:
+    only amlc sees it, stops the front gracefully, and says so in one line."""
     home = home_with_model
     port = port_factory()
     proc = subprocess.Popen(
         [sys.executable, "-m", "aml_client", "local", "up", "--port", str(port), "--workers", "1"],
         env={**local_endpoint.env(), "AMLC_HOME": str(home)},
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=REPO,
         start_new_session=True,  # its own group, as a terminal would have it
     )
+    stdout: list[str] = []
     stderr: list[str] = []
-    assert proc.stderr is not None
-    reader = threading.Thread(target=lambda: stderr.extend(proc.stderr), daemon=True)
-    reader.start()
+    assert proc.stdout is not None and proc.stderr is not None
+    readers = [
+        threading.Thread(target=lambda: stdout.extend(proc.stdout), daemon=True),
+        threading.Thread(target=lambda: stderr.extend(proc.stderr), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    stop_load = threading.Event()
+    answered: list[int] = []
+
+    def score_until_stopped() -> None:
+        headers = {"Authorization": f"Bearer {json.loads(keys_file.read_text())['primary']}"}
+        with httpx.Client(timeout=10) as client:
+            while not stop_load.is_set():
+                with contextlib.suppress(httpx.HTTPError):
+                    url = f"http://127.0.0.1:{port}/score"
+                    answered.append(client.post(url, json=BODY, headers=headers).status_code)
+
+    keys_file = home / "config" / "local-keys.json"
+    load = [threading.Thread(target=score_until_stopped, daemon=True) for _ in range(3)]
     try:
         # Wait for the command to say it is ready (Ctrl-C before that is an interrupted
         # start, exit 130, which is right but not what this test is about).
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and not any(
-            "local endpoint ready" in line for line in stderr
-        ):
-            assert proc.poll() is None, "".join(stderr)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any("ready" in line for line in stdout):
+            assert proc.poll() is None, "".join(stdout + stderr)
             time.sleep(0.1)
-        assert any("local endpoint ready" in line for line in stderr), "".join(stderr)
-        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200
+        assert any("local endpoint ready" in line for line in stdout), "".join(stdout + stderr)
         state = json.loads((home / "state" / "local" / "endpoint.json").read_text())
+        for thread in load:
+            thread.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and answered.count(200) < 5:
+            time.sleep(0.05)
+        assert answered.count(200) >= 5, answered  # requests are in flight now
         # Ctrl-C in a terminal signals the whole foreground process group.
         os.killpg(proc.pid, signal.SIGINT)
-        assert proc.wait(timeout=30) == 0, "".join(stderr)
-        reader.join(timeout=5)
-        assert "Traceback" not in "".join(stderr)
-        assert "local endpoint stopped" in "".join(stderr)
+        assert proc.wait(timeout=60) == 0, "".join(stderr)
+        stop_load.set()
+        for reader in readers:
+            reader.join(timeout=5)
+        assert "Traceback" not in "".join(stdout + stderr)
+        # After the ready block: the hint, then one line, and nothing from the servers.
+        assert [line.strip() for line in stderr][-2:] == [
+            "Ctrl-C stops it · request log: amlc local logs -f",
+            "local endpoint stopped",
+        ], stderr
+        assert "Traceback" not in Path(state["server_log"]).read_text(errors="replace")
         assert not (home / "state" / "local" / "endpoint.json").exists()
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
         assert not pid_alive(state["pid"])
+        for deployment in state["deployments"]:
+            with pytest.raises(httpx.ConnectError):
+                httpx.get(f"http://127.0.0.1:{deployment['port']}/", timeout=2)
     finally:
+        stop_load.set()
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()

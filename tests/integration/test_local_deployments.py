@@ -57,7 +57,7 @@ def test_status_shows_both_deployments_their_traffic_and_accuracy(blue_green_end
     table = blue_green_endpoint.amlc("local", "status")
     assert table.returncode == 0
     for needle in ("deployments", "blue", "green", "onnx", "50 %", f"{green['agreement']:.2%}"):
-        assert needle in table.stderr
+        assert needle in table.stdout
 
 
 def test_pinned_requests_are_all_answered_by_the_named_deployment(blue_green_endpoint) -> None:

@@ -83,7 +83,8 @@ def test_public_api_is_pinned() -> None:
 
     assert sorted(local.__all__) == [
         "Candidate", "DEFAULT_PORT", "DeploymentInfo", "DeploymentSpec", "LocalEndpointInfo",
-        "METRICS", "ModelInfo", "SAMPLE_ROWS", "STYLES", "default_workers", "ensure_model",
+        "METRICS", "ModelInfo", "SAMPLE_ROWS", "STYLES", "default_workers", "differences",
+        "ensure_model",
         "follow", "keys_file", "local_keys", "log_file", "parse_deployment", "parse_traffic",
         "recorded_endpoint", "regenerate_keys", "running_endpoint", "start", "status", "stop",
         "tail",

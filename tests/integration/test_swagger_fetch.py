@@ -138,7 +138,7 @@ def test_cli_fetch_show_validate_example_against_the_local_endpoint(
     fetched = local_endpoint.amlc("swagger", "fetch", "-e", "local", "-o", str(out))
     assert fetched.returncode == 0, fetched.stderr
     assert json.loads(out.read_text())["swagger"] == "2.0"
-    assert "saved Swagger 2.0" in fetched.stderr
+    assert "saved Swagger 2.0" in fetched.stdout
 
     v3 = local_endpoint.amlc("swagger", "fetch", "--openapi", "3")
     assert v3.returncode == 0, v3.stderr
@@ -152,7 +152,7 @@ def test_cli_fetch_show_validate_example_against_the_local_endpoint(
 
     validate = local_endpoint.amlc("swagger", "validate", "--endpoint", "local", "--openapi", "3.1")
     assert validate.returncode == 0, validate.stderr
-    assert "valid OpenAPI 3.1.0 · 0 errors, 0 warnings" in validate.stderr
+    assert "valid OpenAPI 3.1.0 · 0 errors, 0 warnings" in validate.stdout
 
     example = local_endpoint.amlc("swagger", "example", "--rows", "4")
     assert example.returncode == 0, example.stderr
