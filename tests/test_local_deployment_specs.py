@@ -6,7 +6,14 @@ import pytest
 
 from aml_client.errors import ConfigError
 from aml_client.local import DeploymentSpec, parse_deployment, parse_traffic
-from aml_client.local._deployments import FrontPlan, resolve
+from aml_client.local._deployments import (
+    DeploymentInfo,
+    FrontPlan,
+    default_max_concurrent,
+    resolve,
+)
+from aml_client.local._server import differences
+from aml_client.local._state import LocalEndpointInfo
 
 
 def test_name_and_kind() -> None:
@@ -116,3 +123,29 @@ def test_the_default_queue_serves_twenty_users_and_azures_default_is_one_option_
     assert default_max_concurrent(32) == 32  # never fewer than the workers
     assert parse_deployment("blue").max_concurrent_requests_per_instance is None
     assert parse_deployment("blue,max_concurrent=1").max_concurrent_requests_per_instance == 1
+
+
+def _running(workers: int, max_concurrent: int) -> LocalEndpointInfo:
+    deployment = DeploymentInfo(
+        name="blue", kind="sklearn", traffic=100, workers=workers,
+        max_concurrent_requests_per_instance=max_concurrent, request_timeout_ms=5000,
+        port=6001, model="GradientBoosting", model_dir="", accuracy=0.9,
+    )
+    return LocalEndpointInfo(
+        pid=1, host="127.0.0.1", port=5001, scoring_uri="", swagger_uri="", style="inputs",
+        model="GradientBoosting", metric="accuracy", score=0.9, accuracy=0.9, workers=workers,
+        log_file="", started_at="", deployments=[deployment],
+    )
+
+
+def test_an_endpoint_started_with_the_defaults_matches_the_defaults() -> None:
+    # `amlc local up --detach` twice: the second finds the first alike (a no-op, not a refusal).
+    running = _running(workers=2, max_concurrent=default_max_concurrent(2))
+    assert differences(running, port=5001, workers=2) == []
+    assert differences(running, port=5001, workers=2,
+                       deployments=[parse_deployment("blue,max_concurrent=1")]) == [
+        f"blue max_concurrent_requests_per_instance {default_max_concurrent(2)}, not 1"
+    ]
+    assert differences(_running(workers=2, max_concurrent=2), port=5001, workers=2) == [
+        f"blue max_concurrent_requests_per_instance 2, not {default_max_concurrent(2)}"
+    ]

@@ -427,7 +427,8 @@ def differences(
             spec.kind,
             shares[spec.name],
             spec.workers or workers,
-            spec.max_concurrent_requests_per_instance or spec.workers or workers,
+            spec.max_concurrent_requests_per_instance
+            or _deployments.default_max_concurrent(spec.workers or workers),
             spec.request_timeout_ms,
             spec.delay_ms,
             spec.fail_rate,
