@@ -250,7 +250,7 @@ def _vm_hwm_kib(pid: int) -> int:
 
 def rss_benchmark(scratch: Path, row_counts: list[int]) -> dict:
     """Peak RSS of ``amlc score`` (a real process) for inputs of growing size."""
-    from batch_servers import TEST_KEY, ServerProcess, write_csv
+    from support.batch_servers import TEST_KEY, ServerProcess, write_csv
 
     results = {}
     with ServerProcess({"require_key": TEST_KEY}) as server:

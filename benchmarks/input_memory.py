@@ -10,7 +10,7 @@ so the parameters must be found after the rows), each in a fresh process, the pe
 - ``json.load``: the whole document parsed at once, as amlc did before streaming: the baseline,
   measured in the same run on the same file;
 - ``amlc score -o``: the real CLI scoring the file into JSON Lines against the fast test server
-  (tests/batch_servers.py, in its own process on 127.0.0.1).
+  (tests/support/batch_servers.py, in its own process on 127.0.0.1).
 
 Flat means the 1M-row figures are within a few MiB of the 10k-row ones while the file is
 100 times larger. ``json.load`` is skipped above ``--baseline-max-rows`` (it needs GBs).
@@ -56,7 +56,7 @@ print(len(body["Inputs"]["data"]), time.perf_counter() - started)
 
 def write_payload(path: Path, rows: int) -> int:
     """A bank-marketing payload of ``rows`` typed rows, GlobalParameters last; its size."""
-    from batch_servers import make_row
+    from support.batch_servers import make_row
 
     ints = {"age", "duration", "campaign", "pdays", "previous"}
     floats = {"emp.var.rate", "cons.price.idx", "cons.conf.idx", "euribor3m", "nr.employed"}
@@ -108,7 +108,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="amlc-input-memory-") as tmp:
         server = None
         if not args.skip_cli:
-            from batch_servers import TEST_KEY, ServerProcess
+            from support.batch_servers import TEST_KEY, ServerProcess
 
             server = ServerProcess({})
             env.update(AMLC_SCORING_URI=server.scoring_uri, AMLC_KEY=TEST_KEY,

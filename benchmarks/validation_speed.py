@@ -139,7 +139,7 @@ def compare(repeats: int) -> dict[str, Any]:
 def wide_validate(columns: int) -> dict[str, Any]:
     """``amlc swagger validate`` on a swagger with ``columns`` columns: the library call, and
     the whole command in a fresh process (imports and JSON output included)."""
-    from wide_swagger import wide_swagger
+    from support.swaggers import wide_swagger
 
     from aml_client.swagger.lint import validate_document
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from calibrated_server import SWAGGER
+from support.calibrated import SWAGGER
 
 from aml_client.bench.target import RunTarget, build_bodies
 from aml_client.errors import ConfigError, ValidationError

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faultserver import FaultServer, Reply, refused_port
+from support.faults import FaultServer, Reply, refused_port
 
 from aml_client import KeyCredential, TokenCredential, errors
 from aml_client import client as client_module
@@ -374,7 +374,7 @@ def test_non_json_200_is_a_response_format_error(make: Any, server: FaultServer)
 
 def test_tls_is_verified_by_default(make: Any, tmp_path: Path) -> None:
     pytest.importorskip("cryptography")
-    from faultserver import self_signed_cert
+    from support.faults import self_signed_cert
 
     with FaultServer(swagger=INPUTS_SWAGGER, tls=self_signed_cert(tmp_path)) as tls_server:
         with pytest.raises(errors.ConnectionFailedError, match="CERTIFICATE_VERIFY_FAILED"):

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from faultserver import FaultServer, Reply
+from support.faults import FaultServer, Reply
 
 from aml_client import KeyCredential, errors
 from aml_client.client import AsyncEndpoint, RetryPolicy

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from aml_client import KeyCredential, TokenCredential, config
-from aml_client.config import Profile, Target, resolve_target
+from aml_client.config import Profile, Target, resolve_target, swagger_uri_for
 from aml_client.errors import ConfigError
 
 KEY = "prodkey-0123456789abcdef0123456789abcdef"
@@ -301,3 +301,22 @@ def test_configuration_never_imports_the_client() -> None:
     source = Path(config.__file__).read_text()
     assert "import aml_client.client" not in source
     assert "from aml_client.client" not in source
+
+
+@pytest.mark.parametrize(
+    ("scoring", "swagger"),
+    [
+        ("http://127.0.0.1:5001/score", "http://127.0.0.1:5001/swagger.json"),
+        (
+            "https://x.westeurope.inference.ml.azure.com/score",
+            "https://x.westeurope.inference.ml.azure.com/swagger.json",
+        ),
+        (
+            "http://1.2.3.4/api/v1/service/bank/score",
+            "http://1.2.3.4/api/v1/service/bank/swagger.json",
+        ),
+        ("http://h/score/", "http://h/swagger.json"),
+    ],
+)
+def test_swagger_uri_beside_the_scoring_uri(scoring: str, swagger: str) -> None:
+    assert swagger_uri_for(scoring) == swagger

@@ -1,4 +1,5 @@
-"""The public API is ``aml_client.__all__``: pinned here so a change to it is a deliberate one."""
+"""The public API is ``aml_client.__all__`` (and the ``__all__`` of each swagger tool module):
+pinned here so a change to it is a deliberate one."""
 
 from __future__ import annotations
 
@@ -68,3 +69,34 @@ def test_import_is_cheap() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True
     )
     assert json.loads(out.stdout) == []
+
+
+def test_public_api() -> None:
+    import aml_client.swagger.codegen
+    import aml_client.swagger.fetch
+    import aml_client.swagger.lint
+    import aml_client.swagger.summary
+    import aml_client.swagger.ui
+
+    assert aml_client.swagger.fetch.__all__ == [
+        "FetchedSwagger",
+        "fetch_swagger",
+        "load_document",
+        "read_document",
+    ]
+    assert aml_client.swagger.summary.__all__ == [
+        "describe_version",
+        "request_shape",
+        "response_shape",
+        "summarize",
+    ]
+    assert aml_client.swagger.lint.__all__ == ["Finding", "ValidationReport", "validate_document"]
+    assert aml_client.swagger.codegen.__all__ == ["generate_client", "python_name"]
+    assert aml_client.swagger.ui.__all__ == [
+        "PAGE_HEADER",
+        "PAGE_HEADER_VALUE",
+        "PROXY_PREFIX",
+        "SwaggerUIServer",
+        "assets_dir",
+        "rewrite_document",
+    ]

@@ -15,6 +15,7 @@ from aml_client import schema as schema_module
 from aml_client.envelope import Convention, unwrap
 from aml_client.errors import SchemaError, ValidationError
 from aml_client.schema import ScoringSchema, load_schema
+from aml_client.schema.locate import json_path
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"
 SWAGGERS = sorted((CORPUS / "swagger").glob("*.json"))
@@ -701,3 +702,11 @@ def test_field_names_that_clash_with_python_or_pydantic() -> None:
     schema = load_schema(doc)
     row = {name: "x" for name in schema.column_names}
     assert schema.row_model().model_validate(row).model_dump(by_alias=True) == row
+
+
+def test_json_path() -> None:
+    assert json_path(["paths", "/score", "post", "parameters", 0]) == (
+        "$.paths['/score'].post.parameters[0]"
+    )
+    assert json_path(["emp.var.rate"], "$.x") == "$.x['emp.var.rate']"
+    assert json_path(["it's", 2]) == "$['it\\'s'][2]"

@@ -26,7 +26,7 @@ Fixtures (all start real servers on free 127.0.0.1 ports and stop them at the en
 
 A test that needs an endpoint of its own (other deployments, another contract) calls
 ``start_local_endpoint(tmp_path_factory, local_model_cache, deployments=[...], traffic=...)``
-and ``stop_local_endpoint(handle)`` from ``local_support.py``, beside this file.
+and ``stop_local_endpoint(handle)`` from ``tests/support/local.py``.
 
 Each endpoint fixture yields a ``LocalEndpointHandle``:
 
@@ -51,7 +51,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from local_support import (
+from support.local import (
     LocalEndpointHandle,
     amlc_home,
     free_port,

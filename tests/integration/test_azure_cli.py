@@ -4,7 +4,7 @@ against the replayed ARM examples over HTTPS.
 The processes find Resource Manager through ``AMLC_ARM_URL``, trust the replay's trustme CA through
 ``REQUESTS_CA_BUNDLE`` (read by azure-core's requests transport) and sign in with azure-identity's
 DefaultAzureCredential, limited by ``AZURE_TOKEN_CREDENTIALS`` to the Azure CLI, whose ``az`` is
-the double in tests/azure_cli_double.py.
+the double in tests/support/azure_cli.py.
 """
 
 from __future__ import annotations
@@ -19,11 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from arm_replay import ArmReplay, arm_error, example
-from azure_cli_double import AzureCliDouble
-from faultserver import FaultServer, Reply
+from support.arm_replay import ArmReplay, arm_error, example
+from support.azure_cli import AzureCliDouble
+from support.faults import FaultServer, Reply
 
 from aml_client import config
 

@@ -8,16 +8,13 @@ body as in the example).
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from azure.core.credentials import AccessToken
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from arm_replay import ArmReplay, arm_error, example
+from support.arm_replay import ArmReplay, arm_error, example
 
 from aml_client.azure import ARM_API_VERSION, ControlPlane, EndpointRef
 from aml_client.azure.credentials import reported_expiry, scoring_credential

@@ -1,7 +1,8 @@
 """Batch scoring against real HTTP servers on 127.0.0.1, and ``amlc score`` in real processes.
 
-The test server (tests/batch_servers.py) predicts ``id<duration>`` for a row whose ``duration``
-is its 0-based position, so every check below can tell which row a prediction belongs to.
+The test server (tests/support/batch_servers.py) predicts ``id<duration>`` for a row whose
+``duration`` is its 0-based position, so every check below can tell which row a prediction
+belongs to.
 """
 
 from __future__ import annotations
@@ -19,20 +20,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from aml_client import KeyCredential, errors
-from aml_client.batch import BatchProgress, score_file
-from aml_client.config import Target
-from aml_client.journal import journal_path, partial_path, read_journal
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from batch_servers import (
+from support.batch_servers import (
     TEST_KEY,
     Behaviour,
     ScoringServer,
     ServerProcess,
     write_csv,
 )
+
+from aml_client import KeyCredential, errors
+from aml_client.batch import BatchProgress, score_file
+from aml_client.config import Target
+from aml_client.journal import journal_path, partial_path, read_journal
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from bench_support import KEY, ROOT, Server, bench_env, files_under, run_bench, start_server
+from support.bench import KEY, Server, bench_env, files_under, run_bench, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -276,7 +275,7 @@ def test_master_and_workers_started_separately(server: Server, tmp_path: Path) -
     import socket
     import subprocess
 
-    from bench_support import AMLC_BENCH
+    from support.bench import AMLC_BENCH
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -338,7 +337,7 @@ def test_master_and_workers_started_separately(server: Server, tmp_path: Path) -
 
 
 def test_tls_certificates_are_verified_unless_insecure(tmp_path: Path) -> None:
-    from bench_support import self_signed_cert
+    from support.faults import self_signed_cert
 
     cert, key = self_signed_cert(tmp_path)
     srv = start_server(
@@ -379,8 +378,7 @@ def test_open_model_over_two_workers_keeps_rate_and_count(server: Server, tmp_pa
 
 
 def test_each_response_fault_is_a_failure_of_its_own_kind(tmp_path: Path) -> None:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from calibrated_server import FAULTS
+    from support.calibrated import FAULTS
 
     srv = start_server(tmp_path, "--service-ms", "1", "--faults")
     rounds = 3

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bench_support import run_bench
-from faultserver import FaultServer, Reply
+from support.bench import run_bench
+from support.faults import FaultServer, Reply
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from bench_support import files_under, run_bench
+from support.bench import files_under, run_bench
 
 pytestmark = pytest.mark.slow
 

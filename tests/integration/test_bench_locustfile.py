@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from bench_support import KEY, ROOT, bench_env, files_under, start_server
+from support.bench import KEY, ROOT, bench_env, files_under, start_server
 
 pytestmark = pytest.mark.slow
 

@@ -21,8 +21,9 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from bench_support import AMLC_BENCH, KEY, ROOT, Server, bench_env, files_under, start_server
-from web_support import CHROMIUM, CHROMIUM_ARGS, free_port, page_elsewhere
+from support.bench import AMLC_BENCH, KEY, ROOT, Server, bench_env, files_under, start_server
+from support.local import free_port
+from support.web import CHROMIUM, CHROMIUM_ARGS, page_elsewhere
 
 pytestmark = pytest.mark.slow
 T = TypeVar("T")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faultserver import FaultServer, Reply
+from support.faults import FaultServer, Reply
 
 TESTS = Path(__file__).resolve().parents[1]
 SWAGGER = json.loads(

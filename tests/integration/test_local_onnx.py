@@ -9,7 +9,7 @@ import httpx
 import joblib
 import numpy as np
 import pytest
-from local_support import start_local_endpoint, stop_local_endpoint
+from support.local import start_local_endpoint, stop_local_endpoint
 
 from aml_client.local import SAMPLE_ROWS, ensure_model
 from aml_client.local._model import splits

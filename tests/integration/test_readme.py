@@ -35,7 +35,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from local_support import amlc_env, free_port
+from support.local import amlc_env, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"

@@ -1,8 +1,9 @@
 """Bad input files, bad swaggers and bad arguments through every command, as a careless or
 hostile user would give them.
 
-Every run is a real ``amlc`` process against a real HTTP server on 127.0.0.1 (the scoring test
-server of tests/batch_servers.py, which logs the rows it scores). What is checked, for each:
+Every run is a real ``amlc`` process against a real HTTP server on 127.0.0.1 (the scoring
+test server of tests/support/batch_servers.py, which logs the rows it scores). What is checked,
+for each:
 
 - no traceback, ever, and no log line of another library (Locust, gevent, httpx …);
 - the exit code the README documents (2 for bad input, swagger, arguments or configuration,
@@ -36,9 +37,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from batch_servers import COLUMNS, SWAGGER_PATH, TEST_KEY, ScoringServer, ServerProcess, make_row
+from support.batch_servers import (
+    COLUMNS,
+    SWAGGER_PATH,
+    TEST_KEY,
+    ScoringServer,
+    ServerProcess,
+    make_row,
+)
 
 Run = Any  # the root conftest's ``amlc`` fixture: (*args, env=, cwd=, timeout=) -> CliResult
 

@@ -2,7 +2,7 @@
 
 A recording upstream stands in for the endpoint where the test must see the forwarded headers;
 the real local endpoint answers the end-to-end checks. The browser test is
-test_swagger_browser.py.
+test_swagger_ui_browser.py.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Starting real local endpoints for integration tests (used by conftest's fixtures and by
-tests that need an endpoint of their own). See conftest.py for what a handle offers."""
+"""Starting real local endpoints for integration tests (used by the fixtures of
+tests/integration/conftest.py, which says what a handle offers, and by tests that need an
+endpoint of their own)."""
 
 from __future__ import annotations
 

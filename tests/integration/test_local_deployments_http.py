@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from local_support import (
+from support.local import (
     LocalEndpointHandle,
     start_local_endpoint,
     stop_local_endpoint,

@@ -8,7 +8,7 @@ and run in this process under an audit hook: opening a file, starting a process,
 socket or importing a new module during the import fails the test, as does any output.
 
 The normal suite runs a few hundred examples; ``HYPOTHESIS_PROFILE=thorough`` runs thousands:
-    HYPOTHESIS_PROFILE=thorough .venv/bin/python -m pytest tests/test_codegen_fuzz.py
+    HYPOTHESIS_PROFILE=thorough .venv/bin/python -m pytest tests/test_swagger_codegen_fuzz.py
 """
 
 from __future__ import annotations

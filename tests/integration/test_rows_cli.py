@@ -5,7 +5,7 @@ traceback, and reaches the endpoint with no scoring request. Large files keep go
 malformed line, resume after their tail was edited, and send exactly what the file says
 (envelope, GlobalParameters) when no swagger is there to say otherwise.
 
-The test server (tests/batch_servers.py) predicts ``id<duration>`` for a row whose
+The test server (tests/support/batch_servers.py) predicts ``id<duration>`` for a row whose
 ``duration`` is its 0-based position, and logs every request it scores.
 """
 
@@ -26,14 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from aml_client import KeyCredential
-from aml_client.batch import score_file
-from aml_client.config import Target
-from aml_client.journal import journal_path, partial_path, read_journal
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from batch_servers import (
+from support.batch_servers import (
     COLUMNS,
     TEST_KEY,
     Behaviour,
@@ -41,6 +34,11 @@ from batch_servers import (
     make_row,
     write_csv,
 )
+
+from aml_client import KeyCredential
+from aml_client.batch import score_file
+from aml_client.config import Target
+from aml_client.journal import journal_path, partial_path, read_journal
 
 REPO = Path(__file__).resolve().parents[2]
 TRAINING = REPO / "aml_client" / "local" / "data" / "bankmarketing_train.csv.gz"

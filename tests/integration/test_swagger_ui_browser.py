@@ -164,7 +164,7 @@ def test_another_local_page_cannot_use_the_proxy(caplog: pytest.LogCaptureFixtur
     request in the query), a form, a fetch with the custom header (preflight), a no-cors fetch.
     The endpoint receives nothing; then the served page itself still gets through."""
     from playwright.sync_api import sync_playwright
-    from web_support import page_elsewhere, recording_upstream
+    from support.web import page_elsewhere, recording_upstream
 
     from aml_client import KeyCredential
     from aml_client.config import Target

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bench_support import bench_env, run_bench, start_server
+from support.bench import bench_env, run_bench, start_server
 
 pytestmark = pytest.mark.slow
 

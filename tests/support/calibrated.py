@@ -2,7 +2,7 @@
 
 Threads and the standard library only (no gevent), run in its own process:
 
-    python tests/calibrated_server.py --service-ms 20 [--stall-after-s 1 --stall-s 1] [--key K]
+    python tests/support/calibrated.py --service-ms 20 [--stall-after-s 1 --stall-s 1] [--key K]
 
 * every ``POST /score`` takes ``--service-ms`` (sleep, so it is the same under load);
 * with ``--slots K``, at most K requests are served at once (the others queue): a capacity of

@@ -1,7 +1,7 @@
 """The ``amlc`` process as a user meets it: exit codes, one-line errors, JSON on stdout, no keys.
 
 Every test runs the real CLI in a subprocess. Nothing here needs a running endpoint; scoring
-against the local endpoint is in tests/integration/test_score_cli.py.
+against the local endpoint is in tests/integration/test_cli_score_local.py.
 """
 
 from __future__ import annotations

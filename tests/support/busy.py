@@ -1,8 +1,8 @@
 """Run the test suite as a busy CI machine would: two CPU-bound processes beside it.
 
-    .venv/bin/python tests/busy.py                 # python -m pytest -q, two busy loops beside it
-    .venv/bin/python tests/busy.py -x tests/integration/test_batch_http.py
-    BUSY_LOOPS=4 .venv/bin/python tests/busy.py    # busier still
+    .venv/bin/python tests/support/busy.py               # python -m pytest -q, two busy loops
+    .venv/bin/python tests/support/busy.py -x tests/integration/test_batch_http.py
+    BUSY_LOOPS=4 .venv/bin/python tests/support/busy.py  # busier still
 
 A test that passes only on an idle machine (a fixed time window, a throughput floor, a sleep
 long enough "usually") fails here. The loops start before pytest, stop when it ends whatever

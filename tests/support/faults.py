@@ -176,7 +176,7 @@ def refused_port() -> int:
 
 
 def self_signed_cert(directory: Path) -> tuple[Path, Path]:
-    """A throw-away certificate for 127.0.0.1 (needs ``cryptography``)."""
+    """A throw-away certificate for 127.0.0.1 that no trust store knows (needs ``cryptography``)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec

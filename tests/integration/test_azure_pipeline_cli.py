@@ -1,23 +1,20 @@
 """``amlc pipeline run`` (a real process) against a local server that checks what it receives.
 
 The Entra ID token comes from azure-identity's DefaultAzureCredential, limited by
-``AZURE_TOKEN_CREDENTIALS`` to the Azure CLI double (tests/azure_cli_double.py).
+``AZURE_TOKEN_CREDENTIALS`` to the Azure CLI double (tests/support/azure_cli.py).
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
+from support.azure_cli import AzureCliDouble
 from werkzeug import Request, Response
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from azure_cli_double import AzureCliDouble
 
 from aml_client.azure.pipeline import PipelineClient
 from aml_client.errors import EndpointTimeoutError

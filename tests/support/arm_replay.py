@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import trustme
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "arm"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "arm"
 
 _WORKSPACE = (
     "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}"

@@ -10,8 +10,8 @@ the body's ``GlobalParameters``), in memory and optionally to a JSON Lines file,
 tell which rows were scored, how often, and how they were sent.
 
 Run as a script:
-    python tests/batch_servers.py serve [--port P] [--delay-ms D] [--log FILE]
-    python tests/batch_servers.py make-csv OUT N
+    python tests/support/batch_servers.py serve [--port P] [--delay-ms D] [--log FILE]
+    python tests/support/batch_servers.py make-csv OUT N
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-SWAGGER_PATH = HERE / "fixtures" / "corpus" / "swagger" / "004-abhijit-kalita.json"
+TESTS = Path(__file__).resolve().parents[1]
+SWAGGER_PATH = TESTS / "fixtures" / "corpus" / "swagger" / "004-abhijit-kalita.json"
 TEST_KEY = "batch-test-key-0123456789"
 
 COLUMNS = [
@@ -368,5 +368,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(HERE.parent))
+    sys.path.insert(0, str(TESTS.parent))
     main()

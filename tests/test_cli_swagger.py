@@ -144,8 +144,7 @@ def test_swagger_commands_never_import_heavy_modules() -> None:
 
 
 def test_validate_a_20000_column_swagger(amlc: Any, tmp_path: Path) -> None:
-    sys.path.insert(0, str(REPO / "tests"))
-    from wide_swagger import wide_swagger
+    from support.swaggers import wide_swagger
 
     path = tmp_path / "wide.json"
     path.write_text(json.dumps(wide_swagger(20_000)), encoding="utf-8")
@@ -166,8 +165,7 @@ def test_validate_is_linear_in_the_number_of_columns() -> None:
     """Ten times the columns costs about ten times as much (quadratic would be a hundred)."""
     import time
 
-    sys.path.insert(0, str(REPO / "tests"))
-    from wide_swagger import wide_swagger
+    from support.swaggers import wide_swagger
 
     from aml_client.swagger.lint import validate_document
 

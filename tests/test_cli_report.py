@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from test_report import SECRET, synthetic_result
+from support.bench_results import SECRET, synthetic_result
 
 from aml_client.bench import report
 

@@ -1,4 +1,4 @@
-"""Swagger summaries, validation and examples: every real swagger of the corpus, and broken ones."""
+"""Swagger lint (aml_client.swagger.lint): every real swagger of the corpus, and broken ones."""
 
 from __future__ import annotations
 
@@ -7,15 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.swaggers import RESULTS, ROWS_OF_AGE, minimal_swagger
 
-from aml_client.config import swagger_uri_for
 from aml_client.envelope import unwrap
 from aml_client.errors import SchemaError
 from aml_client.schema import load_schema
-from aml_client.schema.locate import json_path
 from aml_client.swagger.fetch import read_document
 from aml_client.swagger.lint import validate_document
-from aml_client.swagger.summary import request_shape, summarize
+from aml_client.swagger.summary import summarize
 
 CORPUS = Path(__file__).resolve().parent / "fixtures" / "corpus" / "swagger"
 FILES = sorted(CORPUS.glob("*.json"))
@@ -23,41 +22,6 @@ FILES = sorted(CORPUS.glob("*.json"))
 
 def _doc(name: str) -> dict:
     return read_document(CORPUS / name)
-
-
-def _minimal(input_schema: dict, output_schema: dict | None = None, **extra: Any) -> dict:
-    """A Swagger 2.0 scoring document around the given request (and response) schema."""
-    responses: dict[str, Any] = {"200": {"description": "ok"}}
-    if output_schema is not None:
-        responses["200"]["schema"] = output_schema
-    return {
-        "swagger": "2.0",
-        "info": {"title": "t", "version": "1"},
-        "paths": {
-            "/score": {
-                "post": {
-                    "parameters": [{"name": "body", "in": "body", "schema": input_schema}],
-                    "responses": responses,
-                }
-            }
-        },
-        **extra,
-    }
-
-
-ROWS_OF_AGE = {
-    "type": "object",
-    "properties": {
-        "data": {
-            "type": "array",
-            "items": {"type": "object", "properties": {"age": {"type": "integer"}}},
-        }
-    },
-}
-RESULTS = {
-    "type": "object",
-    "properties": {"Results": {"type": "array", "items": {"type": "string"}}},
-}
 
 
 def test_the_corpus_is_there() -> None:
@@ -94,71 +58,6 @@ def test_every_corpus_swagger_summarises_validates_and_gives_a_valid_example(pat
         schema.validate_rows(body_rows)  # raises on any problem
     # placeholders never reach the example
     assert "example_value" not in json.dumps(schema.example_payload(2))
-
-
-# --------------------------------------------------------------------------- summaries
-
-
-def test_summary_of_an_inputs_swagger() -> None:
-    summary = summarize(load_schema(_doc("005-Aduzona.json")))
-    assert summary["version"] == "Swagger 2.0"
-    assert summary["convention"] == "inputs"
-    assert summary["request_shape"] == (
-        '{"Inputs": {"data": [row, …]}, "GlobalParameters": {"method": "predict"}}'
-    )
-    routes = {r["path"]: r for r in summary["routes"]}
-    assert routes["/score"]["methods"] == ["POST"] and routes["/score"]["auth"] is True
-    assert routes["/"]["methods"] == ["GET"] and routes["/"]["auth"] is False
-    assert summary["auth"] == {
-        "bearer": True,
-        "required": True,
-        "schemes": [
-            {"name": "Bearer", "type": "apiKey", "in": "header", "header": "Authorization"}
-        ],
-    }
-    columns = {c["name"]: c for c in summary["columns"]}
-    assert len(columns) == 20
-    assert columns["emp.var.rate"]["type"] == "number"
-    assert columns["age"] == {
-        "name": "age",
-        "type": "integer",
-        "format": "int64",
-        "required": True,
-        "example": 0,  # the swagger's placeholder, shown as it is
-    }
-    assert summary["output"] == {
-        "kind": "Results[]",
-        "item_type": "string",
-        "shape": '{"Results": [string, …]}',
-    }
-
-
-def test_summary_of_an_openapi_3_numpy_swagger() -> None:
-    summary = summarize(load_schema(_doc("001-microsoft.json")))
-    assert summary["version"] == "OpenAPI 3.0.3"
-    assert summary["convention"] == "data"
-    assert summary["row_kind"] == "scalar" and summary["item_type"] == "integer"
-    assert summary["columns"] == []
-    assert summary["output"]["shape"] == "[number, …]"
-    assert "/swagger.json" in [r["path"] for r in summary["routes"]]
-
-
-def test_summary_of_dates_and_booleans() -> None:
-    bike = {c["name"]: c for c in summarize(load_schema(_doc("137-nbelmokhtar.json")))["columns"]}
-    assert bike["date"]["type"] == "datetime" and bike["date"]["format"] == "date-time"
-    telco = {c["name"]: c for c in summarize(load_schema(_doc("143-Pogayo.json")))["columns"]}
-    assert telco["Partner"]["type"] == "boolean"
-    assert telco["Partner"]["example"] == "True"  # shown as the swagger has it
-
-
-def test_request_shape_with_a_method_field_and_a_numeric_global_parameter() -> None:
-    with_method = next(
-        p for p in FILES if load_schema(read_document(p)).method_field
-    )  # the {"data": ..., "method": ...} style
-    assert request_shape(load_schema(read_document(with_method))).endswith('"method": "predict"}')
-    numeric = load_schema(_doc("041-DiegoLimeiradaSilva.json"))
-    assert isinstance(numeric.global_parameters, float)
-    assert request_shape(numeric).endswith('"GlobalParameters": 1.0}')
 
 
 # --------------------------------------------------------------------------- validation: oddities
@@ -201,7 +100,7 @@ def test_clean_swaggers_have_no_findings() -> None:
 
 
 def test_structural_errors_come_from_openapi_spec_validator_with_paths() -> None:
-    doc = _minimal(ROWS_OF_AGE, RESULTS)
+    doc = minimal_swagger(ROWS_OF_AGE, RESULTS)
     del doc["info"]["version"]
     doc["paths"]["/score"]["post"]["responses"] = {}
     report = validate_document(doc)
@@ -221,7 +120,7 @@ def test_structural_errors_in_openapi_3() -> None:
 
 
 def test_an_unknown_convention_is_an_error() -> None:
-    doc = _minimal({"type": "object", "properties": {"rows": {"type": "array"}}}, RESULTS)
+    doc = minimal_swagger({"type": "object", "properties": {"rows": {"type": "array"}}}, RESULTS)
     report = validate_document(doc)
     (error,) = report.errors
     assert error.path == "$.paths['/score'].post.parameters[0].schema.properties"
@@ -231,14 +130,14 @@ def test_an_unknown_convention_is_an_error() -> None:
 def test_an_example_that_cannot_be_its_type_is_an_error() -> None:
     schema = json.loads(json.dumps(ROWS_OF_AGE))
     schema["example"] = {"data": [{"age": "old"}]}
-    report = validate_document(_minimal(schema, RESULTS))
+    report = validate_document(minimal_swagger(schema, RESULTS))
     (error,) = report.errors
     assert error.path == "$.paths['/score'].post.parameters[0].schema.example.data[0].age"
     assert "expected integer, got 'old'" in error.message
 
 
 def test_column_level_problems_are_located_through_refs() -> None:
-    doc = _minimal(
+    doc = minimal_swagger(
         {"$ref": "#/definitions/In"},
         RESULTS,
         definitions={
@@ -271,7 +170,7 @@ def test_column_level_problems_are_located_through_refs() -> None:
 def test_missing_and_extra_example_columns_are_warnings() -> None:
     schema = json.loads(json.dumps(ROWS_OF_AGE))
     schema["example"] = {"data": [{"agee": 3}]}
-    report = validate_document(_minimal(schema, RESULTS))
+    report = validate_document(minimal_swagger(schema, RESULTS))
     assert report.ok
     found = {f.path: f.message for f in report.warnings}
     assert "no value" in found["$.paths['/score'].post.parameters[0].schema.example.data[0].age"]
@@ -279,7 +178,7 @@ def test_missing_and_extra_example_columns_are_warnings() -> None:
 
 
 def test_undescribed_rows_and_response_are_warnings() -> None:
-    report = validate_document(_minimal({"type": "object", "properties": {"data": {}}}))
+    report = validate_document(minimal_swagger({"type": "object", "properties": {"data": {}}}))
     assert report.ok
     messages = [f.message for f in report.warnings]
     assert any("rows are not described" in m for m in messages)
@@ -287,7 +186,7 @@ def test_undescribed_rows_and_response_are_warnings() -> None:
 
 
 def test_no_score_operation_or_no_version() -> None:
-    doc = _minimal(ROWS_OF_AGE, RESULTS)
+    doc = minimal_swagger(ROWS_OF_AGE, RESULTS)
     doc["paths"] = {"/predict": doc["paths"]["/score"]}
     report = validate_document(doc)
     assert any(f.path == "$.paths" and "/score" in f.message for f in report.errors)
@@ -300,87 +199,6 @@ def test_report_as_json() -> None:
     assert data["ok"] is True and data["errors"] == 0 and data["warnings"] == 4
     assert data["source"] == "x.json" and data["version"] == "Swagger 2.0"
     assert data["findings"][0]["level"] == "warning"
-
-
-# --------------------------------------------------------------------------- reading
-
-
-def test_read_document_tolerates_bom_and_crlf(tmp_path: Path) -> None:
-    path = tmp_path / "s.json"
-    path.write_bytes(
-        b"\xef\xbb\xbf" + json.dumps(_minimal(ROWS_OF_AGE)).encode().replace(b",", b",\r\n")
-    )
-    assert read_document(path)["swagger"] == "2.0"
-
-
-def test_read_document_names_the_line_of_bad_json(tmp_path: Path) -> None:
-    path = tmp_path / "bad.json"
-    path.write_text('{\n  "swagger": "2.0",\n  oops\n}\n')
-    with pytest.raises(SchemaError, match=r"bad\.json: not valid JSON: .*line 3, column 3"):
-        read_document(path)
-    with pytest.raises(SchemaError, match="no such file"):
-        read_document(tmp_path / "missing.json")
-    path.write_text("[1, 2]")
-    with pytest.raises(SchemaError, match="expected a JSON object"):
-        read_document(path)
-
-
-@pytest.mark.parametrize(
-    ("scoring", "swagger"),
-    [
-        ("http://127.0.0.1:5001/score", "http://127.0.0.1:5001/swagger.json"),
-        (
-            "https://x.westeurope.inference.ml.azure.com/score",
-            "https://x.westeurope.inference.ml.azure.com/swagger.json",
-        ),
-        (
-            "http://1.2.3.4/api/v1/service/bank/score",
-            "http://1.2.3.4/api/v1/service/bank/swagger.json",
-        ),
-        ("http://h/score/", "http://h/swagger.json"),
-    ],
-)
-def test_swagger_uri_beside_the_scoring_uri(scoring: str, swagger: str) -> None:
-    assert swagger_uri_for(scoring) == swagger
-
-
-def test_json_path() -> None:
-    assert json_path(["paths", "/score", "post", "parameters", 0]) == (
-        "$.paths['/score'].post.parameters[0]"
-    )
-    assert json_path(["emp.var.rate"], "$.x") == "$.x['emp.var.rate']"
-    assert json_path(["it's", 2]) == "$['it\\'s'][2]"
-
-
-def test_public_api() -> None:
-    import aml_client.swagger.codegen
-    import aml_client.swagger.fetch
-    import aml_client.swagger.lint
-    import aml_client.swagger.summary
-    import aml_client.swagger.ui
-
-    assert aml_client.swagger.fetch.__all__ == [
-        "FetchedSwagger",
-        "fetch_swagger",
-        "load_document",
-        "read_document",
-    ]
-    assert aml_client.swagger.summary.__all__ == [
-        "describe_version",
-        "request_shape",
-        "response_shape",
-        "summarize",
-    ]
-    assert aml_client.swagger.lint.__all__ == ["Finding", "ValidationReport", "validate_document"]
-    assert aml_client.swagger.codegen.__all__ == ["generate_client", "python_name"]
-    assert aml_client.swagger.ui.__all__ == [
-        "PAGE_HEADER",
-        "PAGE_HEADER_VALUE",
-        "PROXY_PREFIX",
-        "SwaggerUIServer",
-        "assets_dir",
-        "rewrite_document",
-    ]
 
 
 REFERENCE = sorted((CORPUS.parents[3] / "swagger").glob("*.json"))
@@ -420,7 +238,7 @@ def test_validate_never_fetches_a_remote_or_file_ref(tmp_path: Path) -> None:
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
         for ref in (f"http://127.0.0.1:{httpd.server_port}/remote.json", secret.as_uri()):
-            doc = _minimal({"$ref": ref}, RESULTS)
+            doc = minimal_swagger({"$ref": ref}, RESULTS)
             report = validate_document(doc)
             assert not report.ok
             assert any("only local references" in f.message for f in report.errors)
@@ -448,12 +266,9 @@ def test_large_property_maps_are_validated_once_per_distinct_schema(
 ) -> None:
     """The structural check condenses 300 columns of five types to those five types (a
     column's example aside); it finds what checking every column finds, at the same paths."""
-    import sys
+    from support.swaggers import wide_swagger
 
     import aml_client.swagger.lint as tools
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from wide_swagger import wide_swagger
 
     doc = wide_swagger(300)
     props = doc["definitions"]["ServiceInput"]["properties"]["data"]["items"]["properties"]

@@ -1,28 +1,25 @@
 """The small path (``Endpoint.score``, ``amlc score``) and the batch path (``score_file``,
 ``amlc score -o``) check rows the same way: JSON strictly, text (CSV cells) converted.
 
-Against the real test server on 127.0.0.1 (tests/batch_servers.py), which serves the
+Against the real test server on 127.0.0.1 (tests/support/batch_servers.py), which serves the
 bank-marketing swagger; ``amlc`` runs in real processes.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.batch_servers import TEST_KEY, Behaviour, ScoringServer, make_row, write_csv
 
 from aml_client import KeyCredential
 from aml_client.batch import score_file
 from aml_client.client import Endpoint
 from aml_client.config import Target
 from aml_client.errors import ValidationError
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from batch_servers import TEST_KEY, Behaviour, ScoringServer, make_row, write_csv
 
 TYPED = {
     "age": int,

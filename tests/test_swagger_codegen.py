@@ -2,7 +2,7 @@
 
 Every swagger of the corpus is generated and imported; ruff and mypy --strict each run once
 over all of the generated modules. Scoring a real endpoint through a generated module is in
-tests/integration/test_codegen_local.py.
+tests/integration/test_swagger_codegen_local.py.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
-from bench_support import bench_env, run_bench, start_server
+from support.bench import bench_env, run_bench, start_server
 
 pytestmark = pytest.mark.slow
 
