@@ -471,7 +471,8 @@ def bench(
         capacity = _capacity_settings(
             objectives, slo_texts or [], rate=rate, start_rate=start_rate, max_rate=max_rate,
             step_duration=step_duration, warmup=warmup, precision=precision,
-            conflicts=master or worker or web or duration is not None or requests is not None,
+            conflicts=master or worker or web or duration is not None or requests is not None
+            or (workers or 1) > 1,
         )
         workers = 1
     if workers is None:
@@ -630,8 +631,8 @@ def _capacity_settings(
         raise ConfigError("--find-capacity needs at least one --slo, e.g. --slo 'p99<=200ms'")
     if conflicts:
         raise ConfigError(
-            "--find-capacity runs its own steps in one load process: drop --duration, "
-            "--requests, --web, --master and --worker"
+            "--find-capacity runs its own steps in one load process: drop --workers, "
+            "--duration, --requests, --web, --master and --worker"
         )
     if rate is not None:
         raise ConfigError("--find-capacity chooses the rates: use --start-rate/--max-rate")

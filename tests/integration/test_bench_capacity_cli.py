@@ -80,7 +80,10 @@ def test_find_capacity_needs_an_objective(tmp_path: Path) -> None:
         assert "--find-capacity needs at least one --slo" in done.stderr
         done = run_bench(["--find-capacity", "--slo", "p99<=1s", "-t", "5s"], bench_env(srv),
                          tmp_path)
-        assert done.returncode == 2 and "drop --duration" in done.stderr
+        assert done.returncode == 2 and "drop --workers, --duration" in done.stderr
+        done = run_bench(["--find-capacity", "--slo", "p99<=1s", "--workers", "2"],
+                         bench_env(srv), tmp_path)
+        assert done.returncode == 2 and "in one load process" in done.stderr
         assert srv.count()["total"] == 0
     finally:
         srv.stop()
