@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     )
     from aml_client.schema import ScoringSchema, load_schema
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # name -> module that defines it; imported on first attribute access (PEP 562).
 _LAZY = {
