@@ -52,6 +52,14 @@ def test_help_lists_the_commands(amlc: Run) -> None:
         assert command in result.stdout
 
 
+def test_version_is_the_packages(amlc: Run) -> None:
+    import aml_client
+
+    result = amlc("--version")
+    assert result.returncode == 0
+    assert result.stdout == f"amlc {aml_client.__version__}\n"
+
+
 @pytest.mark.parametrize("argv", [["--help"], ["score", "--help"], ["endpoint", "list"]])
 def test_cli_never_imports_heavy_modules(argv: list[str]) -> None:
     code = (

@@ -34,12 +34,10 @@ INTERRUPTED_EXIT = 130
 
 
 def _version() -> str:
-    from importlib import metadata
+    """The package's own ``__version__`` (one place for it, right even from a source tree)."""
+    import aml_client
 
-    try:
-        return metadata.version("amlc")
-    except metadata.PackageNotFoundError:  # pragma: no cover - run from a source tree
-        return "unknown"
+    return aml_client.__version__
 
 
 def _show_version(value: bool) -> None:

@@ -5,7 +5,6 @@ are in test_bench_webui.py.)"""
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +12,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import httpx
 import pytest
+from support.web import serving
 
 from aml_client.bench.launch import check_port_free
 from aml_client.bench.webguard import WebGuard, local_hosts, new_token
@@ -58,14 +58,8 @@ def _serve(token: str | None) -> Iterator[_Served]:
         port = probe.getsockname()[1]
     guard = WebGuard(app, hosts=local_hosts(port), token=token, cookie_name=f"amlc_web_{port}")
     server: WSGIServer = make_server("127.0.0.1", port, guard, handler_class=_Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield _Served(app, f"http://127.0.0.1:{port}", port)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture

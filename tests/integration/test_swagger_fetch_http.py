@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.web import serving
 
 from aml_client import KeyCredential
 from aml_client.config import Target
@@ -55,14 +55,8 @@ class _GuardedServer(ThreadingHTTPServer):
 def guarded_server() -> Iterator[_GuardedServer]:
     server = _GuardedServer(("127.0.0.1", 0), _Guarded)
     server.seen = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,6 +17,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from support.web import serving
 
 from aml_client import KeyCredential
 from aml_client.config import Target
@@ -74,14 +74,8 @@ class _RecordingServer(ThreadingHTTPServer):
 def upstream() -> Iterator[_RecordingServer]:
     server = _RecordingServer(("127.0.0.1", 0), _Recorder)
     server.seen = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def _target(uri: str, key: str | None = KEY) -> Target:

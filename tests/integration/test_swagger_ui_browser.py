@@ -16,17 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from support.local import free_port
+from support.web import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [
     pytest.mark.browser,
@@ -34,18 +25,10 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(params=["2", "3.1"], ids=["swagger2", "openapi31"])
 def served(request: pytest.FixtureRequest, local_endpoint: Any) -> Iterator[tuple[str, str]]:
     """``amlc swagger serve`` as a real process against the local endpoint; yields (url, log)."""
-    port = _free_port()
+    port = free_port()
     args = ["swagger", "serve", "--endpoint", "local", "--port", str(port)]
     if request.param != "2":
         args += ["--openapi", request.param]

@@ -73,8 +73,8 @@ class RecordingUpstream(ThreadingHTTPServer):
 
 
 @contextmanager
-def recording_upstream() -> Iterator[RecordingUpstream]:
-    server = RecordingUpstream()
+def serving(server: Any) -> Iterator[Any]:
+    """Run ``server`` (any ``socketserver``-style server) in a thread for the duration."""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -83,6 +83,12 @@ def recording_upstream() -> Iterator[RecordingUpstream]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@contextmanager
+def recording_upstream() -> Iterator[RecordingUpstream]:
+    with serving(RecordingUpstream()) as server:
+        yield server
 
 
 @contextmanager
@@ -104,11 +110,5 @@ def page_elsewhere(html: str) -> Iterator[str]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
