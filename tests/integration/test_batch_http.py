@@ -418,5 +418,6 @@ def test_memory_stays_flat_as_the_input_grows(tmp_path: Path) -> None:
         large_kib = _peak_rss_of_amlc_score(large, tmp_path / "large-out.csv",
                                             running.scoring_uri)
     assert len(read_output(tmp_path / "large-out.csv")) == 150_000
-    # 15 times the rows (and 17 MB more input): a few MiB of noise at most, not a copy of it
-    assert large_kib - small_kib < 8 * 1024, (small_kib, large_kib)
+    # 15 times the rows (and 17 MB more input): allocator noise (8 MiB seen on a busy machine),
+    # not a copy of it (the parsed rows would take several times the 17 MB of text)
+    assert large_kib - small_kib < 16 * 1024, (small_kib, large_kib)
