@@ -52,3 +52,34 @@ def test_check_response(status, body, kwargs, kind):
 )
 def test_classify_error(error, headers, kind):
     assert classify_error(error, headers_received=headers) == kind
+
+
+def test_the_bench_asks_for_the_encodings_the_client_asks_for() -> None:
+    from aml_client.bench.checks import ACCEPT_ENCODING
+    from aml_client.http.session import ACCEPT_ENCODING as CLIENT
+
+    assert ACCEPT_ENCODING == CLIENT == "gzip, deflate"
+
+
+def test_decode_body_reads_what_was_asked_for_and_nothing_else(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gzip
+    import zlib
+
+    from aml_client.bench import checks
+    from aml_client.bench.checks import decode_body
+
+    body = b'{"Results": ["no", "yes"]}'
+    raw = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    assert decode_body(gzip.compress(body), "gzip") == body
+    assert decode_body(gzip.compress(body), " GZIP ") == body
+    assert decode_body(zlib.compress(body), "deflate") == body
+    assert decode_body(raw.compress(body) + raw.flush(), "deflate") == body  # raw, as some send
+    assert decode_body(body, "identity") == body
+    assert decode_body(gzip.compress(zlib.compress(body)), "deflate, gzip") == body
+    assert decode_body(body, "br") is None  # not asked for
+    assert decode_body(body, "gzip") is None  # not gzip at all
+    assert decode_body(gzip.compress(body)[:-12], "gzip") is None  # cut short
+    monkeypatch.setattr(checks, "MAX_DECODED_BYTES", 10)
+    assert decode_body(gzip.compress(body), "gzip") is None  # larger than the limit

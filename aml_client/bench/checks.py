@@ -9,6 +9,8 @@ predictions. Each is its own failure kind, so the report says what went wrong:
 ``http_<code>``           a 4xx/5xx (or 1xx) status
 ``redirect``              a 3xx: never followed (a POST must not be replayed elsewhere)
 ``truncated``             the body ended before its ``Content-Length`` (or its last chunk)
+``encoding``              a success with a ``Content-Encoding`` that was not asked for, or a
+                          gzip/deflate body that does not decode (within 100 MiB)
 ``run_function_failed``   ``x-ms-run-function-failed: True`` on a 2xx
 ``not_json``              the body is not JSON (an HTML error page, plain text, empty)
 ``model_error``           ``{"error": ...}`` (or ``errors``/``Error``), also inside a JSON string
@@ -17,6 +19,11 @@ predictions. Each is its own failure kind, so the report says what went wrong:
 ``timeout``               no complete reply within the request's total deadline
 ``tls`` / ``connection``  no reply at all (handshake / refused, reset, closed)
 ========================  ================================================================
+
+Content codings follow the client's one rule (``aml_client.http.session.ACCEPT_ENCODING``):
+every request asks for ``gzip, deflate``, a body in either is decoded before it is checked
+(:func:`decode_body`), and any other coding on a success is the ``encoding`` failure, as it is
+a ``ResponseFormatError`` for ``amlc score``.
 
 The response shapes are :func:`aml_client.envelope.normalise_response`'s rules, applied to the
 body parsed once here. No Locust, no gevent: this runs (and is tested and timed) anywhere.
@@ -32,6 +39,7 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -43,6 +51,7 @@ __all__ = [
     "REASON_KINDS",
     "check_response",
     "classify_error",
+    "decode_body",
     "failure_reason",
     "read_response",
 ]
@@ -58,10 +67,17 @@ _CAUSES = {
     "rate": "rate limit",
 }
 
+#: What every request asks for (the client's ``aml_client.http.session.ACCEPT_ENCODING``; not
+#: imported from there, which would bring httpx into the load processes).
+ACCEPT_ENCODING = "gzip, deflate"
+#: Largest decoded body (the client's ``MAX_RESPONSE_BYTES``).
+MAX_DECODED_BYTES = 100 * 1024 * 1024
+
 #: Every failure kind the bench reports, apart from ``http_<code>``.
 FAILURE_KINDS = (
     "redirect",
     "truncated",
+    "encoding",
     "run_function_failed",
     "not_json",
     "model_error",
@@ -124,6 +140,35 @@ def read_response(
     if expected_rows is not None and len(predictions) != expected_rows:
         return "prediction_count", None
     return None, predictions
+
+
+def decode_body(body: bytes, content_encoding: str) -> bytes | None:
+    """``body`` decoded from ``content_encoding`` (gzip, deflate, identity, or a list of them),
+    or ``None`` when it is a coding that was not asked for, does not decode, or decodes to more
+    than :data:`MAX_DECODED_BYTES`."""
+    for coding in reversed(content_encoding.lower().split(",")):
+        coding = coding.strip()
+        if coding in ("", "identity"):
+            continue
+        if coding in ("gzip", "x-gzip"):
+            wbits = [zlib.MAX_WBITS | 16]
+        elif coding == "deflate":
+            wbits = [zlib.MAX_WBITS, -zlib.MAX_WBITS]  # zlib-wrapped, as specified, or raw
+        else:
+            return None
+        for bits in wbits:
+            decoder = zlib.decompressobj(bits)
+            try:
+                decoded = decoder.decompress(body, MAX_DECODED_BYTES)
+            except zlib.error:
+                continue
+            if decoder.eof and not decoder.unconsumed_tail:
+                body = decoded
+                break
+            return None  # cut short, or larger than the limit
+        else:
+            return None
+    return body
 
 
 def failure_reason(status: int, header: Callable[[str], Any], body: bytes) -> str | None:

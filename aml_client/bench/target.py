@@ -28,7 +28,15 @@ if TYPE_CHECKING:
     from aml_client.http.credentials import Credential
     from aml_client.schema import ScoringSchema
 
-__all__ = ["ENV_ENDPOINT", "ENV_PAYLOAD", "RunTarget", "build_bodies", "build_run_target"]
+__all__ = [
+    "ENV_ENDPOINT",
+    "ENV_PAYLOAD",
+    "RunTarget",
+    "build_bodies",
+    "build_run_target",
+    "named_deployments",
+    "probe_deployments",
+]
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +319,13 @@ def build_run_target(
         schema, payload, rows_per_request=rows_per_request, encoding=encoding
     )
     row_counts = summary.pop("row_counts")
-    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    from aml_client.bench.checks import ACCEPT_ENCODING
+
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "Accept-Encoding": ACCEPT_ENCODING,
+    }
     if target.deployment:
         headers[_DEPLOYMENT_HEADER] = target.deployment
     return RunTarget(
@@ -329,6 +343,54 @@ def build_run_target(
     )
 
 
+def named_deployments(target: RunTarget, lanes: list[str] | None = None) -> list[str]:
+    """The deployments a run names: a blue/green run's ``lanes``, else the one the target
+    pins (``--deployment``, ``AMLC_DEPLOYMENT`` or a profile's ``deployment``)."""
+    if lanes:
+        return list(lanes)
+    pinned = target.headers.get(_DEPLOYMENT_HEADER)
+    return [pinned] if pinned else []
+
+
+def probe_deployments(target: RunTarget, names: list[str]) -> None:
+    """Send the run's first body once to each deployment in ``names``, pinned, before any load.
+
+    A deployment the endpoint does not know (Azure answers 404 "No valid deployments to route
+    to") would otherwise be measured as a stream of fast 404s: it is refused here, all unknown
+    names in one :class:`~aml_client.errors.ConfigError` (exit 2). Any other answer is left to
+    the run to measure; an endpoint that cannot be reached or refuses the credential raises
+    its own error (exit 4 or 3). Runs in the process that holds the credential.
+    """
+    if not names:
+        return
+    from aml_client import errors
+    from aml_client.http.responses import error_for_response
+    from aml_client.http.session import Session
+
+    session = Session(
+        target.scoring_uri, target.credential, timeout_s=target.timeout_s, verify=target.verify
+    )
+    unknown: list[str] = []
+    try:
+        for name in names:
+            headers = {**target.headers, _DEPLOYMENT_HEADER: name}
+            reply = session.exchange("POST", target.scoring_uri, content=target.bodies[0],
+                                     headers=headers)
+            if reply.status_code == 404:
+                unknown.append(name)
+            elif reply.status_code in (401, 403):
+                raise error_for_response(reply, deployment=name)
+    finally:
+        session.close()
+    if unknown:
+        quoted = ", ".join(f"'{name}'" for name in unknown)
+        noun = "deployment" if len(unknown) == 1 else "deployments"
+        raise errors.ConfigError(
+            f"{target.scoring_uri}: no {noun} {quoted} (HTTP 404 to a pinned probe, before "
+            "any load): check --deployment/--deployments or the profile's deployment"
+        )
+
+
 def run_target_from_environment() -> RunTarget:
     """For a plain ``locust -f loadtests/locustfile.py``: the same settings as ``amlc``
     (``AMLC_SCORING_URI``/``AMLC_KEY``/``AMLC_TOKEN_COMMAND``, a profile named by
@@ -339,6 +401,7 @@ def run_target_from_environment() -> RunTarget:
     target = build_run_target(
         os.environ.get(ENV_ENDPOINT) or None, os.environ.get(ENV_PAYLOAD) or None
     )
+    probe_deployments(target, named_deployments(target))
     if target.credential is not None:
         target.auth = CredentialAuth(target.credential)
     return target

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 #: Exit code of a run that misses an objective.
 EXIT_SLO_MISSED = 5
+#: Exit code of a run in which requests failed, when nothing says failures are acceptable.
+EXIT_REQUESTS_FAILED = 4
 DEFAULT_DURATION = "30s"
 
 
@@ -428,6 +430,14 @@ def bench(
         bool,
         typer.Option("--allow-invalid", help="Judge --slo on an INVALID run (generator behind)."),
     ] = False,
+    allow_failures: Annotated[
+        bool,
+        typer.Option(
+            "--allow-failures",
+            help="Exit 0 even when requests failed (by default a run with any failed request "
+            "exits 4, unless an --slo 'error_rate<=...' judges them).",
+        ),
+    ] = False,
     junit: Annotated[
         Path | None,
         typer.Option("--junit", help="Write JUnit XML: one test case per --slo, plus validity."),
@@ -447,6 +457,11 @@ def bench(
     Capacity under an objective: amlc bench --find-capacity --slo 'p99<=200ms'
 
     Blue/green, one run: amlc bench --deployments blue,green -t 60s
+
+    Exit codes: 0 the run passed; 2 bad options or payload, or a named deployment the endpoint
+    does not know (each is probed once before any load); 3 the credential was refused; 4 the
+    endpoint cannot be reached, or requests failed during the run (unless --allow-failures or
+    an --slo 'error_rate<=...'); 5 an objective was missed, or no capacity found.
     """
     from aml_client.bench.launch import LoadProcess
     from aml_client.bench.plan import ARRIVALS, parse_duration
@@ -524,6 +539,10 @@ def bench(
         if exc.source is not None or payload is None:
             raise
         raise ValidationError(exc.problems, source=str(payload)) from exc  # name the file
+    if not worker:  # a worker's master probed them
+        from aml_client.bench.target import named_deployments, probe_deployments
+
+        probe_deployments(target, named_deployments(target, lanes))
     config: dict[str, Any] = {
         "target": target.to_wire(),
         "plan": plan.to_dict(),
@@ -605,6 +624,27 @@ def bench(
         if not check_objectives(summary, objectives, allow_invalid=allow_invalid, quiet=as_json,
                                 junit=junit):
             raise typer.Exit(EXIT_SLO_MISSED)
+    if not web:
+        _check_failures(summary, objectives, allow_failures=allow_failures)
+
+
+def _check_failures(summary: BenchSummary, objectives: list[Any], *, allow_failures: bool) -> None:
+    """A run in which requests failed exits 4, unless the user said failures are acceptable:
+    ``--allow-failures``, or an explicit ``error_rate`` objective (judged already)."""
+    failures = summary.failures
+    if not failures.total or allow_failures or any(
+        objective.metric == "error_rate" for objective in objectives
+    ):
+        return
+    kinds = ", ".join(
+        f"{kind} {count:,}"
+        for kind, count in sorted(failures.by_kind.items(), key=lambda item: -item[1])
+    )
+    output.error(
+        f"{failures.total:,} of {summary.requests:,} requests failed ({kinds}): "
+        "--allow-failures or --slo 'error_rate<=...' accepts failures"
+    )
+    raise typer.Exit(EXIT_REQUESTS_FAILED)
 
 
 def _deployments(text: str | None, deployment: str | None) -> list[str] | None:

@@ -37,6 +37,9 @@ __all__ = ["AsyncSession", "Reply", "Session"]
 log = logging.getLogger("aml_client.http")
 
 USER_AGENT = "amlc/0.1"
+#: The one content-coding rule of every path (score, score -o, bench): ask for these, decode
+#: them, and treat any other ``Content-Encoding`` on a success as a malformed answer.
+ACCEPT_ENCODING = "gzip, deflate"
 #: Largest answer read from an endpoint (AKS accepts requests up to 100 MB).
 MAX_RESPONSE_BYTES = 100 * 1024 * 1024
 #: Same-origin redirects a GET follows.
@@ -91,7 +94,9 @@ class _SessionBase:
         self.verify = verify
         self.retry = retry or RetryPolicy()
         self.auth = OriginAuth(credential, origin_url) if credential is not None else None
-        self.headers = httpx.Headers({"User-Agent": USER_AGENT, **(headers or {})})
+        self.headers = httpx.Headers(
+            {"User-Agent": USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING, **(headers or {})}
+        )
         self._extensions = {TOTAL_TIMEOUT: timeout_s}
         self._client_kwargs: dict[str, Any] = {
             "timeout": httpx.Timeout(timeout_s),
@@ -153,6 +158,31 @@ class _SessionBase:
 
     def _log_retry(self, error: errors.EndpointError, attempt: int, delay: float) -> None:
         log.info("%s; retry %d in %.2f s", error, attempt + 1, delay)
+
+
+def _codings(value: str | None) -> list[str]:
+    """The content codings of an ``Accept-Encoding`` / ``Content-Encoding`` value, lower case
+    and without parameters (``q=``)."""
+    return [
+        part.split(";", 1)[0].strip().lower() for part in (value or "").split(",") if part.strip()
+    ]
+
+
+def check_encoding(request: httpx.Request, response: httpx.Response) -> None:
+    """A success encoded with a coding the request did not ask for is refused
+    (ResponseFormatError): httpx would decode some of them (``br`` with brotli installed) and
+    pass others through undecoded, so what "the same answer" means would depend on the
+    installed packages and differ from the bench's load processes."""
+    if response.status_code >= 300:
+        return
+    asked = set(_codings(request.headers.get("accept-encoding"))) | {"identity"}
+    unasked = [c for c in _codings(response.headers.get("content-encoding")) if c not in asked]
+    if unasked:
+        raise errors.ResponseFormatError(
+            f"HTTP {response.status_code} encoded with {', '.join(unasked)!s}, which was not "
+            f"asked for (Accept-Encoding: {request.headers.get('accept-encoding', 'none')})",
+            status_code=response.status_code,
+        )
 
 
 def _too_large(url: str, max_bytes: int) -> errors.ResponseFormatError:
@@ -246,6 +276,7 @@ class Session(_SessionBase):
         )
         response = self.client.send(request, stream=True, auth=self.auth if auth else None)
         try:
+            check_encoding(response.request, response)
             limit = max_bytes if response.status_code < 300 else _ERROR_BODY_BYTES
             chunks = []
             size = 0
@@ -341,6 +372,7 @@ class AsyncSession(_SessionBase):
             request, stream=True, auth=self.auth if auth else None
         )
         try:
+            check_encoding(response.request, response)
             limit = max_bytes if response.status_code < 300 else _ERROR_BODY_BYTES
             chunks = []
             size = 0

@@ -119,7 +119,8 @@ def test_failures_are_counted_by_kind(tmp_path: Path) -> None:
             tmp_path,
         )
         summary = _summary(done)
-        assert done.returncode == 0, done.stderr
+        assert done.returncode == 4, done.stderr  # requests failed, and nothing accepted it
+        assert "error: 50 of 200 requests failed (http_503 50)" in done.stderr
         assert summary["failures"]["by_kind"] == {"http_503": 50}
         assert srv.count()["by_status"] == {"200": 150, "503": 50}
     finally:

@@ -65,7 +65,8 @@ def test_a_redirecting_endpoint_and_a_foreign_swagger_never_get_the_key(
 ) -> None:
     server.default = Reply(307, "", {"Location": f"{other.url}/score"})
     done = run_bench(
-        ["-n", "20", "-u", "1", "--workers", "1", "--json", "--report-dir", str(tmp_path / "r")],
+        ["-n", "20", "-u", "1", "--workers", "1", "--allow-failures", "--json", "--report-dir",
+         str(tmp_path / "r")],
         _env(server, AMLC_SWAGGER_URI=f"{other.url}/swagger.json"),
         tmp_path,
     )
@@ -84,7 +85,7 @@ def test_a_trickling_body_is_a_timeout(server: FaultServer, tmp_path: Path) -> N
     server.default = Reply(200, {"Results": ["n" * 40]}, trickle_s=1.0)
     started = time.monotonic()
     done = run_bench(
-        ["-n", "3", "-u", "1", "--workers", "1", "--timeout", "2s", "--json",
+        ["-n", "3", "-u", "1", "--workers", "1", "--timeout", "2s", "--allow-failures", "--json",
          "--report-dir", str(tmp_path / "r")],
         _env(server),
         tmp_path,
@@ -173,4 +174,79 @@ def test_bench_pins_a_deployment(server: FaultServer, tmp_path: Path) -> None:
         tmp_path,
     )
     assert done.returncode == 0, done.stderr
-    assert [r.headers.get("azureml-model-deployment") for r in server.scores] == ["blue"] * 3
+    # One pinned probe before the load, then the three requests of the run.
+    assert [r.headers.get("azureml-model-deployment") for r in server.scores] == ["blue"] * 4
+    assert _summary(done)["requests"] == 3
+
+
+def test_an_unknown_deployment_is_refused_before_any_load(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    server.queue(Reply(404, {"message": "No valid deployments to route to. Please check that "
+                                        "the endpoint has at least one deployment"}))
+    done = run_bench(
+        ["-n", "50", "-u", "2", "--workers", "1", "--deployment", "purple", "--report-dir",
+         str(tmp_path / "r")],
+        _env(server),
+        tmp_path,
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "'purple'" in lines[0], lines
+    assert "Traceback" not in done.stdout + done.stderr
+    assert [r.headers.get("azureml-model-deployment") for r in server.scores] == ["purple"]
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+
+
+def _failing_run(server: FaultServer, tmp_path: Path, *extra: str) -> Any:
+    server.default = Reply(500, {"message": "boom"})
+    return run_bench(
+        ["-n", "6", "-u", "2", "--workers", "1", *extra, "--report-dir",
+         str(tmp_path / f"r{len(server.requests)}")],
+        _env(server),
+        tmp_path,
+    )
+
+
+def test_a_run_whose_requests_failed_exits_4(server: FaultServer, tmp_path: Path) -> None:
+    done = _failing_run(server, tmp_path)
+    assert done.returncode == 4, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == ["error: 6 of 6 requests failed (http_500 6): --allow-failures or --slo "
+                      "'error_rate<=...' accepts failures"], done.stderr
+    assert "Traceback" not in done.stderr
+    assert "http_500" in done.stdout  # the report was still shown
+
+
+@pytest.mark.parametrize(
+    "accepting", [["--allow-failures"], ["--slo", "error_rate<=100%"]], ids=["flag", "objective"]
+)
+def test_failures_that_were_declared_acceptable_exit_0(
+    server: FaultServer, tmp_path: Path, accepting: list[str]
+) -> None:
+    done = _failing_run(server, tmp_path, *accepting, "--json")
+    assert done.returncode == 0, done.stderr
+    assert _summary(done)["failures"]["by_kind"] == {"http_500": 6}
+
+
+def test_gzip_answers_are_decoded_and_other_encodings_are_failures(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    # The bench asks for what the client asks for and decodes it: the same answers are
+    # successes on every path.
+    server.default = Reply(200, {"Results": ["no"]}, gzip=True)
+    args = ["-n", "8", "-u", "2", "--workers", "1", "--json"]
+    done = run_bench([*args, "--report-dir", str(tmp_path / "a")], _env(server), tmp_path)
+    assert done.returncode == 0, done.stderr
+    summary = _summary(done)
+    assert summary["failures"]["total"] == 0 and summary["successes"] == 8
+    assert {r.headers.get("Accept-Encoding") for r in server.scores} == {"gzip, deflate"}
+    # An encoding nobody asked for is a failure of its own kind, as it is for amlc score.
+    import brotli
+
+    server.default = Reply(200, brotli.compress(b'{"Results": ["no"]}'),
+                           {"Content-Encoding": "br"})
+    done = run_bench([*args, "--allow-failures", "--report-dir", str(tmp_path / "b")],
+                     _env(server), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert _summary(done)["failures"]["by_kind"] == {"encoding": 8}

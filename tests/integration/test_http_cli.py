@@ -168,3 +168,28 @@ def test_deployment_option_pins_the_deployment(server: FaultServer, path: list[s
     assert [r.headers.get("azureml-model-deployment") for r in server.scores] == ["blue"]
     if not path:
         assert done.json()["deployment"] == "blue", "the answering deployment is reported"
+
+
+def test_a_gzip_answer_is_decoded(server: FaultServer, path: list[str], tmp_path: Path) -> None:
+    # One content-coding rule on every path: ask for gzip and deflate, decode them.
+    server.default = Reply(200, {"Results": ["no", "yes"]}, gzip=True)
+    done = _score(server, str(ROWS), *path, "--json")
+    assert done.returncode == 0, done.stderr
+    assert {r.headers.get("Accept-Encoding") for r in server.scores} == {"gzip, deflate"}
+    if path:
+        predictions = [json.loads(line)["prediction"] for line in
+                       Path(path[1]).read_text().splitlines()]
+    else:
+        predictions = json.loads(done.stdout)["predictions"]
+    assert predictions == ["no", "yes"]
+
+
+def test_an_encoding_that_was_not_asked_for_fails_cleanly(
+    server: FaultServer, path: list[str]
+) -> None:
+    import brotli  # httpx would decode it: the rule, not the library, decides
+
+    body = brotli.compress(json.dumps({"Results": ["no", "yes"]}).encode())
+    server.default = Reply(200, body, {"Content-Encoding": "br"})
+    done = _score(server, str(ROWS), *path)
+    done.assert_error(4, "encoded with br", "not asked for")

@@ -389,7 +389,7 @@ def test_amlc_bench_counts_each_with_azures_reason(
 ) -> None:
     done = misbehaving.amlc(
         "bench", "--endpoint", "local", "--deployment", deployment, *options, "--workers", "1",
-        "--json", "--report-dir", str(tmp_path / "reports"),
+        "--allow-failures", "--json", "--report-dir", str(tmp_path / "reports"),
     )
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)

@@ -9,6 +9,7 @@ it does not accept, as a managed endpoint's front end does.
 from __future__ import annotations
 
 import datetime
+import gzip
 import ipaddress
 import json
 import socket
@@ -31,6 +32,9 @@ class Reply:
     content_type: str = "application/json"
     #: Seconds between body bytes: headers go out at once, then the body one byte at a time.
     trickle_s: float = 0.0
+    #: Gzip the body (``Content-Encoding: gzip``) when the request's Accept-Encoding allows it,
+    #: as a compressing front end does.
+    gzip: bool = False
 
     def encoded(self) -> bytes:
         if isinstance(self.body, bytes):
@@ -73,8 +77,14 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.delay_s and fault.stopping.wait(reply.delay_s):
             return
         payload = reply.encoded()
+        accepted = self.headers.get("Accept-Encoding") or ""
+        compress = reply.gzip and "gzip" in [p.split(";")[0].strip() for p in accepted.split(",")]
+        if compress:
+            payload = gzip.compress(payload)
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)
+        if compress:
+            self.send_header("Content-Encoding", "gzip")
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("x-ms-request-id", f"req-{len(fault.requests)}")
         for name, value in reply.headers.items():
