@@ -63,9 +63,10 @@ def test_blue_green_run_against_scikit_learn_and_onnx(  # type: ignore[no-untype
     # Interleaved: each load process may end with one body sent to blue only.
     assert abs(runs["blue"]["requests"] - runs["green"]["requests"]) <= 2
     assert runs["blue"]["requests"] + runs["green"]["requests"] == summary["requests"]
-    # The endpoint's own request log saw exactly those requests, deployment by deployment.
+    # The endpoint's own request log saw exactly those requests, deployment by deployment,
+    # and the one probe of each deployment before the load.
     seen = _scored_by_deployment(blue_green_endpoint.access_log_lines()[before:])
-    assert seen == {name: run["requests"] for name, run in runs.items()}
+    assert seen == {name: run["requests"] + 1 for name, run in runs.items()}
     agreement = section["agreement"]
     assert agreement["rate"] >= 0.999, agreement
     assert agreement["compared_requests"] >= min(r["requests"] for r in runs.values()) - 2
@@ -73,6 +74,28 @@ def test_blue_green_run_against_scikit_learn_and_onnx(  # type: ignore[no-untype
     assert {v["metric"] for v in section["verdicts"]} == {"mean", "p50", "p90", "p99"}
     assert all(v["deployment"] == "green" and v["text"].startswith("green ")
                for v in section["verdicts"])
+
+
+def test_an_unknown_deployment_is_refused_before_any_load(  # type: ignore[no-untyped-def]
+    blue_green_endpoint, tmp_path: Path
+) -> None:
+    before = len(blue_green_endpoint.access_log_lines())
+    done = run_bench(
+        ["--endpoint", "local", "--deployments", "blue,purple", "-u", "4", "-n", "400",
+         "--workers", "1", "--report-dir", str(tmp_path / "r")],
+        blue_green_endpoint.env(),
+        tmp_path,
+        timeout_s=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: "), done.stderr
+    assert "'purple'" in done.stderr and "404" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    # Only the two probes reached the endpoint: no load, no report.
+    lines = blue_green_endpoint.access_log_lines()[before:]
+    assert len([line for line in lines if " POST /score " in line]) == 2, lines
+    assert _scored_by_deployment(lines)["blue"] == 1, lines
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
 
 
 def test_blue_green_console_objectives_per_deployment_and_junit(  # type: ignore[no-untyped-def]
@@ -134,7 +157,8 @@ def test_known_service_times_give_a_significant_verdict_and_answers_are_compared
     finally:
         srv.stop()
     runs = {run["name"]: run for run in summary["blue_green"]["runs"]}
-    assert counted["by_deployment"] == {f"{n}:200": r["requests"] for n, r in runs.items()}
+    # Each deployment's requests, and its probe before the load.
+    assert counted["by_deployment"] == {f"{n}:200": r["requests"] + 1 for n, r in runs.items()}
     assert runs["blue"]["latency"]["percentiles_ms"]["p50"] >= 30
     assert runs["green"]["latency"]["percentiles_ms"]["p50"] >= 10
     verdicts = {v["metric"]: v for v in summary["blue_green"]["verdicts"]}
