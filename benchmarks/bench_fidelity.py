@@ -12,7 +12,9 @@ medians)::
 2. **Generator-added latency** — ``amlc bench`` (closed model) against ``wrk`` at the same
    concurrency on a calibrated endpoint that answers after 20 ms (asyncio, ~460 req/s at 10
    connections). Both see the same server, so the difference of their p50 / p99 is what each
-   load generator adds. Targets: p99 within 1 ms, p50 within 0.5 ms.
+   load generator adds. Targets: p99 within 1 ms, p50 within 0.5 ms. A bare gevent socket loop
+   (no HTTP parsing, checks or recording) runs in the same rounds: the floor of any
+   gevent-based generator on the machine, which separates amlc's own cost from gevent's.
 3. **Per-request costs** of the response checks (``check_response`` on a typical body) and of
    the engine's recording with all phases (``Recording.record`` with a ``Sample``).
 
@@ -64,6 +66,31 @@ async def main():
     print("ready", flush=True)
     async with server: await server.serve_forever()
 asyncio.run(main())
+"""
+
+# The floor of any gevent-based generator on this machine: N greenlets, one keep-alive
+# connection each, one pre-built request, one recv per reply (no HTTP parsing, no checks, no
+# recording). amlc above this line is amlc's own cost; this line above wrk is gevent's.
+_GEVENT_FLOOR = r"""
+from gevent import monkey; monkey.patch_all()
+import gevent, json, socket, sys, time
+host, port, seconds, users, body = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), \
+    int(sys.argv[4]), sys.argv[5].encode()
+request = (b"POST /score HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
+           b"Content-Length: %d\r\n\r\n" % (host.encode(), port, len(body))) + body
+latencies = []
+end = time.monotonic() + seconds
+def user():
+    sock = socket.create_connection((host, port))
+    while time.monotonic() < end:
+        start = time.perf_counter_ns()
+        sock.sendall(request)
+        sock.recv(65536)
+        latencies.append((time.perf_counter_ns() - start) / 1e6)
+gevent.joinall([gevent.spawn(user) for _ in range(users)])
+latencies.sort()
+rank = lambda p: latencies[max(0, -(-len(latencies) * p // 100) - 1)]
+print(json.dumps({"rps": len(latencies) / seconds, "p50": rank(50), "p99": rank(99)}))
 """
 
 _LOCUSTFILE = """
@@ -164,6 +191,16 @@ def run_wrk(url: str, seconds: int, connections: int, tmp: Path) -> dict[str, fl
     return {"rps": float(rps.group(1)), "p50": _ms(p50.group(1)), "p99": _ms(p99.group(1))}
 
 
+def run_gevent_floor(url: str, seconds: int, users: int) -> dict[str, float]:
+    host, port = url.removeprefix("http://").split(":")
+    out = subprocess.run(
+        [sys.executable, "-c", _GEVENT_FLOOR, host, port, str(seconds), str(users),
+         BODY.decode()],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return dict(json.loads(out))
+
+
 def per_request_costs(n: int = 200_000) -> tuple[float, float, float]:
     """ns per call: check_response on a typical body, Recording.record with all phases, and
     Recording.record with the total latency only (what 0.1 recorded)."""
@@ -210,7 +247,7 @@ def main() -> int:
     if args.baseline is not None:
         trees = {"before": args.baseline.resolve(), "amlc": ROOT}
     rps: dict[str, list[float]] = {name: [] for name in (*trees, "locust")}
-    lat: dict[str, list[dict[str, float]]] = {name: [] for name in (*trees, "wrk")}
+    lat: dict[str, list[dict[str, float]]] = {name: [] for name in (*trees, "gevent", "wrk")}
     with tempfile.TemporaryDirectory(prefix="amlc-fidelity-") as name:
         tmp = Path(name)
         fast, fast_url = start_server(0.0)
@@ -222,6 +259,7 @@ def main() -> int:
                 rps["locust"].append(run_locust(fast_url, s, args.users, tmp))
                 for tool, tree in trees.items():
                     lat[tool].append(run_amlc(slow_url, s, args.latency_connections, tmp, tree))
+                lat["gevent"].append(run_gevent_floor(slow_url, s, args.latency_connections))
                 lat["wrk"].append(run_wrk(slow_url, s, args.latency_connections, tmp))
                 print(f"round {round_no}: throughput "
                       + "  ".join(f"{t} {v[-1]:,.0f}" for t, v in rps.items())
@@ -247,16 +285,18 @@ def main() -> int:
           "(target: amlc >= 1.30x)")
     print(f"\nLatency at {args.latency_connections} connections, endpoint answers after 20 ms "
           "(targets: p50 within 0.5 ms, p99 within 1 ms of wrk):")
-    for tool in trees:
+    for tool in (*trees, "gevent"):
         for key in ("p50", "p99"):
             am, wr = med(x[key] for x in lat[tool]), med(x[key] for x in lat["wrk"])
             rounds = ", ".join(
                 f"{a[key] - w[key]:+.3f}" for a, w in zip(lat[tool], lat["wrk"], strict=True)
             )
-            print(f"  {tool:<8} {key}: amlc {am:7.3f} ms   wrk {wr:7.3f} ms   difference "
+            print(f"  {tool:<8} {key}: {am:7.3f} ms   wrk {wr:7.3f} ms   difference "
                   f"{am - wr:+.3f} ms  (per round {rounds})")
-        print(f"  {tool:<8} throughput: amlc {med(x['rps'] for x in lat[tool]):,.0f} req/s, "
+        print(f"  {tool:<8} throughput: {med(x['rps'] for x in lat[tool]):,.0f} req/s, "
               f"wrk {med(x['rps'] for x in lat['wrk']):,.0f} req/s")
+    print("  (gevent: a bare gevent socket loop, no HTTP parsing, checks or recording: the floor "
+          "of any gevent-based generator here)")
     checks, full, bare = per_request_costs()
     print(f"\nPer request: response checks {checks:,.0f} ns; recording with every phase "
           f"{full:,.0f} ns (total latency only: {bare:,.0f} ns)")

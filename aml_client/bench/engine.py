@@ -120,6 +120,8 @@ class Engine:
         self._share_count = 1
         self.running = False
         self.in_flight = 0
+        #: closed model: replies read and timed, not yet checked and recorded (see send)
+        self._pending: list[tuple[Any, ...]] = []
         #: capacity step: measurement window (perf_counter ns) and replies that arrived in it
         self._step_window = (0, 0)
         self._step_answered = 0
@@ -229,11 +231,17 @@ class Engine:
         due_ns: int,
         recording: Recording | None = None,
         deployment: str | None = None,
-    ) -> Outcome:
+        *,
+        later: bool = False,
+    ) -> None:
         """Send request ``index`` (due at ``due_ns`` in the open model) and record it.
 
         ``deployment`` pins it (a capacity step of one deployment); in a blue/green run the
         slot itself says which deployment and which body (see :func:`~.bluegreen.assign`).
+        ``later`` (the closed model): return as soon as the reply is read and timed, so the
+        user sends its next request at once; the checks and the recording of every reply read
+        in the meantime follow together (:meth:`_account_pending`), so neither the next sends
+        nor the other replies' timings wait for them.
         """
         target = self.target
         bodies = target.bodies
@@ -251,12 +259,42 @@ class Engine:
         self.in_flight += 1
         self.recording.note_in_flight(self.in_flight)
         headers = target.request_headers(deployment)  # the current Authorization value
+        if not later:
+            try:
+                outcome = sender.send(bodies[body], headers, rows, keep_predictions=group >= 0)
+            finally:
+                self.in_flight -= 1
+            self._account(outcome, headers, group, deployment, body, due_ns, recording)
+            return
         try:
-            outcome = sender.send(bodies[body], headers, rows, keep_predictions=group >= 0)
+            reply = sender.exchange(bodies[body], headers)
         finally:
             self.in_flight -= 1
+        self._pending.append((sender, reply, rows, headers, group, deployment, body, due_ns))
+        if len(self._pending) == 1:
+            # Two hops through the loop's callbacks: the users woken with this reply first
+            # read theirs and send their next requests, then every pending reply is accounted.
+            loop = gevent.get_hub().loop
+            loop.run_callback(lambda: loop.run_callback(self._account_pending))
+
+    def _account_pending(self) -> None:
+        """Check and record the replies :meth:`send` left for later (in arrival order)."""
+        pending, self._pending = self._pending, []
+        for sender, reply, rows, headers, group, deployment, body, due_ns in pending:
+            try:
+                outcome = reply if isinstance(reply, Outcome) else sender.finish(
+                    reply, rows, keep_predictions=group >= 0)
+                self._account(outcome, headers, group, deployment, body, due_ns, None)
+            except Exception:  # in the loop's callback: report, never lose the others
+                log.exception("could not record a reply")
+
+    def _account(
+        self, outcome: Outcome, headers: dict[str, str], group: int, deployment: str | None,
+        body: int, due_ns: int, recording: Recording | None,
+    ) -> None:
         if outcome.status == 401:
-            target.unauthorized(headers)  # ask for a fresh credential
+            self.target.unauthorized(headers)  # ask for a fresh credential
+        matcher = self.matcher
         if matcher is not None and group >= 0:
             # Before complete(): the last answer may finish the run, which flushes the matcher.
             matcher.add(group, deployment or "", body, outcome.predictions,
@@ -265,7 +303,6 @@ class Engine:
             self.complete(outcome, due_ns, recording, deployment)
         else:
             self.complete(outcome, due_ns, recording)
-        return outcome
 
     def complete(
         self,
@@ -527,6 +564,7 @@ class Engine:
         if self.ended_at is None:
             self.ended_at = time.time()
         self._kill_greenlets()
+        self._account_pending()
         self._flush_pairs()
         if self.role == "worker":
             if not self.finished:

@@ -51,7 +51,7 @@ from aml_client.bench.checks import (
 )
 from aml_client.bench.result import Sample, clean_name
 
-__all__ = ["Outcome", "Sender"]
+__all__ = ["Outcome", "Reply", "Sender"]
 
 _SERVER_TIME = "x-ms-run-fn-exec-ms"
 _RUN_FAILED = "x-ms-run-function-failed"
@@ -83,6 +83,20 @@ class Outcome:
     error: BaseException | None = None
     reason: str | None = None
     predictions: list[Any] | None = None
+
+
+@dataclass(slots=True)
+class Reply:
+    """A whole answer as it came off the wire, timed (perf_counter ns), not yet checked."""
+
+    sent_ns: int
+    headers_ns: int
+    done_ns: int
+    #: time spent opening a connection for this request (-1: it reused one)
+    connect_ns: int
+    bytes_sent: int
+    response: Any
+    data: bytes
 
 
 class Sender:
@@ -159,8 +173,15 @@ class Sender:
         keep_predictions: bool = False,
     ) -> Outcome:
         """POST ``body``; never raises for what the endpoint or the network did."""
-        sample = Sample()
-        sample.bytes_sent = len(body)
+        reply = self.exchange(body, headers)
+        if isinstance(reply, Outcome):
+            return reply
+        gevent.sleep(0)  # let the replies that arrived with this one be read (and timed)
+        return self.finish(reply, expected_rows, keep_predictions)
+
+    def exchange(self, body: bytes, headers: dict[str, str]) -> Reply | Outcome:
+        """The network part of :meth:`send`: the whole answer, timed (a :class:`Reply` to
+        :meth:`finish`), or the failed request's :class:`Outcome` (nothing left to do)."""
         me = gevent.getcurrent()
         headers_ns = done_ns = 0
         response = None
@@ -173,7 +194,6 @@ class Sender:
             data = response.read()
             done_ns = time.perf_counter_ns()
             timer.close()
-            gevent.sleep(0)  # let the replies that arrived with this one be read (and timed)
         except BaseException as exc:
             done_ns = done_ns or time.perf_counter_ns()
             timer.close()
@@ -185,6 +205,8 @@ class Sender:
             kind = "timeout" if isinstance(exc, _Deadline) else classify_error(
                 exc, headers_received=headers_ns > 0)
             status = response.status_code if response is not None else 0
+            sample = Sample()
+            sample.bytes_sent = len(body)
             sample.connect_us = connect // 1000 if connect >= 0 else -1
             if headers_ns:
                 sample.ttfb_us = (headers_ns - sent_ns - max(connect, 0)) // 1000
@@ -193,7 +215,19 @@ class Sender:
                 sample.ttfb_us = (done_ns - sent_ns - max(connect, 0)) // 1000
             return Outcome(sent_ns, done_ns, status, kind, sample,
                            error=None if isinstance(exc, _Deadline) else exc)
-        connect = self._connect_ns.pop(me, -1)
+        return Reply(sent_ns, headers_ns, done_ns, self._connect_ns.pop(me, -1), sent,
+                     response, data)
+
+    def finish(
+        self, reply: Reply, expected_rows: int | None, keep_predictions: bool = False
+    ) -> Outcome:
+        """The checks and figures of a :class:`Reply` (from :meth:`exchange`): its
+        :class:`Outcome`. Runs after the replies that arrived with it were read."""
+        sample = Sample()
+        sent_ns, headers_ns, done_ns, connect = (
+            reply.sent_ns, reply.headers_ns, reply.done_ns, reply.connect_ns
+        )
+        response, data = reply.response, reply.data
         if connect >= 0:
             sample.connect_us = connect // 1000
         sample.ttfb_us = (headers_ns - sent_ns - max(connect, 0)) // 1000
@@ -218,7 +252,7 @@ class Sender:
         for name, value in response.items():
             head += len(name) + len(value) + 4
         sample.bytes_received = head + len(data)
-        sample.bytes_sent = sent
+        sample.bytes_sent = reply.bytes_sent
         coding = get("content-encoding")
         decoded: bytes | None = data
         if isinstance(coding, str) and complete and 200 <= status < 300:

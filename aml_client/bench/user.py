@@ -65,4 +65,4 @@ class ScoringUser(FastHttpUser):
         slot = engine.claim()
         if slot is None:
             raise StopUser()
-        engine.send(self._sender, slot[0], 0)
+        engine.send(self._sender, slot[0], 0, later=True)

@@ -82,8 +82,9 @@ def test_open_model_at_30_per_second_keeps_up_or_says_invalid(  # type: ignore[n
     local_endpoint, tmp_path: Path
 ) -> None:
     done = run_bench(
+        # On a busy machine the endpoint may refuse some (429): this test is about the schedule.
         ["--endpoint", "local", "--rate", "30", "--arrival", "poisson", "-t", "8s",
-         "--workers", "1", "--json", "--report-dir", str(tmp_path / "r")],
+         "--workers", "1", "--allow-failures", "--json", "--report-dir", str(tmp_path / "r")],
         local_endpoint.env(),
         tmp_path,
     )
