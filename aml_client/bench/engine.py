@@ -272,10 +272,10 @@ class Engine:
             self.in_flight -= 1
         self._pending.append((sender, reply, rows, headers, group, deployment, body, due_ns))
         if len(self._pending) == 1:
-            # Two hops through the loop's callbacks: the users woken with this reply first
-            # read theirs and send their next requests, then every pending reply is accounted.
-            loop = gevent.get_hub().loop
-            loop.run_callback(lambda: loop.run_callback(self._account_pending))
+            # A greenlet started from the loop's next callback: the users woken with this reply
+            # first read theirs and send their next requests, then every pending reply is
+            # accounted (in a greenlet: recording may block, e.g. a worker's final report).
+            gevent.get_hub().loop.run_callback(gevent.spawn, self._account_pending)
 
     def _account_pending(self) -> None:
         """Check and record the replies :meth:`send` left for later (in arrival order)."""
@@ -285,7 +285,7 @@ class Engine:
                 outcome = reply if isinstance(reply, Outcome) else sender.finish(
                     reply, rows, keep_predictions=group >= 0)
                 self._account(outcome, headers, group, deployment, body, due_ns, None)
-            except Exception:  # in the loop's callback: report, never lose the others
+            except Exception:  # report, never lose the others
                 log.exception("could not record a reply")
 
     def _account(
