@@ -98,6 +98,64 @@ def _sd_log(pairs: list[tuple[float, float]]) -> float:
     return math.sqrt(sum(d * d for d in diffs) / (2 * len(diffs))) if diffs else float("nan")
 
 
+def _measure(args: argparse.Namespace, reports: Path, home: Path) -> dict[str, Any]:
+    """Run the alternating groups; return where they are (``groups``: side and directory)."""
+    from aml_client.bench.report import load_runs
+
+    load_before = os.getloadavg()
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    servers: list[subprocess.Popen[str]] = []
+    started = time.monotonic()
+    groups: list[list[str]] = []
+    delay_ms = 0.0
+    try:
+        proc_a, uri_a = _server(args.service_ms)
+        servers.append(proc_a)
+        uri_b = ""
+        for index in range(2 * args.groups):
+            name = "AB"[index % 2]
+            document = _group(home, uri_a if name == "A" else uri_b, reports, args, 3)
+            _, runs = load_runs(document["group_dir"])
+            groups.append([name, Path(document["group_dir"]).name])
+            if index == 0:
+                p99s = sorted(r.judged.value_ms("p99") or 0.0 for r in runs)
+                delay_ms = args.regression * p99s[1]
+                proc_b, uri_b = _server(args.service_ms + delay_ms)
+                servers.append(proc_b)
+                print(f"baseline median p99 {p99s[1]:.2f} ms: B's service time "
+                      f"+{delay_ms:.2f} ms", file=sys.stderr)
+            print(f"group {index + 1}/{2 * args.groups} ({name}): p99 "
+                  + ", ".join(f"{r.judged.value_ms('p99') or 0:.1f}" for r in runs)
+                  + f" ms; load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
+    finally:
+        hog.kill()
+        hog.wait()
+        for server in servers:
+            server.terminate()
+            server.wait()
+    setup = {"groups": groups, "added_delay_ms": round(delay_ms, 2),
+             "run": {"model": "closed", "users": args.users, "duration": args.duration,
+                     "service_ms": args.service_ms},
+             "beside": "one CPU-bound process (python busy loop)",
+             "load_average_before": [round(x, 2) for x in load_before],
+             "load_average_after": [round(x, 2) for x in os.getloadavg()],
+             "cpus": os.cpu_count(), "wall_s": round(time.monotonic() - started, 1)}
+    (reports / "compare_noise.json").write_text(json.dumps(setup, indent=2))
+    return setup
+
+
+def _stored(reports: Path) -> dict[str, Any]:
+    """A kept run's setup; without its compare_noise.json, its groups in time order, A first."""
+    file = reports / "compare_noise.json"
+    if file.is_file():
+        return dict(json.loads(file.read_text()))
+    names = sorted(p.name for p in reports.iterdir() if (p / "group.json").is_file())
+    return {"groups": [["AB"[i % 2], n] for i, n in enumerate(names)], "added_delay_ms": None,
+            "run": {}, "beside": "one CPU-bound process (python busy loop)",
+            "load_average_before": [], "load_average_after": [], "cpus": os.cpu_count(),
+            "wall_s": None}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--groups", type=int, default=10, help="groups of 3 runs of A and of B")
@@ -107,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--regression", type=float, default=0.30,
                         help="B's p99 regression to calibrate (fraction)")
     parser.add_argument("--keep", type=Path, default=None, help="keep the reports here")
+    parser.add_argument("--evaluate", type=Path, default=None,
+                        help="judge the groups kept in this directory again (no new runs)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
@@ -115,47 +175,29 @@ def main(argv: list[str] | None = None) -> int:
 
     gates = [parse_gate(g) for g in GATES]
     p99_gate = [parse_gate(GATES[0])]
-    load_before = os.getloadavg()
-    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    servers: list[subprocess.Popen[str]] = []
-    started = time.monotonic()
-    groups: list[tuple[str, list[Any]]] = []
-    pairs: list[dict[str, Any]] = []
-    try:
-        with tempfile.TemporaryDirectory(prefix="amlc-compare-noise-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="amlc-compare-noise-") as tmp:
+        if args.evaluate is not None:
+            reports = args.evaluate
+            setup = _stored(reports)
+        else:
             home = Path(tmp) / "home"
-            reports = args.keep or Path(tmp) / "reports"
             home.mkdir()
-            proc_a, uri_a = _server(args.service_ms)
-            servers.append(proc_a)
-            uri_b = ""
-            for index in range(2 * args.groups):
-                name = "AB"[index % 2]
-                document = _group(home, uri_a if name == "A" else uri_b, reports, args, 3)
-                _, runs = load_runs(document["group_dir"])
-                groups.append((name, runs))
-                if index == 0:
-                    p99s = sorted(r.judged.value_ms("p99") or 0.0 for r in runs)
-                    delay_ms = args.regression * p99s[1]
-                    proc_b, uri_b = _server(args.service_ms + delay_ms)
-                    servers.append(proc_b)
-                    print(f"baseline median p99 {p99s[1]:.2f} ms: B's service time "
-                          f"+{delay_ms:.2f} ms", file=sys.stderr)
-                verdict = compare(runs[0], runs[1], gates)
-                pairs.append({"group": index, "side": name, "failed": verdict.failed,
-                              "p99": [r.judged.value_ms("p99") for r in runs[:2]],
-                              "throughput": [r.throughput_rps for r in runs[:2]],
-                              "gates": [g.message for g in verdict.gates]})
-                print(f"group {index + 1}/{2 * args.groups} ({name}): p99 "
-                      + ", ".join(f"{r.judged.value_ms('p99') or 0:.1f}" for r in runs)
-                      + f" ms; load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
-            run_s = groups[0][1][0].duration_s
-    finally:
-        hog.kill()
-        hog.wait()
-        for server in servers:
-            server.terminate()
-            server.wait()
+            reports = args.keep or Path(tmp) / "reports"
+            reports.mkdir(parents=True, exist_ok=True)
+            setup = _measure(args, reports, home)
+        groups = [(name, load_runs(reports / directory)[1]) for name, directory in
+                  setup["groups"]]
+    pairs = []
+    for index, (name, runs) in enumerate(groups):
+        verdict = compare(runs[0], runs[1], gates)
+        pairs.append({"group": index, "side": name, "failed": verdict.failed,
+                      "p99": [r.judged.value_ms("p99") for r in runs[:2]],
+                      "throughput": [r.throughput_rps for r in runs[:2]],
+                      "gates": [g.message for g in verdict.gates]})
+    run_s = groups[0][1][0].duration_s
+    delay_ms = setup["added_delay_ms"] or 0.0
+    load_before = setup["load_average_before"] or [float("nan")]
+    load_after = setup["load_average_after"] or [float("nan")]
     detections, same_groups = [], []
     for index, (name, runs) in enumerate(groups):
         if name != "B":
@@ -176,13 +218,12 @@ def main(argv: list[str] | None = None) -> int:
     p99 = {n: [r.judged.value_ms("p99") or 0.0 for name, runs in groups if name == n
                for r in runs] for n in "AB"}
     figures = {
-        "runs": 6 * args.groups,
-        "run": {"model": "closed", "users": args.users, "duration": args.duration,
-                "measured_s": run_s, "service_ms": args.service_ms},
-        "beside": "one CPU-bound process (python busy loop)",
-        "load_average_before": [round(x, 2) for x in load_before],
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "cpus": os.cpu_count(),
+        "runs": sum(len(runs) for _, runs in groups),
+        "run": {**setup["run"], "measured_s": run_s},
+        "beside": setup["beside"],
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "cpus": setup["cpus"],
         "gates": list(GATES),
         "false_alarms": {"pairs": len(pairs), "failed": sum(p["failed"] for p in pairs)},
         "false_alarms_3_runs": {"comparisons": len(same_groups),
@@ -196,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         "run_to_run_sd_pct": {
             "p99": round(_sd_log([tuple(p["p99"]) for p in pairs]) * 100, 1),
             "throughput": round(_sd_log([tuple(p["throughput"]) for p in pairs]) * 100, 1)},
-        "wall_s": round(time.monotonic() - started, 1),
+        "wall_s": setup["wall_s"],
         "details": {"pairs": pairs, "detections": detections, "same_groups": same_groups},
     }
     if args.json:
@@ -205,10 +246,12 @@ def main(argv: list[str] | None = None) -> int:
     fa, det = figures["false_alarms"], figures["detection"]
     fa3 = figures["false_alarms_3_runs"]
     print(f"gate: --fail-on '{GATES[0]}' --fail-on '{GATES[1]}'")
-    print(f"runs: closed model, {args.users} users, {args.duration} each against a "
-          f"{args.service_ms:g} ms endpoint ({figures['runs']} runs, {figures['wall_s']:.0f} s), "
-          f"one CPU-bound process beside; load average {load_before[0]:.1f} before, "
-          f"{os.getloadavg()[0]:.1f} after, {os.cpu_count()} CPUs")
+    run = figures["run"]
+    print(f"runs: closed model, {run.get('users')} users, {run.get('duration')} each "
+          f"({run_s:.1f} s measured) against a {run.get('service_ms')} ms endpoint "
+          f"({figures['runs']} runs, {figures['wall_s']} s), {figures['beside']} beside; "
+          f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after, "
+          f"{figures['cpus']} CPUs")
     print(f"false alarms, identical back-to-back pairs (1 run per side): "
           f"{_rate(fa['failed'], fa['pairs'])} (goal <= 5 %)")
     print(f"false alarms, consecutive A groups (3 runs per side): "
