@@ -73,9 +73,9 @@ RESAMPLES = 1000
 MIN_INTERVALS = 5
 CONFIDENCE = 0.95
 #: Prior run-to-run spread of each figure (standard deviation of its logarithm between
-#: identical back-to-back runs of a few seconds, one CPU-bound process beside them, on a shared
-#: 2-core machine: ``benchmarks/compare_noise.py`` measures it). Figures not listed take
-#: the max's.
+#: identical back-to-back runs of a few seconds). ``benchmarks/compare_noise.py`` measures it:
+#: on a shared 2-core machine with a CPU-bound process beside the runs, p99 10 to 41 % and
+#: throughput 2 to 8 % as the machine's load varied. Figures not listed take the max's.
 RUN_NOISE: dict[str, float] = {
     "throughput": 0.05, "mean": 0.05, "p50": 0.05, "p75": 0.06, "p90": 0.08, "p95": 0.1,
     "p99": 0.15, "p99.9": 0.25, "p99.99": 0.3, "max": 0.35,

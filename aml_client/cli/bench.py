@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -207,7 +208,7 @@ def _show_log_line(line: str) -> None:
 
 def _follow(
     proc: Any, *, live: bool, total: str, web: bool = False, lines: bool = False,
-    clock: Any = time.monotonic,
+    clock: Callable[[], float] = time.monotonic,
 ) -> tuple[list[dict[str, Any]], str | None, bool]:
     """Read the load process's events until it exits: (results, error message, interrupted).
 
