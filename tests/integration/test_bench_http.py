@@ -218,6 +218,14 @@ def test_a_run_whose_requests_failed_exits_4(server: FaultServer, tmp_path: Path
     assert "http_500" in done.stdout  # the report was still shown
 
 
+def test_a_group_of_runs_whose_requests_failed_exits_4(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    done = _failing_run(server, tmp_path, "--repeat", "2")
+    assert done.returncode == 4, done.stderr
+    assert "error: 12 of 12 requests failed (http_500 12)" in done.stderr
+
+
 @pytest.mark.parametrize(
     "accepting", [["--allow-failures"], ["--slo", "error_rate<=100%"]], ids=["flag", "objective"]
 )
