@@ -135,6 +135,8 @@ class _Core:
         if schema is not None:
             if validate or coerce:
                 rows = schema.validate_rows(rows, coerce=coerce)
+            if validate:
+                schema.check_global_parameters(global_parameters)
             body: Any = wrap(rows, schema, method=method, global_parameters=global_parameters)
         elif isinstance(rows_or_payload, dict) and method is None:
             body = rows_or_payload  # no swagger: send the caller's payload untouched

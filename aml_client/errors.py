@@ -223,9 +223,9 @@ class ResponseFormatError(EndpointError):
 
 
 class SwaggerFetchError(EndpointError):
-    """The endpoint's swagger could not be fetched: a problem with the swagger, not with the
-    model, whatever the status (``--json`` reports ``"kind": "swagger"``). A refused credential
-    stays an :class:`AuthenticationError`."""
+    """The endpoint answered its swagger's URI with an error: a problem with the swagger, not
+    with the model, whatever the status (``--json`` reports ``"kind": "swagger"``). A refused
+    credential stays an :class:`AuthenticationError`."""
 
     kind = "swagger"
 
@@ -235,9 +235,12 @@ class SwaggerNotFoundError(SwaggerFetchError, NotFoundError):
 
 
 def swagger_fetch_error(exc: EndpointError, url: str) -> EndpointError:
-    """What a failed swagger download is reported as: ``exc`` itself when the credential was
-    refused, else a :class:`SwaggerFetchError` naming ``url`` with the server's answer."""
-    if isinstance(exc, AuthenticationError | SwaggerFetchError):
+    """What a failed swagger download is reported as: a :class:`SwaggerFetchError` naming
+    ``url`` when the server answered with an error; ``exc`` itself when the credential was
+    refused, a redirect was not followed (its own message says where it pointed and why), or
+    nothing answered (no connection, TLS, timeout: the endpoint, not its swagger)."""
+    kept = AuthenticationError | RedirectError | SwaggerFetchError
+    if isinstance(exc, kept) or exc.status_code is None:
         return exc
     said = Exception.__str__(exc)
     kwargs: dict[str, Any] = {

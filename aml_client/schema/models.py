@@ -57,9 +57,10 @@ def row_model(
         return _root_model(row_type(row_kind, item_type, None))
     fields: dict[str, Any] = {}
     taken: set[str] = set()
-    for name, kind, nullable in columns:
+    for name, kind, nullable, bounds in columns:
         attr = python_name(name, taken)
-        fields[attr] = (_typed(value_schema(kind, nullable=nullable)), Field(alias=name))
+        value = value_schema(kind, nullable=nullable, bounds=bounds)
+        fields[attr] = (_typed(value), Field(alias=name))
     config = ConfigDict(extra="forbid", populate_by_name=True)
     return pydantic.create_model(model_name(title, "Row"), __config__=config, **fields)
 
