@@ -27,7 +27,7 @@ from support.local import LocalEndpointHandle, start_local_endpoint, stop_local_
 pytestmark = pytest.mark.slow
 
 #: The front's head/body deadline for these tests (AMLC_LOCAL_CLIENT_TIMEOUT), short on purpose.
-LIMIT_S = 1.5
+LIMIT_S = 3.0
 #: How long past its limit a connection may take to be cut or answered on a busy machine: only
 #: an upper bound far above the limit, never a window.
 GRACE_S = 30.0
@@ -119,13 +119,15 @@ def test_slowloris_sockets_are_cut_at_the_limit_while_others_are_served(front: F
         sockets.append((sock, time.monotonic()))
         sock.sendall(head)
     closed_after: dict[int, float] = {}
-    scores: list[int] = []
+    #: (status, slow sockets still open when it was answered) of each score beside them.
+    scores: list[tuple[int, int]] = []
     stop = threading.Event()
 
     def score_meanwhile() -> None:
         with httpx.Client(timeout=60) as client:
             while not stop.is_set():
-                scores.append(_score(front, client))
+                status = _score(front, client)
+                scores.append((status, count - len(closed_after)))
 
     scorer = threading.Thread(target=score_meanwhile, daemon=True)
     scorer.start()
@@ -153,7 +155,8 @@ def test_slowloris_sockets_are_cut_at_the_limit_while_others_are_served(front: F
             sock.close()
     assert len(closed_after) == count, f"{count - len(closed_after)} slow sockets still open"
     assert min(closed_after.values()) >= LIMIT_S * 0.9, "cut before the documented limit"
-    assert len(scores) >= 3 and set(scores) == {200}, scores
+    assert scores and {status for status, _ in scores} == {200}, scores
+    assert any(still_open for _, still_open in scores), "no score answered beside the slow ones"
     with httpx.Client(timeout=60) as client:
         assert _score(front, client) == 200
 
