@@ -378,3 +378,19 @@ def test_global_parameters_must_be_what_the_swagger_declares(
 )
 def test_global_parameters_that_fit_pass(declared: dict[str, Any], value: Any) -> None:
     _inputs_schema(declared).check_global_parameters(value)
+
+
+def test_examples_stay_within_the_declared_ranges() -> None:
+    """A bounded column's example is moved inside its range, so the example payload (and
+    ``amlc bench`` without --payload) passes the same checks as any input."""
+    schema = _schema(
+        {
+            "age": {"type": "integer", "minimum": 18, "maximum": 99, "example": 5},
+            "rate": {"type": "number", "exclusiveMinimum": 10},  # OpenAPI 3.1 style
+            "cap": {"type": "integer", "maximum": -3},
+            "n": {"type": "integer", "format": "int32"},
+        }
+    )
+    rows = schema.example_rows(2)
+    assert schema.validate_rows(rows) == rows
+    assert rows[0]["age"] == 58 and rows[0]["rate"] > 10 and rows[0]["cap"] <= -3

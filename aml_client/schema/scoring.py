@@ -203,6 +203,11 @@ class ScoringSchema:
             examples.example_row(row, self.row_kind, self.item_type, columns)
             for row in (self.raw_example_rows or [None])
         ]
+        bounded = [c for c in self.columns if c.bounds is not None]
+        for row in base if self.row_kind == "record" and bounded else []:
+            for col in bounded:
+                assert col.bounds is not None
+                row[col.name] = examples.within(row.get(col.name), col.type, col.bounds)
         return [copy.deepcopy(base[i % len(base)]) for i in range(max(n, 0))]
 
     def example_payload(self, n: int = 1) -> dict[str, Any]:
