@@ -394,3 +394,25 @@ def test_examples_stay_within_the_declared_ranges() -> None:
     rows = schema.example_rows(2)
     assert schema.validate_rows(rows) == rows
     assert rows[0]["age"] == 58 and rows[0]["rate"] > 10 and rows[0]["cap"] <= -3
+
+
+def test_scalar_and_array_rows_honour_their_items_range() -> None:
+    def rows_of(items: dict[str, Any]) -> ScoringSchema:
+        return load_schema({
+            "swagger": "2.0", "info": {"title": "t", "version": "1"},
+            "paths": {"/score": {"post": {"parameters": [{"name": "b", "in": "body", "schema": {
+                "type": "object", "properties": {"data": {"type": "array", "items": items}}}}],
+                "responses": {"200": {"description": "ok"}}}}},
+        })  # fmt: skip
+
+    scalars = rows_of({"type": "integer", "format": "int32"})
+    assert scalars.validate_rows([1, 2**31 - 1]) == [1, 2**31 - 1]
+    with pytest.raises(ValidationError) as refused:
+        scalars.validate_rows([1, 2**31])
+    assert str(refused.value.problems[0]).startswith("row 2: 2147483648 is outside the int32")
+    arrays = rows_of({"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1}})
+    assert arrays.validate_rows([[0, 0.5, 1]]) == [[0, 0.5, 1]]
+    with pytest.raises(ValidationError) as refused:
+        arrays.validate_rows([[0.5, 1.5]])
+    assert str(refused.value.problems[0]) == "row 1: item 1: 1.5 is outside >= 0 and <= 1"
+    assert arrays.validate_rows(arrays.example_rows(2))

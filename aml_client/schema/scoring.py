@@ -125,6 +125,8 @@ class ScoringSchema:
     raw: dict[str, Any] = field(repr=False)
     #: Element type of scalar rows, or of the items of array rows.
     item_type: str | None = None
+    #: The range of those elements when they are numbers with a ``format`` or bounds.
+    item_bounds: Bounds | None = None
     #: Example rows exactly as the swagger gives them (may hold placeholders).
     raw_example_rows: list[Any] = field(default_factory=list, repr=False)
     #: The declared schema of ``GlobalParameters``, when the swagger gives one.
@@ -151,10 +153,12 @@ class ScoringSchema:
             self.row_kind,
             self.item_type,
             tuple((c.name, c.type, c.nullable, c.bounds) for c in self.columns),
+            self.item_bounds,
         )
         cached = self._cache.get("validator")
         if cached is None or cached[0] != key:
-            cached = (key, RowValidator(self.row_kind, self.item_type, key[2]))
+            built = RowValidator(self.row_kind, self.item_type, key[2], self.item_bounds)
+            cached = (key, built)
             self._cache["validator"] = cached
         validator: RowValidator = cached[1]
         return validator
@@ -228,7 +232,7 @@ class ScoringSchema:
         """A pydantic model of the whole request body, in this endpoint's convention."""
         if "request" not in self._cache:
             record = self.row_model() if self.row_kind == "record" else None
-            row = models.row_type(self.row_kind, self.item_type, record)
+            row = models.row_type(self.row_kind, self.item_type, record, self.item_bounds)
             self._cache["request"] = models.request_model(
                 self.title, self.convention, self.method_field, row
             )
@@ -298,9 +302,9 @@ def read_scoring_schema(doc: dict[str, Any]) -> ScoringSchema:
             global_parameters = {"method": example["method"]}
 
     if body is not None and props:
-        row_kind, columns, item_type = _rows(loc, loc.rows_schema(body))
+        row_kind, columns, item_type, item_bounds = _rows(loc, loc.rows_schema(body))
     else:
-        row_kind, columns, item_type = "any", [], None
+        row_kind, columns, item_type, item_bounds = "any", [], None, None
     ex_list = ex_rows if isinstance(ex_rows, list) else []
     if row_kind == "record":
         first = next((r for r in ex_list if isinstance(r, dict)), {})
@@ -320,6 +324,7 @@ def read_scoring_schema(doc: dict[str, Any]) -> ScoringSchema:
         output_item_type=output_item_type,
         raw=doc,
         item_type=item_type,
+        item_bounds=item_bounds,
         raw_example_rows=list(ex_list),
         global_parameters_spec=gp_spec,
     )
@@ -366,14 +371,16 @@ def _global_parameters_spec(loc: Locator, at: Located) -> GlobalParametersSpec |
     )
 
 
-def _rows(loc: Locator, rows: Located) -> tuple[str, list[Column], str | None]:
-    """(row kind, columns, item type) from the schema of the row list."""
+def _rows(
+    loc: Locator, rows: Located
+) -> tuple[str, list[Column], str | None, Bounds | None]:
+    """(row kind, columns, item type, item bounds) from the schema of the row list."""
     if not isinstance(rows.node, dict):
-        return "any", [], None
+        return "any", [], None, None
     items_at = loc.row_items(rows)
     items = items_at.node
     if not isinstance(items, dict) or not items:
-        return "any", [], None
+        return "any", [], None, None
     props = items.get("properties")
     if items.get("type") == "object" or isinstance(props, dict):
         required = items.get("required")
@@ -400,11 +407,13 @@ def _rows(loc: Locator, rows: Located) -> tuple[str, list[Column], str | None]:
                     bounds=numeric_bounds(prop, kind),
                 )
             )
-        return "record", columns, None
+        return "record", columns, None, None
     if items.get("type") == "array":
         inner = loc.child(items_at, "items").node
-        return "array", [], classify(inner)
-    return "scalar", [], classify(items)
+        kind = classify(inner)
+        return "array", [], kind, numeric_bounds(inner, kind)
+    kind = classify(items)
+    return "scalar", [], kind, numeric_bounds(items, kind)
 
 
 def _output(loc: Locator, schema_at: Located | None) -> tuple[str, str | None]:

@@ -38,9 +38,16 @@ class RowValidator:
     """Validates lists of rows of one shape: ``record`` (named columns), ``scalar`` (one value
     per row), ``array`` (a list of values per row) or ``any`` (not described: anything goes)."""
 
-    def __init__(self, row_kind: str, item_type: str | None, columns: Sequence[ColumnSpec]):
+    def __init__(
+        self,
+        row_kind: str,
+        item_type: str | None,
+        columns: Sequence[ColumnSpec],
+        item_bounds: Bounds | None = None,
+    ):
         self.row_kind = row_kind
         self.item_kind = item_type or "any"
+        self.item_bounds = item_bounds
         self.columns = list(columns)
         self._validators: dict[tuple[bool, bool], SchemaValidator | None] = {}
 
@@ -79,10 +86,11 @@ class RowValidator:
                 fields[name] = cs.typed_dict_field(cs.definition_reference_schema(ref))
             rows = cs.typed_dict_schema(fields, extra_behavior="forbid", strict=True)
             return cs.definitions_schema(rows, list(definitions.values()))
+        item = value_schema(self.item_kind, text=text, bounds=self.item_bounds)
         if self.row_kind == "scalar":
-            return value_schema(self.item_kind, text=text)
+            return item
         if self.row_kind == "array":
-            return cs.list_schema(value_schema(self.item_kind, text=text), strict=True)
+            return cs.list_schema(item, strict=True)
         return None
 
     def validate(
@@ -156,13 +164,15 @@ def problems_from(
                     sort = (index, 0, positions[index].get(where, 0))
         elif spec.row_kind == "array" and len(loc) > 1 and isinstance(row, list):
             where = loc[1]
-            message = f"item {where}: {_expected(spec.item_kind, row[where])}"
+            value = row[where]
+            said = _outside(spec.item_bounds, value, text) or _expected(spec.item_kind, value)
+            message = f"item {where}: {said}"
             sort = (index, 0, where)
         elif spec.row_kind == "array":
             message = f"expected an array, got {show_value(row)}"
             sort = (index, 0, -1)
         else:
-            message = _expected(spec.item_kind, row)
+            message = _outside(spec.item_bounds, row, text) or _expected(spec.item_kind, row)
             sort = (index, 0, -1)
         key = (index, where)
         if key not in found:
