@@ -43,6 +43,8 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from aml_client.bench.bluegreen import PredictionMatcher, assign
 from aml_client.bench.exchange import Outcome, Sender
+from aml_client.bench.fleet import Fleet, describe, worker_live
+from aml_client.bench.metrics import live_numbers
 from aml_client.bench.plan import BenchPlan, arrival_offsets_s
 from aml_client.bench.recording import Recording
 from aml_client.bench.result import BenchResult, LoadFacts
@@ -120,6 +122,10 @@ class Engine:
         self._share_count = 1
         self.running = False
         self.in_flight = 0
+        #: master: its workers' last reports and the lost ones
+        self.fleet = Fleet()
+        #: add live metrics (:mod:`aml_client.bench.metrics`) to progress and result events
+        self.live_metrics = False
         #: capacity step: measurement window (perf_counter ns) and replies that arrived in it
         self._step_window = (0, 0)
         self._step_answered = 0
@@ -165,6 +171,8 @@ class Engine:
         self._done_workers = set()
         self.running = True
         if self.role == "master":
+            self.fleet = Fleet()
+            self._spawn(self._watch_workers)
             self._send_shares()
             if self.headless and self.plan.bounded:
                 self._spawn(self._master_watchdog)
@@ -536,6 +544,9 @@ class Engine:
         try:
             result = self._capacity_result or self.build_result()
             summary = _summarize(result, self.capacity, self.capacities)
+            if self.role == "master":
+                self._check_workers()  # the last one, when Locust stopped for it
+            self.fleet.annotate(summary)
             report_dir = self.write_report(result, summary)
         except Exception as exc:  # reported, not swallowed by Locust's event loop
             log.exception("could not build or write the report")
@@ -546,7 +557,10 @@ class Engine:
             return
         self.results.append((report_dir, summary))
         if self.emit is not None:
-            self.emit({"type": "result", "report_dir": report_dir, "summary": summary.to_data()})
+            event = {"type": "result", "report_dir": report_dir, "summary": summary.to_data()}
+            if self.live_metrics:
+                event["metrics"] = self._live_numbers(final=True)
+            self.emit(event)
 
     # -- distribution --------------------------------------------------------------------------
     def _active_workers(self) -> list[str]:
@@ -585,29 +599,50 @@ class Engine:
         if self.recording.requests or self.recording.latency.out_of_range \
                 or self.recording.cpu_wall_s:
             data["amlc"] = self.recording.take_delta()
+        data["amlc_live"] = worker_live(self.claimed, self.completed, self.in_flight)
 
     def on_worker_report(self, client_id: str, data: dict[str, Any], **_kw: Any) -> None:
         """Master: merge a worker's periodic delta."""
         delta = data.get("amlc")
         if delta is not None:
             self.recording.merge_delta(delta)
+        self.fleet.report(client_id, data.get("amlc_live"))
+
+    def _watch_workers(self) -> None:
+        """Master: a worker Locust marks missing is lost; its share is not waited for."""
+        while True:
+            gevent.sleep(1.0)
+            self._check_workers()
+
+    def _check_workers(self) -> None:
+        runner = self.environment.runner
+        assert isinstance(runner, MasterRunner)
+        for lost in self.fleet.check(node.id for node in runner.clients.missing):
+            log.warning("%s", describe(lost))
+            if self.emit is not None:
+                self.emit({"type": "status", "message": describe(lost)})
+            self._worker_done(lost.id)
 
     def on_delta(self, environment: Environment, msg: Any, **_kw: Any) -> None:
         """Master: a worker's explicit (final) delta."""
         self.recording.merge_delta(msg.data["delta"])
         if msg.data.get("done"):
-            self._done_workers.add(msg.node_id)
-            if (
-                self.running
-                and not self.finished
-                and self.plan.bounded
-                and len(self._done_workers) >= self._share_count
-            ):
-                self.finished = True
-                self.ended_at = time.time()
-                runner = self.environment.runner
-                if runner is not None:
-                    gevent.spawn(runner.quit if self.headless else runner.stop)
+            self._worker_done(msg.node_id)
+
+    def _worker_done(self, node_id: str) -> None:
+        """Master: a worker's share is over (done, or the worker was lost)."""
+        self._done_workers.add(node_id)
+        if (
+            self.running
+            and not self.finished
+            and self.plan.bounded
+            and len(self._done_workers) >= self._share_count
+        ):
+            self.finished = True
+            self.ended_at = time.time()
+            runner = self.environment.runner
+            if runner is not None:
+                gevent.spawn(runner.quit if self.headless else runner.stop)
 
     # -- progress and results ----------------------------------------------------------------
     def _progress_loop(self) -> None:
@@ -623,16 +658,29 @@ class Engine:
             rps = (snap["requests"] - last_requests) / max(now - last_t, 1e-9)
             last_requests, last_t = snap["requests"], now
             runner = self.environment.runner
-            self.emit(
-                {
-                    "type": "progress",
-                    "elapsed_s": round(time.time() - self.started_at, 3),
-                    "users": runner.user_count if runner is not None else 0,
-                    "in_flight": self.in_flight,
-                    "rps": round(rps, 1),
-                    **snap,
-                }
-            )
+            event = {
+                "type": "progress",
+                "elapsed_s": round(time.time() - self.started_at, 3),
+                "users": runner.user_count if runner is not None else 0,
+                "in_flight": self.in_flight,
+                "rps": round(rps, 1),
+                **snap,
+            }
+            if self.live_metrics:
+                event["metrics"] = self._live_numbers()
+            self.emit(event)
+
+    def _live_numbers(self, *, final: bool = False) -> dict[str, Any]:
+        """This node's live metrics; a master's come from its workers' reports."""
+        master = self.role == "master"
+        return live_numbers(
+            self.recording,
+            in_flight=self.fleet.in_flight if master else self.in_flight,
+            sent=self.fleet.sent if master else self.claimed,
+            settle_s=2.0 if master else 0.0,
+            final=final,
+            lost=len(self.fleet.lost),
+        )
 
     def _config(self) -> dict[str, Any]:
         rec = self.recording

@@ -43,6 +43,7 @@ __all__ = [
     "Failures",
     "IntervalRow",
     "LatencyBlock",
+    "LostWorker",
     "RunConfig",
     "TransferSummary",
     "Validity",
@@ -158,6 +159,17 @@ class TransferSummary(_Model):
     document_length_changes: int = 0
     server: str | None = None
     server_changes: int = 0
+
+
+class LostWorker(_Model):
+    """A load process its master lost during the run, with the counts of its last report."""
+
+    id: str
+    host: str | None = None
+    pid: int | None = None
+    #: requests it had sent, and had seen answered, by its last report to the master
+    sent: int = 0
+    answered: int = 0
 
 
 class DeploymentSummary(_Model):
@@ -373,6 +385,9 @@ class BenchSummary(_Model):
     intervals_measure: str = "latency"
     warnings: list[str] = Field(default_factory=list)
     capacity: Capacity | None = None
+    #: a load process was lost during the run: the figures cover only what reached the master
+    partial: bool = False
+    lost_workers: list[LostWorker] = Field(default_factory=list)
     #: ``--deployments``: each deployment's own figures, agreement and verdicts
     blue_green: BlueGreen | None = None
     config: RunConfig = Field(default_factory=RunConfig)

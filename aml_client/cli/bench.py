@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 #: Exit code of a run that misses an objective.
 EXIT_SLO_MISSED = 5
+#: Exit code of a run whose result is partial: a load process (worker) was lost during it.
+EXIT_PARTIAL = 6
 DEFAULT_DURATION = "30s"
 
 
@@ -182,9 +184,10 @@ def _show_log_line(line: str) -> None:
 
 
 def _follow(
-    proc: Any, *, live: bool, total: str, web: bool = False
+    proc: Any, *, live: bool, total: str, web: bool = False, observer: Any = None
 ) -> tuple[list[dict[str, Any]], str | None, bool]:
-    """Read the load process's events until it exits: (results, error message, interrupted)."""
+    """Read the load process's events until it exits: (results, error message, interrupted).
+    ``observer`` (the live metrics) sees every event first."""
     results: list[dict[str, Any]] = []
     error: str | None = None
     error_code = BenchError.exit_code
@@ -212,6 +215,8 @@ def _follow(
                 events = proc.events()
                 continue
             kind = event.get("type")
+            if observer is not None:
+                observer(event)
             if kind == "progress" and display is not None:
                 display.update(_progress_table(event, total))
             elif kind == "status":
@@ -433,6 +438,27 @@ def bench(
         typer.Option("--junit", help="Write JUnit XML: one test case per --slo, plus validity."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary JSON only.")] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option("--metrics-port", min=0, max=65535,
+                     help="Serve live metrics (Prometheus text) at http://HOST:PORT/metrics "
+                     "while the run lasts (0: any free port)."),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", help="Interface of --metrics-port.")
+    ] = "127.0.0.1",
+    otlp_endpoint: Annotated[
+        str | None,
+        typer.Option("--otlp-endpoint", metavar="URL",
+                     help="Push the same live metrics with OpenTelemetry (OTLP/HTTP) to URL, "
+                     "e.g. http://127.0.0.1:4318; headers from OTEL_EXPORTER_OTLP_HEADERS."),
+    ] = None,
+    metrics_linger: Annotated[
+        str,
+        typer.Option("--metrics-linger",
+                     help="After the run, keep /metrics up until a scrape has read the final "
+                     "values, at most this long (and give OTLP this long to take them)."),
+    ] = "15s",
 ) -> None:
     """Benchmark the endpoint's latency under load (Locust + HdrHistogram).
 
@@ -502,6 +528,20 @@ def bench(
         check_port_free("127.0.0.1", web_port)
     if master:
         checks.free_port(master_port, "--master-port", host=master_bind)
+    live_metrics = metrics_port is not None or otlp_endpoint is not None
+    if live_metrics and worker:
+        raise ConfigError("--metrics-port/--otlp-endpoint go to the master: it serves the "
+                          "workers' aggregate")
+    if metrics_port is not None:
+        checks.free_port(metrics_port, "--metrics-port", host=metrics_host)
+    try:
+        linger_s = parse_duration(metrics_linger)
+    except ValueError as exc:
+        raise ConfigError(f"--metrics-linger: {exc}") from exc
+    if otlp_endpoint is not None:
+        from aml_client.bench.metrics_export import otlp_metrics_url
+
+        otlp_metrics_url(otlp_endpoint)
     if not worker:  # a worker writes no report: its master does
         checks.writable_dir(report_dir, "--report-dir")
     if junit is not None:
@@ -542,6 +582,11 @@ def bench(
         role = "local"
     if web:
         config["web"] = {"host": "127.0.0.1", "port": web_port}
+    exporters = None
+    if live_metrics:
+        config["live_metrics"] = True
+        exporters = _start_exporters(objectives, plan, deployment, metrics_host, metrics_port,
+                                     otlp_endpoint)
     bodies = output.plural(
         int(target.payload["bodies"]), "distinct request body", "distinct request bodies"
     )
@@ -562,14 +607,22 @@ def bench(
     started = time.monotonic()
     # A SIGTERM ends the run like Ctrl-C: the load process stops and still reports.
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    proc = LoadProcess(
-        role,
-        config,
-        on_log=_show_log_line,
-        credential=target.credential,
-        secret_env=target.secret_env,
-    )
-    results, error, interrupted = _follow(proc, live=live, total=total, web=web)
+    try:
+        proc = LoadProcess(
+            role,
+            config,
+            on_log=_show_log_line,
+            credential=target.credential,
+            secret_env=target.secret_env,
+        )
+        results, error, interrupted = _follow(
+            proc, live=live, total=total, web=web,
+            observer=exporters.state.observe if exporters is not None else None,
+        )
+    finally:
+        if exporters is not None:
+            for problem in exporters.close(linger_s):
+                output.warning(problem)
     if error:
         raise BenchError(error)
     if role == "worker":
@@ -596,6 +649,12 @@ def bench(
         print_summary(summary, directory)
     if interrupted and not web:
         raise KeyboardInterrupt
+    if summary.partial:
+        from aml_client.bench.fleet import describe
+
+        for lost in summary.lost_workers:
+            output.error(describe(lost))
+        raise typer.Exit(EXIT_PARTIAL)
     if capacity is not None:
         _capacity_verdict(summary, junit, quiet=as_json)
         return
@@ -605,6 +664,28 @@ def bench(
         if not check_objectives(summary, objectives, allow_invalid=allow_invalid, quiet=as_json,
                                 junit=junit):
             raise typer.Exit(EXIT_SLO_MISSED)
+
+
+def _start_exporters(
+    objectives: list[Any], plan: Any, deployment: str | None, host: str, port: int | None,
+    otlp_endpoint: str | None,
+) -> Any:
+    """The live metrics and their exporters (announced on stderr)."""
+    from aml_client.bench.metrics import LiveMetrics
+    from aml_client.bench.metrics_export import Exporters
+
+    state = LiveMetrics(
+        objectives=objectives, deployment=deployment or "",
+        scheduled_rate=plan.rate if plan.mode == "open" and plan.capacity is None else None,
+        judged_on="corrected" if plan.mode == "open" else "latency",
+    )
+    exporters = Exporters(state, prometheus=(host, port) if port is not None else None,
+                          otlp_endpoint=otlp_endpoint)
+    if exporters.prometheus is not None:
+        output.note(f"live metrics: {exporters.prometheus.url}")
+    if exporters.otlp is not None:
+        output.note(f"live metrics pushed to {exporters.otlp.url}")
+    return exporters
 
 
 def _deployments(text: str | None, deployment: str | None) -> list[str] | None:

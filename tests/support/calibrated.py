@@ -27,7 +27,8 @@ Threads and the standard library only (no gevent), run in its own process:
   (request 1 gets the first, request 2 the second, ...): the failure kinds ``amlc bench`` must
   tell apart.
 
-Prints ``PORT <n>`` on stdout once listening.
+Prints ``PORT <n>`` on stdout once listening (on 127.0.0.1, or ``--host``: a network namespace's
+own address in the several-hosts test).
 """
 
 from __future__ import annotations
@@ -257,6 +258,7 @@ class _Server(ThreadingHTTPServer):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--service-ms", type=float, default=20.0)
     parser.add_argument("--stall-after-s", type=float, default=1.0)
     parser.add_argument("--stall-s", type=float, default=0.0)
@@ -273,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tls-key", default=None)
     args = parser.parse_args(argv)
     state = State(args)
-    server = _Server(("127.0.0.1", args.port), make_handler(state))
+    server = _Server((args.host, args.port), make_handler(state))
     if args.tls_cert:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(args.tls_cert, args.tls_key)
