@@ -599,7 +599,8 @@ class Engine:
         if self.recording.requests or self.recording.latency.out_of_range \
                 or self.recording.cpu_wall_s:
             data["amlc"] = self.recording.take_delta()
-        data["amlc_live"] = worker_live(self.claimed, self.completed, self.in_flight)
+        data["amlc_live"] = worker_live(self.claimed, self.completed, self.in_flight,
+                                        getattr(self.environment.runner, "master_host", None))
 
     def on_worker_report(self, client_id: str, data: dict[str, Any], **_kw: Any) -> None:
         """Master: merge a worker's periodic delta."""
@@ -619,8 +620,6 @@ class Engine:
         assert isinstance(runner, MasterRunner)
         for lost in self.fleet.check(node.id for node in runner.clients.missing):
             log.warning("%s", describe(lost))
-            if self.emit is not None:
-                self.emit({"type": "status", "message": describe(lost)})
             self._worker_done(lost.id)
 
     def on_delta(self, environment: Environment, msg: Any, **_kw: Any) -> None:

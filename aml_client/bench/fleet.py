@@ -11,6 +11,7 @@ sent after that are unknown to the master (at most about a second of them).
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from collections.abc import Iterable
@@ -21,10 +22,25 @@ from aml_client.bench.summary import BenchSummary, LostWorker
 __all__ = ["Fleet", "worker_live"]
 
 
-def worker_live(sent: int, answered: int, in_flight: int) -> dict[str, Any]:
-    """A worker's live counts and identity, attached to its periodic report."""
+@functools.lru_cache(maxsize=4)
+def _address_towards(host: str | None) -> str:
+    """This machine's address on the route to ``host`` (no packet is sent), else its name."""
+    if host:
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                probe.connect((host, 9))
+                return str(probe.getsockname()[0])
+        except OSError:
+            pass
+    return socket.gethostname()
+
+
+def worker_live(sent: int, answered: int, in_flight: int,
+                master_host: str | None = None) -> dict[str, Any]:
+    """A worker's live counts and identity (its address towards the master, its process id),
+    attached to its periodic report."""
     return {"sent": sent, "answered": answered, "in_flight": in_flight,
-            "host": socket.gethostname(), "pid": os.getpid()}
+            "host": _address_towards(master_host), "pid": os.getpid()}
 
 
 class Fleet:
