@@ -228,3 +228,22 @@ def test_otlp_receiver_gets_the_same_metrics_and_final_counts(
     service = {a.key: a.value.string_value
                for a in receiver.requests[-1].resource_metrics[0].resource.attributes}
     assert service["service.name"] == "amlc-bench"
+
+
+def test_a_busy_metrics_port_or_metrics_on_a_worker_is_one_line_and_exit_2(
+    server: Server, tmp_path: Path
+) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = run_bench(["-n", "5", "--metrics-port", str(port)], bench_env(server), tmp_path)
+    assert done.returncode == 2
+    assert f"error: --metrics-port {port}: cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr
+    done = run_bench(["--worker", "--metrics-port", "0"], bench_env(server), tmp_path)
+    assert done.returncode == 2 and "go to the master" in done.stderr
+    done = run_bench(["-n", "5", "--otlp-endpoint", "ftp://x"], bench_env(server), tmp_path)
+    assert done.returncode == 2 and "--otlp-endpoint 'ftp://x'" in done.stderr
