@@ -163,8 +163,8 @@ class Exporters:
                 raise
 
     def close(self, linger_s: float) -> list[str]:
-        """Stop exporting; with a finished run, first wait (at most ``linger_s``) until the
-        final values were scraped, and push them. Returns what could not be delivered."""
+        """Stop exporting; with a finished run, first wait (at most ``linger_s``; 0: not at all)
+        until the final values were scraped, and push them. Returns what was not delivered."""
         problems: list[str] = []
         finished = self.state.finished.is_set()
         deadline = time.monotonic() + linger_s
@@ -176,7 +176,8 @@ class Exporters:
                 self.otlp.close(0.1)
             self.otlp = None
         if self.prometheus is not None:
-            if finished and not self.state.delivered.wait(max(deadline - time.monotonic(), 0)):
+            if finished and linger_s > 0 and \
+                    not self.state.delivered.wait(max(deadline - time.monotonic(), 0)):
                 problems.append(f"no scrape of {self.prometheus.url} read the final values "
                                 f"within {linger_s:g} s")
             self.prometheus.close()
