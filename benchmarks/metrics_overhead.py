@@ -14,9 +14,13 @@ rounds, the order rotated each round so that neither variant always runs first:
   to a local receiver that reads and acknowledges each push.
 
 The load process computes the live numbers once a second whatever the exporter; ``amlc bench``
-itself serves or pushes them. Each variant's figure is the median of its rounds' throughput
-(the summary's requests/s); the cost is ``1 - variant / none``. The machine may be shared:
-rounds are interleaved so drifts in the background load touch every variant alike.
+itself serves or pushes them. Each variant's figure is the median over rounds of its ratio to
+the ``none`` run of the same round: throughput (the summary's requests/s; cost ``1 - ratio``)
+and CPU per request (user + system time of ``amlc bench`` and its load process, start-up
+included, over the requests sent; and the load process's own CPU while it ran, from the
+summary; extra ``ratio - 1``). On a shared machine throughput swings
+with the neighbours' load; CPU per request much less. Rounds are interleaved so drifts in the
+background load touch every variant alike. Last, the CPU of one update, measured directly.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -61,7 +66,10 @@ def _scrape(port: int, stop: threading.Event) -> None:
             pass
 
 
-def run(variant: str, url: str, args: argparse.Namespace, tmp: Path, sink: str) -> float:
+def run(variant: str, url: str, args: argparse.Namespace, tmp: Path,
+        sink: str) -> tuple[float, float, float]:
+    """One run: requests/s, CPU µs per request of ``amlc bench`` and its load process (start-up
+    included), and of the load process alone while it ran (the summary's mean CPU)."""
     env = dict(os.environ, AMLC_SCORING_URI=url, AMLC_HOME=str(tmp / "amlc-home"),
                OTEL_METRIC_EXPORT_INTERVAL="1000")
     env.pop("AMLC_KEY", None)
@@ -78,19 +86,24 @@ def run(variant: str, url: str, args: argparse.Namespace, tmp: Path, sink: str) 
         scraper.start()
     elif variant == "otlp":
         extra = ["--otlp-endpoint", sink, "--metrics-linger", "5s"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         [sys.executable, "-m", "aml_client", "bench", "--payload", str(payload),
          "-u", str(args.users), "--duration", f"{args.seconds}s", "--workers", str(args.workers),
          "--json", "--report-dir", str(tmp / "reports"), *extra],
         env=env, capture_output=True, text=True,
     )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     stop.set()
     if done.returncode != 0:
         raise RuntimeError(done.stderr)
     summary = json.loads(done.stdout)
     if summary["failures"]["total"]:
         raise RuntimeError(f"amlc bench saw failures: {summary['failures']}")
-    return float(summary["throughput_rps"])
+    cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    load_s = (summary["validity"]["cpu_mean_percent"] or 0.0) / 100 * summary["duration_s"]
+    return (float(summary["throughput_rps"]), cpu_s / summary["requests"] * 1e6,
+            load_s / summary["requests"] * 1e6)
 
 
 def per_second_cost_ms(windows: int = 120, per_window: int = 2000) -> dict[str, float]:
@@ -135,6 +148,8 @@ def main() -> int:
     args = parser.parse_args()
     variants = ["none", "prometheus", "otlp"]
     figures: dict[str, list[float]] = {v: [] for v in variants}
+    cpu: dict[str, list[float]] = {v: [] for v in variants}
+    load_cpu: dict[str, list[float]] = {v: [] for v in variants}
     sink_server = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
     threading.Thread(target=sink_server.serve_forever, daemon=True).start()
     sink = f"http://127.0.0.1:{sink_server.server_address[1]}"
@@ -148,10 +163,13 @@ def main() -> int:
             for round_index in range(args.rounds):
                 shift = round_index % len(variants)
                 for variant in variants[shift:] + variants[:shift]:
-                    rps = run(variant, url, args, tmp, sink)
+                    rps, us, load_us = run(variant, url, args, tmp, sink)
                     figures[variant].append(rps)
-                    print(f"round {round_index + 1}: {variant:<10} {rps:10,.1f} req/s",
-                          flush=True)
+                    cpu[variant].append(us)
+                    load_cpu[variant].append(load_us)
+                    print(f"round {round_index + 1}: {variant:<10} {rps:10,.1f} req/s "
+                          f"{us:8.1f} CPU µs/request (load process while running: "
+                          f"{load_us:.1f})", flush=True)
                     time.sleep(0.5)
         finally:
             proc.terminate()
@@ -166,6 +184,15 @@ def main() -> int:
         cost = 1 - statistics.median(ratios)
         print(f"{variant:<10} {median:13,.1f} {cost:24.1%}   "
               f"({', '.join(f'{r:.3f}' for r in ratios)})")
+    for label, table in (("CPU µs/request, all", cpu),
+                         ("CPU µs/request, load process running", load_cpu)):
+        print()
+        print(f"{label:<38} {'extra (median of rounds)':>25}   (each round: variant / none)")
+        for variant in variants:
+            ratios = [v / n for v, n in zip(table[variant], table["none"], strict=True)]
+            print(f"  {variant:<10} {statistics.median(table[variant]):25.1f} "
+                  f"{statistics.median(ratios) - 1:25.1%}   "
+                  f"({', '.join(f'{r:.3f}' for r in ratios)})")
     costs = per_second_cost_ms()
     print()
     print("CPU per update on a 120 s run's recording (240,000 requests, 120 windows):")

@@ -225,6 +225,9 @@ def test_a_worker_killed_mid_run_is_reported_and_the_result_is_partial(hosts: Ho
             f"{lost['sent']:,} requests") in err
     assert "the result is partial" in err
     received = hosts.endpoint_count()
+    # Beside the processes' logs, for whoever reads a failure.
+    (hosts.tmp / "counts.json").write_text(json.dumps(
+        {"merged": summary["requests"], "endpoint": received, "lost": lost}))
     # Everything merged reached the endpoint; what the lost worker sent after its last report
     # (a second of its load at most) is known only to the endpoint.
     assert lost["answered"] < summary["requests"] <= received
