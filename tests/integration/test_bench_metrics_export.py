@@ -131,6 +131,10 @@ def test_prometheus_sees_the_run_live_and_its_final_count(
     finally:
         prometheus.stop()
     requests = summary["requests"]
+    # Beside the logs, for whoever reads a failure.
+    (tmp_path / "counts.json").write_text(json.dumps(
+        {"summary": requests, "prometheus": scraped, "by_outcome": by_outcome,
+         "samples": samples}))
     assert requests > 0 and scraped is not None
     assert abs(scraped - requests) <= 0.02 * requests, (scraped, requests)
     assert set(by_outcome) == {"ok", *summary["failures"]["by_kind"]}
