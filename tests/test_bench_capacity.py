@@ -73,13 +73,19 @@ def test_the_generator_limit_gives_a_lower_bound_never_found():
     search = CapacitySearch(SearchSettings(start_rps=10, max_rps=1000))
     search.observe(_step(10, True))
     search.observe(_step(20, False, valid=False))
+    assert search.next_rate() == 20  # once more: a busy machine has moments
+    search.observe(_step(20, True))
+    assert search.next_rate() == 40
+    search.observe(_step(40, False, valid=False))
+    assert search.next_rate() == 40
+    search.observe(_step(40, False, valid=False))
     assert search.next_rate() is None
-    assert "load generator could not apply 20 req/s while the endpoint had headroom" in \
+    assert "load generator could not apply 40 req/s while the endpoint had headroom" in \
         search.stopped_because
     result = search.result([])
-    assert not result.found and result.at_least_rps == 10
+    assert not result.found and result.at_least_rps == 20 and result.max_rate_rps is None
     assert capacity_answer(result) == \
-        "capacity ≥ 10.0 req/s (the load generator's limit: add --workers)"
+        "capacity ≥ 20.0 req/s (the load generator's limit: add --workers)"
 
 
 def test_a_saturated_endpoint_is_not_the_generator_limit():
@@ -97,6 +103,16 @@ def test_a_saturated_endpoint_is_not_the_generator_limit():
                                  baseline_p50_ms=20.0, senders_exhausted=False)
     assert not generator_limited(cpu_saturated_s=1, cpu_samples=20, endpoint_p50_ms=20.0,
                                  baseline_p50_ms=20.0, senders_exhausted=False)
+    # ... unless its sends slipped while the endpoint answered all it got within the
+    # objectives (send -> reply): then the schedule, not the endpoint, missed them.
+    idle_cpu = {"cpu_saturated_s": 0, "cpu_samples": 4, "endpoint_p50_ms": 20.0,
+                "baseline_p50_ms": 20.0}
+    assert generator_limited(**idle_cpu, senders_exhausted=False, sends_slipped=True,
+                             held_from_send=True)
+    assert not generator_limited(**idle_cpu, senders_exhausted=False, sends_slipped=True,
+                                 held_from_send=False)
+    assert not generator_limited(**idle_cpu, senders_exhausted=True, sends_slipped=True,
+                                 held_from_send=True)
 
 
 def test_a_step_ends_once_its_miss_is_certain():

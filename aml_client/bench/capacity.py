@@ -14,9 +14,11 @@ What a step says:
   endpoint, senders all waiting on in-flight requests, sends slipping behind them: the
   corrected latency carries that wait): **failed**, and the search bisects on. A step whose
   measurements already guarantee the miss ends early (:func:`guaranteed_miss`);
-* the load process itself was the bottleneck — its CPU saturated, measured, while the
-  endpoint had headroom (:func:`generator_limited`): **unmeasurable** (``valid`` False). The
-  search stops and the answer is a lower bound, "capacity ≥ X req/s", never "found".
+* the load process itself was the bottleneck while the endpoint had headroom
+  (:func:`generator_limited`: its CPU saturated, measured; or its sends slipped while every
+  request the endpoint got was answered within the objectives): **unmeasurable** (``valid``
+  False). The step is run once more (a busy machine has moments); a second time, the search
+  stops and the answer is a lower bound, "capacity ≥ X req/s", never "found".
 
 Pure logic, no Locust: the load process runs the steps (one process for every step), this
 module decides the next rate and reads the answer off the steps.
@@ -88,6 +90,9 @@ class CapacitySearch:
     stopped_because: str = ""
     #: the load generator reached its limit: the capacity is at least ``passed_rps``
     generator_bound: bool = False
+    #: a rate whose step was unmeasurable once, to run again
+    retry_rps: float | None = None
+    _retried: set[float] = field(default_factory=set)
 
     def next_rate(self) -> float | None:
         """The next rate to try, or None when the search is over (see ``stopped_because``)."""
@@ -99,6 +104,9 @@ class CapacitySearch:
             return None
         if not self.steps:
             return min(s.start_rps, s.max_rps)
+        if self.retry_rps is not None:
+            rate, self.retry_rps = self.retry_rps, None
+            return rate
         if self.failed_rps is None:
             assert self.passed_rps is not None
             if self.passed_rps >= s.max_rps:
@@ -126,6 +134,10 @@ class CapacitySearch:
     def observe(self, step: CapacityStep) -> None:
         """Take in one finished step."""
         self.steps.append(step)
+        if not step.valid and step.rate_rps not in self._retried:
+            self._retried.add(step.rate_rps)
+            self.retry_rps = step.rate_rps
+            return
         if not step.valid:
             self.generator_bound = True
             self._stop(
@@ -143,7 +155,7 @@ class CapacitySearch:
         bound = self.generator_bound
         return Capacity(
             found=self.passed_rps is not None and not bound,
-            max_rate_rps=self.passed_rps,
+            max_rate_rps=None if bound else self.passed_rps,
             at_least_rps=self.passed_rps if bound else None,
             knee_rps=knee(self.steps),
             knee_rule=KNEE_RULE,
@@ -200,17 +212,26 @@ def generator_limited(
     endpoint_p50_ms: float | None,
     baseline_p50_ms: float | None,
     senders_exhausted: bool,
+    sends_slipped: bool = False,
+    held_from_send: bool = False,
 ) -> bool:
     """Was the load process, not the endpoint, the bottleneck of a step?
 
-    Only when both hold: the load process's CPU was saturated (measured: at least a quarter of
-    its one-second samples at >= 90 % of a core, and at least one), and the endpoint had
-    headroom — not every sender was waiting on it, and its own send -> reply p50 stayed within
-    :data:`KNEE_FACTOR` of the lightest step's. A busy machine that takes CPU away from the
-    load process does not saturate it (its CPU time drops): the slips it causes are in the
-    corrected latency, and the step is judged on it.
+    Never when every sender was waiting on the endpoint (it saturated). Otherwise when either
+    is measured:
+
+    * the load process's CPU saturated (at least a quarter of its one-second samples at
+      >= 90 % of a core, and at least one) while the endpoint had headroom: its own send ->
+      reply p50 stayed within :data:`KNEE_FACTOR` of the lightest step's;
+    * its sends slipped (more than 1 % late, as for a run's validity) — a busy machine that
+      starves it of CPU — while every objective held on the send -> reply latency: the
+      endpoint answered what it got in time, only the schedule was not kept.
     """
-    if cpu_saturated_s < max(1, math.ceil(0.25 * cpu_samples)) or senders_exhausted:
+    if senders_exhausted:
+        return False
+    if sends_slipped and held_from_send:
+        return True
+    if cpu_saturated_s < max(1, math.ceil(0.25 * cpu_samples)):
         return False
     if endpoint_p50_ms is None:
         return True  # nothing came back to blame the endpoint for

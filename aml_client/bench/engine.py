@@ -804,10 +804,12 @@ def _step_of(
     from aml_client.bench import slo
     from aml_client.bench.capacity import generator_limited
     from aml_client.bench.summarize import summarize
-    from aml_client.bench.summary import CPU_SATURATED
+    from aml_client.bench.summary import CPU_SATURATED, LATE_FRACTION_LIMIT, LATE_MIN_COUNT
 
     summary = summarize(result)
     outcomes = slo.evaluate(summary, objectives)
+    # The same objectives on send -> reply: what the endpoint did with the requests it got.
+    from_send = slo.evaluate(summary.model_copy(update={"corrected": None}), objectives)
     judged = summary.judged
     load = result.load
     notes = [o.message for o in outcomes if not o.passed]
@@ -821,12 +823,19 @@ def _step_of(
         notes.append(f"{load.late_sends} of {result.requests} sends left more than 10 ms late "
                      "(the corrected latency includes the wait)")
     endpoint_p50 = summary.latency.value_ms("p50")
+    slipped = load.late_sends >= LATE_MIN_COUNT and \
+        load.late_sends > LATE_FRACTION_LIMIT * max(result.requests, 1)
     limited = generator_limited(
         cpu_saturated_s=load.cpu_saturated_s, cpu_samples=round(load.cpu_samples),
         endpoint_p50_ms=endpoint_p50, baseline_p50_ms=lightest_p50_ms,
-        senders_exhausted=exhausted,
+        senders_exhausted=exhausted, sends_slipped=slipped,
+        held_from_send=all(o.passed for o in from_send),
     )
-    if limited:
+    if limited and slipped and all(o.passed for o in from_send):
+        notes.append("the load process's sends slipped while the endpoint answered every "
+                     "request within the objectives (send -> reply): the machine did not "
+                     "give the load process the CPU it needed")
+    elif limited:
         notes.append(
             f"the load process used >= {CPU_SATURATED:.0%} of a CPU core for "
             f"{load.cpu_saturated_s} of {load.cpu_samples} s while the endpoint's own p50 "

@@ -7,8 +7,11 @@ it arrives, the thread only sleeps until then), so its capacity stays K/S on a b
 the answer must be within 10 % of it from the default start rate and from a start rate above
 capacity, with two CPU-bound processes beside the test (``tests/support/busy.py``).
 
-Steps are short (2 s after a 0.5 s warm-up) and judged on p90 (44 samples resolve it at 99 %
-confidence), so a whole search takes well under a minute.
+Steps are short (3 s after a 1 s warm-up, those past capacity end early) and judged on p90
+(44 samples resolve it at 99 % confidence), so a whole search takes about a minute. At 10 %
+past capacity the queue wait grows by 0.1 s every second: 0.37 s at the step's p90, a miss;
+at 10 % below it there is no queue, and a step fails only if its sends are held back by more
+than 170 ms for 10 % of it.
 """
 
 from __future__ import annotations
@@ -21,13 +24,13 @@ from support.bench import bench_env, run_bench, start_server
 
 pytestmark = pytest.mark.slow
 
-SLO = "p90<=200ms"
-SHORT_STEPS = ["--step-duration", "2s", "--warmup", "0.5s"]
+SLO = "p90<=250ms"
+SHORT_STEPS = ["--step-duration", "3s", "--warmup", "1s"]
 
 
-def _search(srv, tmp_path: Path, name: str, *args: str) -> tuple[dict, str]:
+def _search(srv, tmp_path: Path, name: str, *args: str, slo: str = SLO) -> tuple[dict, str]:
     done = run_bench(
-        ["--find-capacity", "--slo", SLO, *SHORT_STEPS, "--json",
+        ["--find-capacity", "--slo", slo, *SHORT_STEPS, "--json",
          "--report-dir", str(tmp_path / name), *args],
         bench_env(srv), tmp_path, timeout_s=240,
     )
@@ -45,9 +48,9 @@ def test_capacity_search_finds_the_known_capacity(tmp_path: Path, slots: int,
     true_rps = slots / (service_ms / 1000)
     srv = start_server(tmp_path, "--service-ms", str(service_ms), "--slots", str(slots))
     try:
-        # From the default start rate (10 req/s: doubling, then bisection) and from 3x the
+        # From the default start rate (10 req/s: doubling, then bisection) and from twice the
         # capacity (halving, then bisection).
-        for start in (None, 3 * true_rps):
+        for start in (None, 2 * true_rps):
             args = [] if start is None else ["--start-rate", f"{start:g}"]
             summary, log = _search(srv, tmp_path, f"from-{start}", *args)
             capacity = summary["capacity"]
@@ -71,27 +74,30 @@ def test_capacity_search_finds_the_known_capacity(tmp_path: Path, slots: int,
             lines = [line for line in log.splitlines() if line.startswith("step ")]
             assert len(lines) == len(steps) and all(", p90 " in line for line in lines), log
             # The report's figures are those of the step at capacity.
-            assert summary["config"]["rate"] == capacity["max_rate_rps"]
+            assert summary["config"]["rate"] == pytest.approx(capacity["max_rate_rps"], abs=1e-3)
     finally:
         srv.stop()
 
 
 def test_refusals_fail_a_step_even_when_latency_holds(tmp_path: Path) -> None:
-    """2 slots x 20 ms answering 429 at once past 4 pending requests: past 100 req/s the
-    latency of the answered requests stays low, the refusals grow. The implied error objective
-    fails those steps, so the capacity is still 100 req/s."""
-    srv = start_server(tmp_path, "--service-ms", "20", "--slots", "2", "--max-pending", "4")
+    """2 slots x 20 ms answering 429 at once past 16 pending requests: past 100 req/s the
+    latency of the answered requests stays under 200 ms, the refusals grow. The implied error
+    objective fails those steps, so the capacity found is never above 100 req/s (+10 %); a
+    latency objective alone would hold at every rate. (Refusals also follow bursts of sends
+    held back by a busy machine, hence the loose lower bound.)"""
+    srv = start_server(tmp_path, "--service-ms", "20", "--slots", "2", "--max-pending", "16")
     reports = tmp_path / "reports"
     junit = tmp_path / "capacity.xml"
     try:
-        summary, _ = _search(srv, tmp_path, "reports", "--start-rate", "40",
-                             "--junit", str(junit))
+        summary, _ = _search(srv, tmp_path, "reports", "--start-rate", "200",
+                             "--junit", str(junit), slo="p95<=1s")
         capacity = summary["capacity"]
-        assert abs(capacity["max_rate_rps"] - 100) <= 10, capacity
+        assert capacity["found"] is True
+        assert 50 <= capacity["max_rate_rps"] <= 110, capacity
         refused = [s for s in capacity["steps"] if s["judged"]["error_rate"] > 0.01]
         assert refused and not any(s["passed"] for s in refused)
         for step in refused:
-            assert step["judged"]["p90"] <= 200, step  # the latency alone would have passed
+            assert step["judged"]["p95"] <= 1000, step  # the latency alone would have passed
             assert any("error_rate" in note and "(implied): MISSED" in note
                        for note in step["notes"]), step
         assert srv.count()["by_status"].get("429", 0) > 0
