@@ -823,8 +823,10 @@ def _step_of(
         notes.append(f"{load.late_sends} of {result.requests} sends left more than 10 ms late "
                      "(the corrected latency includes the wait)")
     endpoint_p50 = summary.latency.value_ms("p50")
+    # Late sends matter only to a step they made miss.
     slipped = load.late_sends >= LATE_MIN_COUNT and \
-        load.late_sends > LATE_FRACTION_LIMIT * max(result.requests, 1)
+        load.late_sends > LATE_FRACTION_LIMIT * max(result.requests, 1) and \
+        (not all(o.passed for o in outcomes) or ended_early is not None)
     limited = generator_limited(
         cpu_saturated_s=load.cpu_saturated_s, cpu_samples=round(load.cpu_samples),
         endpoint_p50_ms=endpoint_p50, baseline_p50_ms=lightest_p50_ms,
