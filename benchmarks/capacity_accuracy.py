@@ -1,6 +1,6 @@
 """How close ``amlc bench --find-capacity`` comes to a capacity known in advance.
 
-Each calibrated server (``tests/support/calibrated.py --slots K --service-ms S``) completes at
+Each server (``tests/support/slots_server.py --slots K --service-ms S``, asyncio) completes at
 most K / S requests per second: its slots are a model on the monotonic clock, so that figure
 holds on a busy machine too. For every server and start rate (the default 10 req/s, and twice
 the capacity) one real ``amlc bench --find-capacity`` process searches it; the table gives the
@@ -27,7 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from support.bench import bench_env, run_bench, start_server  # noqa: E402
+from support.bench import bench_env, run_bench, start_slots_server  # noqa: E402
 
 SERVERS = "2x20,8x80,1x5"
 
@@ -35,7 +35,7 @@ SERVERS = "2x20,8x80,1x5"
 def _search(tmp: Path, slots: int, service_ms: float, start: float | None,
             args: argparse.Namespace) -> dict[str, Any]:
     true_rps = slots / (service_ms / 1000)
-    srv = start_server(tmp, "--service-ms", str(service_ms), "--slots", str(slots))
+    srv = start_slots_server(tmp, slots, service_ms)
     try:
         extra = [] if start is None else ["--start-rate", f"{start:g}"]
         began = time.monotonic()

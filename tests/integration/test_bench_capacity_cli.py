@@ -2,8 +2,9 @@
 
 The server serves at most K requests at once, each for S ms, so it completes at most K/S
 requests per second; past that the queue (and the latency) grows for as long as the step lasts:
-a sharp knee. Its slots are a model on the monotonic clock (each request's end is computed when
-it arrives, the thread only sleeps until then), so its capacity stays K/S on a busy machine:
+a sharp knee. Its slots are a model on the monotonic clock in one asyncio loop
+(``support/slots_server.py``: each request's end is computed when it arrives, the handler only
+awaits it), so its capacity stays K/S on a busy machine:
 the answer must be within 10 % of it from the default start rate and from a start rate above
 capacity, with two CPU-bound processes beside the test (``tests/support/busy.py``).
 
@@ -20,7 +21,7 @@ import json
 from pathlib import Path
 
 import pytest
-from support.bench import bench_env, run_bench, start_server
+from support.bench import bench_env, run_bench, start_server, start_slots_server
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +47,7 @@ def _search(srv, tmp_path: Path, name: str, *args: str, slo: str = SLO) -> tuple
 def test_capacity_search_finds_the_known_capacity(tmp_path: Path, slots: int,
                                                   service_ms: float) -> None:
     true_rps = slots / (service_ms / 1000)
-    srv = start_server(tmp_path, "--service-ms", str(service_ms), "--slots", str(slots))
+    srv = start_slots_server(tmp_path, slots, service_ms)
     try:
         # From the default start rate (10 req/s: doubling, then bisection) and from twice the
         # capacity (halving, then bisection).
@@ -85,7 +86,7 @@ def test_refusals_fail_a_step_even_when_latency_holds(tmp_path: Path) -> None:
     objective fails those steps, so the capacity found is never above 100 req/s (+10 %); a
     latency objective alone would hold at every rate. (Refusals also follow bursts of sends
     held back by a busy machine, hence the loose lower bound.)"""
-    srv = start_server(tmp_path, "--service-ms", "20", "--slots", "2", "--max-pending", "16")
+    srv = start_slots_server(tmp_path, 2, 20, "--max-pending", "16")
     reports = tmp_path / "reports"
     junit = tmp_path / "capacity.xml"
     try:
