@@ -121,10 +121,11 @@ def _plan(
 
 
 def _objectives(texts: list[str] | None) -> list[Any]:
+    """The --slo objectives, with the implied error objective when they set no error rate."""
     from aml_client.bench import slo
 
     try:
-        return slo.parse_slos(texts or [])
+        return slo.with_implied(slo.parse_slos(texts or []))
     except ValueError as exc:
         raise ConfigError(f"--slo {exc}") from exc
 
@@ -653,6 +654,10 @@ def bench(
             f"{bodies} from {target.payload['source']}",
             markup=False,
         )
+        if objectives:
+            output.console.print(
+                f"objectives: {', '.join(o.label for o in objectives)}", markup=False
+            )
     live = not as_json and not web and role != "worker" and output.console.is_terminal
     total = f"/{plan.max_requests:,}" if plan.max_requests else ""
     started = time.monotonic()
@@ -852,7 +857,9 @@ def _capacity_settings(
 
 def _capacity_verdict(summary: BenchSummary, junit: Path | None, *, quiet: bool) -> None:
     """Exit 0 when a capacity was found (for every deployment of a blue/green run), 5 when
-    even the lowest rate missed."""
+    even the lowest rate missed or the load generator's limit came first (then the answer is
+    only a lower bound)."""
+    from aml_client.bench import render
     from aml_client.bench.junit import Case, write_junit
 
     searches: list[tuple[str, Capacity | None]] = (
@@ -878,6 +885,11 @@ def _capacity_verdict(summary: BenchSummary, junit: Path | None, *, quiet: bool)
             cases.append(Case(f"{prefix}capacity found", output=line))
             if not quiet:
                 output.stdout.print(Text(line, style="green"))
+        elif capacity.at_least_rps is not None:
+            # A lower bound, not an answer: the load generator, not the endpoint, gave out.
+            line = f"{prefix}{render.capacity_answer(capacity)}"
+            missing.append(f"{line}; {capacity.stopped_because}")
+            cases.append(Case(f"{prefix}capacity found", failure=line))
         else:
             missing.append(f"{prefix}{capacity.stopped_because}")
             cases.append(Case(f"{prefix}capacity found", failure=capacity.stopped_because))
