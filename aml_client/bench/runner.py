@@ -301,6 +301,7 @@ def run_local(config: dict[str, Any], emit: _Emitter, stdin: _Stdin | None = Non
         headless=not web,
         locust_stats=bool(web),
     )
+    engine.live_metrics = bool(config.get("live_metrics"))
     _stop_on_signals(environment)
     if config.get("parent_pid"):
         _watch_parent(environment, int(config["parent_pid"]))
@@ -335,6 +336,7 @@ def run_master(config: dict[str, Any], emit: _Emitter, stdin: _Stdin | None = No
         headless=not web,
         locust_stats=bool(web),
     )
+    engine.live_metrics = bool(config.get("live_metrics"))
     _stop_on_signals(environment)
     if config.get("parent_pid"):
         _watch_parent(environment, int(config["parent_pid"]))
