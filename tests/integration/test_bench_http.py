@@ -218,6 +218,21 @@ def test_a_run_whose_requests_failed_exits_4(server: FaultServer, tmp_path: Path
     assert "http_500" in done.stdout  # the report was still shown
 
 
+def test_the_implied_error_objective_does_not_accept_failures(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    # 1 failure in 200 meets the implied error_rate<=1%, yet the run failed requests: exit 4.
+    server.queue(Reply(500, {"message": "boom"}))
+    done = run_bench(
+        ["-n", "200", "-u", "1", "--workers", "1", "--slo", "p99<=60s", "--report-dir",
+         str(tmp_path / "r")],
+        _env(server),
+        tmp_path,
+    )
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "error: 1 of 200 requests failed (http_500 1)" in done.stderr
+
+
 def test_a_group_of_runs_whose_requests_failed_exits_4(
     server: FaultServer, tmp_path: Path
 ) -> None:
