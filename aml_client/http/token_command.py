@@ -159,7 +159,7 @@ def _run_bounded(argv: list[str], timeout_s: float, program: str) -> tuple[bytes
     streams = {proc.stdout.fileno(): "out", proc.stderr.fileno(): "err"}
     kept = {"out": bytearray(), "err": bytearray()}
     failure: str | None = None
-    exited = _ExitWatch(proc.pid)
+    exited = _ExitWatch(proc)
 
     def take(fd: int) -> bool:
         """Read what ``fd`` holds now; False at its end. Sets ``failure`` on too much output."""
@@ -195,7 +195,8 @@ def _run_bounded(argv: list[str], timeout_s: float, program: str) -> tuple[bytes
                 if remaining <= 0:
                     failure = (
                         f"token command `{program}` did not finish within {timeout_s:g} s "
-                        "(stopped, with everything it started)"
+                        "(stopped, with everything it started; token_command_timeout or "
+                        "AMLC_TOKEN_COMMAND_TIMEOUT allows longer)"
                     )
                     break
                 wait = remaining if exited.fd is not None else min(remaining, _POLL_S)
@@ -223,28 +224,33 @@ _POLL_S = 0.05
 
 
 class _ExitWatch:
-    """Whether a child has exited, without reaping it: its id (and so its process group's)
-    cannot be reused before the group is killed."""
+    """Whether a child has exited, without reaping it where the system allows (``waitid``
+    with ``WNOWAIT``): its id, and so its process group's, cannot be reused before the group
+    is killed."""
 
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
         self.fd: int | None = None
         pidfd_open = getattr(os, "pidfd_open", None)
         if pidfd_open is not None:
             try:
-                self.fd = pidfd_open(pid)
+                self.fd = pidfd_open(proc.pid)
             except OSError:
                 self.fd = None
         self._done = False
 
     def check(self) -> bool:
-        if not self._done:
-            try:
-                result = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-            except ChildProcessError:
-                result = None
-                self._done = True
-            self._done = self._done or result is not None
+        if self._done:
+            return True
+        waitid = getattr(os, "waitid", None)
+        if waitid is None:  # macOS: reaping is the only way to tell
+            self._done = self.proc.poll() is not None
+            return self._done
+        try:
+            result = waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            result = True  # reaped elsewhere: gone all the same
+        self._done = result is not None
         return self._done
 
     def close(self) -> None:
