@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -157,6 +158,30 @@ def _progress_table(event: dict[str, Any], total: str) -> Table:
     return table
 
 
+#: Seconds between two progress lines on a non-terminal (a CI log): the first comes at once.
+PROGRESS_EVERY_S = 5.0
+
+
+def _progress_line(event: dict[str, Any], total: str) -> str:
+    """Progress as one plain line: what a CI log keeps of the live table."""
+    label = " (corrected)" if event.get("measure") == "corrected" else ""
+    busy = ("in flight", event["in_flight"]) if "in_flight" in event else (
+        "users", event.get("users", 0))
+    return (f"progress: {event.get('elapsed_s', 0):.0f} s, "
+            f"{event.get('requests', 0):,}{total} requests, {event.get('rps', 0):,.1f} req/s, "
+            f"{event.get('failures', 0):,} failures, {busy[1]} {busy[0]}, "
+            f"p50{label} {_ms(event.get('p50_us', 0))}, p99{label} {_ms(event.get('p99_us', 0))}, "
+            f"max{label} {_ms(event.get('max_us', 0))}")
+
+
+def _live_view(event: dict[str, Any], total: str) -> Table | Text:
+    """The live table, or its plain line on a terminal too narrow for the table."""
+    table = _progress_table(event, total)
+    if output.table_width(table, output.console) <= output.console.width:
+        return table
+    return Text(_progress_line(event, total))
+
+
 def print_summary(summary: BenchSummary, report_dir: str | None) -> None:
     """The final tables, exactly as ``amlc report show`` prints them."""
     from aml_client.cli.report import print_summary as show
@@ -182,10 +207,16 @@ def _show_log_line(line: str) -> None:
 
 
 def _follow(
-    proc: Any, *, live: bool, total: str, web: bool = False
+    proc: Any, *, live: bool, total: str, web: bool = False, lines: bool = False,
+    clock: Callable[[], float] = time.monotonic,
 ) -> tuple[list[dict[str, Any]], str | None, bool]:
-    """Read the load process's events until it exits: (results, error message, interrupted)."""
+    """Read the load process's events until it exits: (results, error message, interrupted).
+
+    Progress goes to a live table on a terminal (``live``), else, with ``lines``, to a plain
+    line on stderr every :data:`PROGRESS_EVERY_S` seconds.
+    """
     results: list[dict[str, Any]] = []
+    last_line: float | None = None
     error: str | None = None
     error_code = BenchError.exit_code
     display: Live | None = None
@@ -213,7 +244,13 @@ def _follow(
                 continue
             kind = event.get("type")
             if kind == "progress" and display is not None:
-                display.update(_progress_table(event, total))
+                display.update(_live_view(event, total))
+            elif kind == "progress" and lines:
+                now = clock()
+                if last_line is None or now - last_line >= PROGRESS_EVERY_S:
+                    last_line = now
+                    output.console.print(_progress_line(event, total), markup=False,
+                                         soft_wrap=True)
             elif kind == "status":
                 output.console.print(f"[dim]{event.get('message', '')}[/]")
             elif kind == "web":
@@ -433,6 +470,15 @@ def bench(
         typer.Option("--junit", help="Write JUnit XML: one test case per --slo, plus validity."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary JSON only.")] = False,
+    repeat: Annotated[
+        int,
+        typer.Option(
+            "--repeat",
+            min=1,
+            help="Run the same load N times, one after the other, and write a group of the N "
+            "runs (amlc report compare takes it as one side, counting the noise between runs).",
+        ),
+    ] = 1,
 ) -> None:
     """Benchmark the endpoint's latency under load (Locust + HdrHistogram).
 
@@ -454,6 +500,9 @@ def bench(
 
     if master and worker:
         raise ConfigError("--master and --worker exclude each other")
+    if repeat > 1 and (web or master or worker or find_capacity or junit is not None):
+        raise ConfigError("--repeat runs headless runs of its own: drop --web, --master, "
+                          "--worker, --find-capacity and --junit")
     if arrival not in ARRIVALS:
         raise ConfigError(f"--arrival must be one of {', '.join(ARRIVALS)}")
     if rate is not None and rate <= 0:
@@ -562,6 +611,10 @@ def bench(
     started = time.monotonic()
     # A SIGTERM ends the run like Ctrl-C: the load process stops and still reports.
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    if repeat > 1:
+        _repeat(repeat, role, config, target, live=live, total=total, as_json=as_json,
+                objectives=objectives, allow_invalid=allow_invalid)
+        return
     proc = LoadProcess(
         role,
         config,
@@ -569,7 +622,8 @@ def bench(
         credential=target.credential,
         secret_env=target.secret_env,
     )
-    results, error, interrupted = _follow(proc, live=live, total=total, web=web)
+    results, error, interrupted = _follow(proc, live=live, total=total, web=web,
+                                          lines=not live and not web and role != "worker")
     if error:
         raise BenchError(error)
     if role == "worker":
@@ -605,6 +659,69 @@ def bench(
         if not check_objectives(summary, objectives, allow_invalid=allow_invalid, quiet=as_json,
                                 junit=junit):
             raise typer.Exit(EXIT_SLO_MISSED)
+
+
+def _repeat(
+    count: int, role: str, config: dict[str, Any], target: Any, *, live: bool, total: str,
+    as_json: bool, objectives: list[Any], allow_invalid: bool,
+) -> None:
+    """``--repeat N``: N runs of the same load, one line each, then a group of them (written
+    also when the runs are interrupted, with the runs that finished)."""
+    from aml_client.bench.launch import LoadProcess
+    from aml_client.bench.report import write_group
+    from aml_client.bench.summary import BenchSummary
+
+    started = time.time()
+    summaries: list[BenchSummary] = []
+    interrupted = False
+    for index in range(count):
+        if not as_json:
+            output.note(f"run {index + 1} of {count}")
+        proc = LoadProcess(role, config, on_log=_show_log_line, credential=target.credential,
+                           secret_env=target.secret_env)
+        results, error, interrupted = _follow(proc, live=live, total=total, lines=not live)
+        if error:
+            raise BenchError(error)
+        if results:
+            summary = BenchSummary.model_validate(results[-1]["summary"])
+            summary.report_dir = results[-1].get("report_dir")
+            summaries.append(summary)
+            if not as_json:
+                output.result(_run_line(index + 1, count, summary), markup=False)
+        if interrupted or not results:
+            break
+    members = [Path(s.report_dir) for s in summaries if s.report_dir]
+    group = (write_group(config["report_root"], members, started_at=started,
+                         endpoint=str(target.name)) if members else None)
+    if as_json:
+        output.print_json({"group_id": group.name if group else None,
+                           "group_dir": str(group) if group else None,
+                           "runs": [s.to_data() for s in summaries]})
+    elif group is not None:
+        output.result(f"group of {output.plural(len(members), 'run')}: {group}", markup=False)
+    if interrupted:
+        raise KeyboardInterrupt
+    if len(summaries) < count:
+        raise BenchError("the load process ended without a result")
+    if objectives:
+        from aml_client.cli.report import check_objectives
+
+        held = [check_objectives(s, objectives, allow_invalid=allow_invalid, quiet=as_json)
+                for s in summaries]
+        if not all(held):
+            raise typer.Exit(EXIT_SLO_MISSED)
+
+
+def _run_line(index: int, count: int, summary: BenchSummary) -> str:
+    """One line per run of a group: id, rate, judged p50/p99, validity."""
+    judged = summary.judged
+    p50, p99 = judged.value_ms("p50"), judged.value_ms("p99")
+    rate = summary.throughput_rps
+    return (f"run {index}/{count} {summary.report_id}: {summary.requests:,} requests, "
+            + ("-" if rate is None else f"{rate:,.1f}") + " req/s, "
+            + f"p50 {'-' if p50 is None else f'{p50:,.1f}'} ms, "
+            + f"p99 {'-' if p99 is None else f'{p99:,.1f}'} ms"
+            + ("" if summary.valid else ", INVALID"))
 
 
 def _deployments(text: str | None, deployment: str | None) -> list[str] | None:
