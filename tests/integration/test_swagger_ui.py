@@ -297,10 +297,10 @@ def test_the_static_header_alone_is_not_enough(
     with _client(ui, page=True, cookie=False) as client:
         static = client.post(f"{PROXY_PREFIX}/score", json={"Inputs": {"data": []}})
         wrong_cookie = client.post(
-            f"{PROXY_PREFIX}/score", json={}, cookies={ui.cookie_name: "guess"}
+            f"{PROXY_PREFIX}/score", json={}, headers={"Cookie": f"{ui.cookie_name}=guess"}
         )
         other_port = client.post(  # the cookie of another amlc page on this machine
-            f"{PROXY_PREFIX}/score", json={}, cookies={"amlc_web_8089": ui.token}
+            f"{PROXY_PREFIX}/score", json={}, headers={"Cookie": f"amlc_web_8089={ui.token}"}
         )
         wrong_token = client.post(f"{PROXY_PREFIX}/score", json={}, headers={TOKEN_HEADER: "x"})
         in_query = client.post(f"{PROXY_PREFIX}/score?token=guess", json={})
