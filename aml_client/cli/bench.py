@@ -32,7 +32,11 @@ if TYPE_CHECKING:
 
 #: Exit code of a run that misses an objective.
 EXIT_SLO_MISSED = 5
+#: Exit code of a run whose result is partial: a load process (worker) was lost during it.
+EXIT_PARTIAL = 6
 DEFAULT_DURATION = "30s"
+#: Locust's own default port for a master (``--master``, ``--worker``).
+DEFAULT_MASTER_PORT = 5557
 
 
 class BenchError(AmlcError):
@@ -119,10 +123,11 @@ def _plan(
 
 
 def _objectives(texts: list[str] | None) -> list[Any]:
+    """The --slo objectives, with the implied error objective when they set no error rate."""
     from aml_client.bench import slo
 
     try:
-        return slo.parse_slos(texts or [])
+        return slo.with_implied(slo.parse_slos(texts or []))
     except ValueError as exc:
         raise ConfigError(f"--slo {exc}") from exc
 
@@ -208,12 +213,13 @@ def _show_log_line(line: str) -> None:
 
 def _follow(
     proc: Any, *, live: bool, total: str, web: bool = False, lines: bool = False,
-    clock: Callable[[], float] = time.monotonic,
+    clock: Callable[[], float] = time.monotonic, observer: Any = None,
 ) -> tuple[list[dict[str, Any]], str | None, bool]:
     """Read the load process's events until it exits: (results, error message, interrupted).
 
     Progress goes to a live table on a terminal (``live``), else, with ``lines``, to a plain
-    line on stderr every :data:`PROGRESS_EVERY_S` seconds.
+    line on stderr every :data:`PROGRESS_EVERY_S` seconds. ``observer`` (the live metrics)
+    sees every event first.
     """
     results: list[dict[str, Any]] = []
     last_line: float | None = None
@@ -243,6 +249,8 @@ def _follow(
                 events = proc.events()
                 continue
             kind = event.get("type")
+            if observer is not None:
+                observer(event)
             if kind == "progress" and display is not None:
                 display.update(_live_view(event, total))
             elif kind == "progress" and lines:
@@ -449,8 +457,16 @@ def bench(
         str, typer.Option("--master-host", help="Master to connect to (--worker).")
     ] = "127.0.0.1",
     master_port: Annotated[
-        int, typer.Option("--master-port", min=1, max=65535, help="Master's port.")
-    ] = 5557,
+        int | None,
+        typer.Option(
+            "--master-port",
+            min=1,
+            max=65535,
+            help="Master's port: --master listens on it, --worker connects to it (default "
+            f"{DEFAULT_MASTER_PORT}); with --workers N the local master listens on it "
+            "(default: any free port).",
+        ),
+    ] = None,
     report_dir: Annotated[
         Path, typer.Option("--report-dir", help="Where report directories go.")
     ] = Path("reports"),
@@ -470,6 +486,27 @@ def bench(
         typer.Option("--junit", help="Write JUnit XML: one test case per --slo, plus validity."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary JSON only.")] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option("--metrics-port", min=0, max=65535,
+                     help="Serve live metrics (Prometheus text) at http://HOST:PORT/metrics "
+                     "while the run lasts (0: any free port)."),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", help="Interface of --metrics-port.")
+    ] = "127.0.0.1",
+    otlp_endpoint: Annotated[
+        str | None,
+        typer.Option("--otlp-endpoint", metavar="URL",
+                     help="Push the same live metrics with OpenTelemetry (OTLP/HTTP) to URL, "
+                     "e.g. http://127.0.0.1:4318; headers from OTEL_EXPORTER_OTLP_HEADERS."),
+    ] = None,
+    metrics_linger: Annotated[
+        str,
+        typer.Option("--metrics-linger",
+                     help="After the run, keep /metrics up until a scrape has read the final "
+                     "values, at most this long (and give OTLP this long to take them)."),
+    ] = "15s",
     repeat: Annotated[
         int,
         typer.Option(
@@ -549,8 +586,30 @@ def bench(
         from aml_client.bench.launch import check_port_free
 
         check_port_free("127.0.0.1", web_port)
-    if master:
-        checks.free_port(master_port, "--master-port", host=master_bind)
+    local_master = plan.workers > 1 and not master and not worker
+    if master_port is not None and not (master or worker or local_master):
+        raise ConfigError(
+            "--master-port needs --master, --worker or --workers N (N > 1): a single load "
+            "process has no master"
+        )
+    if master or (local_master and master_port is not None):
+        checks.free_port(master_port or DEFAULT_MASTER_PORT, "--master-port", host=master_bind)
+    live_metrics = metrics_port is not None or otlp_endpoint is not None
+    if live_metrics and worker:
+        raise ConfigError("--metrics-port/--otlp-endpoint go to the master: it serves the "
+                          "workers' aggregate")
+    if live_metrics and repeat > 1:
+        raise ConfigError("--metrics-port/--otlp-endpoint serve one run: not with --repeat")
+    if metrics_port is not None:
+        checks.free_port(metrics_port, "--metrics-port", host=metrics_host)
+    try:
+        linger_s = parse_duration(metrics_linger)
+    except ValueError as exc:
+        raise ConfigError(f"--metrics-linger: {exc}") from exc
+    if otlp_endpoint is not None:
+        from aml_client.bench.metrics_export import otlp_metrics_url
+
+        otlp_metrics_url(otlp_endpoint)
     if not worker:  # a worker writes no report: its master does
         checks.writable_dir(report_dir, "--report-dir")
     if junit is not None:
@@ -580,17 +639,27 @@ def bench(
     }
     if worker:
         role = "worker"
+        master_port = master_port or DEFAULT_MASTER_PORT
         config.update(master_host=master_host, master_port=master_port)
     elif master:
         role = "master"
-        config.update(expect_workers=expect_workers, bind_host=master_bind, bind_port=master_port)
-    elif plan.workers > 1:
+        config.update(
+            expect_workers=expect_workers,
+            bind_host=master_bind,
+            bind_port=master_port or DEFAULT_MASTER_PORT,
+        )
+    elif local_master:
         role = "master"
-        config.update(local_workers=plan.workers)
+        config.update(local_workers=plan.workers, bind_port=master_port or 0)
     else:
         role = "local"
     if web:
         config["web"] = {"host": "127.0.0.1", "port": web_port}
+    exporters = None
+    if live_metrics:
+        config["live_metrics"] = True
+        exporters = _start_exporters(objectives, plan, deployment, metrics_host, metrics_port,
+                                     otlp_endpoint)
     bodies = output.plural(
         int(target.payload["bodies"]), "distinct request body", "distinct request bodies"
     )
@@ -606,6 +675,10 @@ def bench(
             f"{bodies} from {target.payload['source']}",
             markup=False,
         )
+        if objectives:
+            output.console.print(
+                f"objectives: {', '.join(o.label for o in objectives)}", markup=False
+            )
     live = not as_json and not web and role != "worker" and output.console.is_terminal
     total = f"/{plan.max_requests:,}" if plan.max_requests else ""
     started = time.monotonic()
@@ -615,15 +688,23 @@ def bench(
         _repeat(repeat, role, config, target, live=live, total=total, as_json=as_json,
                 objectives=objectives, allow_invalid=allow_invalid)
         return
-    proc = LoadProcess(
-        role,
-        config,
-        on_log=_show_log_line,
-        credential=target.credential,
-        secret_env=target.secret_env,
-    )
-    results, error, interrupted = _follow(proc, live=live, total=total, web=web,
-                                          lines=not live and not web and role != "worker")
+    try:
+        proc = LoadProcess(
+            role,
+            config,
+            on_log=_show_log_line,
+            credential=target.credential,
+            secret_env=target.secret_env,
+        )
+        results, error, interrupted = _follow(
+            proc, live=live, total=total, web=web,
+            lines=not live and not web and role != "worker",
+            observer=exporters.state.observe if exporters is not None else None,
+        )
+    finally:
+        if exporters is not None:
+            for problem in exporters.close(linger_s):
+                output.warning(problem)
     if error:
         raise BenchError(error)
     if role == "worker":
@@ -650,6 +731,12 @@ def bench(
         print_summary(summary, directory)
     if interrupted and not web:
         raise KeyboardInterrupt
+    if summary.partial:
+        from aml_client.bench.fleet import describe
+
+        for lost in summary.lost_workers:
+            output.error(describe(lost))
+        raise typer.Exit(EXIT_PARTIAL)
     if capacity is not None:
         _capacity_verdict(summary, junit, quiet=as_json)
         return
@@ -659,6 +746,28 @@ def bench(
         if not check_objectives(summary, objectives, allow_invalid=allow_invalid, quiet=as_json,
                                 junit=junit):
             raise typer.Exit(EXIT_SLO_MISSED)
+
+
+def _start_exporters(
+    objectives: list[Any], plan: Any, deployment: str | None, host: str, port: int | None,
+    otlp_endpoint: str | None,
+) -> Any:
+    """The live metrics and their exporters (announced on stderr)."""
+    from aml_client.bench.metrics import LiveMetrics
+    from aml_client.bench.metrics_export import Exporters
+
+    state = LiveMetrics(
+        objectives=objectives, deployment=deployment or "",
+        scheduled_rate=plan.rate if plan.mode == "open" and plan.capacity is None else None,
+        judged_on="corrected" if plan.mode == "open" else "latency",
+    )
+    exporters = Exporters(state, prometheus=(host, port) if port is not None else None,
+                          otlp_endpoint=otlp_endpoint)
+    if exporters.prometheus is not None:
+        output.note(f"live metrics: {exporters.prometheus.url}")
+    if exporters.otlp is not None:
+        output.note(f"live metrics pushed to {exporters.otlp.url}")
+    return exporters
 
 
 def _repeat(
@@ -769,7 +878,9 @@ def _capacity_settings(
 
 def _capacity_verdict(summary: BenchSummary, junit: Path | None, *, quiet: bool) -> None:
     """Exit 0 when a capacity was found (for every deployment of a blue/green run), 5 when
-    even the lowest rate missed."""
+    even the lowest rate missed or the load generator's limit came first (then the answer is
+    only a lower bound)."""
+    from aml_client.bench import render
     from aml_client.bench.junit import Case, write_junit
 
     searches: list[tuple[str, Capacity | None]] = (
@@ -795,6 +906,11 @@ def _capacity_verdict(summary: BenchSummary, junit: Path | None, *, quiet: bool)
             cases.append(Case(f"{prefix}capacity found", output=line))
             if not quiet:
                 output.stdout.print(Text(line, style="green"))
+        elif capacity.at_least_rps is not None:
+            # A lower bound, not an answer: the load generator, not the endpoint, gave out.
+            line = f"{prefix}{render.capacity_answer(capacity)}"
+            missing.append(f"{line}; {capacity.stopped_because}")
+            cases.append(Case(f"{prefix}capacity found", failure=line))
         else:
             missing.append(f"{prefix}{capacity.stopped_because}")
             cases.append(Case(f"{prefix}capacity found", failure=capacity.stopped_because))

@@ -153,14 +153,16 @@ def check_objectives(
 ) -> bool:
     """Print each objective's outcome (misses as errors); True when all hold.
 
-    An INVALID run fails the check (the load generator, not the endpoint, may have set the
-    numbers) unless ``allow_invalid``. ``junit`` writes one test case per objective (and one
+    Objectives that set no error rate get the implied ``error_rate<=1%``. An INVALID run fails
+    the check (the load generator, not the endpoint, may have set the numbers) unless
+    ``allow_invalid``. ``junit`` writes one test case per objective (and one
     for the run's validity). In a blue/green run every objective applies to each deployment
     (one case per deployment and objective).
     """
     from aml_client.bench import render, slo
     from aml_client.bench.junit import Case, write_junit
 
+    objectives = slo.with_implied(objectives)  # failures are never a pass
     section = summary.blue_green
     judged: list[tuple[str, slo.Measured]] = (
         [(f"{run.name}: ", run) for run in section.runs] if section is not None
