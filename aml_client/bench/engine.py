@@ -123,6 +123,8 @@ class Engine:
         #: capacity step: measurement window (perf_counter ns) and replies that arrived in it
         self._step_window = (0, 0)
         self._step_answered = 0
+        #: called with every delta a worker sends its master (a results directory keeps them)
+        self.delta_taps: list[Callable[[dict[str, Any]], None]] = []
 
     def _new_recording(self) -> Recording:
         return Recording(open_model=self.plan.mode == "open", interval_s=self.plan.interval_s)
@@ -574,7 +576,7 @@ class Engine:
         runner = self.environment.runner
         if runner is None:
             return
-        data = {"delta": self.recording.take_delta(), "done": done}
+        data = {"delta": self._take_delta(), "done": done}
         try:
             runner.send_message(MSG_DELTA, data)
         except Exception:  # the master may already be gone
@@ -584,7 +586,13 @@ class Engine:
         """Worker: piggy-back the recording's delta on Locust's periodic report."""
         if self.recording.requests or self.recording.latency.out_of_range \
                 or self.recording.cpu_wall_s:
-            data["amlc"] = self.recording.take_delta()
+            data["amlc"] = self._take_delta()
+
+    def _take_delta(self) -> dict[str, Any]:
+        delta = self.recording.take_delta()
+        for tap in self.delta_taps:
+            tap(delta)
+        return delta
 
     def on_worker_report(self, client_id: str, data: dict[str, Any], **_kw: Any) -> None:
         """Master: merge a worker's periodic delta."""
@@ -827,6 +835,9 @@ def install(
         events.worker_report.add_listener(engine.on_worker_report)
     for user_class in environment.user_classes:
         user_class.host = target.base_url
+    from aml_client.bench.results_hook import attach_from_environment
+
+    attach_from_environment(environment, engine)  # AMLC_RESULTS_DIR / AMLC_RESULTS_LOG
     return engine
 
 
