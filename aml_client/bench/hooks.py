@@ -24,15 +24,23 @@ from locust.runners import WorkerRunner
 
 from aml_client.bench.engine import install
 from aml_client.bench.plan import BenchPlan
-from aml_client.bench.target import run_target_from_environment
+from aml_client.bench.target import RunTarget, run_target_from_environment
 
 __all__ = ["ENV_REPORT_DIR", "on_init"]
 
 ENV_REPORT_DIR = "AMLC_REPORT_DIR"
 
 
-def on_init(environment: Environment, runner: Any = None, web_ui: Any = None, **_kw: Any) -> None:
-    """Attach the engine (and the web UI's HDR tab) to a Locust environment."""
+def on_init(
+    environment: Environment, runner: Any = None, web_ui: Any = None, *,
+    target: RunTarget | None = None, **_kw: Any,
+) -> None:
+    """Attach the engine (and the web UI's HDR tab) to a Locust environment.
+
+    ``target``: one built beforehand, e.g. when the locustfile is imported — before a worker
+    connects to its master, so no spawn message can arrive before the engine is installed
+    (building it here fetches the swagger, and a worker answers its master meanwhile).
+    """
     if runner is None:  # e.g. ``locust --list``: nothing will run
         return
     options = environment.parsed_options
@@ -41,7 +49,8 @@ def on_init(environment: Environment, runner: Any = None, web_ui: Any = None, **
     headless = bool(getattr(options, "headless", False))
     # Locust's own --run-time bounds the test; the plan only describes it.
     plan = BenchPlan(mode="closed", users=users, spawn_rate=spawn_rate)
-    target = run_target_from_environment()
+    if target is None:
+        target = run_target_from_environment()
     report_root = (
         None if isinstance(runner, WorkerRunner) else os.environ.get(ENV_REPORT_DIR, "reports")
     )
