@@ -35,6 +35,8 @@ __all__ = [
     "ALT_PERCENTILES",
     "ExportSettings",
     "azure_failure_criteria",
+    "check_azure_options",
+    "check_kubernetes_options",
     "write_azure_load_testing",
     "write_kubernetes",
 ]
@@ -177,23 +179,41 @@ def _locust_env(settings: ExportSettings) -> dict[str, str]:
     }
 
 
-def write_azure_load_testing(
-    directory: str | Path, settings: ExportSettings, *, test_id: str, engines: int,
-    key_secret: str | None, auto_stop_errors: int = 90, auto_stop_window_s: int = 60,
-) -> Path:
-    """Write the Azure Load Testing bundle into ``directory``; return the test YAML's path."""
+def check_azure_options(
+    test_id: str, engines: int, key_secret: str | None, auto_stop_errors: int = 90
+) -> None:
+    """Refuse what the service would (before anything is built or asked of the endpoint)."""
     if not _TEST_ID.match(test_id):
         raise ConfigError(f"--test-id {test_id!r}: 2 to 50 characters of a-z, 0-9, _ and -")
     if not 1 <= engines <= 400:
         raise ConfigError("--engines must be within 1..400")
-    if settings.authenticated and key_secret is None:
-        raise ConfigError("the endpoint needs a key: give --key-secret with its Key Vault "
-                          "secret identifier (https://VAULT.vault.azure.net/secrets/NAME)")
     if key_secret is not None and not _KEY_VAULT_SECRET.match(key_secret):
         raise ConfigError(f"--key-secret {key_secret!r} is not a Key Vault secret identifier "
                           "(https://VAULT.vault.azure.net/secrets/NAME[/VERSION])")
     if not 0 <= auto_stop_errors <= 100:
         raise ConfigError("--auto-stop-errors must be within 0..100 (0: never stop)")
+
+
+def check_kubernetes_options(name: str, workers: int, secret_name: str | None) -> None:
+    """Refuse what the cluster would (before anything is built or asked of the endpoint)."""
+    if not _K8S_NAME.match(name):
+        raise ConfigError(f"--name {name!r}: lower-case letters, digits, '-' and '.', "
+                          "at most 52 characters")
+    if not 1 <= workers <= 500:  # the operator's CRD: replicas 1..500
+        raise ConfigError("--workers must be within 1..500")
+    if secret_name is not None and not _K8S_NAME.match(secret_name):
+        raise ConfigError(f"--secret {secret_name!r} is not a Kubernetes object name")
+
+
+def write_azure_load_testing(
+    directory: str | Path, settings: ExportSettings, *, test_id: str, engines: int,
+    key_secret: str | None, auto_stop_errors: int = 90, auto_stop_window_s: int = 60,
+) -> Path:
+    """Write the Azure Load Testing bundle into ``directory``; return the test YAML's path."""
+    check_azure_options(test_id, engines, key_secret, auto_stop_errors)
+    if settings.authenticated and key_secret is None:
+        raise ConfigError("the endpoint needs a key: give --key-secret with its Key Vault "
+                          "secret identifier (https://VAULT.vault.azure.net/secrets/NAME)")
     base = Path(directory)
     _common(base, settings)
     env = {"AMLC_SCORING_URI": settings.scoring_uri, "AMLC_RESULTS_LOG": "1",
@@ -231,16 +251,10 @@ def write_kubernetes(
 ) -> Path:
     """Write the Kubernetes bundle (ConfigMap + LocustTest, Dockerfile) into ``directory``;
     return the manifest's path."""
-    if not _K8S_NAME.match(name):
-        raise ConfigError(f"--name {name!r}: lower-case letters, digits, '-' and '.', "
-                          "at most 52 characters")
-    if not 1 <= workers <= 500:  # the operator's CRD: replicas 1..500
-        raise ConfigError("--workers must be within 1..500")
+    check_kubernetes_options(name, workers, secret_name)
     if settings.authenticated and secret_name is None:
         raise ConfigError("the endpoint needs a key: give --secret NAME, the Kubernetes Secret "
                           "holding it (kubectl create secret generic NAME --from-file=key=FILE)")
-    if secret_name is not None and not _K8S_NAME.match(secret_name):
-        raise ConfigError(f"--secret {secret_name!r} is not a Kubernetes object name")
     if len(settings.payload) > CONFIGMAP_MAX_BYTES // 2:
         raise ConfigError(f"the payload is {len(settings.payload):,} bytes: a ConfigMap holds "
                           "1 MiB at most; give fewer rows")

@@ -26,6 +26,23 @@ _SLO = typer.Option("--slo", help="Objective, e.g. 'p99<=200ms', 'error_rate<=1%
                     "(repeatable).")
 
 
+def _azure_criteria(slo_texts: list[str] | None) -> None:
+    """Objectives the service cannot judge are refused before the endpoint is asked."""
+    from aml_client.bench import slo
+    from aml_client.bench.export import azure_failure_criteria
+
+    try:
+        objectives = slo.parse_slos(slo_texts or [])
+    except ValueError as exc:
+        raise ConfigError(f"--slo: {exc}") from exc
+    azure_failure_criteria(objectives)
+
+
+def _check_out(directory: Path) -> None:
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"{directory}: exists and is not a directory")
+
+
 def _settings(
     endpoint: str | None, payload: Path | None, swagger: Path | None, users: int,
     spawn_rate: float | None, duration: str, slo_texts: list[str] | None,
@@ -39,10 +56,14 @@ def _settings(
         duration_s = parse_duration(duration)
     except ValueError as exc:
         raise ConfigError(f"--duration: {exc}") from exc
+    if duration_s < 1:
+        raise ConfigError(f"--duration: {duration!r} is under 1 s")
     try:
         objectives = slo.parse_slos(slo_texts or [])
     except ValueError as exc:
         raise ConfigError(f"--slo: {exc}") from exc
+    if payload is not None and not payload.is_file():
+        raise ConfigError(f"--payload {payload}: no such file")
     # Built as a bench run builds it: the rows are checked against the endpoint's schema.
     target = build_run_target(endpoint, payload, swagger=swagger)
     if payload is not None:
@@ -95,8 +116,11 @@ def azure_load_testing(
     """Write an Azure Load Testing bundle: loadtest.yaml (testType Locust), the locustfile,
     the payload and requirements.txt. Upload it with az load test create --load-test-config-file.
     """
-    from aml_client.bench.export import write_azure_load_testing
+    from aml_client.bench.export import check_azure_options, write_azure_load_testing
 
+    check_azure_options(test_id, engines, key_secret, auto_stop_errors)
+    _check_out(directory)
+    _azure_criteria(slo_texts)
     settings = _settings(endpoint, payload, swagger, users, spawn_rate, duration, slo_texts)
     path = write_azure_load_testing(
         directory, settings, test_id=test_id, engines=engines, key_secret=key_secret,
@@ -135,8 +159,10 @@ def kubernetes(
 ) -> None:
     """Write a Kubernetes bundle for the Locust operator: kubernetes.yaml (ConfigMap and
     LocustTest: a master and N workers, the key from a Secret), the locustfile, Dockerfile."""
-    from aml_client.bench.export import write_kubernetes
+    from aml_client.bench.export import check_kubernetes_options, write_kubernetes
 
+    check_kubernetes_options(name, workers, secret)
+    _check_out(directory)
     settings = _settings(endpoint, payload, swagger, users, spawn_rate, duration, None)
     path = write_kubernetes(directory, settings, name=name, workers=workers,
                             secret_name=secret, secret_key=secret_key, image=image,
