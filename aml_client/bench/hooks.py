@@ -5,7 +5,8 @@ gets the same engine, HDR recording, web UI tab and report files through :func:`
 endpoint, key and payload come from the same settings as ``amlc``: ``AMLC_SCORING_URI`` with
 ``AMLC_KEY``/``AMLC_TOKEN``, a profile named by ``AMLC_ENDPOINT``, else the local endpoint;
 ``AMLC_PAYLOAD`` names a payload file; reports go under ``AMLC_REPORT_DIR`` (default
-``reports``).
+``reports``); ``AMLC_RESULTS_DIR`` / ``AMLC_RESULTS_LOG`` make each process leave (or print) its
+results for ``amlc report merge`` (:mod:`aml_client.bench.results_hook`).
 
 Locust's web UI, when there is one, answers only requests addressed to this machine and sent
 by its own pages (the Host, Origin and Sec-Fetch-Site checks of

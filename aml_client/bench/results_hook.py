@@ -1,7 +1,7 @@
 """Inside a load process: leave this process's results directory when its test stops.
 
 :func:`attach_from_environment` is called by :func:`aml_client.bench.engine.install`. When
-``AMLC_RESULTS_DIR`` names a folder, each process writes ``<folder>/<role>-<host>-<pid>``; when
+``AMLC_RESULTS_DIR`` names a folder, each process writes ``<folder>/<role>-<host>-<pid>-<r>``; when
 ``AMLC_RESULTS_LOG`` is set, a single process or a master also prints its results to standard
 output as :data:`~.results_dir.MARKER` lines, so a pod's or a managed engine's log carries them.
 A worker keeps a copy of every delta it ships to its master, so its directory holds exactly what
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 import sys
 import tempfile
@@ -42,7 +43,8 @@ _WORKER_WAIT_S = 15.0
 
 
 def _engine_name(role: str) -> str:
-    return f"{role}-{socket.gethostname()}-{os.getpid()}"
+    # Containers often share a host name pattern and pid 1: a random tail keeps names apart.
+    return f"{role}-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 class _Keeper:
@@ -51,7 +53,8 @@ class _Keeper:
         self.environment = environment
         self.engine = engine
         self.root = root
-        self.to_log = to_log
+        # Under ``amlc bench`` standard output is the protocol with the parent: no printing.
+        self.to_log = to_log and engine.emit is None
         #: a worker's copy of what it shipped to the master since the test started
         self.shipped = Recording(open_model=engine.plan.mode == "open")
         engine.delta_taps.append(lambda delta: self.shipped.merge_delta(delta))
