@@ -305,13 +305,26 @@ def write_kubernetes(
     path = base / "kubernetes.yaml"
     path.write_text(
         f"# amlc {aml_client.__version__}: the locustfile and payload, and the LocustTest.\n"
-        + yaml.safe_dump_all([configmap, locust_test], sort_keys=False), encoding="utf-8")
+        + yaml.dump_all([configmap, locust_test], Dumper=_Dumper, sort_keys=False),
+        encoding="utf-8")
     (base / "Dockerfile").write_text(
         f"# The Locust image with amlc (the LocustTest's spec.image).\n"
         f"FROM locustio/locust:{_version_of('locust')}\n"
         f"COPY {REQUIREMENTS} /tmp/{REQUIREMENTS}\n"
         f"RUN pip install --no-cache-dir -r /tmp/{REQUIREMENTS}\n", encoding="utf-8")
     return path
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (the locustfile in the ConfigMap) as readable literal blocks."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
 
 
 def _version_of(name: str) -> str:
