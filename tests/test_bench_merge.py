@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hdrh.histogram import HdrHistogram
 
+from aml_client.bench.files import read_hlog
 from aml_client.bench.hdr import HIGHEST_US, LOWEST_US, SIGNIFICANT_FIGURES, LatencyRecorder
 from aml_client.bench.merge import load_sources, merge_results, write_merged_report
 from aml_client.bench.recording import Recording, Sample
@@ -96,6 +97,12 @@ def test_a_load_split_across_engines_merges_to_the_exact_union(
     for lane in ("blue", "green"):
         lane_union, lane_plain = _union([v for v, _, _, d, _ in load if d == lane])
         _assert_same(result.by_deployment[lane].latency, lane_union, lane_plain)
+        # The interval logs hold the same histograms, for HdrHistogram's own tools.
+        from_logs = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_FIGURES)
+        for root in roots:
+            for interval in read_hlog(root / f"deployment-{lane}-total.hlog"):
+                from_logs.add(interval.histogram)
+        assert list(from_logs.counts) == list(lane_plain.counts)
     assert sum(i.requests for i in result.intervals) == len(load)
     assert merged.overlap and len(merged.engines) == engines
     assert sorted(e["engine"] for e in merged.engines) == [f"engine-{k}" for k in range(engines)]

@@ -10,8 +10,9 @@ leave a *results directory*:
   HdrHistogram's compressed form, exact sums and extremes, failures by kind, windows;
 * HdrHistogram interval logs (``*.hlog``), readable by HdrHistogram's own tools:
   ``latency.hlog`` (the run's windows), ``total.hlog``, ``corrected.hlog``, ``slip.hlog``,
-  ``phase-<name>.hlog`` (one interval spanning the process's run) and, per deployment,
-  ``deployment-<name>.hlog`` (its windows);
+  ``phase-<name>.hlog`` (one interval spanning the process's run); the same set prefixed
+  ``deployment-<name>-`` for each deployment of a blue/green run, and ``answered-<name>.hlog``
+  per deployment that answered (``azureml-model-deployment``);
 * ``summary.json`` — the partial summary of this process alone.
 
 Where files cannot be collected (a pod, a managed engine), the same directory travels in the
@@ -136,25 +137,33 @@ def write_results(
         json.dumps(asdict(identity), indent=1, default=str), encoding="utf-8")
     (directory / "recording.json").write_text(
         json.dumps(recording.encode(), separators=(",", ":")), encoding="utf-8")
+    _write_hlogs(directory, "", identity, recording)
+    for name, sub in recording.by_deployment.items():
+        _write_hlogs(directory, f"deployment-{safe_name(name)}-", identity, sub)
+    for name, stats in recording.deployments.items():
+        write_hlog([_interval(stats.latency, start, end)], start,
+                   directory / f"answered-{safe_name(name)}.hlog",
+                   comment=f"[amlc: {identity.engine}: answered by {safe_name(name)}]")
+    if summary is not None:
+        (directory / "summary.json").write_text(json.dumps(summary, indent=1),
+                                                encoding="utf-8")
+    return directory
+
+
+def _write_hlogs(directory: Path, prefix: str, identity: Identity, recording: Recording) -> None:
+    """Every histogram of ``recording``: its windows, and each whole-run histogram."""
+    start, end = identity.started_at, identity.ended_at
     what = "corrected latency, intended start -> reply" if recording.corrected is not None \
         else "latency, send -> reply"
-    write_hlog(recording.series.intervals(start, end), start, directory / "latency.hlog",
-               comment=f"[amlc: {identity.engine}: windows of {what}]")
+    write_hlog(recording.series.intervals(start, end), start, directory / f"{prefix}latency.hlog",
+               comment=f"[amlc: {identity.engine}: {prefix}windows of {what}]")
     whole = {"total": recording.latency, "slip": recording.slip}
     if recording.corrected is not None:
         whole["corrected"] = recording.corrected
     whole.update({f"phase-{name}": rec for name, rec in recording.phases.items()})
     for stem, recorder in whole.items():
-        write_hlog([_interval(recorder, start, end)], start, directory / f"{stem}.hlog",
-                   comment=f"[amlc: {identity.engine}: {stem}, whole run]")
-    for name, sub in recording.by_deployment.items():
-        write_hlog(sub.series.intervals(start, end), start,
-                   directory / f"deployment-{safe_name(name)}.hlog",
-                   comment=f"[amlc: {identity.engine}: requests pinned to {safe_name(name)}]")
-    if summary is not None:
-        (directory / "summary.json").write_text(json.dumps(summary, indent=1),
-                                                encoding="utf-8")
-    return directory
+        write_hlog([_interval(recorder, start, end)], start, directory / f"{prefix}{stem}.hlog",
+                   comment=f"[amlc: {identity.engine}: {prefix}{stem}, whole run]")
 
 
 def _load_json(data: bytes, source: str) -> Any:
