@@ -32,6 +32,7 @@ from aml_client.errors import (
     ResponseFormatError,
     RowProblem,
     SchemaError,
+    SwaggerFetchError,
     UnavailableError,
     ValidationError,
 )
@@ -101,6 +102,7 @@ __all__ = [
     "SchemaError",
     "ScoreResult",
     "ScoringSchema",
+    "SwaggerFetchError",
     "Target",
     "TokenCredential",
     "UnavailableError",

@@ -637,6 +637,11 @@ class _Run:
             from_header=source.format == "csv",
         )
         self.global_parameters = source.global_parameters
+        if self.validate and self.schema is not None:
+            try:
+                self.schema.check_global_parameters(self.global_parameters)
+            except errors.ValidationError as exc:
+                raise errors.ValidationError(exc.problems, source=source.path) from None
         if self.schema is not None and (self.validate or source.convention is None):
             self.envelope = self.schema  # the endpoint's own convention
         else:
@@ -679,6 +684,8 @@ class _Run:
                                         path=str(where)) from failure
             if failure is not None:
                 raise failure
+            if self.resumed_rows + self.rows_read == 0:  # as the small path says it
+                raise errors.InputError("no rows to score", path=source.path)
             return await self._finish()
         except BaseException:
             self._discard_if_nothing_committed()

@@ -58,7 +58,8 @@ def on_init(
     engine = install(environment, target, plan, report_root=report_root, headless=headless)
     if web_ui is not None:
         from aml_client.bench.webguard import protect
-        from aml_client.bench.webui import add_hdr_tab
+        from aml_client.bench.webui import add_hdr_tab, keep_target
 
         add_hdr_tab(environment, engine)
+        keep_target(environment, target.base_url)
         protect(web_ui)

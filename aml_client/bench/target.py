@@ -222,6 +222,7 @@ def build_bodies(
         convention = getattr(row_source, "convention", None)
         if schema is not None:
             rows = schema.validate_rows(rows, coerce=row_source.converts_values(coerce))
+            schema.check_global_parameters(global_parameters)
         source = str(payload)
     from aml_client.errors import ValidationError
     from aml_client.http.jsonbody import encode_json

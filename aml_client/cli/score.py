@@ -582,7 +582,7 @@ def score(
     # Read first: a broken file is reported before anything is asked of the endpoint.
     rows = list(itertools.islice(iter(source), batch_size + 1))
     if not rows:
-        raise InputError("no rows to score", path=input_)
+        raise InputError("no rows to score", path=source.path)
     shown = identifying_columns(rows, chosen)  # an unknown --columns fails before sending
     coerce_value = source.converts_values(coerce)
     schema: ScoringSchema | None = None
