@@ -405,7 +405,7 @@ def capacity_answer(capacity: Capacity) -> str:
         return f"{capacity.max_rate_rps:,.1f} req/s"
     if capacity.at_least_rps is not None or "load generator" in capacity.stopped_because:
         shown = "?" if capacity.at_least_rps is None else f"{capacity.at_least_rps:,.1f}"
-        return f"capacity ≥ {shown} req/s (the load generator's limit: add --workers)"
+        return f"capacity ≥ {shown} req/s (the load generator's limit: give it a free CPU core or a larger machine)"
     return f"not found: {capacity.stopped_because or 'even the lowest rate missed'}"
 
 
