@@ -302,6 +302,8 @@ def build_run_target(
                 NotFoundError,
             )
 
+            if isinstance(failure, CredentialError):
+                raise failure  # no credential to send at all: a payload would not help
             message = (
                 f"could not read the endpoint's swagger ({problem}) to build an example payload: "
                 "give --payload FILE or --swagger FILE"

@@ -60,9 +60,19 @@ def _root(
 
 def _register() -> None:
     # Each module adds its commands; heavy imports (locust, pandas, sklearn) stay inside them.
-    from aml_client.cli import bench, endpoint, local, logs, pipeline, report, score, swagger
+    from aml_client.cli import (
+        bench,
+        endpoint,
+        export,
+        local,
+        logs,
+        pipeline,
+        report,
+        score,
+        swagger,
+    )
 
-    for module in (score, endpoint, local, swagger, bench, report, logs, pipeline):
+    for module in (score, endpoint, local, swagger, bench, export, report, logs, pipeline):
         module.register(app)
 
 

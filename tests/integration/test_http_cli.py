@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,28 @@ def test_a_failing_token_command_is_one_clean_line(server: FaultServer, tmp_path
         env={"AMLC_SCORING_URI": server.scoring_uri, "AMLC_TOKEN_COMMAND": command},
     )
     done.assert_error(3, "token command", "exited with 1: please run az login")
+    assert server.scores == []
+
+
+@pytest.mark.parametrize(
+    ("command", "needle"),
+    [
+        ("sleep 90", "token command `sleep` did not finish within 1 s"),
+        ("sh -c 'sleep 600; echo late'", "token command `sh` did not finish within 1 s"),
+    ],
+)
+def test_a_hanging_token_command_is_stopped_at_its_deadline(
+    server: FaultServer, command: str, needle: str
+) -> None:
+    started = time.monotonic()
+    done = run_amlc(
+        "score", str(ROWS),
+        env={"AMLC_SCORING_URI": server.scoring_uri, "AMLC_TOKEN_COMMAND": command,
+             "AMLC_TOKEN_COMMAND_TIMEOUT": "1"},
+    )
+    # Far below the 90 s the command wanted (interpreter start-up takes most of this).
+    assert time.monotonic() - started < 30
+    done.assert_error(3, needle)
     assert server.scores == []
 
 
