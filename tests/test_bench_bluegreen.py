@@ -30,7 +30,7 @@ from aml_client.bench.result import (
     Sample,
 )
 from aml_client.bench.summarize import summarize
-from aml_client.bench.summary import parse_summary
+from aml_client.bench.summary import SCHEMA_VERSION, parse_summary
 
 START = 1_800_000_000.0
 LANES = ("blue", "green")
@@ -292,7 +292,7 @@ def test_summary_round_trips_and_a_version_2_file_still_reads(tmp_path: Path) ->
         old.pop(key)
     old["failures"].pop("reasons")
     migrated = parse_summary(old)
-    assert migrated.schema_version == 3 and migrated.blue_green is None
+    assert migrated.schema_version == SCHEMA_VERSION and migrated.blue_green is None
     assert migrated.failures.reasons == {}
 
 

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from aml_client.bench.capacity import CapacitySearch, SearchSettings, knee, step_seconds
-from aml_client.bench.slo import parse_slos
-from aml_client.bench.summary import CapacityStep
+import pytest
+
+from aml_client.bench.capacity import (
+    CapacitySearch,
+    SearchSettings,
+    generator_limited,
+    guaranteed_miss,
+    knee,
+    step_seconds,
+)
+from aml_client.bench.render import capacity_answer, capacity_rows, capacity_table
+from aml_client.bench.slo import parse_slos, with_implied
+from aml_client.bench.summary import BenchSummary, CapacityStep, LatencyBlock
 
 
 def _step(rate: float, passed: bool, *, p50: float = 20.0, valid: bool = True,
@@ -35,22 +45,110 @@ def test_doubles_then_bisects_to_the_precision():
     assert [s.rate_rps for s in result.steps] == sorted(rates)
 
 
-def test_stops_at_max_rate_and_when_the_first_step_misses():
+def test_stops_at_max_rate():
     top = _run(1e9, SearchSettings(start_rps=10, max_rps=50))
     assert [s.rate_rps for s in top.steps] == [10, 20, 40, 50]
     assert top.result([]).max_rate_rps == 50 and "--max-rate" in top.stopped_because
-    none = _run(5, SearchSettings(start_rps=10, max_rps=50))
-    assert len(none.steps) == 1 and not none.result([]).found
-    assert none.stopped_because == "even the lowest rate missed the objectives"
 
 
-def test_an_invalid_step_ends_the_search_with_what_is_known():
+@pytest.mark.parametrize("capacity", [5.0, 113.0, 0.9])
+def test_a_first_step_past_capacity_halves_then_bisects(capacity):
+    search = _run(capacity, SearchSettings(start_rps=1000, max_rps=5000, precision=0.05,
+                                           max_halving=4000))
+    rates = [s.rate_rps for s in search.steps]
+    assert rates[:3] == [1000, 500, 250]
+    result = search.result([])
+    assert result.found and result.max_rate_rps is not None
+    assert result.max_rate_rps <= capacity < 1.05 * result.max_rate_rps
+
+
+def test_halving_stops_at_the_floor():
+    dead = _run(0.0, SearchSettings(start_rps=10, max_rps=50, max_halving=16))
+    assert [s.rate_rps for s in dead.steps] == [10, 5, 2.5, 1.25, 0.625]
+    assert not dead.result([]).found
+    assert dead.stopped_because == "even the lowest rate tried (0.625 req/s) missed the objectives"
+
+
+def test_the_generator_limit_gives_a_lower_bound_never_found():
     search = CapacitySearch(SearchSettings(start_rps=10, max_rps=1000))
     search.observe(_step(10, True))
-    search.observe(_step(20, True, valid=False))
+    search.observe(_step(20, False, valid=False))
+    assert search.next_rate() == 20  # once more: a busy machine has moments
+    search.observe(_step(20, True))
+    assert search.next_rate() == 40
+    search.observe(_step(40, False, valid=False))
+    assert search.next_rate() == 40
+    search.observe(_step(40, False, valid=False))
     assert search.next_rate() is None
-    assert "load generator could not apply 20" in search.stopped_because
-    assert search.result([]).max_rate_rps == 10
+    assert "load generator could not apply 40 req/s while the endpoint had headroom" in \
+        search.stopped_because
+    result = search.result([])
+    assert not result.found and result.at_least_rps == 20 and result.max_rate_rps is None
+    assert capacity_answer(result) == \
+        "capacity ≥ 20.0 req/s (the load generator's limit: add --workers)"
+
+
+def test_a_saturated_endpoint_is_not_the_generator_limit():
+    busy_cpu = {"cpu_saturated_s": 3, "cpu_samples": 4}
+    # CPU saturated, the endpoint's own latency flat: the load process was the bottleneck.
+    assert generator_limited(**busy_cpu, endpoint_p50_ms=21.0, baseline_p50_ms=20.0,
+                             senders_exhausted=False)
+    # CPU saturated, but the endpoint's latency climbed or every sender waited on it.
+    assert not generator_limited(**busy_cpu, endpoint_p50_ms=95.0, baseline_p50_ms=20.0,
+                                 senders_exhausted=False)
+    assert not generator_limited(**busy_cpu, endpoint_p50_ms=20.0, baseline_p50_ms=20.0,
+                                 senders_exhausted=True)
+    # A load process starved by a busy machine uses less CPU, not more: never the limit.
+    assert not generator_limited(cpu_saturated_s=0, cpu_samples=4, endpoint_p50_ms=20.0,
+                                 baseline_p50_ms=20.0, senders_exhausted=False)
+    assert not generator_limited(cpu_saturated_s=1, cpu_samples=20, endpoint_p50_ms=20.0,
+                                 baseline_p50_ms=20.0, senders_exhausted=False)
+    # ... unless its sends slipped while the endpoint answered all it got within the
+    # objectives (send -> reply): then the schedule, not the endpoint, missed them.
+    idle_cpu = {"cpu_saturated_s": 0, "cpu_samples": 4, "endpoint_p50_ms": 20.0,
+                "baseline_p50_ms": 20.0}
+    assert generator_limited(**idle_cpu, senders_exhausted=False, sends_slipped=True,
+                             held_from_send=True)
+    assert not generator_limited(**idle_cpu, senders_exhausted=False, sends_slipped=True,
+                                 held_from_send=False)
+    assert not generator_limited(**idle_cpu, senders_exhausted=True, sends_slipped=True,
+                                 held_from_send=True)
+
+
+def test_a_step_ends_once_its_miss_is_certain():
+    objectives = with_implied(parse_slos(["p90<=200ms", "max<=1s"]))
+    assert [o.metric for o in objectives] == ["p90", "max", "error_rate"]
+    # 100 planned: p90 allows 10 above 200 ms (nearest rank), max none above 1 s, 1 failure.
+    assert guaranteed_miss(objectives, 100, [10, 0, 0], 1) is None
+    why = guaranteed_miss(objectives, 100, [11, 0, 0], 0)
+    assert why is not None and "11 of the 100 planned" in why and "p90" in why
+    assert guaranteed_miss(objectives, 100, [0, 1, 0], 0) is not None
+    why = guaranteed_miss(objectives, 100, [0, 0, 0], 2)
+    assert why is not None and "error_rate<=1% (implied)" in why
+    assert guaranteed_miss(parse_slos(["mean<=1ms", "throughput>=5/s"]), 100, [50, 50], 0) \
+        is None
+
+
+def test_each_step_shows_the_percentile_it_is_judged_on():
+    steps = [
+        _step(50, True).model_copy(update={"judged": {"p95": 31.5, "error_rate": 0.0}}),
+        _step(100, False).model_copy(update={"judged": {"p95": 412.0, "error_rate": 0.16},
+                                             "ended_early": True}),
+    ]
+    search = CapacitySearch(SearchSettings(start_rps=50))
+    for step in steps:
+        search.observe(step)
+    block = LatencyBlock(kind="latency", samples=1, percentiles_ms={"p50": 1.0})
+    summary = BenchSummary(endpoint="e", mode="open", started_at="", ended_at="",
+                           started_at_epoch_s=0, duration_s=1, requests=1, successes=1,
+                           failures={}, error_rate=0, throughput_rps=1, judged_on="latency",
+                           latency=block, capacity=search.result(["p95<=100ms"]))
+    header, rows = capacity_table(summary)
+    assert header[4:9] == ["p50", "p90", "p95", "p99", "max"]
+    assert [row[6] for row in rows] == ["31.5", "412.0"]
+    assert [row[3] for row in rows] == ["0.0%", "0.0%"]
+    assert rows[1][-1] == "MISSED (ended early)"
+    assert ("Judged at capacity", "p95 31.5 ms, error_rate 0 %") in capacity_rows(summary)
 
 
 def test_step_length_resolves_the_percentile():

@@ -28,7 +28,7 @@ def test_summary_numbers_match_the_recorder():
     result = synthetic_result()
     s = summarize(result)
     rec = result.latency
-    assert s.schema_version == SCHEMA_VERSION == 3
+    assert s.schema_version == SCHEMA_VERSION == 4
     assert s.requests == 2000
     assert s.failures.total == 2 and s.failures.by_kind == {"http_503": 2}
     assert s.error_rate == pytest.approx(0.001)
@@ -163,7 +163,7 @@ def test_no_report_file_holds_the_key(tmp_path):
     for path in directory.iterdir():
         assert SECRET not in path.read_text(encoding="utf-8"), path.name
     summary = json.loads((directory / "summary.json").read_text())
-    assert summary["schema_version"] == 3
+    assert summary["schema_version"] == SCHEMA_VERSION
     assert summary["config"]["api_key"] == "[redacted]"
     assert summary["config"]["headers"] == {"Authorization": "[redacted]", "X-Other": "ok"}
     assert summary["config"]["payload"] == {"rows": 2, "bytes": 431}
@@ -295,7 +295,7 @@ def test_a_0_1_summary_migrates_on_read(tmp_path):
     assert "schema_version" not in old
     (tmp_path / "summary.json").write_text(json.dumps(old))
     s = report.load_summary(tmp_path)
-    assert s.schema_version == 3 and s.report_id == old["report_id"]
+    assert s.schema_version == SCHEMA_VERSION and s.report_id == old["report_id"]
     assert s.latency.value_ms("p99") == old["latency"]["p99_ms"]
     assert s.latency.value_ms("p99.9") == old["latency"]["p99.9_ms"]
     assert s.judged.value_ms("p50") == old["corrected"]["p50_ms"]

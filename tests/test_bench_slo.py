@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from aml_client.bench.slo import Objective, evaluate, latency_bound_ms, parse_slo, parse_slos
+from aml_client.bench.slo import (
+    Objective,
+    evaluate,
+    latency_bound_ms,
+    parse_slo,
+    parse_slos,
+    with_implied,
+)
 from aml_client.bench.summary import BenchSummary, Failures, LatencyBlock
 
 
@@ -118,3 +125,20 @@ def test_objective_is_a_value():
 def test_latency_bound_is_the_strictest_upper_bound():
     assert latency_bound_ms(parse_slos(["p99<=200ms", "p50<0.1s", "rps>=3"])) == 100.0
     assert latency_bound_ms(parse_slos(["error_rate<=1%"])) is None
+
+
+def test_failures_are_never_a_pass_an_error_objective_is_implied():
+    objectives = with_implied(parse_slos(["p50<=50ms"]))
+    assert [str(o) for o in objectives] == ["p50 <= 50 ms", "error_rate <= 1 % (implied)"]
+    assert [o.label for o in objectives] == ["p50<=50ms", "error_rate<=1% (implied)"]
+    # 16 % of the requests refused (429): the latency objective holds, the run does not.
+    refused = _summary().model_copy(update={"error_rate": 0.16, "successes": 840,
+                                            "failures": Failures(total=160)})
+    outcomes = evaluate(refused, objectives)
+    assert [o.passed for o in outcomes] == [True, False]
+    assert outcomes[1].message == "error_rate = 16 %, objective <= 1 % (implied): MISSED"
+    # The user's own error objective replaces it; no objective at all judges nothing.
+    given = with_implied(parse_slos(["p50<=50ms", "errors<=20%"]))
+    assert [o.implied for o in given] == [False, False]
+    assert evaluate(refused, given)[1].passed
+    assert with_implied([]) == []

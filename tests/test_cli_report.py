@@ -144,30 +144,78 @@ def test_report_commands_never_import_locust(runs):
 
 
 def test_compare_gates_fail_on_a_significant_regression(amlc, tmp_path):
+    """Three runs per side (A's, then --vs and B's), p99 +40 %: exit 5, one JUnit case per
+    gate; the same two sides as groups give the same verdict."""
     root = tmp_path / "reports"
-    a = report.write_report(synthetic_result(base_us=20_000), root)
-    b = report.write_report(synthetic_result(base_us=24_000, seed=2), root)  # +20 %
+    a = [report.write_report(synthetic_result(base_us=20_000, seed=s), root) for s in (1, 2, 3)]
+    b = [report.write_report(synthetic_result(base_us=28_000, seed=s), root) for s in (4, 5, 6)]
     junit = tmp_path / "compare.xml"
-    result = amlc("report", "compare", str(a), str(b), "--fail-on", "p99>+10%",
-                  "--fail-on", "throughput<-5%", "--junit", str(junit))
+    result = amlc("report", "compare", *map(str, a), "--vs", *map(str, b),
+                  "--fail-on", "p99>+10%", "--fail-on", "throughput<-5%", "--junit", str(junit))
     assert result.returncode == 5, result.stderr
     assert "p99 changed +" in result.stderr and "significant regression" in result.stderr
     assert "throughput changed" in result.stdout and "no significant difference" in (
         result.stdout)
     assert "95 % CI" in result.stdout
+    assert "hierarchical bootstrap" in result.stdout and "3 runs (A) vs 3 (B)" in result.stdout
+    assert all(run.name in result.stdout for run in (*a, *b))
     xml = ET.parse(junit).getroot()
     cases = {c.get("name"): c for c in xml.iter("testcase")}
     assert set(cases) == {"p99>+10%", "throughput<-5%"}
     assert cases["p99>+10%"].find("failure") is not None
     assert cases["throughput<-5%"].find("failure") is None
-    # A tolerance wider than the change passes; the same run against itself is no change.
-    wide = amlc("report", "compare", str(a), str(b), "--fail-on", "p99>+50%")
+    group_a = report.write_group(root, a, started_at=1.0, endpoint="local")
+    group_b = report.write_group(root, b, started_at=2.0, endpoint="local")
+    grouped = amlc("report", "compare", str(group_a), str(group_b), "--fail-on", "p99>+10%",
+                   "--json")
+    assert grouped.returncode == 5
+    data = grouped.json()
+    assert data["a"]["report_id"] == group_a.name and data["a"]["runs"] == 3
+    assert data["b"]["report_ids"] == [run.name for run in b]
+    (gate,) = data["gates"]
+    assert gate["failed"] and gate["verdict"] == "significant regression"
+    # A tolerance wider than the change passes; a side against itself is no change.
+    wide = amlc("report", "compare", str(group_a), str(group_b), "--fail-on", "p99>+90%")
     assert wide.returncode == 0, wide.stderr
     assert "within the tolerance" in wide.stdout
-    same = amlc("report", "compare", str(a), str(a), "--fail-on", "p99>+1%", "--json")
+    same = amlc("report", "compare", str(group_a), str(group_a), "--fail-on", "p99>+1%", "--json")
     assert same.returncode == 0
     (gate,) = same.json()["gates"]
     assert gate["verdict"] == "no significant difference" and gate["failed"] is False
+
+
+def test_compare_one_run_per_side_says_the_noise_between_runs_is_unknown(amlc, tmp_path):
+    """`compare A B` still works; the +40 % of one run against another is not called
+    significant from within-run noise, unless --run-noise 0% asks for exactly that."""
+    root = tmp_path / "reports"
+    a = report.write_report(synthetic_result(base_us=20_000), root)
+    b = report.write_report(synthetic_result(base_us=28_000, seed=2), root)
+    result = amlc("report", "compare", str(a), str(b), "--fail-on", "p99>+10%")
+    assert result.returncode == 0, result.stderr
+    assert "unknown with one run per side" in result.stdout
+    assert "1 run (A) vs 1 (B)" in result.stdout
+    assert "no significant difference" in result.stdout
+    within = amlc("report", "compare", str(a), str(b), "--fail-on", "p99>+10%",
+                  "--run-noise", "0%")
+    assert within.returncode == 5, within.stdout
+    assert "significant regression" in within.stderr
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["A"], "give two runs"),
+    (["A", "B", "C"], "give two runs"),
+    (["A", "--vs"], "then --vs and B's runs"),
+    (["--vs", "B"], "then --vs and B's runs"),
+    (["A", "--vs", "B", "--vs", "C"], "then --vs and B's runs"),
+    (["A", "B", "--bogus"], "no such option: --bogus"),
+    (["A", "B", "--run-noise", "8"], "--run-noise '8'"),
+    (["A", "B", "--run-noise", "-3%"], "--run-noise"),
+])
+def test_compare_bad_sides_exit_2(amlc, runs, args, needle):
+    _, a, b = runs
+    paths = {"A": str(a), "B": str(b), "C": str(a)}
+    result = amlc("report", "compare", *(paths.get(x, x) for x in args))
+    result.assert_error(2, needle)
 
 
 def test_compare_noise_is_no_significant_difference(tmp_path):

@@ -1,27 +1,41 @@
-"""Did B get slower than A? Two runs side by side, with bootstrap confidence intervals and gates.
+"""Did B get slower than A? Runs side by side, with confidence intervals that count the noise
+between runs, and gates.
 
-Every figure of A and B is shown with the change B - A. For the latency a run is judged on
-(and for throughput), the uncertainty comes from the runs' interval logs (``latency.hlog``): the
-intervals of each run are resampled with replacement (a bootstrap over intervals, which keeps
-the correlation between neighbouring requests inside an interval), the figure is recomputed on
-the merged histograms of each resample, and the 2.5 and 97.5 percentiles of B/A - 1 over the
-resamples give a 95 % confidence interval of the relative change. When it contains zero, the
-change is "no significant difference".
+Each side is one run or several (``amlc bench --repeat N`` writes a group of N). Every figure of
+A and B (the mean over a side's runs) is shown with the change B - A. For the latency a run is
+judged on (and for throughput) a 95 % confidence interval of the relative change comes from a
+*hierarchical bootstrap*: each resample picks a side's runs with replacement, then each picked
+run's measurement intervals (``latency.hlog``) with replacement (which keeps the correlation
+between neighbouring requests inside an interval), recomputes the figure of each picked run on
+its merged histograms and takes their mean. The 2.5 and 97.5 percentiles of B/A - 1 over the
+resamples bound the change; when they contain zero the change is "no significant difference".
+
+The runs of a side are few, so the bootstrap alone under-states how much a figure moves from
+one run to the next (and with one run per side it cannot see that at all: a back-to-back run
+on a busy machine differs by more than its own intervals suggest). The spread between runs is
+therefore estimated from a prior (:data:`RUN_NOISE`, the run-to-run spread of each figure
+measured on a busy 2-core machine, worth :data:`PRIOR_RUNS` runs) pooled with the spread the
+runs show, and each resample adds the part of it the resampled runs do not already carry
+(drawn with the uncertainty of that estimate, which gives Student-like tails). With one run per
+side the interval is as wide as the prior says; ``--run-noise 0%`` trusts the within-run noise
+alone.
 
 A gate (``--fail-on 'p99>+10%'``, ``--fail-on 'throughput<-5%'``) fails on a *significant*
 regression: the interval excludes zero and the measured change goes past the threshold in the
 gate's direction.
 
-The same bootstrap gives a blue/green run's verdicts (:func:`deployment_verdicts`): each
-deployment against the baseline, from the two deployments' own interval series. Their requests
-were interleaved, so their windows pair up one to one; the resamples then pick the *same*
-windows for both (a paired bootstrap), which keeps what the two shared in each window (the
-machine's load of the moment) out of the difference.
+The same interval bootstrap gives a blue/green run's verdicts (:func:`deployment_verdicts`):
+each deployment against the baseline, from the two deployments' own interval series. Their
+requests were interleaved in one run, so there is no between-run noise, and their windows pair
+up one to one; the resamples then pick the *same* windows for both (a paired bootstrap), which
+keeps what the two shared in each window (the machine's load of the moment) out of the
+difference.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -58,6 +72,18 @@ SAME_WITHIN_PCT = 1.0
 RESAMPLES = 1000
 MIN_INTERVALS = 5
 CONFIDENCE = 0.95
+#: Prior run-to-run spread of each figure (standard deviation of its logarithm between
+#: identical back-to-back runs of a few seconds). ``benchmarks/compare_noise.py`` measures it:
+#: on a shared 2-core machine with a CPU-bound process beside the runs, p99 10 to 41 % and
+#: throughput 2 to 8 % as the machine's load varied. Figures not listed take the max's.
+RUN_NOISE: dict[str, float] = {
+    "throughput": 0.05, "mean": 0.05, "p50": 0.05, "p75": 0.06, "p90": 0.08, "p95": 0.1,
+    "p99": 0.15, "p99.9": 0.25, "p99.99": 0.3, "max": 0.35,
+}
+#: How many runs' worth of evidence the prior is. Little: with one run per side the interval
+#: gets the wide tails of a spread known from 2 runs (it refuses to call small changes), and
+#: with 3 runs a side (4 degrees of freedom) the runs' own spread weighs twice the prior.
+PRIOR_RUNS = 2
 #: The latency figures a blue/green run gives a verdict on.
 VERDICT_METRICS = ("mean", "p50", "p90", "p99")
 _LATENCY_ROWS = ("min", "mean", "stdev", *(f"p{p:g}" for p in PERCENTILES), "max")
@@ -85,13 +111,18 @@ class Section(BaseModel):
 
 
 class Side(BaseModel):
+    #: the first run's (or, for a group, the group's) id and directory
     report_id: str | None
     report_dir: str | None
     endpoint: str
     mode: str
     started_at: str
+    #: per run (the mean over the side's runs)
     duration_s: float
+    #: measurement intervals, all runs together
     intervals: int
+    runs: int = 1
+    report_ids: list[str] = Field(default_factory=list)
 
 
 class GateResult(BaseModel):
@@ -111,10 +142,9 @@ class Comparison(BaseModel):
     sections: list[Section]
     notes: list[str] = Field(default_factory=list)
     gates: list[GateResult] = Field(default_factory=list)
-    method: str = (
-        f"{CONFIDENCE:.0%} confidence intervals of B/A - 1 from {RESAMPLES} bootstrap resamples "
-        "of each run's measurement intervals"
-    )
+    method: str = ""
+    #: the run-to-run spread (in %, per figure) the intervals allowed for
+    run_noise_pct: dict[str, float] = Field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
@@ -265,6 +295,103 @@ def _bootstrap(
     return out
 
 
+def run_noise(metric: str, override: float | None = None) -> float:
+    """The prior run-to-run spread of ``metric`` (log scale), or ``override`` for all."""
+    if override is not None:
+        return override
+    return RUN_NOISE.get(metric, RUN_NOISE["max"])
+
+
+class _Runs:
+    """A side's runs: their intervals stacked in one :class:`_Intervals`, and which rows belong
+    to which run."""
+
+    def __init__(self, runs: list[list[HlogInterval]]) -> None:
+        self.sizes = [len(run) for run in runs]
+        self.offsets = np.cumsum([0, *self.sizes[:-1]])
+        self.data = _Intervals([item for run in runs for item in run])
+
+    @property
+    def count(self) -> int:
+        return len(self.sizes)
+
+    def _picks(self, rng: np.random.Generator, resamples: int) -> list[np.ndarray]:
+        """One weight matrix (resamples x rows) per picked run: which run (with replacement),
+        then which of its intervals (with replacement)."""
+        runs = rng.integers(0, self.count, size=(resamples, self.count))
+        out = []
+        for j in range(self.count):
+            weights = np.zeros((resamples, self.data.count), dtype=np.float64)
+            for r, size in enumerate(self.sizes):
+                who = np.flatnonzero(runs[:, j] == r)
+                if who.size:
+                    rows = self.offsets[r] + rng.integers(0, size, size=(who.size, size))
+                    np.add.at(weights, (who[:, None], rows), 1.0)
+            out.append(weights)
+        return out
+
+    def resampled(self, rng: np.random.Generator, resamples: int,
+                  metrics: list[str]) -> dict[str, np.ndarray]:
+        """Each metric's mean over the picked runs, per resample."""
+        sums: dict[str, np.ndarray] = {m: np.zeros(resamples) for m in metrics}
+        for weights in self._picks(rng, resamples):
+            for metric, values in self.data.statistics(weights, metrics).items():
+                sums[metric] += values
+        return {m: v / self.count for m, v in sums.items()}
+
+    def per_run(self, metrics: list[str]) -> dict[str, np.ndarray]:
+        """Each metric of each run, on all its intervals."""
+        weights = np.zeros((self.count, self.data.count), dtype=np.float64)
+        for r, size in enumerate(self.sizes):
+            weights[r, self.offsets[r]:self.offsets[r] + size] = 1.0
+        return self.data.statistics(weights, metrics)
+
+
+def _hierarchical(
+    a: list[list[HlogInterval]], b: list[list[HlogInterval]], metrics: list[str],
+    *, noise: float | None = None, seed: int = 1,
+) -> tuple[dict[str, tuple[float, float]], dict[str, float]]:
+    """95 % interval of B/A - 1 (in %) per metric, from runs and their intervals, widened to
+    the run-to-run spread (prior pooled with what the runs show); and that spread per metric
+    (in %). Empty when a run has too few intervals."""
+    if not a or not b or any(len(run) < MIN_INTERVALS for run in (*a, *b)):
+        return {}, {}
+    rng = np.random.default_rng(seed)
+    side_a, side_b = _Runs(a), _Runs(b)
+    stats_a = side_a.resampled(rng, RESAMPLES, metrics)
+    stats_b = side_b.resampled(rng, RESAMPLES, metrics)
+    runs_a, runs_b = side_a.per_run(metrics), side_b.per_run(metrics)
+    df = side_a.count - 1 + side_b.count - 1
+    tail = (1.0 - CONFIDENCE) / 2 * 100
+    cis, spread = {}, {}
+    for metric in metrics:
+        ok = (stats_a[metric] > 0) & (stats_b[metric] > 0)
+        if not ok.any() or (runs_a[metric] <= 0).any() or (runs_b[metric] <= 0).any():
+            continue
+        log_ratio = np.log(stats_b[metric][ok] / stats_a[metric][ok])
+        # Spread between runs: the prior (PRIOR_RUNS degrees of freedom) pooled with the
+        # runs' own (df), drawn from its scaled inverse chi-square so few runs mean wide tails.
+        observed = 0.0
+        for figures in (runs_a[metric], runs_b[metric]):
+            logs = np.log(figures)
+            observed += float(((logs - logs.mean()) ** 2).sum())
+        prior = run_noise(metric, noise)
+        nu = PRIOR_RUNS + df
+        pooled = (PRIOR_RUNS * prior**2 + observed) / nu if nu else 0.0
+        carried = 0.0  # what resampling the runs already carries, in expectation
+        for n in (side_a.count, side_b.count):
+            if n > 1 and df:
+                carried += (n - 1) / n**2 * observed / df
+        if pooled > 0:
+            variance = nu * pooled / rng.chisquare(nu, size=log_ratio.size)
+            extra = np.maximum(variance * (1 / side_a.count + 1 / side_b.count) - carried, 0.0)
+            log_ratio = log_ratio + rng.standard_normal(log_ratio.size) * np.sqrt(extra)
+        low, high = np.percentile(np.expm1(log_ratio), [tail, 100 - tail])
+        cis[metric] = (round(float(low) * 100, 2), round(float(high) * 100, 2))
+        spread[metric] = round(float(np.sqrt(pooled)) * 100, 2)
+    return cis, spread
+
+
 # -- comparing ---------------------------------------------------------------------------------
 def _row(metric: str, unit: str, a: float | None, b: float | None, better: str,
          ci: tuple[float, float] | None = None) -> Row:
@@ -290,22 +417,35 @@ def _row(metric: str, unit: str, a: float | None, b: float | None, better: str,
     return row
 
 
-def _latency_rows(a: LatencyBlock | None, b: LatencyBlock | None,
+def _mean(values: Sequence[float | None]) -> float | None:
+    """The mean over a side's runs (None when a run lacks the figure)."""
+    if not values or any(v is None for v in values):
+        return None
+    return sum(v for v in values if v is not None) / len(values)
+
+
+def _latency_rows(a: Sequence[LatencyBlock | None], b: Sequence[LatencyBlock | None],
                   cis: dict[str, tuple[float, float]]) -> list[Row]:
+    def figure(blocks: Sequence[LatencyBlock | None], name: str) -> float | None:
+        return _mean([x.value_ms(name) if x else None for x in blocks])
+
     rows = []
     for name in _LATENCY_ROWS:
         better = "none" if name == "stdev" else "lower"
-        rows.append(_row(name, "ms", a.value_ms(name) if a else None,
-                         b.value_ms(name) if b else None, better, cis.get(name)))
-    rows.append(_row("samples", "", float(a.samples) if a else None,
-                     float(b.samples) if b else None, "none"))
+        rows.append(_row(name, "ms", figure(a, name), figure(b, name), better, cis.get(name)))
+    rows.append(_row("samples", "", _mean([float(x.samples) if x else None for x in a]),
+                     _mean([float(x.samples) if x else None for x in b]), "none"))
     return rows
 
 
-def _side(summary: BenchSummary, intervals: int) -> Side:
-    return Side(report_id=summary.report_id, report_dir=summary.report_dir,
-                endpoint=summary.endpoint, mode=summary.mode, started_at=summary.started_at,
-                duration_s=summary.duration_s, intervals=intervals)
+def _side(runs: Sequence[BenchSummary], intervals: int, label: str | None) -> Side:
+    first = runs[0]
+    return Side(report_id=label or first.report_id,
+                report_dir=first.report_dir if len(runs) == 1 else None,
+                endpoint=first.endpoint, mode=first.mode, started_at=first.started_at,
+                duration_s=round(sum(r.duration_s for r in runs) / len(runs), 3),
+                intervals=intervals, runs=len(runs),
+                report_ids=[r.report_id or "-" for r in runs])
 
 
 def _pct(fraction: float | None) -> float | None:
@@ -338,51 +478,109 @@ def _judge_gate(gate: Gate, row: Row | None) -> GateResult:
     )
 
 
-def compare(a: BenchSummary, b: BenchSummary, gates: list[Gate] | None = None) -> Comparison:
-    """Two runs side by side (B against A), with confidence intervals and gate verdicts."""
-    intervals_a, intervals_b = _intervals_of(a), _intervals_of(b)
-    judged_same = a.judged_on == b.judged_on
+def _as_runs(side: BenchSummary | Sequence[BenchSummary]) -> list[BenchSummary]:
+    runs = [side] if isinstance(side, BenchSummary) else list(side)
+    if not runs:
+        raise ValueError("each side of a comparison needs at least one run")
+    return runs
+
+
+def _method(n_a: int, n_b: int, noise: float | None, spread: dict[str, float]) -> str:
+    runs = f"{n_a} run{'s' if n_a != 1 else ''} (A) vs {n_b} (B)"
+    head = (f"{CONFIDENCE:.0%} confidence intervals of B/A - 1, hierarchical bootstrap "
+            f"({RESAMPLES} resamples of each side's runs, then of each run's measurement "
+            f"intervals), {runs}")
+    shown = ", ".join(f"{m} {spread[m]:.1f} %" for m in ("throughput", "p50", "p99")
+                      if m in spread)
+    if noise == 0:
+        between = "between-run noise: only what the runs show (--run-noise 0%)"
+    elif n_a == 1 and n_b == 1:
+        between = ("between-run noise: unknown with one run per side, so a prior is assumed"
+                   + (f" ({shown} per run)" if shown else "")
+                   + "; give several runs per side (amlc bench --repeat 3) to measure it")
+    else:
+        between = ("between-run noise: the runs' own spread pooled with a prior worth "
+                   f"{PRIOR_RUNS} runs" + (f" ({shown} per run)" if shown else ""))
+    return f"{head}; {between}"
+
+
+def compare(
+    a: BenchSummary | Sequence[BenchSummary],
+    b: BenchSummary | Sequence[BenchSummary],
+    gates: list[Gate] | None = None,
+    *,
+    run_noise_pct: float | None = None,
+    labels: tuple[str | None, str | None] = (None, None),
+) -> Comparison:
+    """A's run(s) and B's side by side (B against A): the mean of each figure over a side's
+    runs, the change with a confidence interval that counts the noise between runs, and gate
+    verdicts. ``run_noise_pct`` replaces the prior run-to-run spread of every figure
+    (:data:`RUN_NOISE`); 0 trusts the within-run noise alone. ``labels`` name the sides (a
+    group's id)."""
+    runs_a, runs_b = _as_runs(a), _as_runs(b)
+    noise = None if run_noise_pct is None else run_noise_pct / 100.0
+    logs_a = [_intervals_of(s) for s in runs_a]
+    logs_b = [_intervals_of(s) for s in runs_b]
+    judged = {s.judged_on for s in (*runs_a, *runs_b)}
+    judged_same = len(judged) == 1
+    judged_on = runs_a[0].judged_on
     metrics = ["throughput", *sorted(_BOOTSTRAPPED)]
-    cis = _bootstrap(intervals_a, intervals_b, metrics) if judged_same else {}
+    cis, spread = _hierarchical(logs_a, logs_b, metrics, noise=noise) if judged_same else ({}, {})
     overall = [
-        _row("requests", "", float(a.requests), float(b.requests), "none"),
-        _row("throughput", "req/s", a.throughput_rps, b.throughput_rps, "higher",
-             cis.get("throughput")),
-        _row("error_rate", "%", _pct(a.error_rate), _pct(b.error_rate), "lower"),
-        _row("duration", "s", a.duration_s, b.duration_s, "none"),
+        _row("requests", "", _mean([float(s.requests) for s in runs_a]),
+             _mean([float(s.requests) for s in runs_b]), "none"),
+        _row("throughput", "req/s", _mean([s.throughput_rps for s in runs_a]),
+             _mean([s.throughput_rps for s in runs_b]), "higher", cis.get("throughput")),
+        _row("error_rate", "%", _pct(_mean([s.error_rate for s in runs_a])),
+             _pct(_mean([s.error_rate for s in runs_b])), "lower"),
+        _row("duration", "s", _mean([s.duration_s for s in runs_a]),
+             _mean([s.duration_s for s in runs_b]), "none"),
     ]
     judged_cis = {k: v for k, v in cis.items() if k != "throughput"}
     sections = [
         Section(name="overall", title="overall", rows=overall),
         Section(name="latency", title="latency, send -> reply (ms)",
-                rows=_latency_rows(a.latency, b.latency,
-                                   judged_cis if a.judged_on == "latency" else {})),
+                rows=_latency_rows([s.latency for s in runs_a], [s.latency for s in runs_b],
+                                   judged_cis if judged_on == "latency" else {})),
     ]
-    if a.corrected is not None or b.corrected is not None:
+    if any(s.corrected is not None for s in (*runs_a, *runs_b)):
         sections.append(Section(
             name="corrected", title="corrected latency, intended start -> reply (ms)",
-            rows=_latency_rows(a.corrected, b.corrected,
-                               judged_cis if a.judged_on == "corrected" else {})))
+            rows=_latency_rows([s.corrected for s in runs_a], [s.corrected for s in runs_b],
+                               judged_cis if judged_on == "corrected" else {})))
     notes = []
-    if a.mode != b.mode:
-        notes.append(f"different load models: A is {a.mode}, B is {b.mode}")
-    if a.endpoint != b.endpoint:
-        notes.append(f"different endpoints: A is {a.endpoint}, B is {b.endpoint}")
-    if not a.valid or not b.valid:
-        which = " and ".join(n for n, s in (("A", a), ("B", b)) if not s.valid)
-        notes.append(f"{which} INVALID: the load generator fell behind; figures are suspect")
+    if len(runs_a) > 1 or len(runs_b) > 1:
+        notes.append("A and B are the mean of each figure over their runs")
+    modes = {s.mode for s in (*runs_a, *runs_b)}
+    if len(modes) > 1:
+        notes.append("different load models: A is "
+                     + "/".join(sorted({s.mode for s in runs_a})) + ", B is "
+                     + "/".join(sorted({s.mode for s in runs_b})))
+    endpoints = {s.endpoint for s in (*runs_a, *runs_b)}
+    if len(endpoints) > 1:
+        notes.append("different endpoints: A is "
+                     + "/".join(sorted({s.endpoint for s in runs_a})) + ", B is "
+                     + "/".join(sorted({s.endpoint for s in runs_b})))
+    invalid = [s.report_id or "-" for s in (*runs_a, *runs_b) if not s.valid]
+    if invalid:
+        notes.append(f"INVALID: {', '.join(invalid)}: the load generator fell behind; "
+                     "figures are suspect")
     if not cis:
         notes.append(
             "no confidence intervals: "
             + ("the runs are judged on different latencies" if not judged_same else
                f"each run needs {MIN_INTERVALS}+ measurement intervals in latency.hlog")
         )
-    judged_section = next(s for s in sections if s.name == a.judged_on)
+    judged_section = next(s for s in sections if s.name == judged_on)
     by_metric = {r.metric: r for r in judged_section.rows}
     by_metric["throughput"] = overall[1]
     results = [_judge_gate(g, by_metric.get(g.metric)) for g in gates or []]
-    return Comparison(a=_side(a, len(intervals_a)), b=_side(b, len(intervals_b)),
-                      sections=sections, notes=notes, gates=results)
+    return Comparison(
+        a=_side(runs_a, sum(len(x) for x in logs_a), labels[0]),
+        b=_side(runs_b, sum(len(x) for x in logs_b), labels[1]),
+        sections=sections, notes=notes, gates=results,
+        method=_method(len(runs_a), len(runs_b), noise, spread), run_noise_pct=spread,
+    )
 
 
 def row_map(comparison: Comparison, section: str) -> dict[str, Row]:

@@ -18,7 +18,8 @@ model each user is a *dispatcher*: at every due time it hands the request to a s
 creating one when none is idle, up to the share of ``--max-senders`` (so in flight = rate x
 latency, and the generator is not silently the bottleneck); past the cap, sends slip, the slip
 is measured and the run is marked INVALID. A capacity search (``--find-capacity``) runs all
-its steps in this one process, one dispatcher, back to back.
+its steps in this one process, one dispatcher, back to back; a step ends early once what it
+measured guarantees a miss (:func:`~aml_client.bench.capacity.guaranteed_miss`).
 
 Locust's ``run_time`` is not used: a timer that kills users would drop in-flight requests that
 the endpoint did serve, and request counts would no longer match the endpoint's own log.
@@ -28,6 +29,7 @@ The same listeners serve ``amlc bench`` and a plain ``locust -f loadtests/locust
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import time
@@ -43,6 +45,8 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from aml_client.bench.bluegreen import PredictionMatcher, assign
 from aml_client.bench.exchange import Outcome, Sender
+from aml_client.bench.fleet import Fleet, describe, worker_live
+from aml_client.bench.metrics import live_numbers
 from aml_client.bench.plan import BenchPlan, arrival_offsets_s
 from aml_client.bench.recording import Recording
 from aml_client.bench.result import BenchResult, LoadFacts
@@ -58,8 +62,8 @@ MSG_DELTA = "amlc_delta"
 
 #: Extra time after the last due request for in-flight replies, beyond the request timeout.
 _DRAIN_GRACE_S = 2.0
-#: Throttling (429/503) share of a capacity step's replies that ends the step at once.
-_THROTTLED_STOP = 0.5
+#: How often a capacity step checks whether its miss is already certain.
+_MISS_CHECK_NS = 250_000_000
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -120,9 +124,20 @@ class Engine:
         self._share_count = 1
         self.running = False
         self.in_flight = 0
+        #: master: its workers' last reports and the lost ones
+        self.fleet = Fleet()
+        #: add live metrics (:mod:`aml_client.bench.metrics`) to progress and result events
+        self.live_metrics = False
         #: capacity step: measurement window (perf_counter ns) and replies that arrived in it
         self._step_window = (0, 0)
         self._step_answered = 0
+        #: capacity step: its measured recording, each objective's bound (µs, None: not a
+        #: per-request bound), answered requests above it, failures and answers so far
+        self._step_measured: Recording | None = None
+        self._step_bounds_us: list[int | None] = []
+        self._step_over: list[int] = []
+        self._step_failed = 0
+        self._step_done = 0
 
     def _new_recording(self) -> Recording:
         return Recording(open_model=self.plan.mode == "open", interval_s=self.plan.interval_s)
@@ -165,6 +180,8 @@ class Engine:
         self._done_workers = set()
         self.running = True
         if self.role == "master":
+            self.fleet = Fleet()
+            self._spawn(self._watch_workers)
             self._send_shares()
             if self.headless and self.plan.bounded:
                 self._spawn(self._master_watchdog)
@@ -293,6 +310,14 @@ class Engine:
             start_ns, end_ns = self._step_window
             if start_ns <= outcome.done_ns < end_ns:
                 self._step_answered += 1
+            if recording is self._step_measured:
+                self._step_done += 1
+                if outcome.failure is not None:
+                    self._step_failed += 1
+                judged_us = corrected_us if corrected_us is not None else latency_us
+                for i, bound in enumerate(self._step_bounds_us):
+                    if bound is not None and judged_us > bound:
+                        self._step_over[i] += 1
             return
         self.completed += 1
         quota = self.share.quota
@@ -344,7 +369,7 @@ class Engine:
         from aml_client.bench.capacity import SearchSettings
 
         settings_data = dict(self.plan.capacity or {})
-        objectives = slo.parse_slos(settings_data["objectives"])
+        objectives = slo.with_implied(slo.parse_slos(settings_data["objectives"]))
         settings = SearchSettings(
             start_rps=float(settings_data["start_rps"]),
             max_rps=float(settings_data["max_rps"]),
@@ -379,14 +404,20 @@ class Engine:
         bound_ms = slo.latency_bound_ms(objectives)
         search = CapacitySearch(settings)
         steps: dict[float, tuple[BenchResult, Recording]] = {}
+        endpoint_p50s: dict[float, float] = {}  # rate -> send -> reply p50 (the endpoint's own)
         while (rate := search.next_rate()) is not None:
             measure_s = step_seconds(rate, objectives, settings.step_s)
-            result, throttled, achieved = self._run_step(
-                sender, rate, settings.warmup_s, measure_s, bound_ms, deployment
+            result, throttled, achieved, early = self._run_step(
+                sender, rate, settings.warmup_s, measure_s, bound_ms, objectives, deployment
             )
             steps[round(rate, 3)] = (result, self.recording)
+            endpoint_p50 = result.latency.percentile_us(50) / 1000 if result.latency.count \
+                else None
+            if endpoint_p50 is not None:
+                endpoint_p50s[rate] = endpoint_p50
+            lightest = endpoint_p50s[min(endpoint_p50s)] if endpoint_p50s else None
             step = _step_of(result, rate, settings.warmup_s, objectives, throttled, achieved,
-                            bound_ms)
+                            lightest, early)
             search.observe(step)
             if self.emit is not None:
                 prefix = f"{deployment}: " if deployment is not None else ""
@@ -394,7 +425,7 @@ class Engine:
             if not self.running:
                 search.stopped_because = search.stopped_because or "stopped"
                 break
-        capacity = search.result([o.text for o in objectives])
+        capacity = search.result([o.label for o in objectives])
         best = search.best_step()
         found = steps.get(round(best.rate_rps, 3)) if best is not None else None
         return capacity, found[0] if found else None, found[1] if found else None
@@ -413,16 +444,28 @@ class Engine:
 
     def _run_step(
         self, sender: Sender, rate: float, warmup_s: float, measure_s: float,
-        bound_ms: float | None, deployment: str | None = None,
-    ) -> tuple[BenchResult, float, float]:
+        bound_ms: float | None, objectives: list[Any], deployment: str | None = None,
+    ) -> tuple[BenchResult, float, float, str | None]:
         """One capacity step: warm up (discarded), measure, drain. Returns the measured
-        result, the share of throttled (429/503) replies and the achieved throughput (replies
-        that arrived within the measurement window, per second)."""
+        result, the share of throttled (429/503) replies, the achieved throughput (replies
+        that arrived within the measurement window, per second) and, when the step ended
+        early, why (its measurements already guaranteed a miss)."""
+        from aml_client.bench.capacity import guaranteed_miss
+
         warm = Recording(open_model=True, interval_s=self.plan.interval_s)
         measured = Recording(open_model=True, interval_s=self.plan.interval_s)
         if bound_ms is not None:
             measured.good_within_us = round(bound_ms * 1000)
         self.recording = measured
+        self._step_measured = measured
+        self._step_bounds_us = [
+            round(o.threshold * 1000) if o.kind == "latency" and o.op in ("<=", "<") else None
+            for o in objectives
+        ]
+        self._step_over = [0] * len(objectives)
+        self._step_failed = self._step_done = 0
+        measured_due: list[int] = []  # due times of the measured requests sent (ascending)
+        planned = max(1, round(rate * measure_s))
         pool = gevent.pool.Pool(self.share.max_senders)
         offsets = arrival_offsets_s(rate, self.plan.arrival, seed=self.plan.seed)
         origin_ns = time.perf_counter_ns() + 1_000_000
@@ -430,32 +473,54 @@ class Engine:
         end_ns = measure_from_ns + int(measure_s * 1e9)
         self._step_window, self._step_answered = (measure_from_ns, end_ns), 0
         started_at = self._t0_epoch_s + (measure_from_ns - self._t0_perf_ns) / 1e9
-        next_check_ns = origin_ns + 1_000_000_000
-        throttled = 0.0
+        next_check_ns = measure_from_ns
+        early: str | None = None
         for index, offset_s in enumerate(offsets):
             due_ns = origin_ns + int(offset_s * 1e9)
             if due_ns >= end_ns or not self.running:
                 break
             now = time.perf_counter_ns()
             if now >= next_check_ns:
-                next_check_ns = now + 1_000_000_000
-                throttled = _throttled_share(warm, measured)
-                if throttled >= _THROTTLED_STOP:
+                next_check_ns = now + _MISS_CHECK_NS
+                early = guaranteed_miss(objectives, planned,
+                                        self._known_over(measured_due, now), self._step_failed)
+                if early is not None:
                     break
             if due_ns > now:
                 gevent.sleep((due_ns - now) / 1e9)
-            recording = warm if due_ns < measure_from_ns else measured
+            if due_ns < measure_from_ns:
+                recording = warm
+            else:
+                recording = measured
+                measured_due.append(due_ns)
             pool.spawn(self.send, sender, index, due_ns, recording, deployment)
         stopped_ns = min(time.perf_counter_ns(), end_ns)
+        # Replies count towards the achieved rate only up to where sending stopped (a step
+        # that ended early drains a backlog after it: that is not the rate it achieved).
+        self._step_window = (measure_from_ns, stopped_ns)
         pool.join(timeout=self.target.timeout_s + _DRAIN_GRACE_S)
         pool.kill(block=False)
-        throttled = max(throttled, _throttled_share(warm, measured))
+        self._step_measured = None
+        throttled = _throttled_share(warm, measured)
         ended_at = self._t0_epoch_s + (max(stopped_ns, measure_from_ns) - self._t0_perf_ns) / 1e9
         window_s = max(stopped_ns - measure_from_ns, 1) / 1e9
         achieved = self._step_answered / window_s
         result = self._result_of(measured, started_at, max(ended_at, started_at + 1e-3),
                                  rate=rate)
-        return result, throttled, achieved
+        return result, throttled, achieved, early
+
+    def _known_over(self, measured_due: list[int], now_ns: int) -> list[int]:
+        """Per objective bound: measured requests known to exceed it — answered above it, or
+        (a lower bound) due longer ago than the bound and not answered: of the requests due
+        before ``now - bound``, at most as many as have been answered at all are answered."""
+        known = []
+        for bound_us, over in zip(self._step_bounds_us, self._step_over, strict=True):
+            if bound_us is None:
+                known.append(0)
+                continue
+            overdue = bisect.bisect_left(measured_due, now_ns - bound_us * 1000)
+            known.append(over + max(0, overdue - self._step_done))
+        return known
 
     # -- stopping ------------------------------------------------------------------------------
     def _deadline(self) -> None:
@@ -536,6 +601,9 @@ class Engine:
         try:
             result = self._capacity_result or self.build_result()
             summary = _summarize(result, self.capacity, self.capacities)
+            if self.role == "master":
+                self._check_workers()  # the last one, when Locust stopped for it
+            self.fleet.annotate(summary)
             report_dir = self.write_report(result, summary)
         except Exception as exc:  # reported, not swallowed by Locust's event loop
             log.exception("could not build or write the report")
@@ -546,7 +614,10 @@ class Engine:
             return
         self.results.append((report_dir, summary))
         if self.emit is not None:
-            self.emit({"type": "result", "report_dir": report_dir, "summary": summary.to_data()})
+            event = {"type": "result", "report_dir": report_dir, "summary": summary.to_data()}
+            if self.live_metrics:
+                event["metrics"] = self._live_numbers(final=True)
+            self.emit(event)
 
     # -- distribution --------------------------------------------------------------------------
     def _active_workers(self) -> list[str]:
@@ -585,29 +656,49 @@ class Engine:
         if self.recording.requests or self.recording.latency.out_of_range \
                 or self.recording.cpu_wall_s:
             data["amlc"] = self.recording.take_delta()
+        data["amlc_live"] = worker_live(self.claimed, self.completed, self.in_flight,
+                                        getattr(self.environment.runner, "master_host", None))
 
     def on_worker_report(self, client_id: str, data: dict[str, Any], **_kw: Any) -> None:
         """Master: merge a worker's periodic delta."""
         delta = data.get("amlc")
         if delta is not None:
             self.recording.merge_delta(delta)
+        self.fleet.report(client_id, data.get("amlc_live"))
+
+    def _watch_workers(self) -> None:
+        """Master: a worker Locust marks missing is lost; its share is not waited for."""
+        while True:
+            gevent.sleep(1.0)
+            self._check_workers()
+
+    def _check_workers(self) -> None:
+        runner = self.environment.runner
+        assert isinstance(runner, MasterRunner)
+        for lost in self.fleet.check(node.id for node in runner.clients.missing):
+            log.warning("%s", describe(lost))
+            self._worker_done(lost.id)
 
     def on_delta(self, environment: Environment, msg: Any, **_kw: Any) -> None:
         """Master: a worker's explicit (final) delta."""
         self.recording.merge_delta(msg.data["delta"])
         if msg.data.get("done"):
-            self._done_workers.add(msg.node_id)
-            if (
-                self.running
-                and not self.finished
-                and self.plan.bounded
-                and len(self._done_workers) >= self._share_count
-            ):
-                self.finished = True
-                self.ended_at = time.time()
-                runner = self.environment.runner
-                if runner is not None:
-                    gevent.spawn(runner.quit if self.headless else runner.stop)
+            self._worker_done(msg.node_id)
+
+    def _worker_done(self, node_id: str) -> None:
+        """Master: a worker's share is over (done, or the worker was lost)."""
+        self._done_workers.add(node_id)
+        if (
+            self.running
+            and not self.finished
+            and self.plan.bounded
+            and len(self._done_workers) >= self._share_count
+        ):
+            self.finished = True
+            self.ended_at = time.time()
+            runner = self.environment.runner
+            if runner is not None:
+                gevent.spawn(runner.quit if self.headless else runner.stop)
 
     # -- progress and results ----------------------------------------------------------------
     def _progress_loop(self) -> None:
@@ -623,16 +714,29 @@ class Engine:
             rps = (snap["requests"] - last_requests) / max(now - last_t, 1e-9)
             last_requests, last_t = snap["requests"], now
             runner = self.environment.runner
-            self.emit(
-                {
-                    "type": "progress",
-                    "elapsed_s": round(time.time() - self.started_at, 3),
-                    "users": runner.user_count if runner is not None else 0,
-                    "in_flight": self.in_flight,
-                    "rps": round(rps, 1),
-                    **snap,
-                }
-            )
+            event = {
+                "type": "progress",
+                "elapsed_s": round(time.time() - self.started_at, 3),
+                "users": runner.user_count if runner is not None else 0,
+                "in_flight": self.in_flight,
+                "rps": round(rps, 1),
+                **snap,
+            }
+            if self.live_metrics:
+                event["metrics"] = self._live_numbers()
+            self.emit(event)
+
+    def _live_numbers(self, *, final: bool = False) -> dict[str, Any]:
+        """This node's live metrics; a master's come from its workers' reports."""
+        master = self.role == "master"
+        return live_numbers(
+            self.recording,
+            in_flight=self.fleet.in_flight if master else self.in_flight,
+            sent=self.fleet.sent if master else self.claimed,
+            settle_s=2.0 if master else 0.0,
+            final=final,
+            lost=len(self.fleet.lost),
+        )
 
     def _config(self) -> dict[str, Any]:
         rec = self.recording
@@ -738,26 +842,55 @@ def _step_of(
     objectives: list[Any],
     throttled: float,
     achieved: float,
-    bound_ms: float | None,
+    lightest_p50_ms: float | None,
+    ended_early: str | None,
 ) -> CapacityStep:
+    """One step's verdict (see :mod:`~aml_client.bench.capacity`): passed, failed (an
+    objective missed, the endpoint saturated, or the step ended early on a certain miss), or
+    unmeasurable (``valid`` False: the load process was the bottleneck)."""
     from aml_client.bench import slo
+    from aml_client.bench.capacity import generator_limited
     from aml_client.bench.summarize import summarize
+    from aml_client.bench.summary import CPU_SATURATED, LATE_FRACTION_LIMIT, LATE_MIN_COUNT
 
     summary = summarize(result)
     outcomes = slo.evaluate(summary, objectives)
+    # The same objectives on send -> reply: what the endpoint did with the requests it got.
+    from_send = slo.evaluate(summary.model_copy(update={"corrected": None}), objectives)
     judged = summary.judged
+    load = result.load
     notes = [o.message for o in outcomes if not o.passed]
-    if throttled >= _THROTTLED_STOP:
-        notes.append(f"throttled: {throttled:.0%} of replies were 429/503; step ended early")
-    notes += summary.validity.reasons
+    if ended_early is not None:
+        notes.append(f"ended early: {ended_early}")
+    exhausted = load.max_senders is not None and load.peak_in_flight >= load.max_senders
+    if exhausted:
+        notes.append(f"the endpoint saturated: all {load.max_senders} senders waited on "
+                     "in-flight requests")
+    if load.late_sends:
+        notes.append(f"{load.late_sends} of {result.requests} sends left more than 10 ms late "
+                     "(the corrected latency includes the wait)")
+    endpoint_p50 = summary.latency.value_ms("p50")
+    # Late sends matter only to a step they made miss.
+    slipped = load.late_sends >= LATE_MIN_COUNT and \
+        load.late_sends > LATE_FRACTION_LIMIT * max(result.requests, 1) and \
+        (not all(o.passed for o in outcomes) or ended_early is not None)
+    limited = generator_limited(
+        cpu_saturated_s=load.cpu_saturated_s, cpu_samples=round(load.cpu_samples),
+        endpoint_p50_ms=endpoint_p50, baseline_p50_ms=lightest_p50_ms,
+        senders_exhausted=exhausted, sends_slipped=slipped,
+        held_from_send=all(o.passed for o in from_send),
+    )
+    if limited and slipped and all(o.passed for o in from_send):
+        notes.append("the load process's sends slipped while the endpoint answered every "
+                     "request within the objectives (send -> reply): the machine did not "
+                     "give the load process the CPU it needed")
+    elif limited:
+        notes.append(
+            f"the load process used >= {CPU_SATURATED:.0%} of a CPU core for "
+            f"{load.cpu_saturated_s} of {load.cpu_samples} s while the endpoint's own p50 "
+            f"stayed at {'-' if endpoint_p50 is None else f'{endpoint_p50:,.1f} ms'}"
+        )
     duration = result.duration_s
-    valid = summary.valid
-    slip = summary.validity.slip
-    if not valid and result.load.cpu_saturated_s == 0 and bound_ms is not None \
-            and slip is not None and (slip.value_ms("p99") or 0.0) < 0.1 * bound_ms:
-        # Late, but by far less than the objective: the verdict stands (the corrected
-        # latency includes the slip); a busy machine's hiccups must not end the search.
-        valid = True
     return CapacityStep(
         rate_rps=round(rate, 3),
         achieved_rps=round(achieved, 3),
@@ -773,19 +906,28 @@ def _step_of(
         goodput_rps=round(result.good / duration, 3) if result.good is not None and duration
         else None,
         throttled_fraction=round(throttled, 4),
-        passed=all(o.passed for o in outcomes) and throttled < _THROTTLED_STOP,
-        valid=valid,
+        passed=all(o.passed for o in outcomes) and not exhausted and ended_early is None
+        and not limited,
+        valid=not limited,
         notes=notes,
+        judged={o.objective.metric: None if o.actual is None else round(o.actual, 6)
+                for o in outcomes},
+        ended_early=ended_early is not None,
     )
 
 
 def _step_line(step: CapacityStep) -> str:
+    """``step 160.0 req/s: achieved 99.8 req/s, p95 1,234.5 ms, error_rate 0 %: missed``."""
+    from aml_client.bench.render import judged_figure
+
     verdict = "met" if step.passed else "missed"
-    p99 = "-" if step.p99_ms is None else f"{step.p99_ms:,.1f} ms"
     achieved = "-" if step.achieved_rps is None else f"{step.achieved_rps:,.1f}"
-    return (f"step {step.rate_rps:,.1f} req/s: achieved {achieved} req/s, p99 {p99}, "
-            f"{step.failures} failures: objectives {verdict}"
-            + ("" if step.valid else " (INVALID)"))
+    figures = "".join(f", {metric} {judged_figure(metric, value)}"
+                      for metric, value in step.judged.items())
+    tail = (" (ended early)" if step.ended_early else "") + \
+        ("" if step.valid else " (the load generator's limit)")
+    return (f"step {step.rate_rps:,.1f} req/s: achieved {achieved} req/s{figures}, "
+            f"{step.failures} failures: objectives {verdict}{tail}")
 
 
 def _machine_facts(environment: Environment) -> dict[str, Any]:

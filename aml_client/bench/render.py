@@ -17,6 +17,8 @@ from typing import Any
 from aml_client.bench.summary import (
     PERCENTILES,
     BenchSummary,
+    Capacity,
+    CapacityStep,
     Failures,
     LatencyBlock,
     sample_warnings,
@@ -36,12 +38,14 @@ __all__ = [
     "agreement_line",
     "blue_green_capacity_table",
     "blue_green_table",
+    "capacity_answer",
     "capacity_table",
     "deployment_table",
     "describe_load",
     "failures_text",
     "fmt_ms",
     "html",
+    "judged_figure",
     "latency_table",
     "markdown",
     "overview_rows",
@@ -274,7 +278,9 @@ def blue_green_capacity_table(summary: BenchSummary) -> tuple[list[str], list[li
         if cap is None:
             continue
         rows.append([run.name,
-                     _fmt_num(cap.max_rate_rps, 1) if cap.found else "not found",
+                     _fmt_num(cap.max_rate_rps, 1) if cap.found else
+                     f"≥ {_fmt_num(cap.at_least_rps, 1)}" if cap.at_least_rps is not None
+                     else "not found",
                      _fmt_num(cap.knee_rps, 1), _fmt_num(cap.goodput_rps, 1),
                      str(len(cap.steps)), cap.stopped_because])
     return header, rows
@@ -332,33 +338,89 @@ def transfer_rows(summary: BenchSummary) -> list[tuple[str, str]]:
     ]
 
 
+def judged_figure(metric: str, value: float | None) -> str:
+    """An objective's measured figure as a step line shows it: ``87.1 ms``, ``0.5 %``."""
+    if value is None:
+        return "-"
+    if metric == "error_rate":
+        return f"{value * 100:.3g} %"
+    if metric == "throughput":
+        return f"{value:,.1f} req/s"
+    return f"{value:,.1f} ms"
+
+
+_STEP_FIELDS = {"p50": "p50_ms", "p90": "p90_ms", "p99": "p99_ms", "max": "max_ms"}
+
+
+def _latency_order(metric: str) -> float:
+    if metric == "min":
+        return -1.0
+    if metric == "mean":
+        return -0.5
+    if metric == "max":
+        return 101.0
+    return float(metric[1:])
+
+
+def _step_latency(step: CapacityStep, metric: str) -> float | None:
+    if metric in step.judged:
+        return step.judged[metric]
+    field = _STEP_FIELDS.get(metric)
+    return getattr(step, field) if field is not None else None
+
+
 def capacity_table(summary: BenchSummary) -> tuple[list[str], list[list[str]]]:
-    """One row per step of a capacity search."""
-    header = ["offered", "achieved", "reqs", "errors", "p50", "p90", "p99", "max", "goodput",
-              "SLO"]
-    rows = []
+    """One row per step of a capacity search: its errors, the percentiles every objective is
+    judged on (besides p50, p90, p99 and max) and its verdict."""
     capacity = summary.capacity
-    for step in capacity.steps if capacity is not None else []:
+    steps = capacity.steps if capacity is not None else []
+    judged = {m for step in steps for m in step.judged if m not in ("error_rate", "throughput")}
+    latency = sorted(set(_STEP_FIELDS) | judged, key=_latency_order)
+    throughput = any("throughput" in step.judged for step in steps)
+    header = ["offered", "achieved", "reqs", "errors", *latency, "goodput", "SLO"]
+    rows = []
+    for step in steps:
         verdict = "met" if step.passed else "MISSED"
+        if step.ended_early:
+            verdict += " (ended early)"
         if not step.valid:
-            verdict += " (INVALID)"
+            verdict = "generator limit"
         rows.append([
             f"{step.rate_rps:,.1f}", _fmt_num(step.achieved_rps, 1), f"{step.requests:,}",
             "-" if step.error_rate is None else f"{step.error_rate * 100:.1f}%",
-            *(_fmt_num(v, 1) for v in (step.p50_ms, step.p90_ms, step.p99_ms, step.max_ms)),
+            *(_fmt_num(_step_latency(step, m), 1) for m in latency),
             _fmt_num(step.goodput_rps, 1), verdict,
         ])
+    if throughput:
+        header.insert(2, "judged rps")
+        for row, step in zip(rows, steps, strict=True):
+            row.insert(2, _fmt_num(step.judged.get("throughput"), 1))
     return header, rows
+
+
+def capacity_answer(capacity: Capacity) -> str:
+    """``180.0 req/s``, ``capacity ≥ 180.0 req/s (the load generator's limit: …)`` or why
+    none was found."""
+    if capacity.found and capacity.max_rate_rps is not None:
+        return f"{capacity.max_rate_rps:,.1f} req/s"
+    if capacity.at_least_rps is not None or "load generator" in capacity.stopped_because:
+        shown = "?" if capacity.at_least_rps is None else f"{capacity.at_least_rps:,.1f}"
+        return f"capacity ≥ {shown} req/s (the load generator's limit: add --workers)"
+    return f"not found: {capacity.stopped_because or 'even the lowest rate missed'}"
 
 
 def capacity_rows(summary: BenchSummary) -> list[tuple[str, str]]:
     capacity = summary.capacity
     if capacity is None:
         return []
-    found = (f"{capacity.max_rate_rps:,.1f} req/s" if capacity.found and
-             capacity.max_rate_rps is not None else "not found: even the lowest rate missed")
+    at = next((s for s in capacity.steps if s.passed and s.rate_rps == capacity.max_rate_rps),
+              None)
+    rows = [("Capacity", capacity_answer(capacity))]
+    if at is not None and at.judged:
+        rows.append(("Judged at capacity", ", ".join(
+            f"{metric} {judged_figure(metric, value)}" for metric, value in at.judged.items())))
     return [
-        ("Capacity", found),
+        *rows,
         ("Knee", "-" if capacity.knee_rps is None else f"{capacity.knee_rps:,.1f} req/s"),
         ("Goodput at capacity",
          "-" if capacity.goodput_rps is None else f"{capacity.goodput_rps:,.1f} req/s"),

@@ -10,6 +10,10 @@ A report directory ``reports/<UTC start>-<endpoint>/`` holds:
 * a blue/green run (``--deployments``) adds ``deployment-<name>.hgrm`` and
   ``deployment-<name>.hlog`` for each deployment (its judged latency).
 
+A group of runs (``amlc bench --repeat N``) is a directory ``reports/<UTC start>-<endpoint>-group/``
+holding only ``group.json``: the names of its runs, which are report directories beside it.
+``amlc report compare`` takes a group as one side.
+
 The numbers come from :mod:`~aml_client.bench.summary`, the files from
 :mod:`~aml_client.bench.files`, the pages from :mod:`~aml_client.bench.render`, comparisons
 from :mod:`~aml_client.bench.compare`. Nothing here imports Locust.
@@ -27,7 +31,15 @@ from aml_client.bench.result import BenchResult
 from aml_client.bench.summary import BenchSummary, parse_summary
 from aml_client.errors import InputError
 
-__all__ = ["latest_report", "list_reports", "load_summary", "write_report"]
+__all__ = [
+    "GROUP_FILE", "latest_report", "list_reports", "load_runs", "load_summary", "write_group",
+    "write_report",
+]
+
+#: The file that makes a directory a group of runs.
+GROUP_FILE = "group.json"
+#: The most runs a group may name (a group.json is read, not trusted).
+MAX_GROUP_RUNS = 1000
 
 
 def _slug(text: str) -> str:
@@ -139,3 +151,43 @@ def latest_report(root: str | Path = "reports") -> Path | None:
     """The most recent report directory under ``root``."""
     runs = list_reports(root)
     return Path(runs[-1].report_dir) if runs and runs[-1].report_dir else None
+
+
+def write_group(root: str | Path, runs: list[Path], *, started_at: float, endpoint: str) -> Path:
+    """A new group directory under ``root`` naming ``runs`` (report directories in ``root``)."""
+    directory = _new_dir(Path(root), started_at, f"{endpoint} group")
+    document = {"kind": "amlc-bench-group", "version": 1, "group_id": directory.name,
+                "runs": [run.name for run in runs]}
+    (directory / GROUP_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    return directory
+
+
+def _group_members(file: Path) -> list[str]:
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON: {exc.msg}", path=str(file), line=exc.lineno) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read: {exc}", path=str(file)) from exc
+    runs = data.get("runs") if isinstance(data, dict) else None
+    if not isinstance(runs, list) or not runs or len(runs) > MAX_GROUP_RUNS:
+        raise InputError(f"'runs' must list 1 to {MAX_GROUP_RUNS} report directories",
+                         path=str(file))
+    for name in runs:
+        # Names of directories beside the group, never a path elsewhere.
+        if (not isinstance(name, str) or not name or name in {".", ".."} or "/" in name
+                or "\\" in name or "\x00" in name):
+            raise InputError(f"'runs' holds {str(name)[:80]!r}, not the name of a report "
+                             "directory beside the group", path=str(file))
+    return runs
+
+
+def load_runs(path: str | Path) -> tuple[str | None, list[BenchSummary]]:
+    """The run(s) at ``path``: a report directory (or its summary.json) gives ``(None, [it])``;
+    a group directory (or its group.json) gives ``(group id, its runs in order)``."""
+    target = Path(path)
+    file = target / GROUP_FILE if target.is_dir() else target
+    if file.name != GROUP_FILE or not file.is_file():
+        return None, [load_summary(target)]
+    members = _group_members(file)
+    return file.parent.name, [load_summary(file.parent.parent / name) for name in members]

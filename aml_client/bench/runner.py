@@ -300,6 +300,7 @@ def run_local(config: dict[str, Any], emit: _Emitter, stdin: _Stdin | None = Non
         headless=not web,
         locust_stats=bool(web),
     )
+    engine.live_metrics = bool(config.get("live_metrics"))
     _stop_on_signals(environment)
     if config.get("parent_pid"):
         _watch_parent(environment, int(config["parent_pid"]))
@@ -334,6 +335,7 @@ def run_master(config: dict[str, Any], emit: _Emitter, stdin: _Stdin | None = No
         headless=not web,
         locust_stats=bool(web),
     )
+    engine.live_metrics = bool(config.get("live_metrics"))
     _stop_on_signals(environment)
     if config.get("parent_pid"):
         _watch_parent(environment, int(config["parent_pid"]))

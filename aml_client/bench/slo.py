@@ -12,6 +12,11 @@ Grammar: ``METRIC OP VALUE[UNIT]`` with spaces allowed anywhere.
 * OP: ``<=`` ``<`` ``>=`` ``>`` (also ``≤`` ``≥``).
 * Latency units: ``us`` / ``µs``, ``ms``, ``s`` (required). Error rate: ``%`` or a fraction
   (``0.01``). Throughput: ``/s``, ``rps``, ``req/s`` or none.
+
+Failures are never a pass: objectives that say nothing about errors get
+:data:`IMPLIED_ERROR_OBJECTIVE` (:func:`with_implied`), judged and shown like the others. The
+error rate counts every failure kind (429, 503, other statuses, timeouts, wrong prediction
+counts, unreadable answers, ...).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Protocol
 from aml_client.bench.summary import AB_PERCENTS, PERCENTILES, LatencyBlock
 
 __all__ = [
+    "IMPLIED_ERROR_OBJECTIVE",
     "Measured",
     "Objective",
     "Outcome",
@@ -32,7 +38,11 @@ __all__ = [
     "latency_bound_ms",
     "parse_slo",
     "parse_slos",
+    "with_implied",
 ]
+
+#: Added to objectives that set no error rate: a run that fails requests never passes.
+IMPLIED_ERROR_OBJECTIVE = "error_rate<=1%"
 
 
 class Measured(Protocol):
@@ -75,6 +85,8 @@ class Objective:
     op: str  # "<=", "<", ">=", ">"
     threshold: float
     shown: str  # the threshold as the user wrote it, e.g. "200 ms", "1 %"
+    #: added by :func:`with_implied`, not written by the user
+    implied: bool = False
 
     @property
     def kind(self) -> str:
@@ -85,7 +97,12 @@ class Objective:
         return "latency"
 
     def __str__(self) -> str:
-        return f"{self.metric} {self.op} {self.shown}"
+        return f"{self.metric} {self.op} {self.shown}" + (" (implied)" if self.implied else "")
+
+    @property
+    def label(self) -> str:
+        """As written, marked when implied: ``p99<=200ms``, ``error_rate<=1% (implied)``."""
+        return self.text + (" (implied)" if self.implied else "")
 
 
 @dataclass(frozen=True)
@@ -103,7 +120,9 @@ class Outcome:
         o = self.objective
         label = o.metric + (" (corrected)" if self.measured_on == "corrected" else "")
         verdict = "met" if self.passed else "MISSED"
-        return f"{label} = {_show_actual(o, self.actual)}, objective {o.op} {o.shown}: {verdict}"
+        implied = " (implied)" if o.implied else ""
+        return (f"{label} = {_show_actual(o, self.actual)}, objective {o.op} {o.shown}{implied}: "
+                f"{verdict}")
 
     def __str__(self) -> str:
         return self.message
@@ -197,6 +216,17 @@ def parse_slo(text: str) -> Objective:
 def parse_slos(texts: Iterable[str]) -> list[Objective]:
     """Parse several objectives (e.g. repeated ``--slo`` options)."""
     return [parse_slo(t) for t in texts]
+
+
+def with_implied(objectives: Iterable[Objective]) -> list[Objective]:
+    """``objectives`` plus :data:`IMPLIED_ERROR_OBJECTIVE` when none of them sets an error
+    rate (an empty list stays empty: nothing is judged)."""
+    given = list(objectives)
+    if not given or any(o.kind == "error_rate" for o in given):
+        return given
+    implied = parse_slo(IMPLIED_ERROR_OBJECTIVE)
+    return [*given, Objective(implied.text, implied.metric, implied.op, implied.threshold,
+                              implied.shown, implied=True)]
 
 
 def evaluate(summary: Measured, objectives: Iterable[Objective]) -> list[Outcome]:

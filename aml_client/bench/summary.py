@@ -7,7 +7,8 @@ that object (never a dict, never the file just written). ``summary.json`` is its
 carrying ``schema_version``; :func:`parse_summary` reads any version amlc wrote, migrating
 older ones on the way in (0.1 had no ``schema_version``). The version goes up whenever fields
 are added, so an older amlc refuses a file whose new parts it would silently drop (version 3
-added Azure's failure reasons and the blue/green section).
+added Azure's failure reasons and the blue/green section; version 4 each capacity step's
+judged figures and the capacity search's lower bound).
 
 Latencies are milliseconds with microsecond precision. In an open model ``corrected`` (intended
 start -> reply) is the latency a run is judged on; ``latency`` is then the uncorrected send ->
@@ -43,6 +44,7 @@ __all__ = [
     "Failures",
     "IntervalRow",
     "LatencyBlock",
+    "LostWorker",
     "RunConfig",
     "TransferSummary",
     "Validity",
@@ -55,7 +57,7 @@ __all__ = [
 ]
 
 #: Version of the summary.json layout this code writes (0.1 files had none: version 1).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: Percentiles of the final table.
 PERCENTILES: tuple[float, ...] = (50, 75, 90, 95, 99, 99.9, 99.99)
 #: Rows of ``ab``'s "Percentage of the requests served within a certain time (ms)" table.
@@ -160,6 +162,17 @@ class TransferSummary(_Model):
     server_changes: int = 0
 
 
+class LostWorker(_Model):
+    """A load process its master lost during the run, with the counts of its last report."""
+
+    id: str
+    host: str | None = None
+    pid: int | None = None
+    #: requests it had sent, and had seen answered, by its last report to the master
+    sent: int = 0
+    answered: int = 0
+
+
 class DeploymentSummary(_Model):
     name: str
     requests: int
@@ -202,8 +215,15 @@ class CapacityStep(_Model):
     goodput_rps: float | None
     throttled_fraction: float = 0.0
     passed: bool
+    #: False only when the load process, not the endpoint, set the pace (its CPU saturated
+    #: while the endpoint had headroom): the step says nothing about the endpoint
     valid: bool = True
     notes: list[str] = Field(default_factory=list)
+    #: each objective's measured figure, by metric: ``{"p95": 87.1, "error_rate": 0.0}``
+    #: (latency in ms, error rate a fraction, throughput req/s; None: not measured)
+    judged: dict[str, float | None] = Field(default_factory=dict)
+    #: the step stopped before its planned end: its measurements already guaranteed a miss
+    ended_early: bool = False
 
 
 class Capacity(_Model):
@@ -212,6 +232,9 @@ class Capacity(_Model):
     found: bool
     #: highest offered rate at which every objective held
     max_rate_rps: float | None
+    #: the load generator, not the endpoint, reached its limit: the capacity is at least
+    #: this (``found`` is then False: the search could not find the truth)
+    at_least_rps: float | None = None
     #: where latency starts to climb (see ``knee_rule``)
     knee_rps: float | None
     knee_rule: str = ""
@@ -373,6 +396,9 @@ class BenchSummary(_Model):
     intervals_measure: str = "latency"
     warnings: list[str] = Field(default_factory=list)
     capacity: Capacity | None = None
+    #: a load process was lost during the run: the figures cover only what reached the master
+    partial: bool = False
+    lost_workers: list[LostWorker] = Field(default_factory=list)
     #: ``--deployments``: each deployment's own figures, agreement and verdicts
     blue_green: BlueGreen | None = None
     config: RunConfig = Field(default_factory=RunConfig)
@@ -483,9 +509,10 @@ def parse_summary(data: Any, *, source: str = "summary.json") -> BenchSummary:
     version = data.get("schema_version")
     if version is None:
         data = _migrate_v1(data)
-    elif version == 2:
-        # Version 3 only added fields (failure reasons, the blue/green section): their
-        # defaults say "none recorded".
+    elif version in (2, 3):
+        # Versions 3 and 4 only added fields (failure reasons, the blue/green section; a
+        # capacity step's judged figures, a capacity's lower bound): their defaults say "none
+        # recorded".
         data = {**data, "schema_version": SCHEMA_VERSION}
     elif not isinstance(version, int) or version > SCHEMA_VERSION:
         raise InputError(

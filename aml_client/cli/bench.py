@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 
 #: Exit code of a run that misses an objective.
 EXIT_SLO_MISSED = 5
+#: Exit code of a run whose result is partial: a load process (worker) was lost during it.
+EXIT_PARTIAL = 6
 DEFAULT_DURATION = "30s"
 
 
@@ -118,10 +121,11 @@ def _plan(
 
 
 def _objectives(texts: list[str] | None) -> list[Any]:
+    """The --slo objectives, with the implied error objective when they set no error rate."""
     from aml_client.bench import slo
 
     try:
-        return slo.parse_slos(texts or [])
+        return slo.with_implied(slo.parse_slos(texts or []))
     except ValueError as exc:
         raise ConfigError(f"--slo {exc}") from exc
 
@@ -157,6 +161,30 @@ def _progress_table(event: dict[str, Any], total: str) -> Table:
     return table
 
 
+#: Seconds between two progress lines on a non-terminal (a CI log): the first comes at once.
+PROGRESS_EVERY_S = 5.0
+
+
+def _progress_line(event: dict[str, Any], total: str) -> str:
+    """Progress as one plain line: what a CI log keeps of the live table."""
+    label = " (corrected)" if event.get("measure") == "corrected" else ""
+    busy = ("in flight", event["in_flight"]) if "in_flight" in event else (
+        "users", event.get("users", 0))
+    return (f"progress: {event.get('elapsed_s', 0):.0f} s, "
+            f"{event.get('requests', 0):,}{total} requests, {event.get('rps', 0):,.1f} req/s, "
+            f"{event.get('failures', 0):,} failures, {busy[1]} {busy[0]}, "
+            f"p50{label} {_ms(event.get('p50_us', 0))}, p99{label} {_ms(event.get('p99_us', 0))}, "
+            f"max{label} {_ms(event.get('max_us', 0))}")
+
+
+def _live_view(event: dict[str, Any], total: str) -> Table | Text:
+    """The live table, or its plain line on a terminal too narrow for the table."""
+    table = _progress_table(event, total)
+    if output.table_width(table, output.console) <= output.console.width:
+        return table
+    return Text(_progress_line(event, total))
+
+
 def print_summary(summary: BenchSummary, report_dir: str | None) -> None:
     """The final tables, exactly as ``amlc report show`` prints them."""
     from aml_client.cli.report import print_summary as show
@@ -182,10 +210,17 @@ def _show_log_line(line: str) -> None:
 
 
 def _follow(
-    proc: Any, *, live: bool, total: str, web: bool = False
+    proc: Any, *, live: bool, total: str, web: bool = False, lines: bool = False,
+    clock: Callable[[], float] = time.monotonic, observer: Any = None,
 ) -> tuple[list[dict[str, Any]], str | None, bool]:
-    """Read the load process's events until it exits: (results, error message, interrupted)."""
+    """Read the load process's events until it exits: (results, error message, interrupted).
+
+    Progress goes to a live table on a terminal (``live``), else, with ``lines``, to a plain
+    line on stderr every :data:`PROGRESS_EVERY_S` seconds. ``observer`` (the live metrics)
+    sees every event first.
+    """
     results: list[dict[str, Any]] = []
+    last_line: float | None = None
     error: str | None = None
     error_code = BenchError.exit_code
     display: Live | None = None
@@ -212,8 +247,16 @@ def _follow(
                 events = proc.events()
                 continue
             kind = event.get("type")
+            if observer is not None:
+                observer(event)
             if kind == "progress" and display is not None:
-                display.update(_progress_table(event, total))
+                display.update(_live_view(event, total))
+            elif kind == "progress" and lines:
+                now = clock()
+                if last_line is None or now - last_line >= PROGRESS_EVERY_S:
+                    last_line = now
+                    output.console.print(_progress_line(event, total), markup=False,
+                                         soft_wrap=True)
             elif kind == "status":
                 output.console.print(f"[dim]{event.get('message', '')}[/]")
             elif kind == "web":
@@ -433,6 +476,36 @@ def bench(
         typer.Option("--junit", help="Write JUnit XML: one test case per --slo, plus validity."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary JSON only.")] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option("--metrics-port", min=0, max=65535,
+                     help="Serve live metrics (Prometheus text) at http://HOST:PORT/metrics "
+                     "while the run lasts (0: any free port)."),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", help="Interface of --metrics-port.")
+    ] = "127.0.0.1",
+    otlp_endpoint: Annotated[
+        str | None,
+        typer.Option("--otlp-endpoint", metavar="URL",
+                     help="Push the same live metrics with OpenTelemetry (OTLP/HTTP) to URL, "
+                     "e.g. http://127.0.0.1:4318; headers from OTEL_EXPORTER_OTLP_HEADERS."),
+    ] = None,
+    metrics_linger: Annotated[
+        str,
+        typer.Option("--metrics-linger",
+                     help="After the run, keep /metrics up until a scrape has read the final "
+                     "values, at most this long (and give OTLP this long to take them)."),
+    ] = "15s",
+    repeat: Annotated[
+        int,
+        typer.Option(
+            "--repeat",
+            min=1,
+            help="Run the same load N times, one after the other, and write a group of the N "
+            "runs (amlc report compare takes it as one side, counting the noise between runs).",
+        ),
+    ] = 1,
 ) -> None:
     """Benchmark the endpoint's latency under load (Locust + HdrHistogram).
 
@@ -454,6 +527,9 @@ def bench(
 
     if master and worker:
         raise ConfigError("--master and --worker exclude each other")
+    if repeat > 1 and (web or master or worker or find_capacity or junit is not None):
+        raise ConfigError("--repeat runs headless runs of its own: drop --web, --master, "
+                          "--worker, --find-capacity and --junit")
     if arrival not in ARRIVALS:
         raise ConfigError(f"--arrival must be one of {', '.join(ARRIVALS)}")
     if rate is not None and rate <= 0:
@@ -502,6 +578,22 @@ def bench(
         check_port_free("127.0.0.1", web_port)
     if master:
         checks.free_port(master_port, "--master-port", host=master_bind)
+    live_metrics = metrics_port is not None or otlp_endpoint is not None
+    if live_metrics and worker:
+        raise ConfigError("--metrics-port/--otlp-endpoint go to the master: it serves the "
+                          "workers' aggregate")
+    if live_metrics and repeat > 1:
+        raise ConfigError("--metrics-port/--otlp-endpoint serve one run: not with --repeat")
+    if metrics_port is not None:
+        checks.free_port(metrics_port, "--metrics-port", host=metrics_host)
+    try:
+        linger_s = parse_duration(metrics_linger)
+    except ValueError as exc:
+        raise ConfigError(f"--metrics-linger: {exc}") from exc
+    if otlp_endpoint is not None:
+        from aml_client.bench.metrics_export import otlp_metrics_url
+
+        otlp_metrics_url(otlp_endpoint)
     if not worker:  # a worker writes no report: its master does
         checks.writable_dir(report_dir, "--report-dir")
     if junit is not None:
@@ -542,6 +634,11 @@ def bench(
         role = "local"
     if web:
         config["web"] = {"host": "127.0.0.1", "port": web_port}
+    exporters = None
+    if live_metrics:
+        config["live_metrics"] = True
+        exporters = _start_exporters(objectives, plan, deployment, metrics_host, metrics_port,
+                                     otlp_endpoint)
     bodies = output.plural(
         int(target.payload["bodies"]), "distinct request body", "distinct request bodies"
     )
@@ -557,19 +654,36 @@ def bench(
             f"{bodies} from {target.payload['source']}",
             markup=False,
         )
+        if objectives:
+            output.console.print(
+                f"objectives: {', '.join(o.label for o in objectives)}", markup=False
+            )
     live = not as_json and not web and role != "worker" and output.console.is_terminal
     total = f"/{plan.max_requests:,}" if plan.max_requests else ""
     started = time.monotonic()
     # A SIGTERM ends the run like Ctrl-C: the load process stops and still reports.
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    proc = LoadProcess(
-        role,
-        config,
-        on_log=_show_log_line,
-        credential=target.credential,
-        secret_env=target.secret_env,
-    )
-    results, error, interrupted = _follow(proc, live=live, total=total, web=web)
+    if repeat > 1:
+        _repeat(repeat, role, config, target, live=live, total=total, as_json=as_json,
+                objectives=objectives, allow_invalid=allow_invalid)
+        return
+    try:
+        proc = LoadProcess(
+            role,
+            config,
+            on_log=_show_log_line,
+            credential=target.credential,
+            secret_env=target.secret_env,
+        )
+        results, error, interrupted = _follow(
+            proc, live=live, total=total, web=web,
+            lines=not live and not web and role != "worker",
+            observer=exporters.state.observe if exporters is not None else None,
+        )
+    finally:
+        if exporters is not None:
+            for problem in exporters.close(linger_s):
+                output.warning(problem)
     if error:
         raise BenchError(error)
     if role == "worker":
@@ -596,6 +710,12 @@ def bench(
         print_summary(summary, directory)
     if interrupted and not web:
         raise KeyboardInterrupt
+    if summary.partial:
+        from aml_client.bench.fleet import describe
+
+        for lost in summary.lost_workers:
+            output.error(describe(lost))
+        raise typer.Exit(EXIT_PARTIAL)
     if capacity is not None:
         _capacity_verdict(summary, junit, quiet=as_json)
         return
@@ -605,6 +725,91 @@ def bench(
         if not check_objectives(summary, objectives, allow_invalid=allow_invalid, quiet=as_json,
                                 junit=junit):
             raise typer.Exit(EXIT_SLO_MISSED)
+
+
+def _start_exporters(
+    objectives: list[Any], plan: Any, deployment: str | None, host: str, port: int | None,
+    otlp_endpoint: str | None,
+) -> Any:
+    """The live metrics and their exporters (announced on stderr)."""
+    from aml_client.bench.metrics import LiveMetrics
+    from aml_client.bench.metrics_export import Exporters
+
+    state = LiveMetrics(
+        objectives=objectives, deployment=deployment or "",
+        scheduled_rate=plan.rate if plan.mode == "open" and plan.capacity is None else None,
+        judged_on="corrected" if plan.mode == "open" else "latency",
+    )
+    exporters = Exporters(state, prometheus=(host, port) if port is not None else None,
+                          otlp_endpoint=otlp_endpoint)
+    if exporters.prometheus is not None:
+        output.note(f"live metrics: {exporters.prometheus.url}")
+    if exporters.otlp is not None:
+        output.note(f"live metrics pushed to {exporters.otlp.url}")
+    return exporters
+
+
+def _repeat(
+    count: int, role: str, config: dict[str, Any], target: Any, *, live: bool, total: str,
+    as_json: bool, objectives: list[Any], allow_invalid: bool,
+) -> None:
+    """``--repeat N``: N runs of the same load, one line each, then a group of them (written
+    also when the runs are interrupted, with the runs that finished)."""
+    from aml_client.bench.launch import LoadProcess
+    from aml_client.bench.report import write_group
+    from aml_client.bench.summary import BenchSummary
+
+    started = time.time()
+    summaries: list[BenchSummary] = []
+    interrupted = False
+    for index in range(count):
+        if not as_json:
+            output.note(f"run {index + 1} of {count}")
+        proc = LoadProcess(role, config, on_log=_show_log_line, credential=target.credential,
+                           secret_env=target.secret_env)
+        results, error, interrupted = _follow(proc, live=live, total=total, lines=not live)
+        if error:
+            raise BenchError(error)
+        if results:
+            summary = BenchSummary.model_validate(results[-1]["summary"])
+            summary.report_dir = results[-1].get("report_dir")
+            summaries.append(summary)
+            if not as_json:
+                output.result(_run_line(index + 1, count, summary), markup=False)
+        if interrupted or not results:
+            break
+    members = [Path(s.report_dir) for s in summaries if s.report_dir]
+    group = (write_group(config["report_root"], members, started_at=started,
+                         endpoint=str(target.name)) if members else None)
+    if as_json:
+        output.print_json({"group_id": group.name if group else None,
+                           "group_dir": str(group) if group else None,
+                           "runs": [s.to_data() for s in summaries]})
+    elif group is not None:
+        output.result(f"group of {output.plural(len(members), 'run')}: {group}", markup=False)
+    if interrupted:
+        raise KeyboardInterrupt
+    if len(summaries) < count:
+        raise BenchError("the load process ended without a result")
+    if objectives:
+        from aml_client.cli.report import check_objectives
+
+        held = [check_objectives(s, objectives, allow_invalid=allow_invalid, quiet=as_json)
+                for s in summaries]
+        if not all(held):
+            raise typer.Exit(EXIT_SLO_MISSED)
+
+
+def _run_line(index: int, count: int, summary: BenchSummary) -> str:
+    """One line per run of a group: id, rate, judged p50/p99, validity."""
+    judged = summary.judged
+    p50, p99 = judged.value_ms("p50"), judged.value_ms("p99")
+    rate = summary.throughput_rps
+    return (f"run {index}/{count} {summary.report_id}: {summary.requests:,} requests, "
+            + ("-" if rate is None else f"{rate:,.1f}") + " req/s, "
+            + f"p50 {'-' if p50 is None else f'{p50:,.1f}'} ms, "
+            + f"p99 {'-' if p99 is None else f'{p99:,.1f}'} ms"
+            + ("" if summary.valid else ", INVALID"))
 
 
 def _deployments(text: str | None, deployment: str | None) -> list[str] | None:
@@ -652,7 +857,9 @@ def _capacity_settings(
 
 def _capacity_verdict(summary: BenchSummary, junit: Path | None, *, quiet: bool) -> None:
     """Exit 0 when a capacity was found (for every deployment of a blue/green run), 5 when
-    even the lowest rate missed."""
+    even the lowest rate missed or the load generator's limit came first (then the answer is
+    only a lower bound)."""
+    from aml_client.bench import render
     from aml_client.bench.junit import Case, write_junit
 
     searches: list[tuple[str, Capacity | None]] = (
@@ -678,6 +885,11 @@ def _capacity_verdict(summary: BenchSummary, junit: Path | None, *, quiet: bool)
             cases.append(Case(f"{prefix}capacity found", output=line))
             if not quiet:
                 output.stdout.print(Text(line, style="green"))
+        elif capacity.at_least_rps is not None:
+            # A lower bound, not an answer: the load generator, not the endpoint, gave out.
+            line = f"{prefix}{render.capacity_answer(capacity)}"
+            missing.append(f"{line}; {capacity.stopped_because}")
+            cases.append(Case(f"{prefix}capacity found", failure=line))
         else:
             missing.append(f"{prefix}{capacity.stopped_because}")
             cases.append(Case(f"{prefix}capacity found", failure=capacity.stopped_because))

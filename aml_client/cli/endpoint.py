@@ -160,7 +160,7 @@ def list_(
     for p in profiles:
         table.add_row("*" if p.name == default else "", p.name, escape(p.scoring_uri), p.auth,
                       escape(p.masked_secret()))
-    output.stdout.print(table)
+    output.table(table)
 
 
 def show(
@@ -183,9 +183,9 @@ def show(
                       "arm_url", "provisioning_state"):
             if azure.get(field):
                 table.add_row(f"azure {field.replace('_', ' ')}", escape(str(azure[field])))
-    output.stdout.print(table)
+    output.table(table)
     if isinstance(azure, dict):
-        output.stdout.print(_deployments_table(azure))
+        output.table(_deployments_table(azure))
 
 
 def _deployments_table(azure: dict[str, Any]) -> Table:

@@ -276,7 +276,7 @@ def status(
     ]
     for name, value in rows:
         table.add_row(name, Text(value))
-    output.stdout.print(table)
+    output.table(table)
 
     deployments = Table(title="deployments", title_justify="left", box=None, pad_edge=False)
     for column in ("name", "kind", "traffic", "model", "accuracy", "ONNX agreement", "settings"):
@@ -297,7 +297,7 @@ def status(
             f"{d.agreement:.2%}" if d.agreement is not None else "-",
             settings,
         )
-    output.stdout.print(deployments)
+    output.table(deployments)
 
 
 def logs(

@@ -5,6 +5,10 @@ its tables, its status and its result lines ("saved …", "stopped …"), so ``a
 sees them. stderr holds what happens on the way: progress, warnings, hints and the one
 ``error:`` line of a failure. With ``--json``, a failure is also a JSON object on stdout:
 ``{"error": {"message": …, "exit_code": …, "kind": …}}``.
+
+Tables never cut a figure, an id or a name (:func:`table`): drawn as they are when they fit,
+at their own width on a pipe or a file (a CI log has no right edge), and as plain lines on a
+terminal narrower than them.
 """
 
 from __future__ import annotations
@@ -17,11 +21,66 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
+from rich.segment import Segments
+from rich.table import Table
+from rich.text import Text
 
 #: Progress, warnings, hints and errors for people (stderr).
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 #: What the command produces: tables, status, results, data (stdout).
 stdout = Console(highlight=False, soft_wrap=True)
+
+
+def table_width(grid: Table, target: Console | None = None) -> int:
+    """The width ``grid`` takes with nothing wrapped or cut."""
+    target = target or stdout
+    options = target.options.update_width(100_000)
+    return Measurement.get(target, options, grid).maximum
+
+
+def plain_lines(grid: Table, target: Console | None = None) -> list[str]:
+    """``grid`` as plain lines, every cell whole: its title, then one line per row, the first
+    cell followed by ``header value`` pairs (``label: value`` without headers)."""
+    target = target or stdout
+
+    def plain(cell: object) -> str:
+        if isinstance(cell, Text):
+            return cell.plain
+        if isinstance(cell, str):
+            return target.render_str(cell).plain
+        return str(cell)
+
+    lines = []
+    if grid.title:
+        lines.append(plain(grid.title))
+    headers = [plain(c.header) if grid.show_header else "" for c in grid.columns]
+    cells = [[plain(cell) for cell in column.cells] for column in grid.columns]
+    for row in range(grid.row_count):
+        values = [column[row] if row < len(column) else "" for column in cells]
+        first, rest = values[0], list(zip(headers[1:], values[1:], strict=True))
+        parts = [f"{head} {value}".strip() for head, value in rest if value.strip()]
+        head = f"{headers[0]} {first}".strip() if headers[0] else first
+        lines.append(f"{head}: {'; '.join(parts)}" if parts else head)
+    return lines
+
+
+def table(grid: Table, target: Console | None = None) -> None:
+    """Print ``grid`` without ever cutting a cell: as drawn when it fits the width; at its own
+    width when the output is not a terminal (a pipe, a file, a CI log); as plain lines
+    (:func:`plain_lines`) on a terminal narrower than it."""
+    target = target or stdout
+    width = table_width(grid, target)
+    if width <= target.width:
+        target.print(grid)
+    elif not target.is_terminal:
+        # Console.print caps a width at the console's: render at the table's own, and print
+        # the lines uncropped.
+        lines = target.render(grid, target.options.update_width(width))
+        target.print(Segments(lines), soft_wrap=True)
+    else:
+        for line in plain_lines(grid, target):
+            target.print(Text(line), soft_wrap=True)
 
 
 def print_json(data: Any) -> None:

@@ -68,19 +68,19 @@ def print_summary(summary: BenchSummary, report_dir: str | None = None) -> None:
 
     out = output.stdout
     out.print(f"[bold]Benchmark of {summary.endpoint}[/] — {render.describe_load(summary)}")
-    out.print(_kv_table(render.overview_rows(summary)))
+    output.table(_kv_table(render.overview_rows(summary)))
     out.print()
     if summary.capacity is not None:
-        out.print(_kv_table(render.capacity_rows(summary), "Capacity"))
+        output.table(_kv_table(render.capacity_rows(summary), "Capacity"))
         header, rows = render.capacity_table(summary)
-        out.print(_grid(header, rows, "Steps (req/s; latency in ms)"))
+        output.table(_grid(header, rows, "Steps (req/s; latency in ms)"))
         out.print("[dim]The tables below are those of the step at capacity.[/]")
     if summary.blue_green is not None:
         _print_blue_green(summary)
     header, rows = render.latency_table(summary)
-    out.print(_grid(header, rows, "Latency (ms)"))
+    output.table(_grid(header, rows, "Latency (ms)"))
     title, header, rows = render.ab_table(summary)
-    out.print(_grid(header, rows, title))
+    output.table(_grid(header, rows, title))
     if summary.corrected is not None:
         out.print(
             "[dim]corrected: intended start -> reply (what a client on the schedule sees); "
@@ -88,13 +88,13 @@ def print_summary(summary: BenchSummary, report_dir: str | None = None) -> None:
         )
     if summary.phases:
         title, header, rows = render.phase_table(summary)
-        out.print(_grid(header, rows, title))
+        output.table(_grid(header, rows, title))
     if summary.deployments:
         header, rows = render.deployment_table(summary)
-        out.print(_grid(header, rows, "Deployments (azureml-model-deployment)"))
+        output.table(_grid(header, rows, "Deployments (azureml-model-deployment)"))
     transfer = render.transfer_rows(summary)
     if transfer:
-        out.print(_kv_table(transfer, "Transfer"))
+        output.table(_kv_table(transfer, "Transfer"))
     out.print(f"[dim]{summary.percentile_definition}[/]")
     if not summary.valid:
         output.console.print(Text(render.validity_line(summary), style="bold red"))
@@ -114,11 +114,11 @@ def _print_blue_green(summary: BenchSummary) -> None:
     out = output.stdout
     header, rows = render.blue_green_capacity_table(summary)
     if rows:
-        out.print(_grid(header, rows, "Capacity by deployment"))
+        output.table(_grid(header, rows, "Capacity by deployment"))
         out.print("[dim]The side-by-side figures are each deployment's step at capacity; the "
                   "tables after them merge those steps.[/]")
     header, rows = render.blue_green_table(summary)
-    out.print(_grid(header, rows, f"Deployments side by side (baseline {section.baseline})"))
+    output.table(_grid(header, rows, f"Deployments side by side (baseline {section.baseline})"))
     for verdict in section.verdicts:
         style = "" if verdict.significant is None else "bold" if verdict.significant else "dim"
         out.print(Text(verdict.text, style=style))
@@ -153,14 +153,16 @@ def check_objectives(
 ) -> bool:
     """Print each objective's outcome (misses as errors); True when all hold.
 
-    An INVALID run fails the check (the load generator, not the endpoint, may have set the
-    numbers) unless ``allow_invalid``. ``junit`` writes one test case per objective (and one
+    Objectives that set no error rate get the implied ``error_rate<=1%``. An INVALID run fails
+    the check (the load generator, not the endpoint, may have set the numbers) unless
+    ``allow_invalid``. ``junit`` writes one test case per objective (and one
     for the run's validity). In a blue/green run every objective applies to each deployment
     (one case per deployment and objective).
     """
     from aml_client.bench import render, slo
     from aml_client.bench.junit import Case, write_junit
 
+    objectives = slo.with_implied(objectives)  # failures are never a pass
     section = summary.blue_green
     judged: list[tuple[str, slo.Measured]] = (
         [(f"{run.name}: ", run) for run in section.runs] if section is not None
@@ -254,9 +256,61 @@ def _change(row: object) -> tuple[Text, Text, Text]:
     return change, pct_text, ci
 
 
+def _sides(paths: list[str]) -> tuple[list[Path], list[Path]]:
+    """``A B``, or ``A1 A2 … --vs B1 B2 …``: the report or group directories of each side."""
+    unknown = [p for p in paths if p.startswith("-") and p != "--vs"]
+    if unknown:
+        raise ConfigError(f"no such option: {unknown[0]}")
+    if "--vs" in paths:
+        cut = paths.index("--vs")
+        a, b = paths[:cut], paths[cut + 1:]
+        if "--vs" in b or not a or not b:
+            raise ConfigError("give A's runs, then --vs and B's runs, e.g. "
+                              "`amlc report compare A1 A2 A3 --vs B1 B2 B3`")
+    elif len(paths) == 2:
+        a, b = paths[:1], paths[1:]
+    else:
+        raise ConfigError("give two runs (A B), or each side's runs: A1 A2 … --vs B1 B2 …")
+    return [Path(p) for p in a], [Path(p) for p in b]
+
+
+def _load_side(paths: list[Path]) -> tuple[str | None, list[BenchSummary]]:
+    """A side's runs (each path a report or a group directory) and its label (a lone group's
+    id)."""
+    from aml_client.bench import report
+
+    label: str | None = None
+    runs: list[BenchSummary] = []
+    for path in paths:
+        group, loaded = report.load_runs(path)
+        runs += loaded
+        label = group if len(paths) == 1 else None
+    return label, runs
+
+
+def _parse_noise(text: str | None) -> float | None:
+    if text is None:
+        return None
+    number = text.strip().removesuffix("%").strip()
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 100 or not text.strip().endswith("%"):
+        raise ConfigError(f"--run-noise {text!r}: give a percentage from 0% to 100%, e.g. 8%")
+    return value
+
+
 def compare(
-    a: Annotated[Path, typer.Argument(help="Baseline report directory (A).")],
-    b: Annotated[Path, typer.Argument(help="Report directory to compare with it (B).")],
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="A [B] | A1 A2 … --vs B1 B2 …",
+            help="Baseline (A) then B: report or group directories (amlc bench --repeat N "
+            "writes a group). Several runs per side: A's, then --vs and B's.",
+            show_default=False,
+        ),
+    ],
     fail_on: Annotated[
         list[str] | None,
         typer.Option("--fail-on", help="Gate, e.g. 'p99>+10%' or 'throughput<-5%' "
@@ -265,22 +319,37 @@ def compare(
     junit: Annotated[
         Path | None, typer.Option("--junit", help="Write JUnit XML (one test case per gate).")
     ] = None,
+    run_noise: Annotated[
+        str | None,
+        typer.Option("--run-noise", metavar="PCT",
+                     help="Prior run-to-run spread of every figure, e.g. 8% (default: one per "
+                     "figure, measured on a busy 2-core machine); 0% trusts the within-run "
+                     "noise alone."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
 ) -> None:
-    """Two runs side by side: the change in each figure with a 95 % confidence interval
-    (bootstrap over the runs' measurement intervals), and a verdict per --fail-on gate."""
-    from aml_client.bench import report
+    """Runs side by side (B against A): the change in each figure with a 95 % confidence
+    interval that counts the noise between runs (a hierarchical bootstrap over the runs and
+    their measurement intervals), and a verdict per --fail-on gate.
+
+    With one run per side the noise between runs is unknown and a prior is assumed; give
+    several runs per side (amlc bench --repeat 3) to measure it.
+    """
     from aml_client.bench.compare import compare as compare_runs
     from aml_client.bench.compare import parse_gate
     from aml_client.bench.junit import Case, write_junit
 
+    side_a, side_b = _sides(paths)
     try:
         gates = [parse_gate(text) for text in fail_on or []]
     except ValueError as exc:
         raise ConfigError(f"--fail-on {exc}") from exc
+    noise = _parse_noise(run_noise)
     if junit is not None:
         checks.writable_file(junit, "--junit", example="compare.xml")
-    result = compare_runs(report.load_summary(a), report.load_summary(b), gates)
+    label_a, runs_a = _load_side(side_a)
+    label_b, runs_b = _load_side(side_b)
+    result = compare_runs(runs_a, runs_b, gates, run_noise_pct=noise, labels=(label_a, label_b))
     if junit is not None:
         write_junit(junit, "amlc report compare",
                     [Case(g.gate, failure=g.message if g.failed else None, output=g.message)
@@ -289,8 +358,13 @@ def compare(
         output.print_json(result.model_dump(mode="json"))
     else:
         out = output.stdout
-        out.print(f"[bold]A[/] {result.a.report_id}  ({result.a.endpoint}, {result.a.mode})")
-        out.print(f"[bold]B[/] {result.b.report_id}  ({result.b.endpoint}, {result.b.mode})")
+        for name, side in (("A", result.a), ("B", result.b)):
+            runs = f", {output.plural(side.runs, 'run')}" if side.runs > 1 else ""
+            out.print(Text.assemble((name, "bold"), f" {side.report_id}  ({side.endpoint}, "
+                                    f"{side.mode}{runs})"))
+            if side.runs > 1:
+                for run_id in side.report_ids:
+                    out.print(Text(f"  {run_id}", style="dim"))
         for section in result.sections:
             table = Table(title=section.title, title_justify="left")
             for name in ("", "A", "B", "change", "change %", "95 % CI"):
@@ -300,10 +374,10 @@ def compare(
                 unit = f" ({row.unit})" if row.unit else ""
                 table.add_row(f"{row.metric}{unit}", _fmt_value(row.a, row.unit),
                               _fmt_value(row.b, row.unit), *_change(row))
-            out.print(table)
-        out.print(f"[dim]{result.method}; 'same' when the interval contains 0.[/]")
+            output.table(table)
+        out.print(Text(f"{result.method}; 'same' when the interval contains 0.", style="dim"))
         for note in result.notes:
-            out.print(f"[yellow]note:[/] {note}")
+            out.print(Text.assemble(("note:", "yellow"), f" {note}"))
     for gate in result.gates:
         if gate.failed:
             output.error(gate.message)
@@ -357,7 +431,7 @@ def list_(
             *(_short_ms(judged.value_ms(name)) for name in ("p50", "p99", "max")),
             "?" if s.validity.valid is None else "ok" if s.validity.valid else "INVALID",
         )
-    output.stdout.print(table)
+    output.table(table)
 
 
 def _short_ms(value: float | None) -> str:
@@ -368,6 +442,10 @@ def register(app: typer.Typer) -> None:
     group = typer.Typer(help="Show, compare and list stored benchmark reports.",
                         no_args_is_help=True)
     group.command("show")(show)
-    group.command("compare")(compare)
+    group.command(
+        "compare",
+        # ``--vs`` separates the sides among the arguments, in order.
+        context_settings={"ignore_unknown_options": True},
+    )(compare)
     group.command("list")(list_)
     app.add_typer(group, name="report")

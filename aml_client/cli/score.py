@@ -137,7 +137,7 @@ def render_table(rows: list[Any], predictions: list[Any], columns: list[str]) ->
         else:
             cells = [_cell(row)]
         table.add_row(str(index), *cells, _cell(prediction))
-    output.stdout.print(table)
+    output.table(table)
 
 
 def _score_small(

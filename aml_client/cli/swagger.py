@@ -152,7 +152,7 @@ def _render_summary(summary: dict[str, Any], label: str) -> None:
             "Bearer" if route["auth"] else "-",
             e(route.get("summary") or ""),
         )
-    console.print(routes)
+    output.table(routes, console)
     auth = summary["auth"]
     if auth["bearer"]:
         auth_text = "Authorization: Bearer <key or token>"
@@ -196,7 +196,7 @@ def _render_summary(summary: dict[str, Any], label: str) -> None:
                 "yes" if col["required"] else "",
                 e(example_text),
             )
-        console.print(columns)
+        output.table(columns, console)
 
 
 # --------------------------------------------------------------------------- validate

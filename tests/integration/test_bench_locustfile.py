@@ -53,7 +53,7 @@ def test_plain_locust_headless_run_writes_the_report(tmp_path: Path) -> None:
     # A ratio with a wide margin, not an absolute window: a busy machine adds its own delays.
     assert 20.0 <= summary["latency"]["percentiles_ms"]["p50"] <= 60.0
     # Locust's own (rounded, and in multi-process runs incomplete) statistics are not reported.
-    assert "locust" not in summary and summary["schema_version"] == 3
+    assert "locust" not in summary and summary["schema_version"] == 4
     for path in files_under(directory):
         assert KEY not in path.read_text(encoding="utf-8", errors="replace"), path
     assert KEY not in done.stdout + done.stderr

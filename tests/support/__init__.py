@@ -26,8 +26,12 @@ Servers in their own process, and commands:
 
 - :mod:`support.calibrated`: a scoring endpoint with a known service time (slots, stalls, faults,
   pinned blue/green deployments), run as a script. For what ``amlc bench`` measures.
-- :mod:`support.bench`: ``start_server()`` for the calibrated endpoint, ``bench_env()``,
-  ``run_bench()`` (a real ``amlc bench``), ``files_under()``. For the bench integration tests.
+- :mod:`support.slots_server`: an endpoint of exactly K slots x S ms (K / S req/s), on the
+  monotonic clock in one asyncio loop (a busy machine never lowers its capacity), optionally
+  answering 429 past N pending requests. For ``--find-capacity``.
+- :mod:`support.bench`: ``start_server()`` for the calibrated endpoint, ``start_slots_server()``,
+  ``bench_env()``, ``run_bench()`` (a real ``amlc bench``), ``files_under()``. For the bench
+  integration tests.
 - :mod:`support.local`: ``start_local_endpoint()`` / ``stop_local_endpoint()`` (the real local
   endpoint with Microsoft's inference server), ``amlc_env()``, ``run_amlc_in()``,
   ``free_port()``. Used by the fixtures of ``tests/integration/conftest.py``; call it directly

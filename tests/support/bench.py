@@ -14,6 +14,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER = ROOT / "tests" / "support" / "calibrated.py"
+SLOTS_SERVER = ROOT / "tests" / "support" / "slots_server.py"
 KEY = "calibrated-KEY-7f3a9c1e5b2d4f6a8c0e"
 
 #: The real command line: ``amlc bench`` (this checkout first on the path).
@@ -46,10 +47,18 @@ class Server:
             self.proc.wait()
 
 
-def start_server(tmp_path: Path, *args: str) -> Server:
+def start_slots_server(tmp_path: Path, slots: int, service_ms: float, *args: str) -> Server:
+    """The asyncio endpoint of exactly ``slots`` / ``service_ms`` capacity
+    (``support/slots_server.py``), for capacity searches."""
+    return start_server(tmp_path, "--slots", str(slots), "--service-ms", f"{service_ms:g}",
+                        *args, script=SLOTS_SERVER)
+
+
+def start_server(tmp_path: Path, *args: str, script: Path = SERVER) -> Server:
     log = tmp_path / f"server-{time.monotonic_ns()}.log"
+    logging = ["--log", str(log)] if script == SERVER else []
     proc = subprocess.Popen(
-        [sys.executable, str(SERVER), "--log", str(log), *args],
+        [sys.executable, str(script), *logging, *args],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -6,7 +6,12 @@ Threads and the standard library only (no gevent), run in its own process:
 
 * every ``POST /score`` takes ``--service-ms`` (sleep, so it is the same under load);
 * with ``--slots K``, at most K requests are served at once (the others queue): a capacity of
-  K / service time, with latency climbing sharply past it;
+  exactly K / service time, with latency climbing sharply past it. The slots are a model on
+  the monotonic clock (:class:`Slots`): each request's start and end are computed when it
+  arrives, and its thread only sleeps until the end, so a busy machine may delay a reply
+  but never lowers the capacity (no CPU-bound work, no thread hand-over sets the pace);
+  ``--max-pending N`` answers 429 at once to a request that finds N already pending (served
+  or queued), as the local endpoint and Azure do;
 * ``--server-time`` sends ``x-ms-run-fn-exec-ms`` (the service time, as the inference server
   does) and ``--deployment NAME`` an ``azureml-model-deployment`` header;
 * ``--pinned blue=80,green=40`` makes it a managed endpoint with deployments: a request must
@@ -27,13 +32,16 @@ Threads and the standard library only (no gevent), run in its own process:
   (request 1 gets the first, request 2 the second, ...): the failure kinds ``amlc bench`` must
   tell apart.
 
-Prints ``PORT <n>`` on stdout once listening.
+Prints ``PORT <n>`` on stdout once listening (on 127.0.0.1, or ``--host``: a network namespace's
+own address in the several-hosts test).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
+import heapq
 import json
 import socket
 import ssl
@@ -103,6 +111,31 @@ def _pairs(text: str | None) -> dict[str, float]:
     return pairs
 
 
+class Slots:
+    """K servers of one service time, on the monotonic clock: a request that arrives at ``now``
+    starts when the earliest slot frees (or at once) and ends one service time later."""
+
+    def __init__(self, count: int, max_pending: int = 0) -> None:
+        self.lock = threading.Lock()
+        self.free_at = [0.0] * count  # a heap: when each slot is next free
+        self.max_pending = max_pending
+        self.ends: collections.deque[float] = collections.deque()  # pending requests' ends
+
+    def reserve(self, now: float, service_s: float) -> tuple[float, float] | None:
+        """(start, end) of a request arriving at ``now``; None: refused (too many pending)."""
+        with self.lock:
+            ends = self.ends
+            while ends and ends[0] <= now:
+                ends.popleft()
+            if self.max_pending and len(ends) >= self.max_pending:
+                return None
+            start = max(now, heapq.heappop(self.free_at))
+            end = start + service_s
+            heapq.heappush(self.free_at, end)
+            ends.append(end)  # ends come in order: starts never go back in time
+        return start, end
+
+
 class State:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -111,13 +144,12 @@ class State:
         self.first_request: float | None = None
         self.seq = 0
         self.log = open(args.log, "a", encoding="utf-8") if args.log else None  # noqa: SIM115
-        self.slots = threading.BoundedSemaphore(args.slots) if args.slots else None
+        self.slots = Slots(args.slots, args.max_pending) if args.slots else None
         self.pinned = _pairs(args.pinned)
         self.by_deployment: dict[str, int] = {}  # "blue:200" -> count
         self.answers = _pairs(args.answers)
-        self.pinned_slots = {
-            name: threading.BoundedSemaphore(args.slots) for name in self.pinned
-        } if args.slots else {}
+        self.pinned_slots = {name: Slots(args.slots, args.max_pending) for name in self.pinned} \
+            if args.slots else {}
 
     def stall_window(self) -> tuple[float, float] | None:
         if self.args.stall_s <= 0 or self.first_request is None:
@@ -215,16 +247,22 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                     return
                 service_ms = state.pinned[deployment]
                 slots = state.pinned_slots.get(deployment)
+            refused = False
             if slots is not None:
-                with slots:
-                    served = time.perf_counter()
-                    time.sleep(service_ms / 1000.0)
-                    served = time.perf_counter() - served
+                reserved = slots.reserve(time.monotonic(), service_ms / 1000.0)
+                if reserved is None:
+                    refused, served = True, 0.0
+                else:
+                    start, end = reserved
+                    time.sleep(max(0.0, end - time.monotonic()))
+                    served = end - start
             else:
                 served = time.perf_counter()
                 time.sleep(service_ms / 1000.0)
                 served = time.perf_counter() - served
-            if args.key and self.headers.get("Authorization") != f"Bearer {args.key}":
+            if refused:
+                status, body = 429, b'{"message": "Too many pending requests"}'
+            elif args.key and self.headers.get("Authorization") != f"Bearer {args.key}":
                 status, body = 401, b'{"error": "unauthorized"}'
             elif args.fail_every and seq % args.fail_every == 0:
                 status, body = 503, b'{"error": "busy"}'
@@ -257,12 +295,15 @@ class _Server(ThreadingHTTPServer):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--service-ms", type=float, default=20.0)
     parser.add_argument("--stall-after-s", type=float, default=1.0)
     parser.add_argument("--stall-s", type=float, default=0.0)
     parser.add_argument("--key", default=None)
     parser.add_argument("--fail-every", type=int, default=0)
     parser.add_argument("--slots", type=int, default=0)
+    parser.add_argument("--max-pending", type=int, default=0,
+                        help="with --slots: 429 when this many requests are already pending")
     parser.add_argument("--server-time", action="store_true")
     parser.add_argument("--deployment", default=None)
     parser.add_argument("--pinned", default=None, help="deployments: NAME=SERVICE_MS,...")
@@ -273,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tls-key", default=None)
     args = parser.parse_args(argv)
     state = State(args)
-    server = _Server(("127.0.0.1", args.port), make_handler(state))
+    server = _Server((args.host, args.port), make_handler(state))
     if args.tls_cert:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(args.tls_cert, args.tls_key)
