@@ -32,6 +32,7 @@ from aml_client.errors import (
     ResponseFormatError,
     RowProblem,
     SchemaError,
+    SwaggerFetchError,
     UnavailableError,
     ValidationError,
 )
@@ -105,6 +106,7 @@ __all__ = [
     "ScoreFileResult",
     "ScoreResult",
     "ScoringSchema",
+    "SwaggerFetchError",
     "Target",
     "TokenCredential",
     "UnavailableError",

@@ -62,10 +62,14 @@ from aml_client.http.retry import RetryPolicy
 from aml_client.journal import (
     Checkpoint,
     CommittedFile,
+    Completion,
     Journal,
     PrefixHash,
+    file_sha256,
     journal_path,
     partial_path,
+    read_completion,
+    record_completion,
 )
 from aml_client.rows import BadRow, Position, RowReader, RowSource, check_columns, without_columns
 
@@ -138,6 +142,8 @@ class ScoreFileResult:
     retries: int
     resumed_rows: int = 0
     requests: int = 0
+    #: a resume found the output already complete and sent nothing
+    already_complete: bool = False
     concurrency_peak: int = 0
     concurrency_final: int = 0
 
@@ -456,6 +462,7 @@ class _Run:
         self.journal: Journal | None = None
         self.out: CommittedFile | None = None
         self.err: CommittedFile | None = None
+        self.already_complete = False
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -513,6 +520,8 @@ class _Run:
                 "it, or delete it to start over",
                 path=str(path),
             )
+        if self.resume and not path.exists() and self._finished_before():
+            return True
         try:
             if not path.exists():
                 self.out = CommittedFile(self.output_path)
@@ -538,10 +547,7 @@ class _Run:
         journal, state = Journal.reopen(path)
         self.journal = journal
         header = self._header()
-        for key in (
-            "input", "encoding", "output", "errors", "format", "method", "coerce", "validate",
-            "drop_columns", "ignore_extra_columns",
-        ):
+        for key in self._RUN_SETTINGS:
             if state.header.get(key) != header[key]:
                 journal.close()
                 raise errors.InputError(
@@ -572,6 +578,82 @@ class _Run:
         log.info("resuming after row %d", cp.rows)
         return False
 
+    #: Settings that must match for a resume to carry on (or to find the output complete).
+    _RUN_SETTINGS = (
+        "input", "encoding", "output", "errors", "format", "method", "coerce", "validate",
+        "drop_columns", "ignore_extra_columns",
+    )
+
+    def _finished_before(self) -> bool:
+        """A resume without a journal: True when a finished run of this very input, with these
+        settings, wrote the output and errors file as they are now (nothing to send). An output
+        that no such run explains is refused rather than scored again, which a paid endpoint
+        would bill twice."""
+        if not self.output_path.exists() or self.prefix is None:
+            return False  # nothing written yet: a fresh start is the resume
+        record = read_completion(self.output_path)
+        again = "run without --resume (resume=False) to score every row again"
+        if record is None:
+            raise errors.InputError(
+                f"cannot resume: no journal beside this output, and no finished run is known "
+                f"to have written it; {again}",
+                path=str(self.output_path),
+            )
+        header = self._header()
+        for key in self._RUN_SETTINGS:
+            if record.header.get(key) != header[key]:
+                raise errors.InputError(
+                    f"cannot resume: the run that finished this output had another {key} "
+                    f"({record.header.get(key)!r}); {again}",
+                    path=str(self.output_path),
+                )
+        size = Path(self.input_path).stat().st_size
+        if size != record.input_size or not PrefixHash(self.input_path).matches(
+            size, record.input_sha256
+        ):
+            raise errors.InputError(
+                f"cannot resume: the input has changed since the run that finished "
+                f"{self.output_path}; {again}",
+                path=self.input_path,
+            )
+        for final, digest in (
+            (self.output_path, record.output_sha256),
+            (self.errors_path, record.errors_sha256),
+        ):
+            if file_sha256(final) != digest:
+                raise errors.InputError(
+                    f"cannot resume: changed since the run that finished it; {again}",
+                    path=str(final),
+                )
+        self.checkpoint = record.checkpoint
+        self.resumed_rows = record.checkpoint.rows
+        self.already_complete = True
+        log.info("already complete: %d rows, nothing sent", record.checkpoint.rows)
+        return True
+
+    def _record_completion(self) -> None:
+        """Remember what this finished run wrote, for a later resume to recognise."""
+        if self.prefix is None:
+            return  # stdin: nothing to compare a later run with
+        cp = self.checkpoint
+        size = Path(self.input_path).stat().st_size
+        output_sha = file_sha256(self.output_path)
+        if output_sha is None:
+            return
+        header = self._header()
+        header.pop("started_at", None)
+        record_completion(
+            self.output_path,
+            Completion(
+                header=header,
+                checkpoint=cp,
+                input_size=size,
+                input_sha256=self.prefix.extend_to(size),
+                output_sha256=output_sha,
+                errors_sha256=file_sha256(self.errors_path) if cp.rows_failed else None,
+            ),
+        )
+
     def _discard_if_nothing_committed(self) -> None:
         """A run that failed before its first commit leaves nothing to resume: no journal."""
         if self.checkpoint.batches or self._journal_commits or self.journal is None:
@@ -595,6 +677,7 @@ class _Run:
                 os.replace(partial, final)
         assert self.journal is not None
         self.journal.remove()
+        self._record_completion()
 
     async def _open_endpoint(self) -> AsyncEndpoint:
         from aml_client.client import AsyncEndpoint
@@ -637,6 +720,11 @@ class _Run:
             from_header=source.format == "csv",
         )
         self.global_parameters = source.global_parameters
+        if self.validate and self.schema is not None:
+            try:
+                self.schema.check_global_parameters(self.global_parameters)
+            except errors.ValidationError as exc:
+                raise errors.ValidationError(exc.problems, source=source.path) from None
         if self.schema is not None and (self.validate or source.convention is None):
             self.envelope = self.schema  # the endpoint's own convention
         else:
@@ -679,6 +767,8 @@ class _Run:
                                         path=str(where)) from failure
             if failure is not None:
                 raise failure
+            if self.resumed_rows + self.rows_read == 0:  # as the small path says it
+                raise errors.InputError("no rows to score", path=source.path)
             return await self._finish()
         except BaseException:
             self._discard_if_nothing_committed()
@@ -713,6 +803,7 @@ class _Run:
             # an errors file from an earlier run would describe rows this output has
             self.errors_path.unlink(missing_ok=True)
         self.journal.remove()
+        self._record_completion()
         self._report(force=True)
         return self._summary()
 
@@ -732,6 +823,7 @@ class _Run:
             retries=cp.retries,
             resumed_rows=self.resumed_rows,
             requests=self.requests,
+            already_complete=self.already_complete,
             concurrency_peak=self.limiter.peak_in_flight,
             concurrency_final=self.limiter.cap,
         )

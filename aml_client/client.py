@@ -135,6 +135,8 @@ class _Core:
         if schema is not None:
             if validate or coerce:
                 rows = schema.validate_rows(rows, coerce=coerce)
+            if validate:
+                schema.check_global_parameters(global_parameters)
             body: Any = wrap(rows, schema, method=method, global_parameters=global_parameters)
         elif isinstance(rows_or_payload, dict) and method is None:
             body = rows_or_payload  # no swagger: send the caller's payload untouched
@@ -201,14 +203,9 @@ class _Core:
         """A fetched swagger body: parsed as JSON only (never a path), size-capped."""
         return load_schema(parse_document(reply.content, source=reply.url))
 
-    def swagger_not_found(self, exc: errors.NotFoundError) -> errors.NotFoundError:
-        error = errors.NotFoundError(
-            f"no swagger at {self.swagger_uri} (HTTP 404: the scoring script may lack "
-            "inference-schema decorators)",
-            status_code=404,
-            request_id=exc.request_id,
-        )
-        return error
+    def swagger_failed(self, exc: errors.EndpointError) -> errors.EndpointError:
+        """A failed swagger download, reported as a swagger problem (not the model's)."""
+        return errors.swagger_fetch_error(exc, self.swagger_uri)
 
 
 _SESSION_OPTIONS = ("timeout_s", "retry", "verify")
@@ -311,8 +308,8 @@ class Endpoint(_EndpointBase):
                 reply = self._session.request(
                     "GET", core.swagger_uri, max_bytes=MAX_DOCUMENT_BYTES
                 )
-            except errors.NotFoundError as exc:
-                raise core.swagger_not_found(exc) from None
+            except errors.EndpointError as exc:
+                raise core.swagger_failed(exc) from None
             core.schema = core.schema_from(reply)
         return core.schema
 
@@ -394,8 +391,8 @@ class AsyncEndpoint(_EndpointBase):
                 reply = await self._session.request(
                     "GET", core.swagger_uri, max_bytes=MAX_DOCUMENT_BYTES
                 )
-            except errors.NotFoundError as exc:
-                raise core.swagger_not_found(exc) from None
+            except errors.EndpointError as exc:
+                raise core.swagger_failed(exc) from None
             core.schema = core.schema_from(reply)
         return core.schema
 

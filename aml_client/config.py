@@ -55,6 +55,10 @@ ENV_KEY = "AMLC_KEY"
 ENV_TOKEN = "AMLC_TOKEN"
 ENV_SWAGGER_URI = "AMLC_SWAGGER_URI"
 ENV_TOKEN_COMMAND = "AMLC_TOKEN_COMMAND"
+#: Seconds a token command may run (a profile's ``token_command_timeout`` wins).
+ENV_TOKEN_COMMAND_TIMEOUT = "AMLC_TOKEN_COMMAND_TIMEOUT"
+#: Longest deadline a token command may be given.
+MAX_TOKEN_COMMAND_TIMEOUT_S = 3600.0
 ENV_DEPLOYMENT = "AMLC_DEPLOYMENT"
 
 NO_ENDPOINT_MESSAGE = (
@@ -124,6 +128,8 @@ class Profile:
     azure: dict[str, Any] | None = None
     #: A command that prints a token (``auth = "token"``), run when a token is needed.
     token_command: str | None = None
+    #: Seconds the token command may run before it is killed (default 60).
+    token_command_timeout: float | None = None
     #: The deployment requests are pinned to.
     deployment: str | None = None
 
@@ -133,6 +139,8 @@ class Profile:
             table["swagger_uri"] = self.swagger_uri
         if self.token_command:
             table["token_command"] = self.token_command
+        if self.token_command_timeout is not None:
+            table["token_command_timeout"] = self.token_command_timeout
         if self.deployment:
             table["deployment"] = self.deployment
         if self.key_env:
@@ -173,6 +181,7 @@ class Profile:
             verify=bool(table.get("verify", True)),
             azure=azure,
             token_command=_optional_str(table, "token_command", name),
+            token_command_timeout=_optional_seconds(table, "token_command_timeout", name),
             deployment=_optional_str(table, "deployment", name),
         )
 
@@ -196,7 +205,11 @@ class Profile:
 
             return profile_credential(self.auth, self.azure, profile=self.name)
         if self.auth == "token" and self.token_command and not (self.key or self.key_env):
-            return credential_for("token", token_command=self.token_command)
+            return credential_for(
+                "token",
+                token_command=self.token_command,
+                token_command_timeout=self.token_command_timeout or token_command_timeout(),
+            )
         secret = self.secret() if self.auth in ("key", "token") else None
         if self.auth in ("key", "token") and not secret:
             raise ConfigError(
@@ -237,6 +250,37 @@ def _optional_str(table: dict[str, Any], key: str, name: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise ConfigError(f"{config_path()}: profile '{name}' has a {key} that is not a string")
+    return value
+
+
+def _optional_seconds(table: dict[str, Any], key: str, name: str) -> float | None:
+    value = table.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+        0 < value <= MAX_TOKEN_COMMAND_TIMEOUT_S
+    ):
+        raise ConfigError(
+            f"{config_path()}: profile '{name}' has {key} = {value!r}; expected seconds "
+            f"above 0 and at most {MAX_TOKEN_COMMAND_TIMEOUT_S:g}"
+        )
+    return float(value)
+
+
+def token_command_timeout() -> float | None:
+    """``AMLC_TOKEN_COMMAND_TIMEOUT`` in seconds, if set."""
+    raw = os.environ.get(ENV_TOKEN_COMMAND_TIMEOUT, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= MAX_TOKEN_COMMAND_TIMEOUT_S:  # also refuses nan
+        raise ConfigError(
+            f"{ENV_TOKEN_COMMAND_TIMEOUT}={raw[:20]!r}: expected seconds above 0 and at most "
+            f"{MAX_TOKEN_COMMAND_TIMEOUT_S:g}"
+        )
     return value
 
 
@@ -442,7 +486,9 @@ def env_target() -> Target | None:
     elif token:
         credential = credential_for("token", secret=token)
     elif command:
-        credential = credential_for("token", token_command=command)
+        credential = credential_for(
+            "token", token_command=command, token_command_timeout=token_command_timeout()
+        )
     return Target(
         name="env",
         scoring_uri=uri,

@@ -17,7 +17,9 @@
         ├── ModelError                 424 / 500: the scoring script failed (``model_status``)
         ├── UnavailableError           502 / 503 / 504 (``retry_after_s``)
         ├── RedirectError              a 3xx: never followed for a POST (``location``)
-        └── ResponseFormatError        a 2xx body that is not the predictions asked for
+        ├── ResponseFormatError        a 2xx body that is not the predictions asked for
+        └── SwaggerFetchError          the swagger could not be fetched (``kind`` "swagger")
+            └── SwaggerNotFoundError   404 for the swagger (also a NotFoundError)
 
 Every EndpointError says whether the request may be sent again (``retryable``): only when
 the endpoint cannot have run the model. Messages never contain a credential.
@@ -123,7 +125,8 @@ class EndpointError(AmlcError):
 
     def __str__(self) -> str:
         text = super().__str__()
-        if self.request_id:
+        # Once per message, even when the message already quotes an error that named it.
+        if self.request_id and f"request id {self.request_id}" not in text:
             text = f"{text} (request id {self.request_id})"
         return text
 
@@ -217,3 +220,42 @@ class RedirectError(EndpointError):
 
 class ResponseFormatError(EndpointError):
     pass
+
+
+class SwaggerFetchError(EndpointError):
+    """The endpoint answered its swagger's URI with an error: a problem with the swagger, not
+    with the model, whatever the status (``--json`` reports ``"kind": "swagger"``). A refused
+    credential stays an :class:`AuthenticationError`."""
+
+    kind = "swagger"
+
+
+class SwaggerNotFoundError(SwaggerFetchError, NotFoundError):
+    """404 for the swagger: the scoring script may lack inference-schema decorators."""
+
+
+def swagger_fetch_error(exc: EndpointError, url: str) -> EndpointError:
+    """What a failed swagger download is reported as: a :class:`SwaggerFetchError` naming
+    ``url`` when the server answered with an error; ``exc`` itself when the credential was
+    refused, a redirect was not followed (its own message says where it pointed and why), or
+    nothing answered (no connection, TLS, timeout: the endpoint, not its swagger)."""
+    kept = AuthenticationError | RedirectError | SwaggerFetchError
+    if isinstance(exc, kept) or exc.status_code is None:
+        return exc
+    said = Exception.__str__(exc)
+    kwargs: dict[str, Any] = {
+        "status_code": exc.status_code,
+        "request_id": exc.request_id,
+        "body": exc.body,
+        "retryable": exc.retryable,
+    }
+    if isinstance(exc, NotFoundError):
+        return SwaggerNotFoundError(
+            f"no swagger at {url} (HTTP 404: the scoring script may lack inference-schema "
+            "decorators)",
+            **kwargs,
+        )
+    error = SwaggerFetchError(f"cannot fetch the swagger at {url}: {said}", **kwargs)
+    error.exit_code = exc.exit_code
+    error.retry_after_s = exc.retry_after_s
+    return error

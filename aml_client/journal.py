@@ -23,7 +23,11 @@ file: rows after the committed prefix may be fixed or added, and the run seeks s
 the first unfinished row; a change inside the prefix is refused.
 
 At the end the partial files are renamed over the real names, atomically, so a reader never
-sees a half-written output; then the journal is removed.
+sees a half-written output; then the journal is removed, and a :class:`Completion` record (in
+amlc's state directory, keyed by the output's path) keeps what the finished run was: its
+settings, counts, and the SHA-256 of its input, output and errors file. A resume that finds no
+journal but that record, matching the files as they are, has nothing left to do and sends
+nothing.
 """
 
 from __future__ import annotations
@@ -36,9 +40,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from aml_client import paths
 from aml_client.errors import InputError
 
 JOURNAL_VERSION = 2
+COMPLETION_VERSION = 1
 JOURNAL_SUFFIX = ".journal"
 PARTIAL_SUFFIX = ".partial"
 _BLOCK_BYTES = 1 << 20
@@ -291,3 +297,64 @@ class CommittedFile:
         """Close without finishing: the partial file stays for a resume."""
         if not self._handle.closed:
             self._handle.close()
+
+
+# -- finished runs -------------------------------------------------------------------------------
+
+
+@dataclass
+class Completion:
+    """What a finished run wrote: enough to tell, later, that its files are still its own."""
+
+    #: the run's settings, as in the journal's start record
+    header: dict[str, Any]
+    checkpoint: Checkpoint
+    input_size: int
+    input_sha256: str
+    output_sha256: str
+    #: None when no row failed (and so no errors file was written)
+    errors_sha256: str | None
+
+
+def completion_path(output_path: str | Path) -> Path:
+    """Where the record of the finished run that wrote ``output_path`` is kept."""
+    key = hashlib.sha256(str(Path(output_path).resolve()).encode("utf-8")).hexdigest()[:32]
+    return paths.state_dir() / "batch-runs" / f"{key}.json"
+
+
+def file_sha256(path: str | Path) -> str | None:
+    """The SHA-256 of a whole file, or None when there is no such file."""
+    digest = hashlib.sha256()
+    try:
+        with Path(path).open("rb") as handle:
+            while block := handle.read(_BLOCK_BYTES):
+                digest.update(block)
+    except FileNotFoundError:
+        return None
+    return digest.hexdigest()
+
+
+def record_completion(output_path: str | Path, completion: Completion) -> None:
+    """Keep the record of a finished run (replacing an earlier run's)."""
+    record = {"version": COMPLETION_VERSION, **asdict(completion)}
+    paths.write_private(completion_path(output_path), json.dumps(record, indent=1) + "\n")
+
+
+def read_completion(output_path: str | Path) -> Completion | None:
+    """The record of the finished run that wrote ``output_path``; None when there is none (or
+    it cannot be read: then nothing is known about the output)."""
+    try:
+        record = json.loads(completion_path(output_path).read_text(encoding="utf-8"))
+        if not isinstance(record, dict) or record.get("version") != COMPLETION_VERSION:
+            return None
+        errors_sha = record["errors_sha256"]
+        return Completion(
+            header=dict(record["header"]),
+            checkpoint=_checkpoint(dict(record["checkpoint"])),
+            input_size=int(record["input_size"]),
+            input_sha256=str(record["input_sha256"]),
+            output_sha256=str(record["output_sha256"]),
+            errors_sha256=None if errors_sha is None else str(errors_sha),
+        )
+    except (OSError, ValueError, TypeError, KeyError):
+        return None

@@ -84,8 +84,10 @@ def test_the_generator_limit_gives_a_lower_bound_never_found():
         search.stopped_because
     result = search.result([])
     assert not result.found and result.at_least_rps == 20 and result.max_rate_rps is None
-    assert capacity_answer(result) == \
-        "capacity ≥ 20.0 req/s (the load generator's limit: add --workers)"
+    assert capacity_answer(result) == (
+        "capacity ≥ 20.0 req/s (the load generator's limit: give it a free CPU core or a larger"
+        " machine)"
+    )
 
 
 def test_a_saturated_endpoint_is_not_the_generator_limit():

@@ -26,6 +26,7 @@ EXPECTED = {
     "EndpointError", "ConnectionFailedError", "EndpointTimeoutError", "AuthenticationError",
     "NotFoundError", "BadRequestError", "PayloadTooLargeError", "RateLimitError", "ModelError",
     "UnavailableError", "ResponseFormatError", "RedirectError", "CredentialError",
+    "SwaggerFetchError",
     "__version__",
 }  # fmt: skip
 

@@ -105,3 +105,32 @@ def test_journal_keeps_the_input_position_of_each_commit(tmp_path: Path) -> None
     journal.commit(checkpoint)
     journal.close()
     assert read_journal(path).checkpoint == checkpoint
+
+
+def test_a_completion_record_round_trips_and_a_damaged_one_is_ignored(tmp_path: Path) -> None:
+    from aml_client.journal import (
+        Completion,
+        completion_path,
+        file_sha256,
+        read_completion,
+        record_completion,
+    )
+
+    out = tmp_path / "out.csv"
+    out.write_text("a,prediction\n1,yes\n")
+    assert read_completion(out) is None
+    done = Completion(
+        header={"format": "csv", "drop_columns": ["y"]},
+        checkpoint=Checkpoint(rows=1, out=18, rows_out=1, batches=1),
+        input_size=4,
+        input_sha256="ab" * 32,
+        output_sha256=str(file_sha256(out)),
+        errors_sha256=None,
+    )
+    record_completion(out, done)
+    assert read_completion(out) == done
+    assert completion_path(out).stat().st_mode & 0o077 == 0
+    assert file_sha256(tmp_path / "absent") is None
+    for damaged in ("", "{", '{"version": 1}', '{"version": 99, "header": {}}', "[]"):
+        completion_path(out).write_text(damaged)
+        assert read_completion(out) is None, damaged

@@ -236,3 +236,183 @@ def test_the_table_covers_every_type_the_reader_yields() -> None:
         assert classify(prop) in COLUMN_TYPES
     assert value_validator("integer").isinstance_python(3)
     assert not value_validator("integer", text=True).isinstance_python("3.5")
+
+
+# -- ranges: integer formats and declared bounds ------------------------------------------------
+
+RANGED = _schema(
+    {
+        "i32": {"type": "integer", "format": "int32"},
+        "i64": {"type": "integer", "format": "int64"},
+        "f32": {"type": "number", "format": "float"},
+        "pct": {"type": "number", "minimum": 0, "maximum": 100},
+        "pos": {"type": "integer", "minimum": 0, "exclusiveMinimum": True, "format": "int32"},
+        "lt1": {"type": "number", "exclusiveMaximum": 1},  # OpenAPI 3.1: the bound itself
+        "sloppy": {"type": "integer", "minimum": "0", "maximum": True},  # not numbers: ignored
+    }
+)
+RANGED_OK = {"i32": 1, "i64": 1, "f32": 1.5, "pct": 50, "pos": 1, "lt1": 0.5, "sloppy": -5}
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("i32", 2**31 - 1), ("i32", -(2**31)), ("i64", 2**63 - 1), ("i64", -(2**63)),
+        ("i64", 10**18), ("f32", 3.4e38), ("pct", 0), ("pct", 100.0), ("pos", 1),
+        ("lt1", 0.999), ("sloppy", 10**30),
+    ],
+)  # fmt: skip
+def test_values_at_the_edges_of_their_range_pass(column: str, value: Any) -> None:
+    assert RANGED.validate_rows([{**RANGED_OK, column: value}])[0][column] == value
+    text = {k: str(v) for k, v in {**RANGED_OK, column: value}.items()}
+    assert RANGED.coerce_row(text)[column] == value
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("i32", 2**31, "2147483648 is outside the int32 range [-2147483648, 2147483647]"),
+        ("i32", -(2**31) - 1, "-2147483649 is outside the int32 range"),
+        ("i64", 2**63, "9223372036854775808 is outside the int64 range"),
+        ("i64", 10**39, "1000000000000000000000000000000000000000 is outside the int64 range"),
+        ("i64", 1e19, "1e+19 is outside the int64 range"),
+        ("f32", 3.5e38, "3.5e+38 is outside the float range"),
+        ("pct", -0.5, "-0.5 is outside >= 0 and <= 100"),
+        ("pct", 101, "101 is outside >= 0 and <= 100"),
+        ("pos", 0, "0 is outside > 0 and <= 2147483647"),
+        ("lt1", 1, "1 is outside < 1"),
+    ],
+)
+def test_values_outside_their_range_are_refused_with_row_and_column(
+    column: str, value: Any, message: str
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        RANGED.validate_rows([RANGED_OK, {**RANGED_OK, column: value}])
+    assert str(refused.value.problems[0]).startswith(f"row 2, column '{column}': {message}")
+    text = {k: str(v) for k, v in {**RANGED_OK, column: value}.items()}
+    with pytest.raises(ValidationError) as cell:
+        RANGED.coerce_row(text)
+    assert f"'{value}' is outside" in str(cell.value.problems[0])
+
+
+def test_a_range_does_not_hide_a_wrong_type() -> None:
+    for value, shown in [(30.5, "30.5"), (True, "true"), ("5", "'5'"), (float("inf"), "Infinity")]:
+        with pytest.raises(ValidationError) as refused:
+            RANGED.validate_rows([{**RANGED_OK, "i32": value}])
+        message = refused.value.problems[0].message
+        assert "outside" not in message and shown in message, message
+
+
+def test_wide_rows_keep_each_columns_own_range() -> None:
+    """Over 200 columns, column schemas are shared by reference: bounded ones by their range."""
+    columns = {f"c{i}": {"type": "integer", "maximum": i} for i in range(250)}
+    wide = _schema(columns)
+    row = {f"c{i}": i for i in range(250)}
+    assert wide.validate_rows([row]) == [row]
+    with pytest.raises(ValidationError) as refused:
+        wide.validate_rows([{**row, "c7": 8}])
+    assert str(refused.value.problems[0]) == "row 1, column 'c7': 8 is outside <= 7"
+
+
+# -- GlobalParameters ---------------------------------------------------------------------------
+
+
+def _inputs_schema(global_parameters: dict[str, Any]) -> ScoringSchema:
+    body = {
+        "type": "object",
+        "properties": {
+            "Inputs": {
+                "type": "object",
+                "properties": {
+                    "data": {"type": "array", "items": {"type": "object",
+                                                        "properties": {"x": {"type": "number"}}}}
+                },
+            },
+            "GlobalParameters": global_parameters,
+        },
+    }  # fmt: skip
+    return load_schema(
+        {
+            "swagger": "2.0",
+            "info": {"title": "t", "version": "1"},
+            "paths": {"/score": {"post": {"parameters": [
+                {"name": "body", "in": "body", "schema": {"$ref": "#/definitions/In"}}],
+                "responses": {"200": {"description": "ok"}}}}},
+            "definitions": {"In": body},
+        }
+    )  # fmt: skip
+
+
+METHOD = {"type": "object", "required": ["method"], "properties": {"method": {"type": "string"}}}
+
+
+@pytest.mark.parametrize(
+    ("declared", "value", "message"),
+    [
+        (METHOD, 1.0, "GlobalParameters: expected an object with 'method', got 1.0"),
+        (METHOD, [], "GlobalParameters: expected an object with 'method', got []"),
+        (METHOD, {}, "GlobalParameters: missing 'method' (the swagger requires it)"),
+        (METHOD, {"method": None}, "GlobalParameters.method: expected string, got null"),
+        ({"type": "number"}, {"method": "predict"}, "GlobalParameters: expected number, got"),
+        ({"type": "object", "properties": {"k": {"type": "integer", "format": "int32"}}},
+         {"k": 2**40}, "GlobalParameters.k: expected integer within the int32 range"),
+    ],
+)  # fmt: skip
+def test_global_parameters_must_be_what_the_swagger_declares(
+    declared: dict[str, Any], value: Any, message: str
+) -> None:
+    schema = _inputs_schema(declared)
+    with pytest.raises(ValidationError) as refused:
+        schema.check_global_parameters(value)
+    assert str(refused.value).startswith(message), str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("declared", "value"),
+    [
+        (METHOD, None),  # absent: the swagger's example is sent
+        (METHOD, {"method": "predict_proba", "extra": 1}),
+        ({"type": "number"}, 1.0),
+        ({}, 1.0),  # nothing declared: anything goes
+    ],
+)
+def test_global_parameters_that_fit_pass(declared: dict[str, Any], value: Any) -> None:
+    _inputs_schema(declared).check_global_parameters(value)
+
+
+def test_examples_stay_within_the_declared_ranges() -> None:
+    """A bounded column's example is moved inside its range, so the example payload (and
+    ``amlc bench`` without --payload) passes the same checks as any input."""
+    schema = _schema(
+        {
+            "age": {"type": "integer", "minimum": 18, "maximum": 99, "example": 5},
+            "rate": {"type": "number", "exclusiveMinimum": 10},  # OpenAPI 3.1 style
+            "cap": {"type": "integer", "maximum": -3},
+            "n": {"type": "integer", "format": "int32"},
+        }
+    )
+    rows = schema.example_rows(2)
+    assert schema.validate_rows(rows) == rows
+    assert rows[0]["age"] == 58 and rows[0]["rate"] > 10 and rows[0]["cap"] <= -3
+
+
+def test_scalar_and_array_rows_honour_their_items_range() -> None:
+    def rows_of(items: dict[str, Any]) -> ScoringSchema:
+        return load_schema({
+            "swagger": "2.0", "info": {"title": "t", "version": "1"},
+            "paths": {"/score": {"post": {"parameters": [{"name": "b", "in": "body", "schema": {
+                "type": "object", "properties": {"data": {"type": "array", "items": items}}}}],
+                "responses": {"200": {"description": "ok"}}}}},
+        })  # fmt: skip
+
+    scalars = rows_of({"type": "integer", "format": "int32"})
+    assert scalars.validate_rows([1, 2**31 - 1]) == [1, 2**31 - 1]
+    with pytest.raises(ValidationError) as refused:
+        scalars.validate_rows([1, 2**31])
+    assert str(refused.value.problems[0]).startswith("row 2: 2147483648 is outside the int32")
+    arrays = rows_of({"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1}})
+    assert arrays.validate_rows([[0, 0.5, 1]]) == [[0, 0.5, 1]]
+    with pytest.raises(ValidationError) as refused:
+        arrays.validate_rows([[0.5, 1.5]])
+    assert str(refused.value.problems[0]) == "row 1: item 1: 1.5 is outside >= 0 and <= 1"
+    assert arrays.validate_rows(arrays.example_rows(2))

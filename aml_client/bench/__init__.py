@@ -7,8 +7,9 @@ Layout (one concern per module):
 * ``launch`` — checks the web port, starts and follows the load process (never imports
   Locust);
 * ``runner`` — the load process itself (``python -m aml_client.bench.runner``; imports Locust
-  first); ``engine`` / ``exchange`` / ``user`` / ``hooks`` / ``webui`` / ``webguard`` run
-  inside it, and nothing outside it imports them (``lint-imports`` checks);
+  first); ``engine`` / ``exchange`` / ``user`` / ``hooks`` / ``webui`` / ``webguard`` /
+  ``results_hook`` run inside it, and nothing outside it imports them (``lint-imports``
+  checks);
 * ``webguard`` — who may drive Locust's web UI (Host, Origin and Sec-Fetch-Site checks, and
   ``amlc bench --web``'s per-run secret);
 * ``recording`` — per-process measurements and their exact merging across processes;
@@ -19,7 +20,11 @@ Layout (one concern per module):
 * ``hdr`` / ``result`` / ``summary`` — histograms, the run's result, its versioned summary;
 * ``report`` / ``files`` / ``render`` / ``compare`` / ``junit`` / ``slo`` — report directories,
   HdrHistogram files, Markdown/HTML, comparisons with confidence intervals, JUnit XML,
-  objectives.
+  objectives;
+* ``results_dir`` / ``merge`` / ``results_hook`` — each load process's results as files (or
+  log lines), their exact merge (``amlc report merge``), and the load-process side that
+  writes them;
+* ``export`` — bundles for Azure Load Testing and the Kubernetes Locust operator.
 
 Importing this package is cheap and never imports Locust or gevent: names are loaded on first
 use.

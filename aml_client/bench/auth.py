@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 
 #: A load process asks for a fresh header at most this often after 401s.
 REQUEST_INTERVAL_S = 1.0
+#: After a failed refresh the credential is asked again after this long, doubling up to
+#: RETRY_MAX_S: a failing or expired token command is not run again at once.
+RETRY_FIRST_S = 2.0
+RETRY_MAX_S = 60.0
 
 
 def auth_line(value: str | None) -> str:
@@ -118,6 +122,8 @@ class AuthFeeder:
         self._sent: str | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._retry_s = RETRY_FIRST_S
+        self._last_error: str | None = None
 
     def push_now(self) -> bool:
         """Fetch (if due) and push the current header; False when no credential came."""
@@ -126,9 +132,12 @@ class AuthFeeder:
         try:
             secret = self.credential.secret()
         except AmlcError as exc:
-            if self.on_error is not None:
-                self.on_error(f"could not refresh the credential: {exc}")
+            message = f"could not refresh the credential: {exc}"
+            if self.on_error is not None and message != self._last_error:
+                self.on_error(message)  # once, not once per attempt
+            self._last_error = message
             return False
+        self._last_error = None
         if secret != self._sent:
             with self._lock:
                 try:
@@ -159,13 +168,15 @@ class AuthFeeder:
                 self._refused = False
                 if self._sent is not None:
                     self.credential.invalidate(self._sent)
-            ok = self.push_now()
+            if not self.push_now():
+                # Backing off: 401s reported meanwhile do not bring the next attempt forward.
+                self._stop.wait(self._retry_s)
+                self._retry_s = min(self._retry_s * 2, RETRY_MAX_S)
+                self._refused = False
+                continue
+            self._retry_s = RETRY_FIRST_S
             due = self.credential.refresh_due_at()
-            wait: float | None = None
-            if not ok:
-                wait = 2.0
-            elif due != float("inf"):
-                wait = min(max(due - time.time(), 0.05), 300.0)
+            wait = None if due == float("inf") else min(max(due - time.time(), 0.05), 300.0)
             self._wake.wait(wait)
             self._wake.clear()
 

@@ -197,12 +197,16 @@ def knee(steps: list[CapacityStep]) -> float | None:
     return found
 
 
+#: What a lower bound says: the search runs in one load process, so more CPU is what frees it.
+GENERATOR_LIMIT_HINT = "the load generator's limit: give it a free CPU core or a larger machine"
+
+
 def lower_bound_line(capacity: Capacity) -> str:
-    """``capacity ≥ 180 req/s (the load generator's limit: add --workers)``, for a search the
+    """``capacity ≥ 180 req/s (the load generator's limit: …)``, for a search the
     load generator ended (see :func:`generator_limited`)."""
     at_least = capacity.at_least_rps
     shown = "?" if at_least is None else f"{at_least:,.1f}"
-    return f"capacity ≥ {shown} req/s (the load generator's limit: add --workers)"
+    return f"capacity ≥ {shown} req/s ({GENERATOR_LIMIT_HINT})"
 
 
 def generator_limited(

@@ -138,6 +138,8 @@ class Engine:
         self._step_over: list[int] = []
         self._step_failed = 0
         self._step_done = 0
+        #: called with every delta a worker sends its master (a results directory keeps them)
+        self.delta_taps: list[Callable[[dict[str, Any]], None]] = []
 
     def _new_recording(self) -> Recording:
         return Recording(open_model=self.plan.mode == "open", interval_s=self.plan.interval_s)
@@ -645,7 +647,7 @@ class Engine:
         runner = self.environment.runner
         if runner is None:
             return
-        data = {"delta": self.recording.take_delta(), "done": done}
+        data = {"delta": self._take_delta(), "done": done}
         try:
             runner.send_message(MSG_DELTA, data)
         except Exception:  # the master may already be gone
@@ -655,9 +657,15 @@ class Engine:
         """Worker: piggy-back the recording's delta on Locust's periodic report."""
         if self.recording.requests or self.recording.latency.out_of_range \
                 or self.recording.cpu_wall_s:
-            data["amlc"] = self.recording.take_delta()
+            data["amlc"] = self._take_delta()
         data["amlc_live"] = worker_live(self.claimed, self.completed, self.in_flight,
                                         getattr(self.environment.runner, "master_host", None))
+
+    def _take_delta(self) -> dict[str, Any]:
+        delta = self.recording.take_delta()
+        for tap in self.delta_taps:
+            tap(delta)
+        return delta
 
     def on_worker_report(self, client_id: str, data: dict[str, Any], **_kw: Any) -> None:
         """Master: merge a worker's periodic delta."""
@@ -969,6 +977,9 @@ def install(
         events.worker_report.add_listener(engine.on_worker_report)
     for user_class in environment.user_classes:
         user_class.host = target.base_url
+    from aml_client.bench.results_hook import attach_from_environment
+
+    attach_from_environment(environment, engine)  # AMLC_RESULTS_DIR / AMLC_RESULTS_LOG
     return engine
 
 

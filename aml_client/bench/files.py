@@ -8,6 +8,7 @@ HdrHistogram's formats exactly, with two fixes for ``hdrh`` 0.10.8 (see :class:`
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,7 +59,9 @@ class _LogWriter(HistogramLogWriter):  # type: ignore[misc]  # hdrh is untyped
     """
 
     def output_start_time(self, start_time_msec: float) -> None:
-        seconds = float(start_time_msec) / 1000.0
+        # Floored to the millisecond printed: a StartTime above the BaseTime would put the
+        # first interval before the log's start, and hdrh's reader would skip it.
+        seconds = math.floor(float(start_time_msec)) / 1000.0
         when = datetime.fromtimestamp(seconds, UTC).strftime("%a %b %d %H:%M:%S UTC %Y")
         self.log.write(f"#[StartTime: {seconds:.3f} (seconds since epoch), {when}]\n")
 

@@ -5,7 +5,8 @@ gets the same engine, HDR recording, web UI tab and report files through :func:`
 endpoint, key and payload come from the same settings as ``amlc``: ``AMLC_SCORING_URI`` with
 ``AMLC_KEY``/``AMLC_TOKEN``, a profile named by ``AMLC_ENDPOINT``, else the local endpoint;
 ``AMLC_PAYLOAD`` names a payload file; reports go under ``AMLC_REPORT_DIR`` (default
-``reports``).
+``reports``); ``AMLC_RESULTS_DIR`` / ``AMLC_RESULTS_LOG`` make each process leave (or print) its
+results for ``amlc report merge`` (:mod:`aml_client.bench.results_hook`).
 
 Locust's web UI, when there is one, answers only requests addressed to this machine and sent
 by its own pages (the Host, Origin and Sec-Fetch-Site checks of
@@ -24,15 +25,23 @@ from locust.runners import WorkerRunner
 
 from aml_client.bench.engine import install
 from aml_client.bench.plan import BenchPlan
-from aml_client.bench.target import run_target_from_environment
+from aml_client.bench.target import RunTarget, run_target_from_environment
 
 __all__ = ["ENV_REPORT_DIR", "on_init"]
 
 ENV_REPORT_DIR = "AMLC_REPORT_DIR"
 
 
-def on_init(environment: Environment, runner: Any = None, web_ui: Any = None, **_kw: Any) -> None:
-    """Attach the engine (and the web UI's HDR tab) to a Locust environment."""
+def on_init(
+    environment: Environment, runner: Any = None, web_ui: Any = None, *,
+    target: RunTarget | None = None, **_kw: Any,
+) -> None:
+    """Attach the engine (and the web UI's HDR tab) to a Locust environment.
+
+    ``target``: one built beforehand, e.g. when the locustfile is imported — before a worker
+    connects to its master, so no spawn message can arrive before the engine is installed
+    (building it here fetches the swagger, and a worker answers its master meanwhile).
+    """
     if runner is None:  # e.g. ``locust --list``: nothing will run
         return
     options = environment.parsed_options
@@ -41,14 +50,16 @@ def on_init(environment: Environment, runner: Any = None, web_ui: Any = None, **
     headless = bool(getattr(options, "headless", False))
     # Locust's own --run-time bounds the test; the plan only describes it.
     plan = BenchPlan(mode="closed", users=users, spawn_rate=spawn_rate)
-    target = run_target_from_environment()
+    if target is None:
+        target = run_target_from_environment()
     report_root = (
         None if isinstance(runner, WorkerRunner) else os.environ.get(ENV_REPORT_DIR, "reports")
     )
     engine = install(environment, target, plan, report_root=report_root, headless=headless)
     if web_ui is not None:
         from aml_client.bench.webguard import protect
-        from aml_client.bench.webui import add_hdr_tab
+        from aml_client.bench.webui import add_hdr_tab, keep_target
 
         add_hdr_tab(environment, engine)
+        keep_target(environment, target.base_url)
         protect(web_ui)

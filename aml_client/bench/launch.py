@@ -68,6 +68,10 @@ class LoadProcess:
             raise ValueError(f"role must be one of {ROLES}")
         self.role = role
         self.on_log = on_log
+        if credential is not None:
+            # No credential now (a failing or expired token command): one error, no load
+            # process sending requests that can only be refused.
+            credential.secret()
         self.log_tail: deque[str] = deque(maxlen=40)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "aml_client.bench.runner", "--role", role],

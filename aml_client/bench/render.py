@@ -14,6 +14,7 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
+from aml_client.bench.capacity import GENERATOR_LIMIT_HINT
 from aml_client.bench.summary import (
     PERCENTILES,
     BenchSummary,
@@ -405,7 +406,7 @@ def capacity_answer(capacity: Capacity) -> str:
         return f"{capacity.max_rate_rps:,.1f} req/s"
     if capacity.at_least_rps is not None or "load generator" in capacity.stopped_because:
         shown = "?" if capacity.at_least_rps is None else f"{capacity.at_least_rps:,.1f}"
-        return f"capacity ≥ {shown} req/s (the load generator's limit: add --workers)"
+        return f"capacity ≥ {shown} req/s ({GENERATOR_LIMIT_HINT})"
     return f"not found: {capacity.stopped_because or 'even the lowest rate missed'}"
 
 

@@ -122,7 +122,7 @@ def _start_web_ui(
     per-run secret (see :mod:`aml_client.bench.webguard`); its address goes to the parent."""
     from aml_client.bench.launch import check_port_free
     from aml_client.bench.webguard import TOKEN_PARAM, new_token, protect
-    from aml_client.bench.webui import add_hdr_tab
+    from aml_client.bench.webui import add_hdr_tab, keep_target
 
     check_port_free(host, port)
     # Pre-fill the start form with the command line's users and spawn rate.
@@ -133,6 +133,7 @@ def _start_web_ui(
     environment.parsed_options = options
     web_ui = environment.create_web_ui(host=host, port=port, delayed_start=True)
     add_hdr_tab(environment, engine)
+    keep_target(environment, engine.target.base_url)
     token = new_token()
     protect(web_ui, token=token)
     web_ui.start()

@@ -222,6 +222,7 @@ def build_bodies(
         convention = getattr(row_source, "convention", None)
         if schema is not None:
             rows = schema.validate_rows(rows, coerce=row_source.converts_values(coerce))
+            schema.check_global_parameters(global_parameters)
         source = str(payload)
     from aml_client.errors import ValidationError
     from aml_client.http.jsonbody import encode_json
@@ -293,6 +294,8 @@ def build_run_target(
                 NotFoundError,
             )
 
+            if isinstance(failure, CredentialError):
+                raise failure  # no credential to send at all: a payload would not help
             message = (
                 f"could not read the endpoint's swagger ({problem}) to build an example payload: "
                 "give --payload FILE or --swagger FILE"

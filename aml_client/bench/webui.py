@@ -10,6 +10,10 @@ app:
 
 Stopping a test in the UI fires Locust's ``test_stop``, on which the engine writes the same
 report files as a headless run.
+
+The start form's "Host" field cannot re-aim a run: the requests, their credential and the
+report belong to the endpoint the run was started for (:func:`keep_target` refuses another
+host with a message, instead of Locust's "Swarming started" for a host nobody then uses).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import json
 from collections.abc import Callable
 from html import escape
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, jsonify, request
 
@@ -35,7 +40,7 @@ if TYPE_CHECKING:
 
     from aml_client.bench.engine import Engine
 
-__all__ = ["add_hdr_tab", "hdr_rows", "hdr_snapshot"]
+__all__ = ["add_hdr_tab", "hdr_rows", "hdr_snapshot", "keep_target", "same_host"]
 
 #: A Flask view of the HDR tab.
 _View = Callable[[], Response]
@@ -271,3 +276,56 @@ def add_hdr_tab(environment: Environment, engine: Engine) -> None:
             data["extended_stats"] = [{"key": TAB_KEY, "data": rows}]
             response.set_data(json.dumps(data))
         return response
+
+
+def same_host(given: str, base_url: str) -> bool:
+    """Whether the form's host names the run's own origin (scheme, host and port; an empty
+    field or a trailing path such as ``/score`` changes nothing)."""
+    text = given.strip()
+    if not text:
+        return True
+    try:
+        form, own = urlsplit(text), urlsplit(base_url)
+        form_port, own_port = form.port, own.port
+    except ValueError:
+        return False
+    defaults = {"http": 80, "https": 443}
+    return (
+        form.scheme.lower() == own.scheme.lower()
+        and (form.hostname or "") == (own.hostname or "")
+        and (form_port or defaults.get(form.scheme.lower()))
+        == (own_port or defaults.get(own.scheme.lower()))
+    )
+
+
+def keep_target(environment: Environment, base_url: str) -> None:
+    """Refuse a start form (``POST /swarm``) that names another host than ``base_url``.
+
+    Locust would store the new host, answer "Swarming started" and go on sending to the
+    run's endpoint (amlc's users are bound to it and its credential). Re-aiming a run
+    would send a key to a new origin; starting another ``amlc bench`` is the way to
+    measure another endpoint. The answer has Locust's own shape, so its UI shows the
+    message.
+    """
+    web_ui = environment.web_ui
+    if web_ui is None or web_ui.app is None:
+        raise RuntimeError("create the web UI before guarding its target")
+
+    @web_ui.app.before_request
+    def refuse_new_host() -> Response | None:
+        if request.method != "POST" or request.path != "/swarm":
+            return None
+        given = request.form.get("host", "")
+        if same_host(given, base_url):
+            return None
+        answer = jsonify(
+            {
+                "success": False,
+                "message": f"This run measures {base_url} and cannot be re-aimed at "
+                f"{given.strip()[:200]!r}: nothing was started. Run amlc bench for that "
+                "endpoint instead.",
+                "host": base_url,
+            }
+        )
+        answer.status_code = 400
+        return answer

@@ -46,6 +46,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "swagger",
         "Fetch, inspect, validate, generate code from and browse an endpoint's swagger.",
     ),
+    "export": (
+        "export",
+        "Bundles that run this load test on Azure Load Testing or Kubernetes.",
+    ),
     "report": ("report", "Show, compare and list stored benchmark reports."),
     "pipeline": ("pipeline", "Published pipelines (Azure ML)."),
 }

@@ -35,6 +35,8 @@ EXIT_SLO_MISSED = 5
 #: Exit code of a run whose result is partial: a load process (worker) was lost during it.
 EXIT_PARTIAL = 6
 DEFAULT_DURATION = "30s"
+#: Locust's own default port for a master (``--master``, ``--worker``).
+DEFAULT_MASTER_PORT = 5557
 
 
 class BenchError(AmlcError):
@@ -455,8 +457,16 @@ def bench(
         str, typer.Option("--master-host", help="Master to connect to (--worker).")
     ] = "127.0.0.1",
     master_port: Annotated[
-        int, typer.Option("--master-port", min=1, max=65535, help="Master's port.")
-    ] = 5557,
+        int | None,
+        typer.Option(
+            "--master-port",
+            min=1,
+            max=65535,
+            help="Master's port: --master listens on it, --worker connects to it (default "
+            f"{DEFAULT_MASTER_PORT}); with --workers N the local master listens on it "
+            "(default: any free port).",
+        ),
+    ] = None,
     report_dir: Annotated[
         Path, typer.Option("--report-dir", help="Where report directories go.")
     ] = Path("reports"),
@@ -576,8 +586,14 @@ def bench(
         from aml_client.bench.launch import check_port_free
 
         check_port_free("127.0.0.1", web_port)
-    if master:
-        checks.free_port(master_port, "--master-port", host=master_bind)
+    local_master = plan.workers > 1 and not master and not worker
+    if master_port is not None and not (master or worker or local_master):
+        raise ConfigError(
+            "--master-port needs --master, --worker or --workers N (N > 1): a single load "
+            "process has no master"
+        )
+    if master or (local_master and master_port is not None):
+        checks.free_port(master_port or DEFAULT_MASTER_PORT, "--master-port", host=master_bind)
     live_metrics = metrics_port is not None or otlp_endpoint is not None
     if live_metrics and worker:
         raise ConfigError("--metrics-port/--otlp-endpoint go to the master: it serves the "
@@ -623,13 +639,18 @@ def bench(
     }
     if worker:
         role = "worker"
+        master_port = master_port or DEFAULT_MASTER_PORT
         config.update(master_host=master_host, master_port=master_port)
     elif master:
         role = "master"
-        config.update(expect_workers=expect_workers, bind_host=master_bind, bind_port=master_port)
-    elif plan.workers > 1:
+        config.update(
+            expect_workers=expect_workers,
+            bind_host=master_bind,
+            bind_port=master_port or DEFAULT_MASTER_PORT,
+        )
+    elif local_master:
         role = "master"
-        config.update(local_workers=plan.workers)
+        config.update(local_workers=plan.workers, bind_port=master_port or 0)
     else:
         role = "local"
     if web:

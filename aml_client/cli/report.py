@@ -1,4 +1,5 @@
-"""``amlc report show | compare | list``: read stored benchmark runs (never imports Locust)."""
+"""``amlc report show | compare | list | merge``: read stored benchmark runs (never imports
+Locust)."""
 
 from __future__ import annotations
 
@@ -438,6 +439,27 @@ def _short_ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+def merge(
+    sources: Annotated[
+        list[Path],
+        typer.Argument(help="Results directories (or folders of them), or saved logs holding "
+                       "printed results (kubectl logs, an engine's log)."),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Where the merged report directory goes.")
+    ] = Path("reports"),
+) -> None:
+    """Merge load processes' results exactly: counts, max and percentiles equal one histogram
+    over every request. Says which engines were merged and whether their windows overlap."""
+    from aml_client.bench.merge import load_sources, merge_results, write_merged_report
+
+    merged = merge_results(load_sources(list(sources)))
+    directory, summary = write_merged_report(merged, out)
+    for line in merged.lines():
+        output.console.print(line, markup=False)
+    print_summary(summary, str(directory))
+
+
 def register(app: typer.Typer) -> None:
     group = typer.Typer(help="Show, compare and list stored benchmark reports.",
                         no_args_is_help=True)
@@ -448,4 +470,5 @@ def register(app: typer.Typer) -> None:
         context_settings={"ignore_unknown_options": True},
     )(compare)
     group.command("list")(list_)
+    group.command("merge")(merge)
     app.add_typer(group, name="report")

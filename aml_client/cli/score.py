@@ -346,7 +346,18 @@ def _report_batch(target: config.Target, summary: ScoreFileResult, json_out: boo
                 "batches": summary.batches,
                 "retries": summary.retries,
                 "resumed_rows": summary.resumed_rows,
+                "already_complete": summary.already_complete,
             }
+        )
+    elif summary.already_complete:
+        failed = (
+            f", {summary.rows_failed:,} failed → {escape(str(summary.errors_path))}"
+            if summary.rows_failed
+            else ""
+        )
+        output.result(
+            f"already complete: {output.plural(summary.rows_in, 'row')}, nothing sent "
+            f"({summary.rows_out:,} scored → {escape(str(summary.output_path))}{failed})"
         )
     else:
         failed = (
@@ -365,7 +376,7 @@ def _report_batch(target: config.Target, summary: ScoreFileResult, json_out: boo
             f"{output.plural(summary.retries, 'retry', 'retries')} · "
             f"endpoint {escape(target.describe())}"
         )
-    if summary.rows_failed:
+    if summary.rows_failed and not summary.already_complete:  # reported by the run that did it
         raise CliExit(
             f"{summary.rows_failed:,} of {output.plural(summary.rows_in, 'row')} could not be "
             f"scored; reasons in {summary.errors_path}",
@@ -582,7 +593,7 @@ def score(
     # Read first: a broken file is reported before anything is asked of the endpoint.
     rows = list(itertools.islice(iter(source), batch_size + 1))
     if not rows:
-        raise InputError("no rows to score", path=input_)
+        raise InputError("no rows to score", path=source.path)
     shown = identifying_columns(rows, chosen)  # an unknown --columns fails before sending
     coerce_value = source.converts_values(coerce)
     schema: ScoringSchema | None = None

@@ -324,7 +324,8 @@ def serve(
     from rich.markup import escape
 
     from aml_client.errors import ConfigError
-    from aml_client.swagger.ui import PAGE_HEADER, PAGE_HEADER_VALUE, SwaggerUIServer
+    from aml_client.swagger.ui import SwaggerUIServer
+    from aml_client.webguard import TOKEN_HEADER
 
     checks.free_port(port, "--port")
     doc, label = _document(file, endpoint, openapi)
@@ -338,16 +339,17 @@ def serve(
         ) from None
     logging.getLogger("aml_client.swagger.ui").setLevel(logging.INFO)
     upstream = target.describe() if target else "no endpoint (requests will fail)"
-    output.result(f"Swagger UI for [bold]{escape(label)}[/] at [bold]{server.url}[/]")
+    # The address holds this run's secret: whoever has it may score with the key.
+    output.result(f"Swagger UI for [bold]{escape(label)}[/] at [bold]{server.address}[/]")
     output.note(f"[dim]proxy to {escape(upstream)} · Ctrl-C stops[/]")
     output.note(
-        f"[dim]scripts calling the proxy add the header "
-        f"'{PAGE_HEADER}: {PAGE_HEADER_VALUE}'; GET never reaches the scoring route[/]"
+        f"[dim]scripts calling the proxy send the secret in the {TOKEN_HEADER} header "
+        "(or ?token=); GET never reaches the scoring route[/]"
     )
     if open_browser:
         import webbrowser
 
-        webbrowser.open(server.url)
+        webbrowser.open(server.address)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -182,11 +182,12 @@ class TokenCredential(Credential):
     __str__ = __repr__
 
 
-def token_command_credential(command: str) -> TokenCredential:
-    """Tokens printed by ``command`` (``AMLC_TOKEN_COMMAND``; see ``token_command``)."""
+def token_command_credential(command: str, *, timeout_s: float | None = None) -> TokenCredential:
+    """Tokens printed by ``command`` (``AMLC_TOKEN_COMMAND``; see ``token_command``), which
+    may run ``timeout_s`` (default 60 s)."""
     from aml_client.http.token_command import TokenCommand
 
-    return TokenCredential(fetch=TokenCommand(command))
+    return TokenCredential(fetch=TokenCommand(command, timeout_s=timeout_s))
 
 
 def entra_id_credential(scope: str = "https://ml.azure.com/.default") -> TokenCredential:
@@ -213,7 +214,11 @@ def entra_id_credential(scope: str = "https://ml.azure.com/.default") -> TokenCr
 
 
 def credential_for(
-    auth: str, *, secret: str | None = None, token_command: str | None = None
+    auth: str,
+    *,
+    secret: str | None = None,
+    token_command: str | None = None,
+    token_command_timeout: float | None = None,
 ) -> Credential | None:
     """The credential for a profile's or the environment's settings — the one place they are
     built: ``key`` / ``token`` (a fixed secret, or ``token_command``), ``entra``, ``none``."""
@@ -222,7 +227,7 @@ def credential_for(
     if auth == "entra":
         return entra_id_credential()
     if auth == "token" and token_command and not secret:
-        return token_command_credential(token_command)
+        return token_command_credential(token_command, timeout_s=token_command_timeout)
     if not secret:
         raise ValueError(f"no {auth} given")
     return KeyCredential(secret) if auth == "key" else TokenCredential(secret)

@@ -3,18 +3,25 @@
 ``AMLC_TOKEN_COMMAND`` (or a profile's ``token_command``) names a program that prints a bearer
 token: plain text, or the JSON of ``az account get-access-token`` (``accessToken`` with
 ``expiresOn`` local time or ``expires_on`` epoch seconds). It is run without a shell, from the
-words of the command line (``shlex``), with no standard input, a bounded run time and a bounded
-output; a failure is one :class:`~aml_client.errors.CredentialError` line that never shows what it
-printed on standard output (that may hold a token), only the last line of its errors.
+words of the command line (``shlex``), with no standard input, a bounded output and a deadline
+(60 s; a profile's ``token_command_timeout`` or ``AMLC_TOKEN_COMMAND_TIMEOUT``). It runs in a
+process group of its own: at its exit (a child left in the background is not waited for), at the
+deadline or on too much output, the whole group is killed. A token that has expired, or expires
+within ``MIN_TOKEN_LIFE_S``, is an error rather than a reason to run the command again at once.
+A failure is one :class:`~aml_client.errors.CredentialError` line that names the program (never
+its arguments, which may hold a secret) and never shows what it printed on standard output (that
+may hold a token), only the last line of its errors.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import selectors
 import shlex
+import signal
 import subprocess
-import threading
 import time
 from datetime import datetime
 from typing import Any
@@ -27,6 +34,8 @@ __all__ = ["TokenCommand", "parse_token_output"]
 COMMAND_TIMEOUT_S = 60.0
 #: Most output read from a token command (a token is a few KB).
 MAX_OUTPUT_BYTES = 64 * 1024
+#: A token that expires sooner than this is refused rather than used (and fetched again at once).
+MIN_TOKEN_LIFE_S = 3.0
 #: How long a token printed without an expiry is trusted before the command runs again.
 PLAIN_TOKEN_TTL_S = 300.0
 
@@ -37,14 +46,14 @@ _EXPIRY_KEYS = ("expires_on", "expiresOn", "expires_at", "expiresAt", "Expiratio
 class TokenCommand:
     """A callable ``() -> (token, expires_at_epoch)`` that runs the command each time."""
 
-    def __init__(self, command: str, *, timeout_s: float = COMMAND_TIMEOUT_S):
+    def __init__(self, command: str, *, timeout_s: float | None = None):
         try:
             self.argv = shlex.split(command)
         except ValueError as exc:
-            raise CredentialError(f"token command: cannot parse {command!r}: {exc}") from None
+            raise CredentialError(f"token command cannot be split into words: {exc}") from None
         if not self.argv:
             raise CredentialError("token command is empty")
-        self.timeout_s = timeout_s
+        self.timeout_s = COMMAND_TIMEOUT_S if timeout_s is None else timeout_s
 
     @property
     def program(self) -> str:
@@ -59,10 +68,20 @@ class TokenCommand:
             last = _last_line(stderr)
             detail = f": {last}" if last else ""
             raise CredentialError(f"token command `{self.program}` exited with {code}{detail}")
+        now = time.time()
         try:
-            return parse_token_output(stdout, now=time.time())
+            token, expires_at = parse_token_output(stdout, now=now)
         except ValueError as exc:
             raise CredentialError(f"token command `{self.program}`: {exc}") from None
+        if expires_at - now < MIN_TOKEN_LIFE_S:
+            # Running it again at once would only print the same token: say so instead.
+            life = expires_at - now
+            when = f"expired {_ago(-life)} ago" if life <= 0 else f"expires in {life:.0f} s"
+            raise CredentialError(
+                f"token command `{self.program}` printed a token that {when}; "
+                "check its output (and the clock)"
+            )
+        return token, expires_at
 
 
 def parse_token_output(output: bytes | str, *, now: float) -> tuple[str, float]:
@@ -114,7 +133,15 @@ def _expiry(value: Any) -> float:
 
 
 def _run_bounded(argv: list[str], timeout_s: float, program: str) -> tuple[bytes, bytes, int]:
-    """Run ``argv`` without a shell; at most MAX_OUTPUT_BYTES of each stream are kept."""
+    """Run ``argv`` without a shell, in a process group of its own, for at most ``timeout_s``.
+
+    At most MAX_OUTPUT_BYTES of each stream are kept. Reading stops when the command itself
+    exits, not when its pipes close (a child left in the background may hold them open for
+    ever); then, or at the deadline, or on too much output, the whole group is killed, so
+    nothing it started lingers. A helper that must outlive it (an agent) leaves the group with
+    ``setsid``, as daemons do.
+    """
+    deadline = time.monotonic() + timeout_s
     try:
         proc = subprocess.Popen(
             argv,
@@ -122,50 +149,127 @@ def _run_bounded(argv: list[str], timeout_s: float, program: str) -> tuple[bytes
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             close_fds=True,
+            start_new_session=True,
         )
     except OSError as exc:
         raise CredentialError(
             f"token command `{program}` cannot run: {exc.strerror or exc}"
         ) from None
     assert proc.stdout is not None and proc.stderr is not None
-    kept: dict[str, bytes] = {"out": b"", "err": b""}
-    overflow = threading.Event()
+    streams = {proc.stdout.fileno(): "out", proc.stderr.fileno(): "err"}
+    kept = {"out": bytearray(), "err": bytearray()}
+    failure: str | None = None
+    exited = _ExitWatch(proc)
 
-    def drain(name: str, stream: Any) -> None:
-        buffer = bytearray()
-        while chunk := stream.read(8192):
-            if len(buffer) < MAX_OUTPUT_BYTES:
-                buffer += chunk[: MAX_OUTPUT_BYTES - len(buffer)]
-            elif name == "out":
-                overflow.set()
-                proc.kill()
-                break
-        kept[name] = bytes(buffer)
+    def take(fd: int) -> bool:
+        """Read what ``fd`` holds now; False at its end. Sets ``failure`` on too much output."""
+        nonlocal failure
+        name = streams[fd]
+        for _ in range(8):  # bounded: a child that writes on for ever cannot hold us here
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                return True
+            if not chunk:
+                return False
+            buffer = kept[name]
+            if name == "out" and len(buffer) + len(chunk) > MAX_OUTPUT_BYTES:
+                failure = (
+                    f"token command `{program}` printed more than {MAX_OUTPUT_BYTES // 1024} KiB"
+                )
+                return False
+            buffer += chunk[: MAX_OUTPUT_BYTES - len(buffer)]
+            # Standard error past the limit is read on (the command must not block on it)
+            # and dropped.
+        return True
 
-    readers = [
-        threading.Thread(target=drain, args=("out", proc.stdout), daemon=True),
-        threading.Thread(target=drain, args=("err", proc.stderr), daemon=True),
-    ]
-    for reader in readers:
-        reader.start()
-    try:
-        code = proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        raise CredentialError(
-            f"token command `{program}` did not finish within {timeout_s:g} s"
-        ) from None
-    finally:
-        for reader in readers:
-            reader.join(timeout=5)
-        proc.stdout.close()
-        proc.stderr.close()
-    if overflow.is_set():
-        raise CredentialError(
-            f"token command `{program}` printed more than {MAX_OUTPUT_BYTES // 1024} KiB"
-        )
-    return kept["out"], kept["err"], code
+    with selectors.DefaultSelector() as selector:
+        for fd in streams:
+            os.set_blocking(fd, False)
+            selector.register(fd, selectors.EVENT_READ)
+        if exited.fd is not None:
+            selector.register(exited.fd, selectors.EVENT_READ)
+        try:
+            while failure is None and not exited.check():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    failure = (
+                        f"token command `{program}` did not finish within {timeout_s:g} s "
+                        "(stopped, with everything it started; token_command_timeout or "
+                        "AMLC_TOKEN_COMMAND_TIMEOUT allows longer)"
+                    )
+                    break
+                wait = remaining if exited.fd is not None else min(remaining, _POLL_S)
+                for key, _ in selector.select(timeout=wait):
+                    if key.fd in streams and not take(key.fd):
+                        selector.unregister(key.fd)
+            if failure is None:
+                # It has exited: what it printed is in the pipes already; a child that keeps
+                # them open is not waited for.
+                for fd in [fd for fd in selector.get_map() if fd in streams]:
+                    take(fd)
+        finally:
+            _kill_group(proc.pid)
+            exited.close()
+            code = proc.wait()
+            proc.stdout.close()
+            proc.stderr.close()
+    if failure is not None:
+        raise CredentialError(failure)
+    return bytes(kept["out"]), bytes(kept["err"]), code
+
+
+#: How often the exit is checked where the system cannot signal it (no pidfd).
+_POLL_S = 0.05
+
+
+class _ExitWatch:
+    """Whether a child has exited, without reaping it where the system allows (``waitid``
+    with ``WNOWAIT``): its id, and so its process group's, cannot be reused before the group
+    is killed."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        self.fd: int | None = None
+        pidfd_open = getattr(os, "pidfd_open", None)
+        if pidfd_open is not None:
+            try:
+                self.fd = pidfd_open(proc.pid)
+            except OSError:
+                self.fd = None
+        self._done = False
+
+    def check(self) -> bool:
+        if self._done:
+            return True
+        waitid = getattr(os, "waitid", None)
+        if waitid is None:  # macOS: reaping is the only way to tell
+            self._done = self.proc.poll() is not None
+            return self._done
+        try:
+            result = waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            result = True  # reaped elsewhere: gone all the same
+        self._done = result is not None
+        return self._done
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.0f} h"
 
 
 def _last_line(stderr: bytes) -> str:

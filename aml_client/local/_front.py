@@ -20,6 +20,14 @@ What the front answers itself, with ``{"message": ...}`` bodies:
   ``ms-azureml-model-error-statuscode`` / ``ms-azureml-model-error-reason`` and its body;
 - 502 when a deployment cannot be reached, 503 while the deployments are starting.
 
+Like a cloud front, it bounds what a client may hold: a request head must be complete within
+``CLIENT_TIMEOUT_S`` (15 s; ``AMLC_LOCAL_CLIENT_TIMEOUT`` changes it) of the connection or of
+the previous answer, and a body within as long again of its head (408), else the connection is
+closed; the request line is at most 4,094 bytes, a header's name and value 4,000 each, and a
+request has at most 90 headers (aiohttp's own parser limits: 400), so what passes the front,
+its deployments (gunicorn) accept too. Slow clients cost a socket each, never a worker: everyone
+else is answered meanwhile.
+
 Request ids follow Azure: the platform sets ``x-request-id`` itself (a client's value is
 replaced) and passes it to the deployment; ``x-ms-client-request-id`` is the client's own id,
 passed through and echoed; ``x-ms-request-id`` is what the inference server makes of them.
@@ -87,6 +95,18 @@ MAX_BODY_BYTES = 100 * 1024 * 1024
 PLAIN_TIMEOUT_S = 30.0
 #: How long in-flight requests may finish once the front is told to stop.
 SHUTDOWN_TIMEOUT_S = 4.0
+#: A request head must arrive within this many seconds of the connection (or of the previous
+#: answer), and its body within as long again; slower clients are cut off (slowloris).
+CLIENT_TIMEOUT_S = 15.0
+#: Seconds, to shorten (tests) or lengthen the limit above.
+ENV_CLIENT_TIMEOUT = "AMLC_LOCAL_CLIENT_TIMEOUT"
+#: aiohttp's parser limits, kept within those of gunicorn behind the front (request line 4,094
+#: bytes; header lines 8,190 with their CRLF; 100 headers, of which the front adds a few), so
+#: what the front lets through a deployment accepts. A header's name and its value are each
+#: limited to MAX_FIELD_BYTES.
+MAX_LINE_BYTES = 4094
+MAX_FIELD_BYTES = 4000
+MAX_HEADERS = 90
 
 _HOP_BY_HOP = frozenset(
     {
@@ -136,6 +156,63 @@ class Exchange:
     run_ms: str = "-"
 
 
+def client_timeout_s() -> float:
+    """The head and body deadline: ``AMLC_LOCAL_CLIENT_TIMEOUT`` seconds, else 15 s."""
+    text = os.environ.get(ENV_CLIENT_TIMEOUT, "").strip()
+    if not text:
+        return CLIENT_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 3600:
+        logger.warning("%s=%r is not a number of seconds in (0, 3600]; using %.0f s",
+                       ENV_CLIENT_TIMEOUT, text[:40], CLIENT_TIMEOUT_S)
+        return CLIENT_TIMEOUT_S
+    return value
+
+
+class HeadDeadlines:
+    """Closes a connection whose first request head is not complete in time.
+
+    aiohttp closes a kept-alive connection that sends no complete head within its
+    ``keepalive_timeout`` of the previous answer, and recent releases also time the first head
+    from the connection; this covers the first head on every release. Armed when the server
+    sees a connection (``web.Server.connection_made``), disarmed when a request reaches the
+    handler (its head is complete) or the connection ends.
+    """
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self._timers: dict[web.RequestHandler, asyncio.TimerHandle] = {}
+
+    def install(self, server: web.Server) -> None:
+        made, lost = server.connection_made, server.connection_lost
+
+        def connection_made(handler: web.RequestHandler, transport: asyncio.Transport) -> None:
+            made(handler, transport)
+            loop = asyncio.get_running_loop()
+            self._timers[handler] = loop.call_later(self.timeout_s, self._expire, handler)
+
+        def connection_lost(
+            handler: web.RequestHandler, exc: BaseException | None = None
+        ) -> None:
+            self.disarm(handler)
+            lost(handler, exc)
+
+        server.connection_made = connection_made  # type: ignore[method-assign]
+        server.connection_lost = connection_lost  # type: ignore[method-assign]
+
+    def disarm(self, handler: web.RequestHandler) -> None:
+        timer = self._timers.pop(handler, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _expire(self, handler: web.RequestHandler) -> None:
+        if self._timers.pop(handler, None) is not None:
+            handler.force_close()
+
+
 @dataclass
 class Deployment:
     info: DeploymentInfo
@@ -156,6 +233,9 @@ class Front:
     router: SmoothWeightedRoundRobin = field(init=False)
     default: str = field(init=False)  # answers health and swagger requests that name none
     ready: bool = False
+    #: The head and body deadline (see the module docstring).
+    client_timeout_s: float = CLIENT_TIMEOUT_S
+    deadlines: HeadDeadlines | None = None
 
     def __post_init__(self) -> None:
         self.keys = KeyChecker(Path(self.plan.keys_file))
@@ -167,6 +247,8 @@ class Front:
 
     # the request ----------------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        if self.deadlines is not None:
+            self.deadlines.disarm(request.protocol)  # the head is complete
         exchange = Exchange(
             started=time.perf_counter(),
             arrived=time.monotonic(),
@@ -204,11 +286,19 @@ class Front:
             return self._answer(exchange, 404, NO_DEPLOYMENT_MESSAGE)
         exchange.deployment = deployment.info.name
         try:
-            body = await request.read()
+            body = await asyncio.wait_for(request.read(), self.client_timeout_s)
         except web.HTTPRequestEntityTooLarge:
             return self._answer(
                 exchange, 413, f"The request body is larger than {MAX_BODY_BYTES} bytes."
             )
+        except TimeoutError:
+            answer = self._answer(
+                exchange,
+                408,
+                f"The request body did not arrive within {self.client_timeout_s:g} s.",
+            )
+            answer.force_close()  # what is left of the body is not waited for
+            return answer
 
         if path == "/score" and method in SCORING_METHODS:
             return await self._score(request, exchange, deployment, body)
@@ -477,18 +567,43 @@ async def serve(plan: FrontPlan, deployments: dict[str, Deployment]) -> int:
     # Pooled upstream connections; no limit of its own: admission bounds each deployment.
     connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
     session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
-    front = Front(plan=plan, deployments=deployments, session=session)
+    timeout_s = client_timeout_s()
+    deadlines = HeadDeadlines(timeout_s)
+    front = Front(
+        plan=plan,
+        deployments=deployments,
+        session=session,
+        client_timeout_s=timeout_s,
+        deadlines=deadlines,
+    )
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app.router.add_route("*", "/{tail:.*}", front.handle)
     runner = web.AppRunner(
-        app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+        app,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+        # The library's own limits: a kept-alive connection gets as long for its next head,
+        # and the parser refuses long lines and many headers (400) before any handler runs.
+        keepalive_timeout=timeout_s,
+        max_line_size=MAX_LINE_BYTES,
+        max_field_size=MAX_FIELD_BYTES,
+        max_headers=MAX_HEADERS,
+        lingering_time=min(timeout_s, 10.0),
     )
     await runner.setup()
+    assert runner.server is not None
+    deadlines.install(runner.server)
     listener = socket.socket(fileno=plan.listen_fd)
     code = 0
     try:
         await web.SockSite(runner, listener).start()
-        logger.info("front listening on http://%s:%d", plan.host, plan.port)
+        logger.info(
+            "front listening on http://%s:%d (request heads and bodies within %g s)",
+            plan.host,
+            plan.port,
+            timeout_s,
+        )
         ready = asyncio.ensure_future(_wait_ready(front, plan.ready_timeout_s))
         stopped = asyncio.ensure_future(stop.wait())
         await asyncio.wait({ready, stopped}, return_when=asyncio.FIRST_COMPLETED)

@@ -21,6 +21,8 @@ SCRIPTS = {"inputs": "score_inputs.py", "v1": "score_v1.py"}
 GRACEFUL_TIMEOUT_S = 10
 #: Marks a deployment's server in its command line.
 DEPLOYMENT_MARKER = "aml_client.local._wsgi"
+#: A file where every deployment logs each request that reached it (off by default).
+ENV_DEPLOYMENT_LOG = "AMLC_LOCAL_DEPLOYMENT_LOG"
 
 
 def scoring_script(style: str) -> Path:
@@ -61,8 +63,13 @@ def deployment_env(
             "PYTHONUNBUFFERED": "1",
         }
     )
-    # The front writes the request log; a deployment only checks the key.
+    # The front writes the request log; a deployment only checks the key, and logs what
+    # reached it only when asked to (a file named in AMLC_LOCAL_DEPLOYMENT_LOG: what got past
+    # the front, for checking the front itself).
     env.pop("AMLC_LOCAL_ACCESS_LOG", None)
+    own_log = os.environ.get(ENV_DEPLOYMENT_LOG, "").strip()
+    if own_log:
+        env["AMLC_LOCAL_ACCESS_LOG"] = own_log
     # Past the front's request timeout the answer is no longer awaited: the server's own
     # timeout then frees the worker soon after, instead of an hour later (its default).
     env.setdefault("SCORING_TIMEOUT_MS", str(deployment.request_timeout_ms + 1000))

@@ -9,6 +9,7 @@ Validation, examples, ``swagger validate`` and codegen all read it from here.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -19,10 +20,12 @@ from pydantic_core import core_schema as cs
 __all__ = [
     "COLUMN_TYPES",
     "DATETIME_PATTERN",
+    "Bounds",
     "ColumnType",
     "classify",
     "column_type",
     "is_nullable",
+    "numeric_bounds",
     "output_validator",
     "value_schema",
     "value_validator",
@@ -234,17 +237,172 @@ def is_nullable(prop: Any) -> bool:
     )
 
 
-def value_schema(kind: str, *, nullable: bool = False, text: bool = False) -> CoreSchema:
-    """The core schema of one value of ``kind`` (``text``: converting text cells)."""
+def value_schema(
+    kind: str, *, nullable: bool = False, text: bool = False, bounds: Bounds | None = None
+) -> CoreSchema:
+    """The core schema of one value of ``kind`` (``text``: converting text cells), within
+    ``bounds`` for an integer or number column."""
     entry = column_type(kind)
-    schema = entry.text if text else entry.strict
+    if bounds is not None and kind in ("integer", "number"):
+        schema = _bounded(kind, bounds, text=text)
+    else:
+        schema = entry.text if text else entry.strict
     return cs.nullable_schema(schema) if nullable else schema
 
 
 @lru_cache(maxsize=64)
-def value_validator(kind: str, *, nullable: bool = False, text: bool = False) -> SchemaValidator:
+def value_validator(
+    kind: str, *, nullable: bool = False, text: bool = False, bounds: Bounds | None = None
+) -> SchemaValidator:
     """A compiled validator of one value of ``kind`` (cached: there are only a few)."""
-    return SchemaValidator(value_schema(kind, nullable=nullable, text=text))
+    return SchemaValidator(value_schema(kind, nullable=nullable, text=text, bounds=bounds))
+
+
+# -- numeric bounds ----------------------------------------------------------------------------
+
+#: What an integer ``format`` allows (two's complement), and a ``float`` number (IEEE single).
+_FORMAT_RANGES: dict[tuple[str, str], tuple[int | float, int | float]] = {
+    ("integer", "int32"): (-(2**31), 2**31 - 1),
+    ("integer", "int64"): (-(2**63), 2**63 - 1),
+    ("number", "float"): (-3.4028234663852886e38, 3.4028234663852886e38),
+}
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The range a swagger allows a number in: its ``format``'s (int32, int64, float) and its
+    ``minimum``/``maximum`` (``exclusive*`` as Swagger 2 / OpenAPI 3.0 booleans or OpenAPI 3.1
+    numbers), the tighter of the two on each side."""
+
+    low: int | float | None = None
+    high: int | float | None = None
+    low_exclusive: bool = False
+    high_exclusive: bool = False
+    #: The format whose range this is (``int64``), for messages; None for a declared bound.
+    format: str | None = None
+
+    def constraints(self) -> dict[str, int | float]:
+        """pydantic-core's ``ge``/``gt``/``le``/``lt``."""
+        found: dict[str, int | float] = {}
+        if self.low is not None:
+            found["gt" if self.low_exclusive else "ge"] = self.low
+        if self.high is not None:
+            found["lt" if self.high_exclusive else "le"] = self.high
+        return found
+
+    def allows(self, value: int | float) -> bool:
+        if self.low is not None and (value <= self.low if self.low_exclusive else value < self.low):
+            return False
+        return not (
+            self.high is not None
+            and (value >= self.high if self.high_exclusive else value > self.high)
+        )
+
+    def describe(self) -> str:
+        """``the int64 range [-9223372036854775808, 9223372036854775807]``, ``> 0``, …"""
+        if self.format is not None and self.low is not None and self.high is not None:
+            return f"the {self.format} range [{self.low}, {self.high}]"
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'>' if self.low_exclusive else '>='} {self.low}")
+        if self.high is not None:
+            parts.append(f"{'<' if self.high_exclusive else '<='} {self.high}")
+        return " and ".join(parts) or "any number"
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def numeric_bounds(prop: Any, kind: str) -> Bounds | None:
+    """The :class:`Bounds` of a swagger property of amlc type ``kind``, None when it has none
+    (or is not a number). Bounds that are not numbers are ignored: sloppy swaggers are read
+    leniently, rows strictly."""
+    if kind not in ("integer", "number") or not isinstance(prop, dict):
+        return None
+    fmt = prop.get("format")
+    low: int | float | None = None
+    high: int | float | None = None
+    low_x = high_x = False
+    named: str | None = None
+    if isinstance(fmt, str) and (kind, fmt) in _FORMAT_RANGES:
+        low, high = _FORMAT_RANGES[(kind, fmt)]
+        named = fmt
+
+    def clean(value: Any) -> int | float | None:
+        if _number(value) is None or not math.isfinite(value):
+            return None
+        number: int | float = value
+        return number
+
+    minimum, maximum = clean(prop.get("minimum")), clean(prop.get("maximum"))
+    ex_min, ex_max = prop.get("exclusiveMinimum"), prop.get("exclusiveMaximum")
+    lows: list[tuple[int | float, bool]] = []
+    highs: list[tuple[int | float, bool]] = []
+    if minimum is not None:
+        lows.append((minimum, ex_min is True))
+    if maximum is not None:
+        highs.append((maximum, ex_max is True))
+    low_31, high_31 = clean(ex_min), clean(ex_max)  # OpenAPI 3.1: the exclusive bound itself
+    if low_31 is not None:
+        lows.append((low_31, True))
+    if high_31 is not None:
+        highs.append((high_31, True))
+    for value, exclusive in lows:
+        if low is None or value > low or (value == low and exclusive):
+            low, low_x, named = value, exclusive, None
+    for value, exclusive in highs:
+        if high is None or value < high or (value == high and exclusive):
+            high, high_x, named = value, exclusive, None
+    if low is None and high is None:
+        return None
+    return Bounds(low, high, low_x, high_x, named)
+
+
+def _int_limits(limits: dict[str, int | float]) -> dict[str, int]:
+    """The same limits for an integer (pydantic-core wants integer bounds there): ``<= 2.5``
+    is ``<= 2``, ``> 2.5`` is ``>= 3``."""
+    found: dict[str, int] = {}
+    for name, value in limits.items():
+        if isinstance(value, int) or value.is_integer():
+            found[name] = int(value)
+        elif name in ("ge", "gt"):
+            found["ge"] = math.ceil(value)
+        else:
+            found["le"] = math.floor(value)
+    return found
+
+
+def _bounded(kind: str, bounds: Bounds, *, text: bool) -> CoreSchema:
+    """The integer or number schemas of :data:`COLUMN_TYPES`, with the bounds applied."""
+    limits = _int_limits(bounds.constraints())
+    float_limits = {name: float(value) for name, value in bounds.constraints().items()}
+    strict_int = cs.int_schema(strict=True, **limits)  # type: ignore[arg-type]
+    # Only a real float goes this way: a strict float schema takes ints too, and would pass
+    # 2**63 as 9.223372036854776e18, which equals the int64 bound once rounded.
+    strict_float = cs.chain_schema(
+        [
+            cs.is_instance_schema(float),
+            cs.float_schema(
+                strict=True, allow_inf_nan=False, **float_limits  # type: ignore[arg-type]
+            ),
+        ]
+    )
+    if kind == "integer":
+        strict = _or(strict_int, cs.no_info_after_validator_function(_integral, strict_float))
+        if not text:
+            return strict
+        return _or(_from_text(cs.int_schema(**limits)), strict)  # type: ignore[arg-type]
+    strict = _or(strict_int, strict_float)
+    if not text:
+        return strict
+    number_text = _or(
+        cs.chain_schema(
+            [cs.str_schema(pattern=r"^[+-]?[0-9]+$"), cs.int_schema(**limits)]  # type: ignore[arg-type]
+        ),
+        cs.float_schema(allow_inf_nan=False, **float_limits),  # type: ignore[arg-type]
+    )
+    return _or(_from_text(number_text), strict)
 
 
 @lru_cache(maxsize=16)

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic_core import ValidationError as PydanticValidationError
 
-from aml_client.schema.column_types import column_type, value_validator
+from aml_client.schema.column_types import Bounds, column_type, value_validator
 
 __all__ = ["NOT_CONVERTIBLE", "example_row", "fits", "from_text"]
 
@@ -178,3 +178,25 @@ def _fix_value(value: Any, kind: str, name: str | None, placeholder: bool) -> An
     if kind == "string" and isinstance(value, int | float | bool):
         return str(value)
     return copy.deepcopy(column_type(kind).default)
+
+
+def within(value: Any, kind: str, bounds: Bounds) -> Any:
+    """``value`` when ``bounds`` allow it, else a value of ``kind`` inside them (the middle of
+    a closed range, or one step inside the only bound)."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if number and bounds.allows(value):
+        return value
+    low, high = bounds.low, bounds.high
+    step = 1 if kind == "integer" else 0.5
+    if low is not None and high is not None:
+        middle = (low + high) / 2
+        candidate: int | float = round(middle) if kind == "integer" else middle
+    elif low is not None:
+        candidate = low + step
+    elif high is not None:
+        candidate = high - step
+    else:
+        return value
+    if kind == "integer":
+        candidate = int(candidate)
+    return candidate if bounds.allows(candidate) else value

@@ -16,7 +16,7 @@ from pydantic_core import CoreSchema
 from pydantic_core import core_schema as cs
 
 from aml_client.envelope import Convention
-from aml_client.schema.column_types import column_type, value_schema
+from aml_client.schema.column_types import Bounds, column_type, value_schema
 from aml_client.schema.names import model_name, python_name
 from aml_client.schema.validation import ColumnSpec
 
@@ -38,14 +38,20 @@ def _root_model(item: Any) -> type[pydantic.BaseModel]:
     return cast(type[pydantic.BaseModel], RootModel.__class_getitem__(item))
 
 
-def row_type(row_kind: str, item_type: str | None, record: type[pydantic.BaseModel] | None) -> Any:
+def row_type(
+    row_kind: str,
+    item_type: str | None,
+    record: type[pydantic.BaseModel] | None,
+    item_bounds: Bounds | None = None,
+) -> Any:
     """The annotation of one row."""
     if row_kind == "record" and record is not None:
         return record
+    item = value_schema(item_type or "any", bounds=item_bounds)
     if row_kind == "scalar":
-        return _typed(value_schema(item_type or "any"))
+        return _typed(item)
     if row_kind == "array":
-        return _typed(cs.list_schema(value_schema(item_type or "any"), strict=True))
+        return _typed(cs.list_schema(item, strict=True))
     return Any
 
 
@@ -57,9 +63,10 @@ def row_model(
         return _root_model(row_type(row_kind, item_type, None))
     fields: dict[str, Any] = {}
     taken: set[str] = set()
-    for name, kind, nullable in columns:
+    for name, kind, nullable, bounds in columns:
         attr = python_name(name, taken)
-        fields[attr] = (_typed(value_schema(kind, nullable=nullable)), Field(alias=name))
+        value = value_schema(kind, nullable=nullable, bounds=bounds)
+        fields[attr] = (_typed(value), Field(alias=name))
     config = ConfigDict(extra="forbid", populate_by_name=True)
     return pydantic.create_model(model_name(title, "Row"), __config__=config, **fields)
 

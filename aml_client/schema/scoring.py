@@ -16,12 +16,25 @@ import pydantic
 from aml_client.envelope import Convention, json_kind, wrap
 from aml_client.errors import RowProblem, SchemaError, ValidationError
 from aml_client.schema import examples, models
-from aml_client.schema.column_types import classify, is_nullable
+from aml_client.schema.column_types import (
+    Bounds,
+    classify,
+    column_type,
+    is_nullable,
+    numeric_bounds,
+    value_validator,
+)
 from aml_client.schema.locate import Located, Locator
 from aml_client.schema.reader import SwaggerSource, read_swagger
-from aml_client.schema.validation import RowValidator
+from aml_client.schema.validation import RowValidator, show_value
 
-__all__ = ["Column", "ScoringSchema", "load_schema", "read_scoring_schema"]
+__all__ = [
+    "Column",
+    "GlobalParametersSpec",
+    "ScoringSchema",
+    "load_schema",
+    "read_scoring_schema",
+]
 
 
 @dataclass
@@ -36,6 +49,64 @@ class Column:
     required: bool = False
     #: ``null`` allowed (``nullable``, ``x-nullable`` or an OpenAPI 3.1 ``"null"`` type).
     nullable: bool = False
+    #: The range of an integer or number column: its ``format``'s and its declared bounds.
+    bounds: Bounds | None = None
+
+
+@dataclass(frozen=True)
+class GlobalParametersSpec:
+    """What the swagger declares for ``GlobalParameters``: its type, the properties it
+    requires and the type of each declared property (``{"method": "string"}``)."""
+
+    kind: str
+    required: tuple[str, ...] = ()
+    #: name -> (amlc type, nullable, bounds)
+    properties: tuple[tuple[str, str, bool, Bounds | None], ...] = ()
+
+    def problems(self, value: Any) -> list[RowProblem]:
+        """What is wrong with ``value`` as this endpoint's ``GlobalParameters`` (none when it
+        is absent: the swagger's own example is sent then)."""
+        if value is None or self.kind == "any":
+            return []
+        where = "GlobalParameters"
+        if self.kind != "object":
+            if value_validator(self.kind).isinstance_python(value):
+                return []
+            expected = column_type(self.kind).expected
+            got = show_value(value)
+            return [RowProblem(None, None, f"{where}: expected {expected}, got {got}")]
+        if not isinstance(value, dict):
+            needs = ", ".join(f"'{name}'" for name in self.required)
+            return [
+                RowProblem(
+                    None,
+                    None,
+                    f"{where}: expected an object{f' with {needs}' if needs else ''}, got "
+                    f"{show_value(value)}",
+                )
+            ]
+        found = [
+            RowProblem(None, None, f"{where}: missing '{name}' (the swagger requires it)")
+            for name in self.required
+            if name not in value
+        ]
+        for name, kind, nullable, bounds in self.properties:
+            if name not in value:
+                continue
+            item = value[name]
+            checker = value_validator(kind, nullable=nullable, bounds=bounds)
+            if not checker.isinstance_python(item):
+                expected = column_type(kind).expected
+                found.append(
+                    RowProblem(
+                        None,
+                        None,
+                        f"{where}.{name}: expected {expected}"
+                        f"{f' within {bounds.describe()}' if bounds else ''}, got "
+                        f"{show_value(item)}",
+                    )
+                )
+        return found
 
 
 @dataclass
@@ -54,8 +125,12 @@ class ScoringSchema:
     raw: dict[str, Any] = field(repr=False)
     #: Element type of scalar rows, or of the items of array rows.
     item_type: str | None = None
+    #: The range of those elements when they are numbers with a ``format`` or bounds.
+    item_bounds: Bounds | None = None
     #: Example rows exactly as the swagger gives them (may hold placeholders).
     raw_example_rows: list[Any] = field(default_factory=list, repr=False)
+    #: The declared schema of ``GlobalParameters``, when the swagger gives one.
+    global_parameters_spec: GlobalParametersSpec | None = None
     _cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # -- lookups -----------------------------------------------------------------------------
@@ -77,11 +152,13 @@ class ScoringSchema:
         key = (
             self.row_kind,
             self.item_type,
-            tuple((c.name, c.type, c.nullable) for c in self.columns),
+            tuple((c.name, c.type, c.nullable, c.bounds) for c in self.columns),
+            self.item_bounds,
         )
         cached = self._cache.get("validator")
         if cached is None or cached[0] != key:
-            cached = (key, RowValidator(self.row_kind, self.item_type, key[2]))
+            built = RowValidator(self.row_kind, self.item_type, key[2], self.item_bounds)
+            cached = (key, built)
             self._cache["validator"] = cached
         validator: RowValidator = cached[1]
         return validator
@@ -103,6 +180,15 @@ class ScoringSchema:
             raise ValidationError(problems)
         return checked
 
+    def check_global_parameters(self, value: Any) -> None:
+        """Raise ValidationError when ``value`` is not what the swagger declares for
+        ``GlobalParameters`` (``1.0`` where an object with a required ``method`` is
+        declared); absent (None) is always fine."""
+        spec = self.global_parameters_spec
+        problems = spec.problems(value) if spec is not None else []
+        if problems:
+            raise ValidationError(problems)
+
     def coerce_row(self, row: dict[str, str]) -> dict[str, Any]:
         """Convert one row of text (a CSV line) to the declared types."""
         checked, problems = self.row_validator().validate_one(row, text=True)
@@ -121,6 +207,11 @@ class ScoringSchema:
             examples.example_row(row, self.row_kind, self.item_type, columns)
             for row in (self.raw_example_rows or [None])
         ]
+        bounded = [c for c in self.columns if c.bounds is not None]
+        for row in base if self.row_kind == "record" and bounded else []:
+            for col in bounded:
+                assert col.bounds is not None
+                row[col.name] = examples.within(row.get(col.name), col.type, col.bounds)
         return [copy.deepcopy(base[i % len(base)]) for i in range(max(n, 0))]
 
     def example_payload(self, n: int = 1) -> dict[str, Any]:
@@ -132,7 +223,7 @@ class ScoringSchema:
     def row_model(self) -> type[pydantic.BaseModel]:
         """A pydantic model of one row; field aliases keep names such as ``emp.var.rate``."""
         if "row" not in self._cache:
-            specs = [(c.name, c.type, c.nullable) for c in self.columns]
+            specs = [(c.name, c.type, c.nullable, c.bounds) for c in self.columns]
             self._cache["row"] = models.row_model(self.title, self.row_kind, self.item_type, specs)
         model: type[pydantic.BaseModel] = self._cache["row"]
         return model
@@ -141,7 +232,7 @@ class ScoringSchema:
         """A pydantic model of the whole request body, in this endpoint's convention."""
         if "request" not in self._cache:
             record = self.row_model() if self.row_kind == "record" else None
-            row = models.row_type(self.row_kind, self.item_type, record)
+            row = models.row_type(self.row_kind, self.item_type, record, self.item_bounds)
             self._cache["request"] = models.request_model(
                 self.title, self.convention, self.method_field, row
             )
@@ -197,21 +288,23 @@ def read_scoring_schema(doc: dict[str, Any]) -> ScoringSchema:
         convention = Convention.INPUTS
         ex_inputs = example.get("Inputs")
         ex_rows = ex_inputs.get("data") if isinstance(ex_inputs, dict) else ex_inputs
-        gp_schema = loc.child(loc.child(body, "properties"), "GlobalParameters").node
-        global_parameters = _global_parameters(_object(gp_schema), example)
+        gp_at = loc.child(loc.child(body, "properties"), "GlobalParameters")
+        global_parameters = _global_parameters(_object(gp_at.node), example)
+        gp_spec = _global_parameters_spec(loc, gp_at)
         method_field = False
     else:
         convention = Convention.DATA
         ex_rows = example.get("data")
         global_parameters = None
+        gp_spec = None
         method_field = "method" in props
         if method_field and isinstance(example.get("method"), str):
             global_parameters = {"method": example["method"]}
 
     if body is not None and props:
-        row_kind, columns, item_type = _rows(loc, loc.rows_schema(body))
+        row_kind, columns, item_type, item_bounds = _rows(loc, loc.rows_schema(body))
     else:
-        row_kind, columns, item_type = "any", [], None
+        row_kind, columns, item_type, item_bounds = "any", [], None, None
     ex_list = ex_rows if isinstance(ex_rows, list) else []
     if row_kind == "record":
         first = next((r for r in ex_list if isinstance(r, dict)), {})
@@ -231,7 +324,9 @@ def read_scoring_schema(doc: dict[str, Any]) -> ScoringSchema:
         output_item_type=output_item_type,
         raw=doc,
         item_type=item_type,
+        item_bounds=item_bounds,
         raw_example_rows=list(ex_list),
+        global_parameters_spec=gp_spec,
     )
 
 
@@ -253,14 +348,39 @@ def _global_parameters(
     return None
 
 
-def _rows(loc: Locator, rows: Located) -> tuple[str, list[Column], str | None]:
-    """(row kind, columns, item type) from the schema of the row list."""
+def _global_parameters_spec(loc: Locator, at: Located) -> GlobalParametersSpec | None:
+    """The declared ``GlobalParameters`` (None when the swagger says nothing of them)."""
+    schema = at.node
+    if not isinstance(schema, dict) or not schema:
+        return None
+    kind = classify(schema)
+    if kind != "object":
+        return GlobalParametersSpec(kind)
+    required = schema.get("required")
+    props_at = loc.child(at, "properties")
+    properties = []
+    for name in _object(props_at.node):
+        if isinstance(name, str):
+            prop = loc.child(props_at, name).node
+            prop_kind = classify(prop)
+            properties.append((name, prop_kind, is_nullable(prop), numeric_bounds(prop, prop_kind)))
+    return GlobalParametersSpec(
+        kind,
+        tuple(r for r in required if isinstance(r, str)) if isinstance(required, list) else (),
+        tuple(properties),
+    )
+
+
+def _rows(
+    loc: Locator, rows: Located
+) -> tuple[str, list[Column], str | None, Bounds | None]:
+    """(row kind, columns, item type, item bounds) from the schema of the row list."""
     if not isinstance(rows.node, dict):
-        return "any", [], None
+        return "any", [], None, None
     items_at = loc.row_items(rows)
     items = items_at.node
     if not isinstance(items, dict) or not items:
-        return "any", [], None
+        return "any", [], None, None
     props = items.get("properties")
     if items.get("type") == "object" or isinstance(props, dict):
         required = items.get("required")
@@ -275,21 +395,25 @@ def _rows(loc: Locator, rows: Located) -> tuple[str, list[Column], str | None]:
             prop = loc.child(props_at, name).node
             prop = prop if isinstance(prop, dict) else {}
             fmt = prop.get("format")
+            kind = classify(prop)
             columns.append(
                 Column(
                     name=name,
-                    type=classify(prop),
+                    type=kind,
                     format=fmt if isinstance(fmt, str) else None,
                     example=prop.get("example"),
                     required=name in required_names,
                     nullable=is_nullable(prop),
+                    bounds=numeric_bounds(prop, kind),
                 )
             )
-        return "record", columns, None
+        return "record", columns, None, None
     if items.get("type") == "array":
         inner = loc.child(items_at, "items").node
-        return "array", [], classify(inner)
-    return "scalar", [], classify(items)
+        kind = classify(inner)
+        return "array", [], kind, numeric_bounds(inner, kind)
+    kind = classify(items)
+    return "scalar", [], kind, numeric_bounds(items, kind)
 
 
 def _output(loc: Locator, schema_at: Located | None) -> tuple[str, str | None]:

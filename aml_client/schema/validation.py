@@ -24,12 +24,12 @@ from pydantic_core import core_schema as cs
 
 from aml_client.envelope import json_kind
 from aml_client.errors import RowProblem
-from aml_client.schema.column_types import column_type, value_schema
+from aml_client.schema.column_types import Bounds, column_type, value_schema
 
 __all__ = ["ColumnSpec", "RowValidator", "problems_from", "show_value"]
 
-#: (name, type, nullable) of one declared column.
-ColumnSpec = tuple[str, str, bool]
+#: (name, type, nullable, numeric bounds) of one declared column.
+ColumnSpec = tuple[str, str, bool, Bounds | None]
 #: Up to this many columns, column schemas are written inline rather than referenced.
 _INLINE_COLUMNS = 200
 
@@ -38,9 +38,16 @@ class RowValidator:
     """Validates lists of rows of one shape: ``record`` (named columns), ``scalar`` (one value
     per row), ``array`` (a list of values per row) or ``any`` (not described: anything goes)."""
 
-    def __init__(self, row_kind: str, item_type: str | None, columns: Sequence[ColumnSpec]):
+    def __init__(
+        self,
+        row_kind: str,
+        item_type: str | None,
+        columns: Sequence[ColumnSpec],
+        item_bounds: Bounds | None = None,
+    ):
         self.row_kind = row_kind
         self.item_kind = item_type or "any"
+        self.item_bounds = item_bounds
         self.columns = list(columns)
         self._validators: dict[tuple[bool, bool], SchemaValidator | None] = {}
 
@@ -58,26 +65,32 @@ class RowValidator:
         if self.row_kind == "record":
             if len(self.columns) <= _INLINE_COLUMNS:  # inline is a little faster to run
                 fields = {
-                    name: cs.typed_dict_field(value_schema(kind, nullable=nullable, text=text))
-                    for name, kind, nullable in self.columns
+                    name: cs.typed_dict_field(
+                        value_schema(kind, nullable=nullable, text=text, bounds=bounds)
+                    )
+                    for name, kind, nullable, bounds in self.columns
                 }
                 return cs.typed_dict_schema(fields, extra_behavior="forbid", strict=True)
             # Wide rows: each column type is defined once and referenced by every column of
             # that type, since compiling 20,000 inline copies (each with its regex) takes seconds.
             definitions: dict[str, CoreSchema] = {}
             fields = {}
-            for name, kind, nullable in self.columns:
+            bounded = {b: i for i, b in enumerate({c[3] for c in self.columns} - {None})}
+            for name, kind, nullable, bounds in self.columns:
                 ref = f"amlc.{kind}{'?' if nullable else ''}"
+                if bounds is not None and kind in ("integer", "number"):
+                    ref += f"#{bounded[bounds]}"
                 if ref not in definitions:
-                    schema = value_schema(kind, nullable=nullable, text=text)
+                    schema = value_schema(kind, nullable=nullable, text=text, bounds=bounds)
                     definitions[ref] = cast(CoreSchema, {**schema, "ref": ref})
                 fields[name] = cs.typed_dict_field(cs.definition_reference_schema(ref))
             rows = cs.typed_dict_schema(fields, extra_behavior="forbid", strict=True)
             return cs.definitions_schema(rows, list(definitions.values()))
+        item = value_schema(self.item_kind, text=text, bounds=self.item_bounds)
         if self.row_kind == "scalar":
-            return value_schema(self.item_kind, text=text)
+            return item
         if self.row_kind == "array":
-            return cs.list_schema(value_schema(self.item_kind, text=text), strict=True)
+            return cs.list_schema(item, strict=True)
         return None
 
     def validate(
@@ -90,7 +103,7 @@ class RowValidator:
         try:
             return validator.validate_python(rows), []
         except PydanticValidationError as exc:
-            return list(rows), problems_from(exc, rows, self)
+            return list(rows), problems_from(exc, rows, self, text=text)
 
     def validate_one(self, row: Any, *, text: bool = False) -> tuple[Any, list[RowProblem]]:
         """One row (a CSV line), without wrapping it in a list; problems say ``row 1``."""
@@ -100,18 +113,25 @@ class RowValidator:
         try:
             return validator.validate_python(row), []
         except PydanticValidationError as exc:
-            return row, problems_from(exc, [row], self, single=True)
+            return row, problems_from(exc, [row], self, single=True, text=text)
 
 
 def problems_from(
-    exc: PydanticValidationError, rows: list[Any], spec: RowValidator, *, single: bool = False
+    exc: PydanticValidationError,
+    rows: list[Any],
+    spec: RowValidator,
+    *,
+    single: bool = False,
+    text: bool = False,
 ) -> list[RowProblem]:
     """amlc's problems for pydantic's errors: one per row and column (a union reports one
     error per alternative), in the order a person reads them: row by row, the row's own
     columns first, then the missing ones in the swagger's order. ``single``: the errors of
-    one row validated on its own (no row index in their locations)."""
-    kinds = {name: kind for name, kind, _ in spec.columns}
-    order = {name: index for index, (name, _, _) in enumerate(spec.columns)}
+    one row validated on its own (no row index in their locations); ``text``: the rows were
+    text cells (CSV), so a cell holding a number out of range is named as such."""
+    kinds = {name: kind for name, kind, _, _ in spec.columns}
+    limits = {name: bounds for name, _, _, bounds in spec.columns if bounds is not None}
+    order = {name: index for index, (name, _, _, _) in enumerate(spec.columns)}
     found: dict[tuple[int, Any], tuple[tuple[int, int, int], RowProblem]] = {}
     positions: dict[int, dict[Any, int]] = {}
     for error in exc.errors(include_url=False, include_context=False):
@@ -135,25 +155,51 @@ def problems_from(
                     if kind == "extra_forbidden":
                         message = "unknown column (not in the swagger)"
                     else:
-                        message = _expected(kinds.get(where), row.get(where))
+                        value = row.get(where)
+                        message = _outside(limits.get(where), value, text) or _expected(
+                            kinds.get(where), value
+                        )
                     if index not in positions:
                         positions[index] = {name: i for i, name in enumerate(row)}
                     sort = (index, 0, positions[index].get(where, 0))
         elif spec.row_kind == "array" and len(loc) > 1 and isinstance(row, list):
             where = loc[1]
-            message = f"item {where}: {_expected(spec.item_kind, row[where])}"
+            value = row[where]
+            said = _outside(spec.item_bounds, value, text) or _expected(spec.item_kind, value)
+            message = f"item {where}: {said}"
             sort = (index, 0, where)
         elif spec.row_kind == "array":
             message = f"expected an array, got {show_value(row)}"
             sort = (index, 0, -1)
         else:
-            message = _expected(spec.item_kind, row)
+            message = _outside(spec.item_bounds, row, text) or _expected(spec.item_kind, row)
             sort = (index, 0, -1)
         key = (index, where)
         if key not in found:
             column = None if where is None or spec.row_kind != "record" else str(where)
             found[key] = (sort, RowProblem(index + 1, column, message))
     return [problem for _, problem in sorted(found.values(), key=lambda item: item[0])]
+
+
+def _outside(bounds: Bounds | None, value: Any, text: bool) -> str | None:
+    """``40 is outside the int32 range [...]`` when ``value`` is a number (or a text cell
+    holding one) that only its range refuses; None otherwise."""
+    if bounds is None or isinstance(value, bool):
+        return None
+    number: Any = value
+    if isinstance(value, str) and text:
+        cell = value.strip()
+        try:
+            number = int(cell) if cell.lstrip("+-").isdigit() else float(cell)
+        except ValueError:
+            return None
+    if not isinstance(number, int | float) or (
+        isinstance(number, float) and not math.isfinite(number)
+    ):
+        return None
+    if bounds.allows(number):
+        return None
+    return f"{show_value(value)} is outside {bounds.describe()}"
 
 
 def _expected(kind: str | None, value: Any) -> str:

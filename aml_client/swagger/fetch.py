@@ -12,7 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aml_client.config import swagger_uri_for
-from aml_client.errors import AuthenticationError, NotFoundError
+from aml_client.errors import (
+    AuthenticationError,
+    EndpointError,
+    NotFoundError,
+    SwaggerNotFoundError,
+    swagger_fetch_error,
+)
 from aml_client.schema.reader import parse_document, read_swagger
 
 if TYPE_CHECKING:
@@ -68,13 +74,12 @@ def fetch_swagger(
     try:
         reply = session.request("GET", url, params=params, max_bytes=MAX_DOCUMENT_BYTES)
     except NotFoundError as exc:
-        hint = (
-            f"version {openapi} is not offered"
-            if openapi
-            else "the scoring script may lack inference-schema decorators"
-        )
-        raise NotFoundError(
-            f"no swagger at {url} (HTTP 404: {hint})", status_code=404, request_id=exc.request_id
+        if not openapi:
+            raise swagger_fetch_error(exc, url) from None
+        raise SwaggerNotFoundError(
+            f"no swagger at {url} (HTTP 404: version {openapi} is not offered)",
+            status_code=404,
+            request_id=exc.request_id,
         ) from None
     except AuthenticationError as exc:
         raise AuthenticationError(
@@ -82,6 +87,8 @@ def fetch_swagger(
             status_code=exc.status_code,
             request_id=exc.request_id,
         ) from None
+    except EndpointError as exc:
+        raise swagger_fetch_error(exc, url) from None
     finally:
         session.close()
     text = reply.content.decode("utf-8", "replace")

@@ -262,13 +262,15 @@ def test_jsonl_input_to_json_output(tmp_path: Path, server: ScoringServer) -> No
 # -- interrupted runs, through the real CLI ----------------------------------------------------
 
 
-def _cli(args: list[str], uri: str) -> subprocess.Popen[str]:
+def _cli(args: list[str], uri: str, *, home: Path | None = None) -> subprocess.Popen[str]:
     env = dict(os.environ)
     env.update(
         PYTHONPATH=os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p),
         AMLC_SCORING_URI=uri,
         AMLC_KEY=TEST_KEY,  # from the environment, never the command line
     )
+    if home is not None:  # the same amlc home across runs (where finished runs are recorded)
+        env["AMLC_HOME"] = str(home)
     return subprocess.Popen(
         [sys.executable, "-m", "aml_client", "score", *args],
         env=env,
@@ -421,3 +423,112 @@ def test_memory_stays_flat_as_the_input_grows(tmp_path: Path) -> None:
     # 15 times the rows (and 17 MB more input): allocator noise (8 MiB seen on a busy machine),
     # not a copy of it (the parsed rows would take several times the 17 MB of text)
     assert large_kib - small_kib < 16 * 1024, (small_kib, large_kib)
+
+
+def _files_state(*paths: Path) -> dict[str, tuple[bytes, int] | None]:
+    """Each file's bytes and modification time (None when absent)."""
+    return {
+        p.name: (p.read_bytes(), p.stat().st_mtime_ns) if p.exists() else None for p in paths
+    }
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """A 20,000-row input scored to the end by ``amlc score -o`` (one row fails), and the
+    server that counts every request."""
+    root = tmp_path_factory.mktemp("finished")
+    source = write_csv(root / "in.csv", 20_000, {4321: {"age": "abc"}})
+    out = root / "out.csv"
+    with ScoringServer(Behaviour(delay_s=0.001)) as running:
+        args = [str(source), "-o", str(out), "--batch-size", "200"]
+        first = _cli(args, running.scoring_uri, home=root / "home")
+        _, stderr = first.communicate(timeout=120)
+        assert first.returncode == 2, stderr  # the bad row is reported
+        assert running.requests >= 100
+        yield {"server": running, "source": source, "out": out, "args": args, "root": root}
+
+
+def test_resume_on_a_complete_output_sends_nothing_and_touches_nothing(
+    finished_run: dict,
+) -> None:
+    server: ScoringServer = finished_run["server"]
+    out: Path = finished_run["out"]
+    errors_file = out.with_name("out.errors.jsonl")
+    before = _files_state(out, errors_file)
+    assert before["out.errors.jsonl"] is not None
+    requests = server.requests
+
+    for extra in ([], ["--json"]):
+        again = _cli([*finished_run["args"], "--resume", *extra], server.scoring_uri,
+                     home=finished_run["root"] / "home")
+        stdout, stderr = again.communicate(timeout=60)
+        assert again.returncode == 0, stderr
+        if extra:
+            report = json.loads(stdout)
+            assert report["already_complete"] is True
+            assert (report["rows_in"], report["rows_out"], report["rows_failed"]) == (
+                20_000, 19_999, 1)
+        else:
+            assert stdout.startswith("already complete: 20,000 rows, nothing sent"), stdout
+            assert "error" not in stderr
+
+    assert server.requests == requests
+    assert _files_state(out, errors_file) == before  # byte-identical, mtime unchanged
+    assert not journal_path(out).exists() and not partial_path(out).exists()
+    assert not partial_path(errors_file).exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ("output", "changed since the run that finished it"),
+        ("input", "the input has changed since"),
+        ("settings", "had another errors"),
+        ("no record", "no finished run is known to have written it"),
+    ],
+)
+def test_resume_refuses_an_output_it_cannot_vouch_for(
+    tmp_path: Path, server: ScoringServer, change: str, needle: str
+) -> None:
+    """Rather than score every row again (billed twice), a resume that cannot show the output
+    is complete says why and sends nothing."""
+    home = tmp_path / "home"
+    source = write_csv(tmp_path / "in.csv", 300)
+    out = tmp_path / "out.csv"
+    args = [str(source), "-o", str(out), "--batch-size", "100"]
+    first = _cli(args, server.scoring_uri, home=home)
+    assert first.wait(timeout=60) == 0
+    if change == "output":
+        with out.open("a") as handle:
+            handle.write("an,extra,line\n")
+    elif change == "input":
+        write_csv(source, 301)
+    elif change == "settings":
+        args += ["--errors", str(tmp_path / "other.errors.jsonl")]
+    else:
+        for record in (home / "state" / "batch-runs").iterdir():
+            record.unlink()
+    before = _files_state(out, source)
+    requests = server.requests
+
+    again = _cli([*args, "--resume"], server.scoring_uri, home=home)
+    _, stderr = again.communicate(timeout=60)
+
+    assert again.returncode == 2, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "without --resume" in lines[0], stderr
+    assert server.requests == requests
+    assert _files_state(out, source) == before
+
+
+def test_resume_of_a_complete_output_in_the_library(tmp_path: Path, server: ScoringServer) -> None:
+    source = write_csv(tmp_path / "in.csv", 500, {3: {"age": "abc"}})
+    out = tmp_path / "out.jsonl"
+    target = target_for(server.scoring_uri)
+    first = score_file(target, str(source), str(out), batch_size=100)
+    assert not first.already_complete
+    requests = server.requests
+    again = score_file(target, str(source), str(out), batch_size=100, resume=True)
+    assert again.already_complete and again.requests == 0 and server.requests == requests
+    assert (again.rows_in, again.rows_out, again.rows_failed) == (500, 499, 1)
+    assert again.resumed_rows == 500

@@ -402,3 +402,48 @@ def test_each_response_fault_is_a_failure_of_its_own_kind(tmp_path: Path) -> Non
     # Every fault was answered once per round, and the redirect was not followed (the
     # Location's port 9 received nothing: it would be a connection failure).
     assert served.get("redirect") == rounds
+
+
+def test_master_port_applies_to_local_workers(server: Server, tmp_path: Path) -> None:
+    """``--workers 2 --master-port P``: the local master listens on P (it used to take any
+    port and ignore the option); a busy P is one line and exit 2 before any load; without
+    workers or a master the option is refused rather than ignored."""
+    import socket
+    import subprocess
+    import time
+
+    from support.bench import AMLC_BENCH
+
+    env = bench_env(server)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = run_bench(["-n", "20", "--workers", "2", "--master-port", str(port)], env, tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert f"--master-port {port}: cannot listen" in done.stderr
+    alone = run_bench(
+        ["-n", "20", "--workers", "1", "--master-port", str(port)], env, tmp_path
+    )
+    assert alone.returncode == 2 and "--master-port needs" in alone.stderr, alone.stderr
+    assert server.count()["total"] == 0
+
+    proc = subprocess.Popen(
+        [*AMLC_BENCH, "-n", "300", "-u", "2", "--workers", "2", "--master-port", str(port),
+         "--json", "--report-dir", str(tmp_path / "r")],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    listened = False
+    try:
+        while proc.poll() is None and not listened:
+            with socket.socket() as probe:
+                listened = probe.connect_ex(("127.0.0.1", port)) == 0
+            time.sleep(0.05)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert listened, "nothing listened on --master-port during the run"
+    assert json.loads(out)["requests"] == 300 == server.count()["total"]

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import sys
 import time
@@ -174,3 +175,44 @@ def test_bench_pins_a_deployment(server: FaultServer, tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert [r.headers.get("azureml-model-deployment") for r in server.scores] == ["blue"] * 3
+
+
+EXPIRED_TOKEN_SCRIPT = """\
+import json, sys, time
+open(sys.argv[1], "a").write("run\\n")
+print(json.dumps({"accessToken": "expired-TOKEN-5e6f", "expires_on": time.time() - 60}))
+"""
+
+
+@pytest.mark.parametrize("swagger_from", ["endpoint", "file"])
+def test_an_expired_token_ends_the_bench_at_once(
+    server: FaultServer, tmp_path: Path, swagger_from: str
+) -> None:
+    """A command that prints an expired token is one error (exit 3), run once, before any
+    request; not a token fetched again and again while the load runs."""
+    runs = tmp_path / "runs"
+    script = tmp_path / "expired_token.py"
+    script.write_text(EXPIRED_TOKEN_SCRIPT)
+    env = _env(server, AMLC_TOKEN_COMMAND=f"{sys.executable} {script} {runs}")
+    env.pop("AMLC_KEY")
+    extra: list[str] = []
+    if swagger_from == "file":  # the swagger is not fetched: the load process is next
+        swagger = tmp_path / "swagger.json"
+        swagger.write_text(json.dumps(SWAGGER))
+        extra = ["--swagger", str(swagger)]
+    done = run_bench(
+        ["-t", "10s", "-u", "2", "--workers", "1", *extra, "--report-dir", str(tmp_path / "r")],
+        env,
+        tmp_path,
+    )
+    assert done.returncode == 3, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    program = os.path.basename(sys.executable)
+    assert len(errors) == 1 and re.fullmatch(
+        rf"error: token command `{re.escape(program)}` printed a token that expired 6\d s ago; "
+        r"check its output \(and the clock\)",
+        errors[0],
+    ), done.stderr
+    assert runs.read_text() == "run\n"
+    assert server.scores == []
+    assert "expired-TOKEN" not in done.stdout + done.stderr

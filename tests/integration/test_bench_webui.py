@@ -407,3 +407,39 @@ def test_plain_locust_web_ui_keeps_the_host_and_origin_checks(tmp_path: Path) ->
     assert own.status_code == 200 and own.json()["success"] is True
     assert stopped.status_code == 200
     assert KEY not in err
+
+
+def test_the_start_form_refuses_another_host_instead_of_claiming_it(tmp_path: Path) -> None:
+    """The form's Host field names another endpoint: the answer says nothing was started and
+    why (Locust alone answered "Swarming started" and went on sending to the old host); the
+    other endpoint gets nothing (and so never the key). The run's own host starts the run."""
+    server = start_server(tmp_path, "--service-ms", "5", "--key", KEY)
+    other = start_server(tmp_path, "--service-ms", "5")
+    try:
+        with web_bench(server, tmp_path, "--report-dir", str(tmp_path / "reports")) as bench:
+            own = {"Origin": bench.base}
+            form = {"user_count": "2", "spawn_rate": "2"}
+            base = server.uri.removesuffix("/score")
+            with httpx.Client(base_url=bench.base, timeout=5) as client:
+                moved = client.post(
+                    f"/swarm?token={bench.token}",
+                    data={**form, "host": f"http://127.0.0.1:{other.port}"},
+                    headers=own,
+                )
+                time.sleep(1.0)  # a swarm, had one started, spawns its users at once
+                idle = bench.get("/stats/requests")
+                same = client.post(
+                    f"/swarm?token={bench.token}", data={**form, "host": base + "/"}, headers=own
+                )
+                _wait_for(lambda: server.count()["total"] > 0, 30, "requests to the run's host")
+        served_elsewhere = other.count()["total"]
+    finally:
+        server.stop()
+        other.stop()
+    assert moved.status_code == 400, moved.text
+    answer = moved.json()
+    assert answer["success"] is False and "Swarming started" not in answer["message"]
+    assert "cannot be re-aimed" in answer["message"] and answer["host"] == base
+    assert idle["state"] == "ready" and idle["user_count"] == 0
+    assert same.status_code == 200 and same.json()["success"] is True
+    assert served_elsewhere == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,28 @@ def test_a_failing_token_command_is_one_clean_line(server: FaultServer, tmp_path
     assert server.scores == []
 
 
+@pytest.mark.parametrize(
+    ("command", "needle"),
+    [
+        ("sleep 90", "token command `sleep` did not finish within 1 s"),
+        ("sh -c 'sleep 600; echo late'", "token command `sh` did not finish within 1 s"),
+    ],
+)
+def test_a_hanging_token_command_is_stopped_at_its_deadline(
+    server: FaultServer, command: str, needle: str
+) -> None:
+    started = time.monotonic()
+    done = run_amlc(
+        "score", str(ROWS),
+        env={"AMLC_SCORING_URI": server.scoring_uri, "AMLC_TOKEN_COMMAND": command,
+             "AMLC_TOKEN_COMMAND_TIMEOUT": "1"},
+    )
+    # Far below the 90 s the command wanted (interpreter start-up takes most of this).
+    assert time.monotonic() - started < 30
+    done.assert_error(3, needle)
+    assert server.scores == []
+
+
 def test_a_token_command_supplies_the_token(server: FaultServer, tmp_path: Path) -> None:
     command = _token_script(
         tmp_path,
@@ -168,3 +191,49 @@ def test_deployment_option_pins_the_deployment(server: FaultServer, path: list[s
     assert [r.headers.get("azureml-model-deployment") for r in server.scores] == ["blue"]
     if not path:
         assert done.json()["deployment"] == "blue", "the answering deployment is reported"
+
+
+def test_an_error_names_its_request_id_once(server: FaultServer, tmp_path: Path) -> None:
+    """Every row fails with a 500: the batch gives up after its first rows, quoting the last
+    error, whose request id the message carries once (it used to be twice)."""
+    server.default = Reply(500, {"message": "boom"})
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(ROWS.read_text().splitlines(keepends=True)[:1] * 30))
+    done = _score(server, str(rows), "-o", str(tmp_path / "out.jsonl"), "--batch-size", "1")
+    line = done.assert_error(4, "looks broken", "request id req-")
+    assert line.count("request id") == 1 and line.count("req-") == 1, line
+    small = _score(server, str(ROWS), "--json")
+    line = small.assert_error(4, "request id req-")
+    assert line.count("req-") == 1, line
+    assert line.endswith(f"(request id {small.json()['error']['request_id']})")
+
+
+@pytest.mark.parametrize("status", [500, 503, 404])
+def test_a_swagger_that_cannot_be_fetched_is_a_swagger_problem(
+    server: FaultServer, path: list[str], status: int
+) -> None:
+    """The swagger route fails: --json says ``"kind": "swagger"`` (not ``model``), the line
+    names the swagger's URI, and no row is sent unchecked (a 404 means no swagger is
+    published: the rows then go out unvalidated, as documented)."""
+    server.swagger_reply = Reply(status, {"message": "swagger route broke"})
+    done = _score(server, str(ROWS), *path, "--json")
+    if status == 404:
+        assert done.returncode == 0, done.stderr
+        assert "publishes no swagger" in done.stderr
+        return
+    line = done.assert_error(4, f"cannot fetch the swagger at {server.url}/swagger.json")
+    error = done.json()["error"]
+    assert error["kind"] == "swagger" and error["status_code"] == status, error
+    assert line.count("request id") == 1
+    assert server.scores == []
+
+
+def test_a_named_swagger_that_is_missing_is_a_swagger_problem(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    server.swagger = None
+    done = run_amlc(
+        "swagger", "show", "--json", env=_env(server), timeout=120
+    )
+    done.assert_error(4, f"no swagger at {server.url}/swagger.json")
+    assert done.json()["error"]["kind"] == "swagger"

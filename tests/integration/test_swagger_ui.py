@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -31,6 +32,7 @@ from aml_client.swagger.ui import (
     assets_dir,
     rewrite_document,
 )
+from aml_client.webguard import TOKEN_HEADER
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "corpus" / "swagger"
 KEY = "sEcReT-proxy-key-0123456789abcdef"
@@ -97,9 +99,18 @@ def ui(upstream: _RecordingServer) -> Iterator[SwaggerUIServer]:
         yield server
 
 
-def _client(server: SwaggerUIServer, *, page: bool = False) -> httpx.Client:
-    """A client of the server; ``page=True`` sends what the served page sends."""
-    return httpx.Client(base_url=server.url.rstrip("/"), timeout=10, headers=PAGE if page else {})
+def _client(
+    server: SwaggerUIServer, *, page: bool = False, cookie: bool = True
+) -> httpx.Client:
+    """A client of the server, holding the cookie that opening the printed address sets (as a
+    browser tab does, and whatever page it shows); ``page=True`` also sends what the served
+    page adds to its requests."""
+    return httpx.Client(
+        base_url=server.url.rstrip("/"),
+        timeout=10,
+        headers=PAGE if page else {},
+        cookies={server.cookie_name: server.token} if cookie else {},
+    )
 
 
 # --------------------------------------------------------------------------- the page
@@ -165,7 +176,7 @@ def test_proxy_adds_the_key_and_the_page_never_sees_it(
                 "Origin": origin,
                 "Authorization": "Bearer typed-in-the-page",
                 "x-ms-client-request-id": "abc",
-                "Cookie": "private=1",
+                "Cookie": f"private=1; {ui.cookie_name}={ui.token}",
             },
         )
     assert response.status_code == 200
@@ -180,6 +191,7 @@ def test_proxy_adds_the_key_and_the_page_never_sees_it(
     assert headers["x-ms-client-request-id"] == "abc"
     assert "cookie" not in headers and "origin" not in headers
     assert PAGE_HEADER.lower() not in headers
+    assert ui.token not in repr(seen)  # this server's secret stays here
     assert json.loads(seen["body"]) == {"Inputs": {"data": []}}
     for text in [*texts, response.text, caplog.text]:
         assert KEY not in text and KEY[:12] not in text
@@ -277,6 +289,83 @@ def test_requests_without_the_page_header_are_refused(
     assert upstream.seen == []
 
 
+def test_the_static_header_alone_is_not_enough(
+    ui: SwaggerUIServer, upstream: _RecordingServer
+) -> None:
+    """Any local process can send the documented header; only the per-run secret (the cookie
+    the printed address sets, or the secret itself) lets a request through."""
+    with _client(ui, page=True, cookie=False) as client:
+        static = client.post(f"{PROXY_PREFIX}/score", json={"Inputs": {"data": []}})
+        wrong_cookie = client.post(
+            f"{PROXY_PREFIX}/score", json={}, headers={"Cookie": f"{ui.cookie_name}=guess"}
+        )
+        other_port = client.post(  # the cookie of another amlc page on this machine
+            f"{PROXY_PREFIX}/score", json={}, headers={"Cookie": f"amlc_web_8089={ui.token}"}
+        )
+        wrong_token = client.post(f"{PROXY_PREFIX}/score", json={}, headers={TOKEN_HEADER: "x"})
+        in_query = client.post(f"{PROXY_PREFIX}/score?token=guess", json={})
+        page = client.get("/")
+        swagger = client.get("/swagger.json")
+    for refused in (static, wrong_cookie, other_port, wrong_token, in_query, page, swagger):
+        assert refused.status_code == 401, refused.request
+        assert "needs its secret" in refused.json()["message"]
+        assert refused.headers["connection"] == "close"
+    assert upstream.seen == []
+
+
+def test_scripts_send_the_secret_and_it_never_reaches_the_endpoint(
+    ui: SwaggerUIServer, upstream: _RecordingServer
+) -> None:
+    with _client(ui, cookie=False) as client:  # no cookie, no page header: a script
+        by_header = client.post(
+            f"{PROXY_PREFIX}/score", json={"Inputs": {"data": []}},
+            headers={TOKEN_HEADER: ui.token},
+        )
+        by_query = client.post(
+            f"{PROXY_PREFIX}/score?verbose=1&token={ui.token}", json={"Inputs": {"data": []}}
+        )
+    assert by_header.status_code == by_query.status_code == 200
+    assert [s["path"] for s in upstream.seen] == [
+        "/api/v1/service/bank/score",
+        "/api/v1/service/bank/score?verbose=1",
+    ]
+    assert ui.token not in repr(upstream.seen)
+
+
+def test_the_printed_address_swaps_the_secret_for_a_cookie(ui: SwaggerUIServer) -> None:
+    assert ui.address == f"{ui.url}?token={ui.token}"
+    with _client(ui, cookie=False) as client:
+        opened = client.get(ui.address, headers={"Sec-Fetch-Mode": "navigate",
+                                                 "Sec-Fetch-Site": "none"})
+        assert opened.status_code == 303
+        assert opened.headers["location"] == "/"
+        cookie = opened.headers["set-cookie"]
+        assert cookie.startswith(f"amlc_swagger_{ui.port}={ui.token};")
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+        page = client.get("/", headers={"Sec-Fetch-Site": "same-origin"})  # the cookie, now
+    assert page.status_code == 200 and "swagger-ui" in page.text
+
+
+@pytest.mark.parametrize("site", ["cross-site", "same-site"])
+def test_requests_from_another_site_are_refused_even_without_an_origin(
+    ui: SwaggerUIServer, upstream: _RecordingServer, site: str
+) -> None:
+    """``same-site`` is another port of 127.0.0.1, to which the cookie is still sent."""
+    with _client(ui, page=True) as client:  # the cookie and the page header: all but the site
+        scored = client.post(
+            f"{PROXY_PREFIX}/score", json={}, headers={"Sec-Fetch-Site": site}
+        )
+        page = client.get("/", headers={"Sec-Fetch-Site": site})
+        own = client.post(
+            f"{PROXY_PREFIX}/score", json={"Inputs": {"data": []}},
+            headers={"Sec-Fetch-Site": "same-origin"},
+        )
+    assert scored.status_code == page.status_code == 403
+    assert f"a {site} request may not drive this Swagger UI" in scored.json()["message"]
+    assert own.status_code == 200
+    assert len(upstream.seen) == 1
+
+
 def test_a_configured_origin_may_call_the_proxy_after_preflight(
     upstream: _RecordingServer,
 ) -> None:
@@ -332,7 +421,7 @@ def test_bodies_without_a_usable_length_are_refused(
     with socket.create_connection(("127.0.0.1", ui.port), timeout=5) as raw:
         raw.sendall(
             f"POST {PROXY_PREFIX}/score HTTP/1.1\r\nHost: 127.0.0.1:{ui.port}\r\n"
-            f"{PAGE_HEADER}: {PAGE_HEADER_VALUE}\r\nContent-Length: two\r\n\r\n{{}}".encode()
+            f"{TOKEN_HEADER}: {ui.token}\r\nContent-Length: two\r\n\r\n{{}}".encode()
         )
         status = b""
         while len(status) < 13 and (chunk := raw.recv(200)):  # may arrive in pieces
@@ -389,10 +478,10 @@ def test_scoring_the_local_endpoint_through_the_proxy(local_endpoint: Any) -> No
 def test_cli_serves_a_file_without_an_endpoint(tmp_path: Path) -> None:
     """``amlc swagger serve FILE`` with nothing configured: the page works, requests say why not."""
     import os
+    import select
     import socket
     import subprocess
     import sys
-    import time
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -410,24 +499,24 @@ def test_cli_serves_a_file_without_an_endpoint(tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
         text=True,
     )
+    assert process.stdout is not None
     try:
+        assert select.select([process.stdout], [], [], 60)[0], "amlc swagger serve printed nothing"
+        first = process.stdout.readline()  # printed once it listens
+        found = re.search(rf"http://127\.0\.0\.1:{port}/\?token=([\w-]+)", first)
+        assert found, first
+        address, token = found.group(0), found.group(1)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    page = client.get("/")
-                    break
-                except httpx.HTTPError:
-                    assert process.poll() is None, process.stdout.read() if process.stdout else ""
-                    assert time.monotonic() < deadline
-                    time.sleep(0.1)
+            assert client.get("/").status_code == 401  # not without the secret
+            page = client.get(address)
             assert page.status_code == 200 and "(no endpoint configured)" in page.text
-            doc = client.get("/swagger.json").json()
+            secret = {TOKEN_HEADER: token}
+            doc = client.get("/swagger.json", headers=secret).json()
             assert doc["definitions"]["ServiceInput"]["example"]["data"][0]["date"]
-            response = client.post(f"{PROXY_PREFIX}/score", json={"data": []}, headers=PAGE)
+            response = client.post(f"{PROXY_PREFIX}/score", json={"data": []}, headers=secret)
             assert response.status_code == 503
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=10)
-    assert f"Swagger UI for {swagger} at http://127.0.0.1:{port}/" in " ".join(output.split())
-    assert "no endpoint" in output
+    assert first.startswith(f"Swagger UI for {swagger} at {address}")
+    assert "no endpoint" in first + output and f"secret in the {TOKEN_HEADER} header" in output

@@ -26,8 +26,11 @@ pytestmark = [
 
 
 @pytest.fixture(params=["2", "3.1"], ids=["swagger2", "openapi31"])
-def served(request: pytest.FixtureRequest, local_endpoint: Any) -> Iterator[tuple[str, str]]:
-    """``amlc swagger serve`` as a real process against the local endpoint; yields (url, log)."""
+def served(
+    request: pytest.FixtureRequest, local_endpoint: Any
+) -> Iterator[tuple[str, str, str]]:
+    """``amlc swagger serve`` as a real process against the local endpoint; yields (url, the
+    printed address with its secret, log)."""
     port = free_port()
     args = ["swagger", "serve", "--endpoint", "local", "--port", str(port)]
     if request.param != "2":
@@ -45,15 +48,16 @@ def served(request: pytest.FixtureRequest, local_endpoint: Any) -> Iterator[tupl
     try:
         deadline = time.monotonic() + 30
         while True:
+            printed = re.search(rf"{re.escape(url)}\?token=[\w-]+", log.read_text())
             try:
-                if httpx.get(url + "swagger.json", timeout=1).status_code == 200:
+                if printed and httpx.get(printed.group(0), timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             assert process.poll() is None, log.read_text()
             assert time.monotonic() < deadline, "amlc swagger serve did not come up"
             time.sleep(0.1)
-        yield url, str(log)
+        yield url, printed.group(0), str(log)
     finally:
         process.terminate()
         try:
@@ -64,11 +68,11 @@ def served(request: pytest.FixtureRequest, local_endpoint: Any) -> Iterator[tupl
 
 
 def test_try_it_out_returns_predictions(
-    served: tuple[str, str], local_endpoint: Any, tmp_path: Path
+    served: tuple[str, str, str], local_endpoint: Any, tmp_path: Path
 ) -> None:
     from playwright.sync_api import sync_playwright
 
-    url, log = served
+    url, address, log = served
     key = local_endpoint.primary_key
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -79,7 +83,8 @@ def test_try_it_out_returns_predictions(
             errors: list[str] = []
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(url)
+            page.goto(address)  # the secret becomes a cookie, and leaves the address bar
+            assert page.url == url
             score = page.locator(".opblock-post", has_text="/score")
             score.wait_for(timeout=20_000)
             assert "/score" in page.locator(".opblock-summary-path").all_inner_texts()
@@ -121,16 +126,16 @@ def test_try_it_out_returns_predictions(
 
 
 ATTACK_PAGE = """<!doctype html><html><body>
-<img id="img" src="{proxy}?Inputs=%7B%22data%22%3A%5B%5D%7D">
+<script>window.results = {{}};</script>
+<!-- handlers in the tag: a quick refusal may fail the image before a later script runs -->
+<img id="img" src="{proxy}?Inputs=%7B%22data%22%3A%5B%5D%7D"
+  onerror="window.results.img = 'error'" onload="window.results.img = 'loaded'">
 <iframe name="sink"></iframe>
 <form id="form" method="POST" action="{proxy}" enctype="text/plain" target="sink">
   <input name='{{"Inputs": {{"data": [], "x": "' value='"}}}}'>
 </form>
 <script>
-window.results = {{}};
 const done = (name) => (value) => {{ window.results[name] = String(value); }};
-document.getElementById("img").onerror = () => done("img")("error");
-document.getElementById("img").onload = () => done("img")("loaded");
 document.querySelector("iframe").onload = () => done("form")("answered");
 document.getElementById("form").submit();
 fetch("{proxy}", {{method: "POST", body: "{{}}",
@@ -144,8 +149,9 @@ fetch("{proxy}", {{method: "POST", mode: "no-cors", body: "{{}}", credentials: "
 
 def test_another_local_page_cannot_use_the_proxy(caplog: pytest.LogCaptureFixture) -> None:
     """A page on another port of 127.0.0.1 tries everything a page can: an image (GET with the
-    request in the query), a form, a fetch with the custom header (preflight), a no-cors fetch.
-    The endpoint receives nothing; then the served page itself still gets through."""
+    request in the query), a form, a fetch with the custom header (preflight), a no-cors fetch,
+    in a browser that opened the Swagger UI before (so it holds its cookie). The endpoint
+    receives nothing; then the served page itself still gets through."""
     from playwright.sync_api import sync_playwright
     from support.web import page_elsewhere, recording_upstream
 
@@ -173,6 +179,8 @@ def test_another_local_page_cannot_use_the_proxy(caplog: pytest.LogCaptureFixtur
                 )
                 try:
                     page = browser.new_page()
+                    page.goto(ui.address)  # the user opened the UI: the cookie is set
+                    page.wait_for_function("window.ui !== undefined")
                     caplog.set_level(logging.INFO, logger="aml_client.swagger.ui")
                     page.goto(attack_url)
                     page.wait_for_function("Object.keys(window.results).length === 4")

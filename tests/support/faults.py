@@ -117,6 +117,8 @@ class FaultServer:
         #: Set when a client hung up in the middle of a trickled body.
         self.trickle_cut = threading.Event()
         self.default = Reply()
+        #: The answer to ``GET /swagger.json`` instead of the swagger (a broken swagger route).
+        self.swagger_reply: Reply | None = None
         self.stopping = threading.Event()
         self._queue: deque[Reply] = deque()
         self._lock = threading.Lock()
@@ -139,6 +141,8 @@ class FaultServer:
 
     def reply_for(self, method: str, path: str) -> Reply:
         if method == "GET" and path.startswith("/swagger.json"):
+            if self.swagger_reply is not None:
+                return self.swagger_reply
             if self.swagger is None:
                 return Reply(404, {"message": "Not Found"})
             return Reply(200, self.swagger)

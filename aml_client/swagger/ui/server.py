@@ -5,14 +5,23 @@ rewritten swagger are served on 127.0.0.1. The rewritten swagger sends every "Tr
 request to ``/proxy/…`` on this server, which forwards it to the real endpoint with the
 ``Authorization`` header added; the page never sees the key. Only the routes the swagger
 declares are forwarded, only to the configured endpoint, and only requests that prove they come
-from the page served here, so no other web page the user opens can borrow the key:
+from the page served here or from the person who started it, so neither another web page the
+user opens nor another local process can borrow the key. Every request passes
+:class:`aml_client.webguard.Admission`, the checks ``amlc bench --web`` applies too:
 
 * the ``Host`` header must name this server (127.0.0.1 / localhost and its port), which also
-  defeats DNS rebinding;
-* an ``Origin`` header, when sent, must be this server's;
-* the :data:`PAGE_HEADER` header must be present: the page's ``requestInterceptor`` adds it, while
-  a cross-site ``<img>``, ``<form>`` or simple ``fetch`` cannot send a custom header, and a
-  cross-origin ``fetch`` that tries triggers a CORS preflight this server refuses;
+  defeats DNS rebinding; an ``Origin`` header, when sent, must be this server's; a
+  ``Sec-Fetch-Site`` other than ``same-origin`` or ``none`` is refused;
+* the per-run secret: the printed address carries it (``?token=…``), and opening it swaps it for
+  an HttpOnly, SameSite=Strict cookie; scripts send it in the ``X-Amlc-Token`` header (or the
+  query) instead;
+
+and then, for the proxy:
+
+* a request admitted on the cookie must carry :data:`PAGE_HEADER` too: the page's
+  ``requestInterceptor`` adds it, while an ``<img>``, ``<form>`` or simple ``fetch`` from another
+  page cannot, and a cross-origin ``fetch`` that tries triggers a CORS preflight this server
+  refuses;
 * ``GET``/``HEAD`` never reach the scoring route (Azure's server runs the model for
   ``GET /score?…``, which any page could trigger with an image).
 """
@@ -31,9 +40,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from aml_client.errors import ConfigError
+from aml_client.webguard import (
+    ADDED_HEADERS,
+    TOKEN_HEADER,
+    TOKEN_PARAM,
+    Admission,
+    Verdict,
+    local_hosts,
+    new_token,
+)
 
 if TYPE_CHECKING:
     from aml_client.config import Target
@@ -169,7 +187,9 @@ class SwaggerUIServer:
 
     ``port=0`` picks a free port. Use :meth:`start` for a background thread (tests,
     ``--open``) or :meth:`serve_forever` in the foreground. ``example`` is the request body
-    "Try it out" starts from; by default a valid one built from the swagger.
+    "Try it out" starts from; by default a valid one built from the swagger. Every request
+    needs ``token`` (a fresh secret by default): open :attr:`address`, which carries it.
+    ``allowed_origins`` may call the proxy from their own pages, with the secret.
     """
 
     def __init__(
@@ -182,8 +202,10 @@ class SwaggerUIServer:
         timeout_s: float = 60.0,
         example: dict[str, Any] | None = None,
         allowed_origins: tuple[str, ...] = (),
+        token: str | None = None,
     ):
         self.document = document
+        self.token = token or new_token()
         self.target = target
         self.timeout_s = timeout_s
         self.example = example if example is not None else _default_example(document)
@@ -197,9 +219,20 @@ class SwaggerUIServer:
         self._httpd.app = self
         address = self._httpd.server_address
         self.host, self.port = str(address[0]), int(address[1])
-        local = {f"{h}:{self.port}" for h in (self.host, "127.0.0.1", "localhost")}
-        self.allowed_hosts = frozenset(local)
-        self.allowed_origins = frozenset({f"http://{h}" for h in local} | set(allowed_origins))
+        self.allowed_hosts = local_hosts(self.port, bind_host=self.host)
+        self.allowed_origins = frozenset(
+            {f"http://{h}" for h in self.allowed_hosts} | set(allowed_origins)
+        )
+        self.cookie_name = f"amlc_swagger_{self.port}"  # cookies are shared by every port
+        self.admission = Admission(
+            hosts=self.allowed_hosts,
+            token=self.token,
+            cookie_name=self.cookie_name,
+            what="this Swagger UI",
+            printed_by="amlc swagger serve",
+            trusted_origins=allowed_origins,
+            open_preflight=True,  # browsers send no cookie there; a preflight runs nothing
+        )
         self._paths = {p for p in (document.get("paths") or {}) if isinstance(p, str)}
         from aml_client.schema.locate import score_route
 
@@ -210,7 +243,13 @@ class SwaggerUIServer:
 
     @property
     def url(self) -> str:
+        """The server's root, without the secret (every request needs it: see :attr:`address`)."""
         return f"http://{self.host}:{self.port}/"
+
+    @property
+    def address(self) -> str:
+        """The address to open: the root with this run's secret, which becomes a cookie."""
+        return f"{self.url}?{TOKEN_PARAM}={self.token}"
 
     def start(self) -> SwaggerUIServer:
         self._thread = threading.Thread(
@@ -331,7 +370,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch("PATCH")
 
     def do_OPTIONS(self) -> None:
-        if not self._host_ok():
+        if self._guard("OPTIONS") is None:
             return
         route = urlsplit(self.path).path
         origin = self.headers.get("Origin")
@@ -348,26 +387,30 @@ class _Handler(BaseHTTPRequestHandler):
             {
                 "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE, PATCH, OPTIONS",
                 "Access-Control-Allow-Headers": "Content-Type, Accept, "
-                f"x-ms-client-request-id, x-request-id, azureml-model-deployment, {PAGE_HEADER}",
+                "x-ms-client-request-id, x-request-id, azureml-model-deployment, "
+                f"{PAGE_HEADER}, {TOKEN_HEADER}",
                 "Access-Control-Max-Age": "600",
             }
         )
         self._send(HTTPStatus.NO_CONTENT, b"", headers=headers)
 
     def _dispatch(self, method: str) -> None:
-        if not self._host_ok():
+        verdict = self._guard(method)
+        if verdict is None:
             return
         app = self.server.app
         parts = urlsplit(self.path)
         route = parts.path
+        # The query without the secret: it never goes to the endpoint.
+        query = verdict.query
         if route.startswith(PROXY_PREFIX + "/") or route == PROXY_PREFIX:
             upstream_route = route[len(PROXY_PREFIX) :] or "/"
-            if self._admit(method, upstream_route):
-                self._proxy(method, upstream_route, parts.query)
+            if self._admit(method, upstream_route, verdict):
+                self._proxy(method, upstream_route, query)
             return
         if method == "POST" and route in ("/score", "/" + app._score_path.lstrip("/")):
-            if self._admit(method, app._score_path):
-                self._proxy(method, app._score_path, parts.query)
+            if self._admit(method, app._score_path, verdict):
+                self._proxy(method, app._score_path, query)
             return
         if method not in ("GET", "HEAD"):
             self._error(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} {route} is not served here")
@@ -457,20 +500,21 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- admission -----------------------------------------------------------------------------
 
-    def _admit(self, method: str, route: str) -> bool:
-        """Whether a request for the proxy came from the page served here; if not, it is
-        answered with a 403 (405 for a GET of the scoring route) and never reaches the
-        endpoint."""
+    def _admit(self, method: str, route: str, verdict: Verdict) -> bool:
+        """Whether a request for the proxy came from the page served here (or a script with
+        the secret); if not, it is answered with a 403 (405 for a GET of the scoring route)
+        and never reaches the endpoint."""
         app = self.server.app
         origin = self.headers.get("Origin")
         if origin is not None and origin not in app.allowed_origins:
             self._refuse(f"requests from {origin} are not forwarded")
             return False
         cors = self._cors(PROXY_PREFIX)
-        if self.headers.get(PAGE_HEADER) != PAGE_HEADER_VALUE:
+        if not verdict.by_token and self.headers.get(PAGE_HEADER) != PAGE_HEADER_VALUE:
             self._refuse(
                 f"not forwarded: the proxy needs the header '{PAGE_HEADER}: "
-                f"{PAGE_HEADER_VALUE}', which only the Swagger UI page at {app.url} sends",
+                f"{PAGE_HEADER_VALUE}', which only the Swagger UI page at {app.url} sends "
+                f"(scripts send the secret in the {TOKEN_HEADER} header instead)",
                 cors,
             )
             return False
@@ -510,14 +554,21 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _host_ok(self) -> bool:
-        """Refuse requests addressed to another name (DNS rebinding would otherwise let a
-        remote page talk to this server as if it were its own origin)."""
-        host = self.headers.get("Host", "")
-        if host in self.server.app.allowed_hosts:
-            return True
-        self._refuse(f"unexpected Host header {host!r}")
-        return False
+    def _guard(self, method: str) -> Verdict | None:
+        """The admission checks (Host, Origin, Sec-Fetch-Site, the secret); None when the
+        request was answered here (refused, or the secret swapped for the cookie)."""
+        parts = urlsplit(self.path)
+        verdict = self.server.app.admission.check(
+            method, unquote(parts.path, encoding="latin-1"), parts.query, self.headers.get
+        )
+        if verdict.admitted:
+            return verdict
+        if verdict.status == HTTPStatus.SEE_OTHER:
+            headers = {**dict(verdict.headers), "Cache-Control": "no-store"}
+            self._send(HTTPStatus.SEE_OTHER, b"", headers={**headers, **dict(ADDED_HEADERS)})
+            return None
+        self._refuse(verdict.message, status=HTTPStatus(verdict.status))
+        return None
 
     def _cors(self, route: str) -> dict[str, str]:
         if route.startswith(PROXY_PREFIX) or route.endswith("score"):
