@@ -36,8 +36,10 @@ from aml_client.errors import (
     UnavailableError,
     ValidationError,
 )
+from aml_client.version import __version__
 
 if TYPE_CHECKING:
+    from aml_client.batch import ScoreFileResult, score_file, score_file_async
     from aml_client.client import (
         AsyncEndpoint,
         Endpoint,
@@ -56,8 +58,6 @@ if TYPE_CHECKING:
     )
     from aml_client.schema import ScoringSchema, load_schema
 
-__version__ = "0.2.0"
-
 # name -> module that defines it; imported on first attribute access (PEP 562).
 _LAZY = {
     "Endpoint": "aml_client.client",
@@ -71,6 +71,9 @@ _LAZY = {
     "resolve_target": "aml_client.config",
     "open_endpoint": "aml_client.client",
     "open_async_endpoint": "aml_client.client",
+    "score_file": "aml_client.batch",
+    "score_file_async": "aml_client.batch",
+    "ScoreFileResult": "aml_client.batch",
     "KeyCredential": "aml_client.http.credentials",
     "TokenCredential": "aml_client.http.credentials",
     "entra_id_credential": "aml_client.http.credentials",
@@ -100,6 +103,7 @@ __all__ = [
     "RetryPolicy",
     "RowProblem",
     "SchemaError",
+    "ScoreFileResult",
     "ScoreResult",
     "ScoringSchema",
     "SwaggerFetchError",
@@ -113,6 +117,8 @@ __all__ = [
     "open_async_endpoint",
     "open_endpoint",
     "resolve_target",
+    "score_file",
+    "score_file_async",
     "token_command_credential",
 ]
 

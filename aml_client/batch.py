@@ -78,7 +78,7 @@ if TYPE_CHECKING:
     from aml_client.config import Target
     from aml_client.schema import ScoringSchema
 
-__all__ = ["BatchProgress", "BatchSummary", "score_file", "score_file_async"]
+__all__ = ["BatchProgress", "ScoreFileResult", "score_file", "score_file_async"]
 
 log = logging.getLogger("aml_client.batch")
 
@@ -128,7 +128,7 @@ class BatchProgress:
 
 
 @dataclass
-class BatchSummary:
+class ScoreFileResult:
     """What a finished run did; ``rows_in == rows_out + rows_failed`` always holds."""
 
     rows_in: int
@@ -165,7 +165,7 @@ def score_file(
     drop_columns: Iterable[str] = (),
     ignore_extra_columns: bool = False,
     timeout_s: float | None = 60.0,
-) -> BatchSummary:
+) -> ScoreFileResult:
     """Score every row of ``input_path`` into ``output_path`` (CSV, or JSON Lines / JSON by
     extension); rows the endpoint or the swagger rejects go to ``errors_path`` (JSON Lines,
     default ``<output stem>.errors.jsonl``).
@@ -217,7 +217,7 @@ async def score_file_async(
     drop_columns: Iterable[str] = (),
     ignore_extra_columns: bool = False,
     timeout_s: float | None = 60.0,
-) -> BatchSummary:
+) -> ScoreFileResult:
     """:func:`score_file` for callers already inside an event loop; also takes an endpoint."""
     run = _Run(
         target,
@@ -732,7 +732,7 @@ class _Run:
 
     # -- main ----------------------------------------------------------------------------------
 
-    async def run(self) -> BatchSummary:
+    async def run(self) -> ScoreFileResult:
         self._check_paths()
         from aml_client.rows import read_rows
 
@@ -784,7 +784,7 @@ class _Run:
             if owns_endpoint:
                 await self.endpoint.aclose()
 
-    async def _finish(self) -> BatchSummary:
+    async def _finish(self) -> ScoreFileResult:
         cp = self.checkpoint
         rows_in = self.resumed_rows + self.rows_read
         if cp.rows != rows_in or rows_in != cp.rows_out + cp.rows_failed:
@@ -807,11 +807,11 @@ class _Run:
         self._report(force=True)
         return self._summary()
 
-    def _summary(self) -> BatchSummary:
+    def _summary(self) -> ScoreFileResult:
         cp = self.checkpoint
         elapsed = time.monotonic() - self.started
         fresh = cp.rows - self.resumed_rows
-        return BatchSummary(
+        return ScoreFileResult(
             rows_in=cp.rows,
             rows_out=cp.rows_out,
             rows_failed=cp.rows_failed,

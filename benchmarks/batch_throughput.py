@@ -99,7 +99,7 @@ def per_row_loop(uri: str, key: str, rows: list[dict[str, Any]], schema: Any) ->
     return time.perf_counter() - started
 
 
-def run_score_file(target: Any, source: Path, out: Path, concurrency: int | str) -> dict:
+def run_score_file(target: Any, source: Path, out: Path, concurrency: int | str) -> dict[str, Any]:
     from aml_client.batch import score_file
 
     for leftover in out.parent.glob(out.name + "*"):
@@ -116,7 +116,9 @@ def run_score_file(target: Any, source: Path, out: Path, concurrency: int | str)
     }
 
 
-def wrk_capacity(uri: str, key: str, payload: Path, seconds: int, core: int | None) -> dict:
+def wrk_capacity(
+    uri: str, key: str, payload: Path, seconds: int, core: int | None
+) -> dict[str, Any]:
     """Requests/s of ``wrk`` sending the batch payload; best over a few connection counts."""
     script = payload.with_name("post.lua")
     script.write_text(WRK_SCRIPT)
@@ -140,7 +142,7 @@ def wrk_capacity(uri: str, key: str, payload: Path, seconds: int, core: int | No
 
 
 def _median_run(target: Any, source: Path, out: Path, concurrency: int | str,
-                repeats: int) -> dict:
+                repeats: int) -> dict[str, Any]:
     """``score_file`` ``repeats`` times; the median run, with every rate for the record."""
     runs = [run_score_file(target, source, out, concurrency) for _ in range(repeats)]
     runs.sort(key=lambda r: r["rows_per_s"])
@@ -149,7 +151,7 @@ def _median_run(target: Any, source: Path, out: Path, concurrency: int | str,
     return median
 
 
-def endpoint_benchmark(scratch: Path, args: argparse.Namespace, placement: str) -> dict:
+def endpoint_benchmark(scratch: Path, args: argparse.Namespace, placement: str) -> dict[str, Any]:
     """Every mode against one local endpoint.
 
     ``placement="shared"``: endpoint, client and wrk share both cores (the client's own CPU
@@ -248,7 +250,7 @@ def _vm_hwm_kib(pid: int) -> int:
     return 0
 
 
-def rss_benchmark(scratch: Path, row_counts: list[int]) -> dict:
+def rss_benchmark(scratch: Path, row_counts: list[int]) -> dict[int, dict[str, float]]:
     """Peak RSS of ``amlc score`` (a real process) for inputs of growing size."""
     from support.batch_servers import TEST_KEY, ServerProcess, write_csv
 

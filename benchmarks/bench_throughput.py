@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,7 +101,7 @@ class Plain(FastHttpUser):
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 def _wait_port(port: int, timeout_s: float = 10.0) -> None:
@@ -113,7 +114,7 @@ def _wait_port(port: int, timeout_s: float = 10.0) -> None:
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
 
 
-def start_endpoint(tmp: Path) -> tuple[subprocess.Popen, int, str]:
+def start_endpoint(tmp: Path) -> tuple[subprocess.Popen[bytes], int, str]:
     port = _free_port()
     nginx = shutil.which("nginx") or (
         "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
@@ -294,7 +295,7 @@ def main() -> int:
         results: dict[str, float] = {}
         try:
             s, c = args.seconds, args.connections
-            runs = [
+            runs: list[tuple[str, Callable[[], float]]] = [
                 ("amlc bench (1 process)", lambda: run_amlc(url, s, c, tmp, 1)),
                 ("amlc bench --workers 2", lambda: run_amlc(url, s, c, tmp, 2)),
                 ("locust FastHttpUser (1 process)", lambda: run_locust(base, s, c, tmp, 1)),

@@ -26,6 +26,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SWAGGERS = (
@@ -92,7 +93,7 @@ async def _serve() -> None:
         await server.serve_forever()
 
 
-def _start_server() -> tuple[subprocess.Popen, int]:
+def _start_server() -> tuple[subprocess.Popen[str], int]:
     proc = subprocess.Popen(
         [sys.executable, str(Path(__file__).resolve()), "--serve"],
         stdout=subprocess.PIPE,
@@ -114,7 +115,7 @@ def _percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def measure(n: int, warmup: int = 200) -> dict:
+def measure(n: int, warmup: int = 200) -> dict[str, Any]:
     """Run the comparison once and return the figures (microseconds)."""
     sys.path.insert(0, str(ROOT))
     import httpx

@@ -227,10 +227,10 @@ def main(argv: list[str] | None = None) -> int:
         "gates": list(GATES),
         "false_alarms": {"pairs": len(pairs), "failed": sum(p["failed"] for p in pairs)},
         "false_alarms_3_runs": {"comparisons": len(same_groups),
-                                "failed": sum(c["failed"] for c in same_groups)},
+                                "failed": sum(bool(c["failed"]) for c in same_groups)},
         "detection": {"comparisons": len(detections), "runs_per_side": 3,
-                      "failed": sum(d["failed"] for d in detections),
-                      "p99_gate_failed": sum(d["p99_failed"] for d in detections)},
+                      "failed": sum(bool(d["failed"]) for d in detections),
+                      "p99_gate_failed": sum(bool(d["p99_failed"]) for d in detections)},
         "p99_regression_measured_pct": round(
             (sum(p99["B"]) / len(p99["B"]) / (sum(p99["A"]) / len(p99["A"])) - 1) * 100, 1),
         "added_delay_ms": round(delay_ms, 2),

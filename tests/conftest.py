@@ -1,6 +1,19 @@
 """Every test runs against its own empty amlc home, never the user's real configuration.
 
 ``amlc`` runs the CLI in a real subprocess (``python -m aml_client``), as a user would.
+
+The suite runs on several processes at once (pytest-xdist, ``-n 4``: see the README's Tests
+section), unit tests first. Every test must hold when any other test runs beside it, in another
+process:
+
+- no fixed port: ask for a free one (``support.local.free_port()``, the ``port_factory``
+  fixture, or bind to port 0), and pass it by environment (``AMLC_LOCAL_PORT`` …) or option;
+- no shared mutable state: write only under ``tmp_path`` (and the ``amlc_home`` it gets), never
+  in the clone, the user's home or a fixed path under /tmp; a session fixture is per process,
+  so anything it makes must not collide with another process's copy;
+- something expensive that every process would build alike (the trained model) is built once
+  under a file lock in the run's shared temporary root (``support.local.shared_tmp_root``);
+- wait for a condition (a line in a log, a port that answers), never for a fixed time.
 """
 
 from __future__ import annotations
@@ -34,6 +47,25 @@ _AMLC_ENV = (
     "AMLC_SCORING_URI", "AMLC_KEY", "AMLC_TOKEN", "AMLC_SWAGGER_URI", "AMLC_DEBUG",
     "AMLC_LOCAL_PORT", "AMLC_SWAGGER_PORT", "AMLC_WEB_PORT",
 )  # fmt: skip
+
+
+_INTEGRATION = Path(__file__).resolve().parent / "integration"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Unit tests run (and report) before the integration tests, whatever the file names; of
+    the integration tests, the slow ones start first, so that none of them is left running
+    alone at the end.
+
+    The sort is stable, so each group keeps its collection order; with pytest-xdist's
+    ``--dist load`` the workers take tests in this order too.
+    """
+
+    def rank(item: pytest.Item) -> tuple[bool, bool]:
+        integration = item.path.is_relative_to(_INTEGRATION)
+        return integration, integration and item.get_closest_marker("slow") is None
+
+    items.sort(key=rank)
 
 
 @pytest.fixture(autouse=True)

@@ -15,6 +15,8 @@ EXPECTED = {
     "Endpoint", "AsyncEndpoint", "ScoreResult", "RetryPolicy",
     # credentials
     "KeyCredential", "TokenCredential", "entra_id_credential", "token_command_credential",
+    # large files
+    "score_file", "score_file_async", "ScoreFileResult",
     # schemas
     "load_schema", "ScoringSchema", "Convention",
     # configuration

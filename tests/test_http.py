@@ -89,6 +89,16 @@ def test_the_swagger_on_the_scoring_origin_gets_the_key(call: Any, server: Fault
     assert _auths(server) == [f"Bearer {KEY}"]
 
 
+def test_every_request_names_this_release_in_its_user_agent(
+    call: Any, server: FaultServer
+) -> None:
+    import aml_client
+
+    call(server.scoring_uri, "score", ROWS)
+    agents = {r.headers.get("User-Agent") for r in server.requests}
+    assert agents == {f"amlc/{aml_client.__version__}"}, agents
+
+
 def test_a_post_redirect_is_not_followed_and_says_where(
     call: Any, server: FaultServer, other: FaultServer
 ) -> None:

@@ -7,7 +7,7 @@ import platform
 from importlib import metadata
 from typing import Any
 
-import aml_client
+from aml_client.version import __version__
 
 __all__ = ["environment_facts"]
 
@@ -46,7 +46,7 @@ def environment_facts() -> dict[str, Any]:
         usable = os.cpu_count()
     return {
         # The code actually running, not whatever distribution metadata is installed.
-        "amlc": getattr(aml_client, "__version__", None) or _version("amlc"),
+        "amlc": __version__,
         "locust": _version("locust"),
         "hdrhistogram": _version("hdrhistogram"),
         "python": platform.python_version(),

@@ -26,9 +26,9 @@ import gevent
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-import aml_client
 from aml_client.bench.recording import Recording
 from aml_client.bench.results_dir import Identity, log_lines, write_results
+from aml_client.version import __version__
 
 __all__ = ["ENV_RESULTS_DIR", "ENV_RESULTS_LOG", "attach"]
 
@@ -81,7 +81,7 @@ class _Keeper:
             role=engine.role,
             started_at=engine.started_at,
             ended_at=engine.ended_at or time.time(),
-            amlc_version=aml_client.__version__,
+            amlc_version=__version__,
             node_id=runner.client_id if isinstance(runner, WorkerRunner) else None,
             workers=sorted(engine._done_workers) if isinstance(runner, MasterRunner) else [],
             config=engine._config(),

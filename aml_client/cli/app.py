@@ -16,11 +16,87 @@ from collections.abc import Sequence
 from typing import Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from aml_client.cli import output
 
+#: The top-level commands in the order ``amlc --help`` lists them: name -> (the module of
+#: ``aml_client.cli`` whose ``register`` adds it, its summary in that list). A module is imported
+#: and its commands are built only when one of them runs or shows its own help, so ``amlc
+#: --help`` costs about what a minimal typer app does. tests/test_cli_help.py checks each summary
+#: against the command's own help, and that every registered command is listed here.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "score": ("score", "Score rows against an endpoint, checked against its swagger first."),
+    "health": (
+        "score",
+        "Check the endpoint's health route (GET /); non-zero exit when it is not healthy.",
+    ),
+    "bench": ("bench", "Benchmark the endpoint's latency under load (Locust + HdrHistogram)."),
+    "logs": (
+        "logs",
+        "Print the end of a deployment's log (profiles made by `amlc endpoint import`).",
+    ),
+    "endpoint": ("endpoint", "Manage endpoint profiles (config.toml, keys kept 0600)."),
+    "local": (
+        "local",
+        "Run a local Azure ML endpoint (Microsoft's inference server, a bank-marketing model, "
+        "key auth, deployments with a traffic split) on 127.0.0.1.",
+    ),
+    "swagger": (
+        "swagger",
+        "Fetch, inspect, validate, generate code from and browse an endpoint's swagger.",
+    ),
+    "export": (
+        "export",
+        "Bundles that run this load test on Azure Load Testing or Kubernetes.",
+    ),
+    "report": ("report", "Show, compare and list stored benchmark reports."),
+    "pipeline": ("pipeline", "Published pipelines (Azure ML)."),
+}
+
+
+def load_commands(module_name: str) -> dict[str, Any]:
+    """The click commands that ``aml_client.cli.<module_name>.register`` adds, help tidied."""
+    from importlib import import_module
+
+    module = import_module(f"aml_client.cli.{module_name}")
+    scratch = typer.Typer()
+    scratch.callback()(lambda: None)  # a group even when the module adds a single command
+    module.register(scratch)
+    group = typer.main.get_command(scratch)
+    commands = dict(getattr(group, "commands", {}))
+    for command in commands.values():
+        _tidy_help(command)
+    return commands
+
+
+class _LazyGroup(TyperGroup):
+    """The root group: builds a command when it is looked up, not when ``amlc`` starts."""
+
+    _listing = False
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*COMMANDS, *(name for name in super().list_commands(ctx) if name not in COMMANDS)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            if self._listing:  # the root's help lists names and summaries only
+                return TyperCommand(name=cmd_name, help=COMMANDS[cmd_name][1])
+            for name, command in load_commands(COMMANDS[cmd_name][0]).items():
+                self.commands.setdefault(name, command)
+        return super().get_command(ctx, cmd_name)
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+
 app = typer.Typer(
     name="amlc",
+    cls=_LazyGroup,
     help="Call, prove and load-test ML scoring endpoints (Azure ML first).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -35,9 +111,9 @@ INTERRUPTED_EXIT = 130
 
 def _version() -> str:
     """The package's own ``__version__`` (one place for it, right even from a source tree)."""
-    import aml_client
+    from aml_client.version import __version__
 
-    return aml_client.__version__
+    return __version__
 
 
 def _show_version(value: bool) -> None:
@@ -58,22 +134,46 @@ def _root(
     """Call, prove and load-test ML scoring endpoints (Azure ML first)."""
 
 
-def _register() -> None:
-    # Each module adds its commands; heavy imports (locust, pandas, sklearn) stay inside them.
-    from aml_client.cli import (
-        bench,
-        endpoint,
-        export,
-        local,
-        logs,
-        pipeline,
-        report,
-        score,
-        swagger,
-    )
+def _reflow(text: str) -> str:
+    """Help text as paragraphs: the line breaks of a docstring are not the terminal's, so a
+    paragraph is joined into one line (the help renderer wraps it to the terminal's width); a
+    line that starts with ``amlc`` is an example and keeps its own line."""
+    paragraphs = []
+    for paragraph in text.split("\n\n"):
+        if paragraph.startswith("\b"):  # click's marker for a paragraph kept as written
+            paragraphs.append(paragraph)
+            continue
+        lines = [line.strip() for line in paragraph.strip().splitlines()]
+        joined = lines[:1]
+        for line in lines[1:]:
+            if line.startswith("amlc "):
+                joined.append("\n" + line)
+            else:
+                joined.append(" " + line)
+        paragraphs.append("".join(joined))
+    return "\n\n".join(paragraphs)
 
-    for module in (score, endpoint, local, swagger, bench, export, report, logs, pipeline):
-        module.register(app)
+
+def _tidy_help(command: Any) -> None:
+    """Help that reads well at any width: paragraphs reflowed, brackets shown as written (not
+    taken for rich markup), and no type shown for a flag (``--json`` takes no value, so
+    ``<bool>`` beside it would only mislead)."""
+    import inspect
+
+    from rich.markup import escape
+
+    if command.help:
+        command.help = escape(_reflow(inspect.cleandoc(command.help)))
+    context = typer.Context(command, help_option_names=["-h", "--help"])
+    for param in [*command.params, command.get_help_option(context)]:
+        if param is None:
+            continue
+        if getattr(param, "help", None):
+            param.help = escape(_reflow(param.help))
+        if getattr(param, "is_flag", False) and not getattr(param, "count", False):
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _tidy_help(sub)
 
 
 def _quiet_third_parties(debug: bool) -> None:
@@ -100,7 +200,7 @@ def wants_json(command: Any, args: Sequence[str]) -> bool:
             break
         if token.startswith("-"):
             continue
-        sub = node.commands.get(token)
+        sub = node.get_command(typer.Context(node), token)
         if sub is None:
             return False
         node = sub
@@ -150,8 +250,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     _quiet_third_parties(debug)
     from aml_client.errors import AmlcError
 
-    _register()
     command = typer.main.get_command(app)
+    _tidy_help(command)
     as_json = wants_json(command, args)
     try:
         code = command.main(args=args, prog_name="amlc", standalone_mode=False)

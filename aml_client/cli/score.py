@@ -37,7 +37,7 @@ from aml_client.errors import (
 )
 
 if TYPE_CHECKING:
-    from aml_client.batch import BatchProgress, BatchSummary
+    from aml_client.batch import BatchProgress, ScoreFileResult
     from aml_client.client import Endpoint, ScoreResult
     from aml_client.rows import RowSource
     from aml_client.schema import ScoringSchema
@@ -254,7 +254,7 @@ def _run_batch(
     drop_columns: tuple[str, ...] = (),
     ignore_extra_columns: bool = False,
     timeout_s: float,
-) -> BatchSummary:
+) -> ScoreFileResult:
     """The large-input path: stream, score concurrently, write in input order, show progress.
 
     A run that fails after committing rows says how to carry on: its journal stays.
@@ -330,7 +330,7 @@ def _run_batch(
         ) from exc
 
 
-def _report_batch(target: config.Target, summary: BatchSummary, json_out: bool) -> None:
+def _report_batch(target: config.Target, summary: ScoreFileResult, json_out: bool) -> None:
     """The end counts of a ``-o`` run; a non-zero exit when any row could not be scored."""
     if json_out:
         output.print_json(

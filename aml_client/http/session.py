@@ -31,12 +31,14 @@ from aml_client.http.deadline import TOTAL_TIMEOUT, AsyncDeadlineTransport, Dead
 from aml_client.http.origin import OriginAuth, origin_of, same_origin
 from aml_client.http.responses import error_for_response
 from aml_client.http.retry import RetryPolicy, parse_retry_after
+from aml_client.version import __version__
 
 __all__ = ["AsyncSession", "Reply", "Session"]
 
 log = logging.getLogger("aml_client.http")
 
-USER_AGENT = "amlc/0.1"
+#: ``amlc/<version>``: the package's own version, so an endpoint's logs say which release called.
+USER_AGENT = f"amlc/{__version__}"
 #: The one content-coding rule of every path (score, score -o, bench): ask for these, decode
 #: them, and treat any other ``Content-Encoding`` on a success as a malformed answer.
 ACCEPT_ENCODING = "gzip, deflate"

@@ -56,6 +56,7 @@ from support.local import (
     amlc_home,
     free_port,
     run_amlc_in,
+    shared_tmp_root,
     start_local_endpoint,
     stop_local_endpoint,
 )
@@ -63,12 +64,21 @@ from support.local import (
 
 @pytest.fixture(scope="session")
 def local_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Train the model once for the whole run; returns the cache directory holding it."""
+    """Train the model once for the whole run; returns the cache directory holding it.
+
+    With pytest-xdist every worker asks for it: the first trains under a file lock in the run's
+    shared temporary root, the others wait for the lock and then only load the cached model.
+    """
+    from filelock import FileLock
+
     from aml_client.local import ensure_model
 
-    home = tmp_path_factory.mktemp("amlc-model-home")
-    with amlc_home(home):
-        ensure_model("accuracy")
+    root = shared_tmp_root(tmp_path_factory)
+    home = root / "amlc-model-home"
+    with FileLock(str(root / "amlc-model-home.lock")):
+        home.mkdir(exist_ok=True)
+        with amlc_home(home):
+            ensure_model("accuracy")
     return home / "cache"
 
 

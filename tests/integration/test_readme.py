@@ -1,6 +1,7 @@
 """The README's quick start (its ``amlc`` half, twice) and its whole tour, run as written.
 
-Each ``bash`` block of "A short tour" runs line by line in ``bash``, in README order, from a
+Each ``bash`` block of "A short tour" runs line by line in ``bash``, in README order, one test
+per section (each after a quick start of its own, so sections run side by side), from a
 directory that looks like the clone (``examples/``, ``loadtests/``, ``.venv``), with the
 virtual environment's ``bin`` first on the ``PATH`` (what ``source .venv/bin/activate`` does)
 and an ``AMLC_HOME`` of its own. The ``python`` block runs with the virtual environment's
@@ -74,6 +75,13 @@ class Tour:
     steps: list[Step]
     skipped: set[str]
     error_lines: list[str] = field(default_factory=list)
+    #: section -> the ``error: …`` lines its ``text`` blocks show
+    section_errors: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def sections(self) -> list[str]:
+        """The tour's sections that have steps, in README order."""
+        return list(dict.fromkeys(step.section for step in self.steps))
 
 
 def _split_comment(line: str) -> tuple[str, str]:
@@ -95,6 +103,7 @@ def read_tour(text: str) -> Tour:
     steps: list[Step] = []
     skipped: set[str] = set()
     error_lines: list[str] = []
+    section_errors: dict[str, list[str]] = {}
     part = section = ""
     lines = iter(text.splitlines())
     for line in lines:
@@ -127,8 +136,10 @@ def read_tour(text: str) -> Tour:
                     if command and command != "source .venv/bin/activate":
                         steps.append(Step(section, "bash", command, comment))
             elif language == "text":
-                error_lines += [entry for entry in block if entry.startswith("error: ")]
-    return Tour(quick_start, steps, skipped, error_lines)
+                shown = [entry for entry in block if entry.startswith("error: ")]
+                error_lines += shown
+                section_errors.setdefault(section, []).extend(shown)
+    return Tour(quick_start, steps, skipped, error_lines, section_errors)
 
 
 @dataclass
@@ -224,14 +235,22 @@ def test_the_tour_is_read_from_the_readme() -> None:
     assert tour.error_lines == [
         "error: examples/bad.json: row 2, column 'age': expected integer, got 'abc'"
     ]
+    assert set(tour.section_errors) <= set(tour.sections), "an error line no section prints"
     serving = [step.code for step in tour.steps if step.serves]
     assert "amlc bench --web" in serving and "amlc swagger serve --open" in serving
 
 
+TOUR = read_tour(README.read_text(encoding="utf-8"))
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("section", TOUR.sections)
 def test_the_quick_start_twice_then_every_tour_command_as_written(
-    tmp_path: Path, local_model_cache: Path
+    section: str, tmp_path: Path, local_model_cache: Path
 ) -> None:
+    """One section of the tour after the quick start, in a clone of its own (own ``AMLC_HOME``,
+    ports, reports): sections start from the quick start's state, not from each other's, so
+    they run side by side."""
     tour = read_tour(README.read_text(encoding="utf-8"))
     clone = tmp_path / "clone"
     clone.mkdir()
@@ -265,6 +284,8 @@ def test_the_quick_start_twice_then_every_tour_command_as_written(
                 ran.append(result)
         assert "already running with these settings" in ran[2].stderr
         for step in tour.steps:
+            if step.section != section:
+                continue
             started = time.monotonic()
             result = _run(step, clone, env)
             if os.environ.get("AMLC_README_TIMES"):
@@ -272,7 +293,7 @@ def test_the_quick_start_twice_then_every_tour_command_as_written(
             _check(result)
             ran.append(result)
         printed = {line for result in ran for line in result.stderr.splitlines()}
-        for line in tour.error_lines:
+        for line in tour.section_errors.get(section, []):
             assert line in printed, line
     finally:
         subprocess.run(

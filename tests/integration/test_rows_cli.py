@@ -517,15 +517,15 @@ def test_a_json_document_is_streamed_with_flat_memory(tmp_path: Path) -> None:
             handle.write('\n]}, "GlobalParameters": {"method": "predict_proba"}}\n')
         return path
 
-    small = payload(tmp_path / "small.json", 10_000)
-    large = payload(tmp_path / "large.json", 150_000)  # 60 MB: json.load alone needs ~250 MiB
+    small = payload(tmp_path / "small.json", 5_000)
+    large = payload(tmp_path / "large.json", 75_000)  # 30 MB: json.load alone needs ~125 MiB
     with ScoringServer(Behaviour()) as running:
         small_kib = _peak_rss_of_amlc_score(small, tmp_path / "small.jsonl", running.scoring_uri)
         large_kib = _peak_rss_of_amlc_score(large, tmp_path / "large.jsonl", running.scoring_uri)
         params = {json.dumps(e["params"]) for e in running.log}
-    assert sum(1 for _ in (tmp_path / "large.jsonl").open()) == 150_000
+    assert sum(1 for _ in (tmp_path / "large.jsonl").open()) == 75_000
     assert params == {'{"method": "predict_proba"}'}
-    # 15 times the rows (56 MB more input, ~220 MiB more for json.load): allocator noise at
+    # 15 times the rows (28 MB more input, ~110 MiB more for json.load): allocator noise at
     # most (the rows in flight are the same; tracemalloc shows no growth), not a copy of it
     assert large_kib - small_kib < 16 * 1024, (small_kib, large_kib)
 

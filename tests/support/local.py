@@ -42,6 +42,16 @@ def amlc_home(home: Path) -> Iterator[None]:
             os.environ["AMLC_HOME"] = previous
 
 
+def shared_tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The temporary directory shared by every process of this test run.
+
+    Without pytest-xdist it is the run's base temporary directory; with it, each worker has its
+    own base (``.../pytest-N/popen-gwK``) and their common parent is shared by the run.
+    """
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 def amlc_env(home: Path) -> dict[str, str]:
     """Environment for a real ``amlc`` process working in ``home``."""
     env = dict(os.environ)
