@@ -46,6 +46,8 @@ SKIPPED_SECTIONS = {"Azure": "needs an Azure subscription"}
 COMMAND_TIMEOUT_S = 240
 #: How long a command that serves until Ctrl-C may take to print its first line.
 SERVE_READY_S = 90
+#: What a serving command prints once it listens.
+_SERVING = re.compile(r"https?://[\w.\[\]:-]+:\d+")
 
 
 @dataclass
@@ -187,7 +189,18 @@ def _serve_then_interrupt(step: Step, command: list[str], cwd: Path, env: dict[s
         reader.start()
     try:
         deadline = time.monotonic() + SERVE_READY_S
-        while not (out or err) and proc.poll() is None and time.monotonic() < deadline:
+        # Serving means an address printed (amlc on stdout, Locust on stderr), or, for a command
+        # that prints no address (logs -f), a quiet moment after its first lines: Ctrl-C sent
+        # while a command is still importing would test its start-up, not the documented stop.
+        first_output: float | None = None
+        while proc.poll() is None and time.monotonic() < deadline:
+            printed = "".join(out + err)
+            if _SERVING.search(printed):
+                break
+            if printed and first_output is None:
+                first_output = time.monotonic()
+            if first_output is not None and time.monotonic() - first_output > 15:
+                break
             time.sleep(0.1)
         assert proc.poll() is None, f"{step.code} ended by itself: {''.join(out + err)}"
         assert out or err, f"{step.code} printed nothing within {SERVE_READY_S} s"
