@@ -195,7 +195,9 @@ class ScoringServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-            def _reply(self, status: int, body: Any, headers: dict[str, str] | None = None):
+            def _reply(
+                self, status: int, body: Any, headers: dict[str, str] | None = None
+            ) -> None:
                 data = body if isinstance(body, bytes) else json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

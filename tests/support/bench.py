@@ -23,7 +23,7 @@ AMLC_BENCH = [sys.executable, "-m", "aml_client", "bench"]
 
 @dataclass
 class Server:
-    proc: subprocess.Popen
+    proc: subprocess.Popen[str]
     port: int
     log: Path
 
@@ -33,7 +33,8 @@ class Server:
 
     def count(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/count", timeout=5) as r:
-            return json.load(r)
+            counts: dict[str, Any] = json.load(r)
+            return counts
 
     def log_lines(self) -> list[str]:
         return self.log.read_text().splitlines() if self.log.exists() else []
