@@ -58,7 +58,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     alone at the end.
 
     The sort is stable, so each group keeps its collection order; with pytest-xdist's
-    ``--dist load`` the workers take tests in this order too.
+    ``--dist loadgroup`` (pyproject.toml) the workers take tests in this order too.
     """
 
     def rank(item: pytest.Item) -> tuple[bool, bool]:

@@ -23,7 +23,9 @@ from pathlib import Path
 import pytest
 from support.bench import bench_env, run_bench, start_server, start_slots_server
 
-pytestmark = pytest.mark.slow
+# One xdist worker runs these one after another: three searches at once would each starve the
+# others' load process and blame the endpoint for it.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("capacity")]
 
 SLO = "p90<=250ms"
 SHORT_STEPS = ["--step-duration", "3s", "--warmup", "1s"]

@@ -209,7 +209,8 @@ def test_otlp_receiver_gets_the_same_metrics_and_final_counts(
     try:
         done = run_bench(
             ["-u", "4", "-t", "4s", "--workers", "2", "--otlp-endpoint", receiver.url,
-             "--slo", "p99<=5s", "--json", "--report-dir", str(tmp_path / "r")],
+             "--slo", "p99<=5s", "--slo", "error_rate<=50%", "--json",
+             "--report-dir", str(tmp_path / "r")],
             bench_env(server, OTEL_METRIC_EXPORT_INTERVAL="500"), tmp_path, timeout_s=240,
         )
     finally:
