@@ -108,7 +108,7 @@ def test_open_model_at_30_per_second_keeps_up_or_says_invalid(  # type: ignore[n
         assert "INVALID" in done.stderr or validity["reasons"][0]
 
 
-@pytest.mark.xdist_group("capacity")  # beside no other capacity search (see test_bench_capacity_cli)
+@pytest.mark.xdist_group("capacity")  # no other capacity search beside it (test_bench_capacity_cli)
 def test_capacity_of_the_local_endpoint(local_endpoint, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     reports = tmp_path / "reports"
     done = run_bench(
