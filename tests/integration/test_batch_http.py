@@ -170,7 +170,10 @@ def test_auto_concurrency_reaches_capacity_without_overloading(tmp_path: Path) -
     assert summary.rows_out == rows
     assert len(found) == rows // batch
     steady = sorted(found[len(found) // 5 :])  # after the ramp-up
-    assert steady[len(steady) // 2] >= capacity, Counter(found)  # the workers stay busy
+    # The workers stay busy: the median request finds the server full, or one short of it when
+    # a busy machine holds the client off the CPU between two sends (the limiter's own final
+    # concurrency, below, is what shows it grew to the capacity).
+    assert steady[len(steady) // 2] >= capacity - 1, Counter(found)
     assert max(found) <= 4 * capacity, Counter(found)
     # it stopped growing near the capacity instead of running to the 64 cap
     assert capacity <= summary.concurrency_final <= 3 * capacity, summary

@@ -128,8 +128,11 @@ def test_blue_green_console_objectives_per_deployment_and_junit(  # type: ignore
                           "green: p50 <= 1 us", "blue: error_rate <= 1 % (implied)",
                           "green: error_rate <= 1 % (implied)", "valid run"}
     failed = {name for name, case in cases.items() if case.find("failure") is not None}
-    # "valid run" may fail on a busy machine (late sends): it is judged, not what this checks.
-    assert failed - {"valid run"} == {"blue: p50 <= 1 us", "green: p50 <= 1 us"}
+    # Both p50 objectives fail. "valid run" and the implied error rate may fail too on a busy
+    # machine (late sends, timeouts): they are judged, not what this test checks.
+    assert {"blue: p50 <= 1 us", "green: p50 <= 1 us"} <= failed
+    assert failed <= {"blue: p50 <= 1 us", "green: p50 <= 1 us", "valid run",
+                      "blue: error_rate <= 1 % (implied)", "green: error_rate <= 1 % (implied)"}
     (directory,) = reports.iterdir()
     page = (directory / "report.html").read_text()
     assert "Deployments side by side" in page and 'id="deployments-spectrum"' in page

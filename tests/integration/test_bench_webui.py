@@ -92,7 +92,7 @@ def web_bench(server: Server, tmp_path: Path, *args: str) -> Iterator[WebBench]:
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
-        found = _wait_for(lambda: PRINTED.search(bench.output), 60, "the printed address")
+        found = _wait_for(lambda: PRINTED.search(bench.output), 180, "the printed address")
         bench.url, bench.base, bench.token = found[0], found[1], found[3]
         yield bench
     finally:

@@ -333,7 +333,7 @@ _SENT: list[tuple[bytes, int | None, float]] = []
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(request=requests())
-def test_fuzzed_raw_requests(front: Front, request: bytes) -> None:
+def fuzz_raw_requests(front: Front, request: bytes) -> None:
     data = request
     # An incomplete head or body is cut at the limit; the rest are answered at once. Either
     # way the front answers or closes within its limit (plus the busy machine's grace).
@@ -342,12 +342,13 @@ def test_fuzzed_raw_requests(front: Front, request: bytes) -> None:
     assert status is None or (100 <= status < 600 and status != 500), (status, data[:300])
 
 
-def test_after_the_fuzz_the_front_is_up_and_no_deployment_saw_an_unauthenticated_request(
+def test_fuzzed_requests_leave_the_front_up_and_reach_no_deployment_unauthenticated(
     front: Front,
 ) -> None:
-    """Runs after the fuzz (file order): the deployment's own access log holds only open
-    routes (health, swagger, CORS preflight), never a request that needed the key."""
-    assert _SENT, "the fuzz did not run first"
+    """The fuzz, then: the deployment's own access log holds only open routes (health,
+    swagger, CORS preflight), never a request that needed the key."""
+    fuzz_raw_requests(front)
+    assert _SENT, "the fuzz sent nothing"
     outcomes = Counter(status for _, status, _ in _SENT)
     # The fuzz reached the parser's refusals, the key check and the deployments (open routes).
     assert outcomes[400] and outcomes[401] and outcomes[200], outcomes
