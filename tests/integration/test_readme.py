@@ -64,6 +64,8 @@ class Step:
             return {int(exact.group(1))}
         if re.search(r"\bexit 5 on\b", self.comment):
             return {0, 5}
+        if re.search(r"\bexit 4 if\b", self.comment):
+            return {0, 4}
         return {0}
 
     @property
