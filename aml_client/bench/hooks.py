@@ -17,6 +17,7 @@ by its own pages (the Host, Origin and Sec-Fetch-Site checks of
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -44,6 +45,13 @@ def on_init(
     """
     if runner is None:  # e.g. ``locust --list``: nothing will run
         return
+    try:
+        _install(environment, runner, web_ui, target)
+    except KeyboardInterrupt:  # Ctrl-C while starting: one line, not a traceback
+        raise SystemExit("interrupted while starting: nothing was sent") from None
+
+
+def _install(environment: Environment, runner: Any, web_ui: Any, target: RunTarget | None) -> None:
     options = environment.parsed_options
     users = int(getattr(options, "num_users", None) or 1)
     spawn_rate = float(getattr(options, "spawn_rate", None) or 1.0)
@@ -63,3 +71,7 @@ def on_init(
         add_hdr_tab(environment, engine)
         keep_target(environment, target.base_url)
         protect(web_ui)
+    where = f"reports under {report_root}/" if report_root else "its figures go to the master"
+    logging.getLogger(__name__).info(
+        "amlc ready: %s, every latency recorded; %s", target.base_url, where
+    )

@@ -92,7 +92,10 @@ def web_bench(server: Server, tmp_path: Path, *args: str) -> Iterator[WebBench]:
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
-        found = _wait_for(lambda: PRINTED.search(bench.output), 180, "the printed address")
+        try:
+            found = _wait_for(lambda: PRINTED.search(bench.output), 180, "the printed address")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; exit {proc.poll()}; printed:\n{bench.output}") from None
         bench.url, bench.base, bench.token = found[0], found[1], found[3]
         yield bench
     finally:

@@ -209,6 +209,12 @@ def _serve_then_interrupt(step: Step, command: list[str], cwd: Path, env: dict[s
         time.sleep(1.0)  # the rest of what it prints at start (an address follows a title)
         for url in re.findall(r"http://127\.0\.0\.1:\d+/[^\s)]*", "".join(out)):
             assert httpx.get(url, timeout=10).status_code == 200, url
+        if step.code.startswith("locust "):
+            # Locust prints its web UI's address before amlc's start-up hook has run: Ctrl-C is
+            # the documented stop of a started run, not of a start.
+            while "amlc ready:" not in "".join(err):
+                assert time.monotonic() < deadline and proc.poll() is None, "".join(err)
+                time.sleep(0.1)
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the terminal's foreground group
         proc.wait(timeout=60)
     finally:

@@ -517,6 +517,9 @@ def test_cli_serves_a_file_without_an_endpoint(tmp_path: Path) -> None:
             assert response.status_code == 503
     finally:
         process.terminate()
-        output, _ = process.communicate(timeout=10)
+        # Read through the text wrapper: readline() may already hold later lines in its buffer,
+        # which communicate() (reading the raw pipe) would never see.
+        output = process.stdout.read()
+        process.wait(timeout=10)
     assert first.startswith(f"Swagger UI for {swagger} at {address}")
     assert "no endpoint" in first + output and f"secret in the {TOKEN_HEADER} header" in output
