@@ -19,7 +19,7 @@ creating one when none is idle, up to the share of ``--max-senders`` (so in flig
 latency, and the generator is not silently the bottleneck); past the cap, sends slip, the slip
 is measured and the run is marked INVALID. A capacity search (``--find-capacity``) runs all
 its steps in this one process, one dispatcher, back to back; a step ends early once what it
-measured guarantees a miss (:func:`~aml_client.bench.capacity.guaranteed_miss`).
+measured guarantees a miss (:func:`~aml_client.bench.report.capacity.guaranteed_miss`).
 
 Locust's ``run_time`` is not used: a timer that kills users would drop in-flight requests that
 the endpoint did serve, and request counts would no longer match the endpoint's own log.
@@ -44,13 +44,13 @@ from locust.exception import CatchResponseError, StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
 from aml_client.bench.bluegreen import PredictionMatcher, assign
-from aml_client.bench.exchange import Outcome, Sender
 from aml_client.bench.fleet import Fleet, describe, worker_live
+from aml_client.bench.load.exchange import Outcome, Sender
 from aml_client.bench.metrics import live_numbers
 from aml_client.bench.plan import BenchPlan, arrival_offsets_s
 from aml_client.bench.recording import Recording
+from aml_client.bench.report.summary import BenchSummary, Capacity, CapacityStep
 from aml_client.bench.result import BenchResult, LoadFacts
-from aml_client.bench.summary import BenchSummary, Capacity, CapacityStep
 from aml_client.bench.target import RunTarget
 
 __all__ = ["Engine", "engine_of", "install"]
@@ -72,7 +72,9 @@ def engine_of(environment: Environment) -> Engine:
     """The engine attached to ``environment`` by :func:`install`."""
     engine = getattr(environment, "amlc_engine", None)
     if engine is None:
-        raise RuntimeError("aml_client.bench.engine.install() was not called for this environment")
+        raise RuntimeError(
+            "aml_client.bench.load.engine.install() was not called for this environment"
+        )
     assert isinstance(engine, Engine)
     return engine
 
@@ -256,7 +258,8 @@ class Engine:
         """Send request ``index`` (due at ``due_ns`` in the open model) and record it.
 
         ``deployment`` pins it (a capacity step of one deployment); in a blue/green run the
-        slot itself says which deployment and which body (see :func:`~.bluegreen.assign`).
+        slot itself says which deployment and which body (see
+        :func:`~aml_client.bench.bluegreen.assign`).
         ``later`` (the closed model): return as soon as the reply is read and timed, so the
         user sends its next request at once; the checks and the recording of every reply read
         in the meantime follow together (:meth:`_account_pending`), so neither the next sends
@@ -404,8 +407,8 @@ class Engine:
     def _run_capacity(self, sender: Sender) -> None:
         """The capacity search; in a blue/green run, one whole search per deployment, one
         after the other (each pinned to its deployment)."""
-        from aml_client.bench import slo
-        from aml_client.bench.capacity import SearchSettings
+        from aml_client.bench.report import slo
+        from aml_client.bench.report.capacity import SearchSettings
 
         settings_data = dict(self.plan.capacity or {})
         objectives = slo.with_implied(slo.parse_slos(settings_data["objectives"]))
@@ -437,8 +440,8 @@ class Engine:
     ) -> tuple[Capacity, BenchResult | None, Recording | None]:
         """One capacity search: the answer, and the measurement (result and recording) of
         the step at capacity (else of the lowest step)."""
-        from aml_client.bench import slo
-        from aml_client.bench.capacity import CapacitySearch, step_seconds
+        from aml_client.bench.report import slo
+        from aml_client.bench.report.capacity import CapacitySearch, step_seconds
 
         bound_ms = slo.latency_bound_ms(objectives)
         search = CapacitySearch(settings)
@@ -489,7 +492,7 @@ class Engine:
         result, the share of throttled (429/503) replies, the achieved throughput (replies
         that arrived within the measurement window, per second) and, when the step ended
         early, why (its measurements already guaranteed a miss)."""
-        from aml_client.bench.capacity import guaranteed_miss
+        from aml_client.bench.report.capacity import guaranteed_miss
 
         warm = Recording(open_model=True, interval_s=self.plan.interval_s)
         measured = Recording(open_model=True, interval_s=self.plan.interval_s)
@@ -855,7 +858,7 @@ class Engine:
         """Write the report files (``None`` when reports are off)."""
         if self.report_root is None:
             return None
-        from aml_client.bench.report import write_report
+        from aml_client.bench.report.directory import write_report
 
         return str(write_report(result, self.report_root, summary=summary))
 
@@ -867,7 +870,7 @@ class Engine:
 def _summarize(
     result: BenchResult, capacity: Capacity | None, capacities: dict[str, Capacity] | None = None
 ) -> BenchSummary:
-    from aml_client.bench.summarize import summarize
+    from aml_client.bench.report.summarize import summarize
 
     return summarize(result, capacity=capacity, deployment_capacities=capacities or None)
 
@@ -891,13 +894,13 @@ def _step_of(
     lightest_p50_ms: float | None,
     ended_early: str | None,
 ) -> CapacityStep:
-    """One step's verdict (see :mod:`~aml_client.bench.capacity`): passed, failed (an
+    """One step's verdict (see :mod:`~aml_client.bench.report.capacity`): passed, failed (an
     objective missed, the endpoint saturated, or the step ended early on a certain miss), or
     unmeasurable (``valid`` False: the load process was the bottleneck)."""
-    from aml_client.bench import slo
-    from aml_client.bench.capacity import generator_limited
-    from aml_client.bench.summarize import summarize
-    from aml_client.bench.summary import CPU_SATURATED, LATE_FRACTION_LIMIT, LATE_MIN_COUNT
+    from aml_client.bench.report import slo
+    from aml_client.bench.report.capacity import generator_limited
+    from aml_client.bench.report.summarize import summarize
+    from aml_client.bench.report.summary import CPU_SATURATED, LATE_FRACTION_LIMIT, LATE_MIN_COUNT
 
     summary = summarize(result)
     outcomes = slo.evaluate(summary, objectives)
@@ -964,7 +967,7 @@ def _step_of(
 
 def _step_line(step: CapacityStep) -> str:
     """``step 160.0 req/s: achieved 99.8 req/s, p95 1,234.5 ms, error_rate 0 %: missed``."""
-    from aml_client.bench.render import judged_figure
+    from aml_client.bench.report.render import judged_figure
 
     verdict = "met" if step.passed else "missed"
     achieved = "-" if step.achieved_rps is None else f"{step.achieved_rps:,.1f}"
@@ -1015,7 +1018,7 @@ def install(
         events.worker_report.add_listener(engine.on_worker_report)
     for user_class in environment.user_classes:
         user_class.host = target.base_url
-    from aml_client.bench.results_hook import attach_from_environment
+    from aml_client.bench.load.results_hook import attach_from_environment
 
     attach_from_environment(environment, engine)  # AMLC_RESULTS_DIR / AMLC_RESULTS_LOG
     return engine
