@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from support.calibrated import SWAGGER
 
+from aml_client.bench.protocol import TargetWire
 from aml_client.bench.target import RunTarget, build_bodies
 from aml_client.errors import ConfigError, ValidationError
 from aml_client.schema import load_schema
@@ -110,9 +111,9 @@ def test_run_target_never_shows_or_ships_its_key() -> None:
     assert KEY not in repr(target)
     assert KEY not in json.dumps(target.describe())
     # The wire format (a load process's stdin config) never holds the secret.
-    wire = json.dumps(target.to_wire())
+    wire = target.to_wire().model_dump_json()
     assert KEY not in wire
-    child = RunTarget.from_wire(json.loads(wire))
+    child = RunTarget.from_wire(TargetWire.model_validate_json(wire))
     assert child == target and child.authenticated
     assert "Authorization" not in child.request_headers()
     # In a load process the header comes from the pushed lines, and follows them.

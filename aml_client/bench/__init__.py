@@ -14,6 +14,9 @@ Layout: three parts, split where the process boundary runs (``lint-imports`` che
   * ``target`` — endpoint, auth header and request bodies, built and validated up front;
   * ``launch`` / ``auth`` — checks the web port, starts and follows the load process, feeds it
     credentials (never imports Locust);
+  * ``protocol`` — what the parent and the load process say to each other: the typed
+    configuration (``LoadConfig``) on its stdin and the events on its stdout, validated on
+    arrival;
   * ``machine`` / ``fleet`` / ``metrics`` / ``metrics_export`` — machine facts, a master's view
     of its workers, the live metrics and their Prometheus/OTLP exporters;
   * ``hdr`` / ``result`` / ``recording`` / ``checks`` / ``bluegreen`` — histograms, a run's

@@ -12,7 +12,6 @@ inside the child.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import queue
 import socket
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aml_client.bench.auth import AuthFeeder
+from aml_client.bench.protocol import AuthRequestEvent, LoadConfig, parse_event
 from aml_client.config import ENV_KEY, ENV_TOKEN, ENV_TOKEN_COMMAND
 from aml_client.errors import ConfigError
 
@@ -57,7 +57,7 @@ class LoadProcess:
     def __init__(
         self,
         role: str,
-        config: dict[str, Any],
+        config: LoadConfig,
         *,
         on_log: Callable[[str], None] | None = None,
         cwd: str | Path | None = None,
@@ -86,10 +86,10 @@ class LoadProcess:
         )
         assert self.proc.stdin is not None
         # The child ends its test (keeping the results) if this process disappears.
-        config = {**config, "parent_pid": os.getpid()}
+        config = config.model_copy(update={"parent_pid": os.getpid()})
         self.feeder: AuthFeeder | None = None
         try:
-            self.proc.stdin.write(json.dumps(config) + "\n")
+            self.proc.stdin.write(config.line())
             self.proc.stdin.flush()
             if credential is not None:
                 self.feeder = AuthFeeder(credential, self.proc.stdin, on_error=on_log)
@@ -122,20 +122,14 @@ class LoadProcess:
     def _read_events(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            text = line.strip()
-            if not text:
+            if not line.strip():
                 continue
-            try:
-                event = json.loads(text)
-            except json.JSONDecodeError:
-                event = None
-            if not isinstance(event, dict):
-                event = {"type": "output", "line": text}
-            if event.get("type") == "auth_request":
+            event = parse_event(line)
+            if isinstance(event, AuthRequestEvent):
                 if self.feeder is not None:
                     self.feeder.refused()
                 continue
-            self._events.put(event)
+            self._events.put(event.wire())
         self._events.put(None)
 
     def events(self, poll_s: float = 0.2) -> Iterator[dict[str, Any]]:

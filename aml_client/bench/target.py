@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from aml_client.bench.auth import BenchAuth, describe_header
+from aml_client.bench.protocol import TargetWire
 
 if TYPE_CHECKING:
     from aml_client.config import Target
@@ -133,32 +134,32 @@ class RunTarget:
             "payload": self.payload,
         }
 
-    def to_wire(self) -> dict[str, Any]:
-        """JSON for a load process's stdin: no secret (that follows as ``auth`` lines)."""
-        return {
-            "name": self.name,
-            "scoring_uri": self.scoring_uri,
-            "headers": self.headers,
-            "bodies": [b.decode("utf-8") for b in self.bodies],
-            "verify": self.verify,
-            "timeout_s": self.timeout_s,
-            "payload": self.payload,
-            "rows": self.rows,
-            "authenticated": self.authenticated,
-        }
+    def to_wire(self) -> TargetWire:
+        """This target for a load process's stdin: no secret (that follows as ``auth`` lines)."""
+        return TargetWire(
+            name=self.name,
+            scoring_uri=self.scoring_uri,
+            headers=self.headers,
+            bodies=[b.decode("utf-8") for b in self.bodies],
+            verify=self.verify,
+            timeout_s=self.timeout_s,
+            payload=self.payload,
+            rows=self.rows,
+            authenticated=self.authenticated,
+        )
 
     @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> RunTarget:
+    def from_wire(cls, wire: TargetWire) -> RunTarget:
         return cls(
-            name=data["name"],
-            scoring_uri=data["scoring_uri"],
-            headers=dict(data.get("headers") or {}),
-            bodies=[b.encode("utf-8") for b in data["bodies"]],
-            verify=bool(data.get("verify", True)),
-            timeout_s=float(data.get("timeout_s", 60.0)),
-            payload=dict(data.get("payload") or {}),
-            rows=[int(n) for n in data["rows"]] if data.get("rows") is not None else None,
-            authenticated=bool(data.get("authenticated", False)),
+            name=wire.name,
+            scoring_uri=wire.scoring_uri,
+            headers=dict(wire.headers),
+            bodies=[b.encode("utf-8") for b in wire.bodies],
+            verify=wire.verify,
+            timeout_s=wire.timeout_s,
+            payload=dict(wire.payload),
+            rows=list(wire.rows) if wire.rows is not None else None,
+            authenticated=wire.authenticated,
         )
 
 

@@ -28,6 +28,7 @@ from aml_client.cli import checks, output
 from aml_client.errors import AmlcError, ConfigError
 
 if TYPE_CHECKING:
+    from aml_client.bench.protocol import LoadConfig
     from aml_client.bench.report.summary import BenchSummary, Capacity
 
 #: Exit code of a run that misses an objective.
@@ -652,32 +653,30 @@ def bench(
         from aml_client.bench.target import named_deployments, probe_deployments
 
         probe_deployments(target, named_deployments(target, lanes))
-    config: dict[str, Any] = {
-        "target": target.to_wire(),
-        "plan": plan.to_dict(),
-        "report_root": str(report_dir),
-    }
+    from aml_client.bench.protocol import LoadConfig, MasterOptions, WebOptions, WorkerOptions
+
+    config = LoadConfig(target=target.to_wire(), plan=plan, report_root=str(report_dir))
     if worker:
         role = "worker"
         master_port = master_port or DEFAULT_MASTER_PORT
-        config.update(master_host=master_host, master_port=master_port)
+        config.worker = WorkerOptions(master_host=master_host, master_port=master_port)
     elif master:
         role = "master"
-        config.update(
+        config.master = MasterOptions(
             expect_workers=expect_workers,
             bind_host=master_bind,
             bind_port=master_port or DEFAULT_MASTER_PORT,
         )
     elif local_master:
         role = "master"
-        config.update(local_workers=plan.workers, bind_port=master_port or 0)
+        config.master = MasterOptions(local_workers=plan.workers, bind_port=master_port or 0)
     else:
         role = "local"
     if web:
-        config["web"] = {"host": "127.0.0.1", "port": web_port}
+        config.web = WebOptions(host="127.0.0.1", port=web_port)
     exporters = None
     if live_metrics:
-        config["live_metrics"] = True
+        config.live_metrics = True
         exporters = _start_exporters(objectives, plan, deployment, metrics_host, metrics_port,
                                      otlp_endpoint)
     bodies = output.plural(
@@ -818,7 +817,7 @@ def _start_exporters(
 
 
 def _repeat(
-    count: int, role: str, config: dict[str, Any], target: Any, *, live: bool, total: str,
+    count: int, role: str, config: LoadConfig, target: Any, *, live: bool, total: str,
     as_json: bool, objectives: list[Any], allow_invalid: bool, allow_failures: bool = False,
 ) -> None:
     """``--repeat N``: N runs of the same load, one line each, then a group of them (written
@@ -847,7 +846,7 @@ def _repeat(
         if interrupted or not results:
             break
     members = [Path(s.report_dir) for s in summaries if s.report_dir]
-    group = (write_group(config["report_root"], members, started_at=started,
+    group = (write_group(config.report_root or "reports", members, started_at=started,
                          endpoint=str(target.name)) if members else None)
     if as_json:
         output.print_json({"group_id": group.name if group else None,

@@ -319,6 +319,7 @@ def test_the_load_process_reports_a_busy_web_port_and_exits(
 
     from aml_client.bench.launch import LoadProcess
     from aml_client.bench.plan import BenchPlan
+    from aml_client.bench.protocol import LoadConfig, WebOptions
     from aml_client.bench.target import build_run_target
 
     server = start_server(tmp_path, "--service-ms", "5", "--key", KEY)
@@ -331,12 +332,12 @@ def test_the_load_process_reports_a_busy_web_port_and_exits(
             busy.bind(("127.0.0.1", 0))
             busy.listen()
             port = busy.getsockname()[1]
-            config = {
-                "target": target.to_wire(),
-                "plan": plan.to_dict(),
-                "report_root": str(tmp_path / "reports"),
-                "web": {"host": "127.0.0.1", "port": port},
-            }
+            config = LoadConfig(
+                target=target.to_wire(),
+                plan=plan,
+                report_root=str(tmp_path / "reports"),
+                web=WebOptions(host="127.0.0.1", port=port),
+            )
             proc = LoadProcess("local", config, cwd=tmp_path, credential=target.credential)
             try:
                 events = list(proc.events())

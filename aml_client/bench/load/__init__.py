@@ -1,7 +1,7 @@
 """The load process: everything that runs inside Locust (``python -m aml_client.bench.load.runner``
 or a plain ``locust -f loadtests/locustfile.py``).
 
-* ``runner`` — the process itself: reads the configuration ``amlc bench`` sends, starts
+* ``runner`` — the process itself: reads :class:`~aml_client.bench.protocol.LoadConfig`, starts
   Locust (local, master or worker), writes JSON-lines events;
 * ``engine`` — one :class:`~aml_client.bench.load.engine.Engine` per Locust environment, built
   from ``node`` (its state, stopping, results), ``hotpath`` (claim, send, record),

@@ -49,6 +49,7 @@ from aml_client.bench.load.node import DRAIN_GRACE_S, Emit
 from aml_client.bench.load.steps import CapacitySteps
 from aml_client.bench.metrics import live_numbers
 from aml_client.bench.plan import BenchPlan
+from aml_client.bench.protocol import ErrorEvent, ProgressEvent, ResultEvent
 from aml_client.bench.report.summary import BenchSummary, Capacity
 from aml_client.bench.result import BenchResult
 from aml_client.bench.target import RunTarget
@@ -156,15 +157,13 @@ class Engine(CapacitySteps, Distribution):
         except Exception as exc:  # reported, not swallowed by Locust's event loop
             log.exception("could not build or write the report")
             if self.emit is not None:
-                self.emit(
-                    {"type": "error", "message": f"report failed: {type(exc).__name__}: {exc}"}
-                )
+                self.emit(ErrorEvent(message=f"report failed: {type(exc).__name__}: {exc}"))
             return
         self.results.append((report_dir, summary))
         if self.emit is not None:
-            event = {"type": "result", "report_dir": report_dir, "summary": summary.to_data()}
+            event = ResultEvent(report_dir=report_dir, summary=summary.to_data())
             if self.live_metrics:
-                event["metrics"] = self._live_numbers(final=True)
+                event.metrics = self._live_numbers(final=True)
             self.emit(event)
 
     def _progress_loop(self) -> None:
@@ -180,16 +179,15 @@ class Engine(CapacitySteps, Distribution):
             rps = (snap["requests"] - last_requests) / max(now - last_t, 1e-9)
             last_requests, last_t = snap["requests"], now
             runner = self.environment.runner
-            event = {
-                "type": "progress",
-                "elapsed_s": round(time.time() - self.started_at, 3),
-                "users": runner.user_count if runner is not None else 0,
-                "in_flight": self.in_flight,
-                "rps": round(rps, 1),
+            event = ProgressEvent(
+                elapsed_s=round(time.time() - self.started_at, 3),
+                users=runner.user_count if runner is not None else 0,
+                in_flight=self.in_flight,
+                rps=round(rps, 1),
                 **snap,
-            }
+            )
             if self.live_metrics:
-                event["metrics"] = self._live_numbers()
+                event.metrics = self._live_numbers()
             self.emit(event)
 
     def _live_numbers(self, *, final: bool = False) -> dict[str, Any]:

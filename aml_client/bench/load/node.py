@@ -22,6 +22,7 @@ from aml_client.bench.bluegreen import PredictionMatcher
 from aml_client.bench.fleet import Fleet
 from aml_client.bench.load.exchange import Sender
 from aml_client.bench.plan import BenchPlan
+from aml_client.bench.protocol import Event
 from aml_client.bench.recording import Recording
 from aml_client.bench.report.summary import BenchSummary, Capacity
 from aml_client.bench.result import BenchResult, LoadFacts
@@ -34,7 +35,8 @@ log = logging.getLogger(__name__)
 #: Extra time after the last due request for in-flight replies, beyond the request timeout.
 DRAIN_GRACE_S = 2.0
 
-Emit = Callable[[dict[str, Any]], None]
+#: where the load process's events go (``amlc bench``'s pipe; None: nowhere)
+Emit = Callable[[Event], None]
 
 
 class EngineNode:

@@ -5,13 +5,14 @@ uses it; this is why the load runs in its own process and ``amlc`` itself never 
 
 Protocol with the parent (``amlc bench``):
 
-* stdin: one JSON line — ``target`` (scoring URI, headers without the secret, bodies),
-  ``plan``, ``report_root`` and role options — then, for an authenticated target, ``auth``
-  lines with the current ``Authorization`` value, for as long as the run lasts (see
-  :mod:`aml_client.bench.auth`). The secret never goes on a command line, into the
-  environment or into a file.
-* stdout: JSON lines — ``{"type": "status" | "progress" | "web" | "result" | "error" |
-  "auth_request", ...}``; ``auth_request`` asks the parent for a fresh credential after a 401.
+* stdin: one :class:`~aml_client.bench.protocol.LoadConfig` JSON line (target without the
+  secret, plan, report root, role options), validated before anything starts — then, for an
+  authenticated target, ``auth`` lines with the current ``Authorization`` value, for as long as
+  the run lasts (see :mod:`aml_client.bench.auth`). The secret never goes on a command line,
+  into the environment or into a file.
+* stdout: :data:`~aml_client.bench.protocol.LoadEvent` JSON lines (status, progress, web,
+  result, error, auth_request); ``auth_request`` asks the parent for a fresh credential after
+  a 401.
 * stderr: logs (never the secret).
 
 A master started with ``local_workers = N`` launches N worker processes of this same module on
@@ -25,7 +26,6 @@ from __future__ import annotations
 import argparse
 import collections
 import gc
-import json
 import logging
 import os
 import signal
@@ -41,11 +41,22 @@ import locust.runners
 from locust import argument_parser
 from locust.env import Environment
 from locust.runners import MasterRunner
+from pydantic import ValidationError
 
 from aml_client.bench.auth import PushedAuth
 from aml_client.bench.load.engine import Engine, install, json_line
 from aml_client.bench.load.user import ScoringUser
-from aml_client.bench.plan import BenchPlan
+from aml_client.bench.protocol import (
+    AuthRequestEvent,
+    ErrorEvent,
+    Event,
+    LoadConfig,
+    MasterOptions,
+    StatusEvent,
+    WebEvent,
+    WebOptions,
+    WorkerOptions,
+)
 from aml_client.bench.target import RunTarget
 from aml_client.errors import AmlcError, ConfigError
 
@@ -69,11 +80,11 @@ class _Emitter:
     def __init__(self, stream: TextIO | None) -> None:
         self.stream = stream
 
-    def __call__(self, event: dict[str, Any]) -> None:
+    def __call__(self, event: Event) -> None:
         if self.stream is None:
             return
         try:
-            self.stream.write(json_line(event) + "\n")
+            self.stream.write(json_line(event.wire()) + "\n")
             self.stream.flush()
         except (BrokenPipeError, ValueError):  # the parent went away; keep the run going
             self.stream = None
@@ -122,7 +133,7 @@ def _watch_parent(environment: Environment, parent_pid: int) -> None:
 
 
 def _start_web_ui(
-    environment: Environment, engine: Engine, host: str, port: int, emit: _Emitter
+    environment: Environment, engine: Engine, web: WebOptions, emit: _Emitter
 ) -> None:
     """Locust's web UI with the HDR tab, answering only this machine and whoever holds the
     per-run secret (see :mod:`aml_client.bench.load.webguard`); its address goes to the parent."""
@@ -130,6 +141,7 @@ def _start_web_ui(
     from aml_client.bench.load.webguard import TOKEN_PARAM, new_token, protect
     from aml_client.bench.load.webui import add_hdr_tab, keep_target
 
+    host, port = web.host, web.port
     check_port_free(host, port)
     # Pre-fill the start form with the command line's users and spawn rate.
     parser = argument_parser.get_empty_argument_parser()
@@ -150,29 +162,24 @@ def _start_web_ui(
             raise ConfigError(f"the web UI cannot listen on {host}:{port}")
         gevent.sleep(0.05)
     base = f"http://{host}:{port}"
-    emit(
-        {
-            "type": "web",
-            "url": f"{base}/?{TOKEN_PARAM}={token}",
-            "hdr_url": f"{base}/hdr?{TOKEN_PARAM}={token}",
-        }
-    )
+    emit(WebEvent(url=f"{base}/?{TOKEN_PARAM}={token}",
+                       hdr_url=f"{base}/hdr?{TOKEN_PARAM}={token}"))
 
 
 def _spawn_local_workers(
-    count: int, port: int, config: dict[str, Any], auth_line: bytes | None
+    count: int, port: int, config: LoadConfig, auth_line: bytes | None
 ) -> list[subprocess.Popen[bytes]]:
     """Worker processes with the target on stdin (kept open for fresh credentials)."""
-    worker_config = {
-        "target": config["target"],
-        "plan": config["plan"],
-        "master_host": "127.0.0.1",
-        "master_port": port,
-        "parent_pid": os.getpid(),
+    worker_config = LoadConfig(
+        target=config.target,
+        plan=config.plan,
+        report_root=None,
+        worker=WorkerOptions(master_host="127.0.0.1", master_port=port),
+        parent_pid=os.getpid(),
         # Locust's own statistics only feed its web UI
-        "web": bool(config.get("web")),
-    }
-    payload = json.dumps(worker_config).encode("utf-8") + b"\n" + (auth_line or b"")
+        web=config.web,
+    )
+    payload = worker_config.line().encode("utf-8") + (auth_line or b"")
     procs = []
     for _ in range(count):
         proc = subprocess.Popen(
@@ -228,11 +235,11 @@ class _Stdin:
         line, _, self._pending = self._pending.partition(b"\n")
         return line + b"\n"
 
-    def config(self) -> dict[str, Any]:
+    def config(self) -> LoadConfig:
         line = self._readline()
         if not line.strip():
             raise RuntimeError("no configuration on stdin")
-        return dict(json.loads(line))
+        return LoadConfig.model_validate_json(line)
 
     def follow_auth(self, auth: PushedAuth, on_line: Any = None) -> None:
         """Take auth lines until stdin closes (``on_line`` also gets each one, in a greenlet)."""
@@ -291,11 +298,10 @@ def _reap(procs: list[subprocess.Popen[bytes]], timeout_s: float = 10.0) -> None
                 proc.wait()
 
 
-def run_local(config: dict[str, Any], emit: _Emitter, stdin: _Stdin | None = None) -> int:
-    target = RunTarget.from_wire(config["target"])
-    _pushed_auth(target, stdin, lambda: emit({"type": "auth_request"}))
-    plan = BenchPlan.from_dict(config["plan"])
-    web = config.get("web")
+def run_local(config: LoadConfig, emit: _Emitter, stdin: _Stdin | None = None) -> int:
+    target = RunTarget.from_wire(config.target)
+    _pushed_auth(target, stdin, lambda: emit(AuthRequestEvent()))
+    plan = config.plan
     environment = _environment()
     runner = environment.create_local_runner()
     engine = install(
@@ -303,82 +309,82 @@ def run_local(config: dict[str, Any], emit: _Emitter, stdin: _Stdin | None = Non
         target,
         plan,
         emit=emit,
-        report_root=config.get("report_root", "reports"),
-        headless=not web,
-        locust_stats=bool(web),
+        report_root=config.report_root,
+        headless=config.web is None,
+        locust_stats=config.web is not None,
     )
-    engine.live_metrics = bool(config.get("live_metrics"))
+    engine.live_metrics = config.live_metrics
     _stop_on_signals(environment)
-    if config.get("parent_pid"):
-        _watch_parent(environment, int(config["parent_pid"]))
-    if web:
-        _start_web_ui(environment, engine, web.get("host", "127.0.0.1"), int(web["port"]), emit)
+    if config.parent_pid:
+        _watch_parent(environment, config.parent_pid)
+    if config.web is not None:
+        _start_web_ui(environment, engine, config.web, emit)
     else:
-        emit({"type": "status", "message": f"running: {plan.describe()}"})
+        emit(StatusEvent(message=f"running: {plan.describe()}"))
         runner.start(plan.users, plan.spawn_rate)
     runner.greenlet.join()
     return 0
 
 
-def run_master(config: dict[str, Any], emit: _Emitter, stdin: _Stdin | None = None) -> int:
-    target = RunTarget.from_wire(config["target"])
+def _wait_for_workers(
+    runner: MasterRunner, options: MasterOptions, procs: list[subprocess.Popen[bytes]],
+    emit: _Emitter,
+) -> None:
+    expect = options.local_workers or options.expect_workers
+    emit(StatusEvent(
+        message=f"waiting for {expect} worker{'' if expect == 1 else 's'} "
+        f"on {options.bind_host}:{runner.server.port}"
+    ))
+    wait_s = LOCAL_WORKERS_WAIT_S if options.local_workers else options.wait_s
+    started = time.monotonic()
+    while len(runner.clients.ready) < expect:
+        if any(p.poll() is not None for p in procs):
+            raise RuntimeError("a worker process exited before the test started")
+        if time.monotonic() - started > wait_s:
+            raise RuntimeError(
+                f"only {len(runner.clients.ready)} of {expect} workers connected "
+                f"within {wait_s:g} s"
+            )
+        gevent.sleep(0.1)
+    # Let each worker finish installing its message handlers before the plan is sent.
+    gevent.sleep(0.5)
+
+
+def run_master(config: LoadConfig, emit: _Emitter, stdin: _Stdin | None = None) -> int:
+    target = RunTarget.from_wire(config.target)
     procs: list[subprocess.Popen[bytes]] = []
     pushed = _pushed_auth(target, stdin, None, lambda line: _forward(procs, line))
-    plan = BenchPlan.from_dict(config["plan"])
-    web = config.get("web")
-    local_workers = int(config.get("local_workers", 0))
-    expect = local_workers or int(config.get("expect_workers", 1))
-    bind_host = config.get("bind_host", "127.0.0.1")
+    plan = config.plan
+    options = config.master or MasterOptions()
     environment = _environment()
-    runner = environment.create_master_runner(bind_host, int(config.get("bind_port", 0)))
+    runner = environment.create_master_runner(options.bind_host, options.bind_port)
     assert isinstance(runner, MasterRunner)
-    port = runner.server.port
     engine = install(
         environment,
         target,
         plan,
         emit=emit,
-        report_root=config.get("report_root", "reports"),
-        headless=not web,
-        locust_stats=bool(web),
+        report_root=config.report_root,
+        headless=config.web is None,
+        locust_stats=config.web is not None,
     )
-    engine.live_metrics = bool(config.get("live_metrics"))
+    engine.live_metrics = config.live_metrics
     _stop_on_signals(environment)
-    if config.get("parent_pid"):
-        _watch_parent(environment, int(config["parent_pid"]))
-    runner.register_message(
-        MSG_AUTH_REQUEST, lambda *_a, **_kw: emit({"type": "auth_request"})
-    )
-    if local_workers:
+    if config.parent_pid:
+        _watch_parent(environment, config.parent_pid)
+    runner.register_message(MSG_AUTH_REQUEST, lambda *_a, **_kw: emit(AuthRequestEvent()))
+    if options.local_workers:
         from aml_client.bench.auth import auth_line
 
         first = auth_line(pushed.header()).encode() if pushed is not None else None
-        procs.extend(_spawn_local_workers(local_workers, port, config, first))
+        procs.extend(_spawn_local_workers(options.local_workers, runner.server.port, config,
+                                          first))
     try:
-        if web:
-            _start_web_ui(environment, engine, web.get("host", "127.0.0.1"), int(web["port"]), emit)
+        if config.web is not None:
+            _start_web_ui(environment, engine, config.web, emit)
         else:
-            emit(
-                {
-                    "type": "status",
-                    "message": f"waiting for {expect} worker{'' if expect == 1 else 's'} "
-                    f"on {bind_host}:{port}",
-                }
-            )
-            wait_s = LOCAL_WORKERS_WAIT_S if local_workers else float(config.get("wait_s", 600))
-            started = time.monotonic()
-            while len(runner.clients.ready) < expect:
-                if any(p.poll() is not None for p in procs):
-                    raise RuntimeError("a worker process exited before the test started")
-                if time.monotonic() - started > wait_s:
-                    raise RuntimeError(
-                        f"only {len(runner.clients.ready)} of {expect} workers connected "
-                        f"within {wait_s:g} s"
-                    )
-                gevent.sleep(0.1)
-            # Let each worker finish installing its message handlers before the plan is sent.
-            gevent.sleep(0.5)
-            emit({"type": "status", "message": f"running: {plan.describe()}"})
+            _wait_for_workers(runner, options, procs, emit)
+            emit(StatusEvent(message=f"running: {plan.describe()}"))
             gevent.spawn(runner.start, plan.users, plan.spawn_rate)
         runner.greenlet.join()
     finally:
@@ -389,9 +395,11 @@ def run_master(config: dict[str, Any], emit: _Emitter, stdin: _Stdin | None = No
     return 0
 
 
-def run_worker(config: dict[str, Any], emit: _Emitter, stdin: _Stdin | None = None) -> int:
-    target = RunTarget.from_wire(config["target"])
-    plan = BenchPlan.from_dict(config["plan"])
+def run_worker(config: LoadConfig, emit: _Emitter, stdin: _Stdin | None = None) -> int:
+    if config.worker is None:
+        raise ConfigError("a worker's configuration names no master (worker.master_host)")
+    master = config.worker
+    target = RunTarget.from_wire(config.target)
     locust.runners.WORKER_REPORT_INTERVAL = WORKER_REPORT_INTERVAL_S
     environment = _environment()
 
@@ -400,19 +408,21 @@ def run_worker(config: dict[str, Any], emit: _Emitter, stdin: _Stdin | None = No
             environment.runner.send_message(MSG_AUTH_REQUEST, {})
 
     _pushed_auth(target, stdin, ask_master)
-    runner = environment.create_worker_runner(config["master_host"], int(config["master_port"]))
-    install(environment, target, plan, emit=None, report_root=None, headless=True,
-            locust_stats=bool(config.get("web")))
-    if config.get("parent_pid"):
-        _watch_parent(environment, int(config["parent_pid"]))
-    emit(
-        {
-            "type": "status",
-            "message": f"connected to {config['master_host']}:{config['master_port']}",
-        }
-    )
+    runner = environment.create_worker_runner(master.master_host, master.master_port)
+    install(environment, target, config.plan, emit=None, report_root=None, headless=True,
+            locust_stats=config.web is not None)
+    if config.parent_pid:
+        _watch_parent(environment, config.parent_pid)
+    emit(StatusEvent(message=f"connected to {master.master_host}:{master.master_port}"))
     runner.greenlet.join()
     return 0
+
+
+def _invalid(exc: ValidationError) -> str:
+    """The first problem of a configuration the load process cannot use, on one line."""
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"]) or "configuration"
+    return f"invalid load configuration: {where}: {error['msg']}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -426,18 +436,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stdin = _Stdin()
         config = stdin.config()
-        config.setdefault("report_root", "reports")
-        if config.get("report_root") is not None:
-            config["report_root"] = str(Path(config["report_root"]))
+        if config.report_root is not None:
+            config.report_root = str(Path(config.report_root))
         role = {"local": run_local, "master": run_master, "worker": run_worker}[args.role]
         return role(config, emit, stdin)
+    except ValidationError as exc:  # the parent and this process disagree: one line
+        log.debug("load process failed", exc_info=True)
+        emit(ErrorEvent(message=_invalid(exc), exit_code=ConfigError.exit_code))
+        return ConfigError.exit_code
     except AmlcError as exc:  # a configuration this process cannot use: one line, its code
         log.debug("load process failed", exc_info=True)
-        emit({"type": "error", "message": str(exc), "exit_code": exc.exit_code})
+        emit(ErrorEvent(message=str(exc), exit_code=exc.exit_code))
         return exc.exit_code
     except Exception as exc:  # reported to the parent as one line; details with AMLC_DEBUG=1
         log.debug("load process failed", exc_info=True)
-        emit({"type": "error", "message": f"{type(exc).__name__}: {exc}"})
+        emit(ErrorEvent(message=f"{type(exc).__name__}: {exc}"))
         return 1
 
 

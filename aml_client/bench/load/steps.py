@@ -19,6 +19,7 @@ from aml_client.bench.load.exchange import Sender
 from aml_client.bench.load.hotpath import HotPath
 from aml_client.bench.load.node import DRAIN_GRACE_S
 from aml_client.bench.plan import arrival_offsets_s
+from aml_client.bench.protocol import StatusEvent
 from aml_client.bench.recording import Recording
 from aml_client.bench.report.summary import Capacity, CapacityStep
 from aml_client.bench.result import BenchResult
@@ -91,7 +92,7 @@ class CapacitySteps(HotPath):
             search.observe(step)
             if self.emit is not None:
                 prefix = f"{deployment}: " if deployment is not None else ""
-                self.emit({"type": "status", "message": prefix + _step_line(step)})
+                self.emit(StatusEvent(message=prefix + _step_line(step)))
             if not self.running:
                 search.stopped_because = search.stopped_because or "stopped"
                 break
