@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import dataclasses
 import io
 import itertools
 import json
@@ -52,7 +53,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from aml_client import errors
 from aml_client.concurrency import AimdSettings, ConcurrencyLimiter, PauseGate
@@ -78,7 +79,14 @@ if TYPE_CHECKING:
     from aml_client.config import Target
     from aml_client.schema import ScoringSchema
 
-__all__ = ["BatchProgress", "ScoreFileResult", "score_file", "score_file_async"]
+__all__ = [
+    "BatchOptions",
+    "BatchProgress",
+    "BatchSettings",
+    "ScoreFileResult",
+    "score_file",
+    "score_file_async",
+]
 
 log = logging.getLogger("aml_client.batch")
 
@@ -148,27 +156,10 @@ class ScoreFileResult:
     concurrency_final: int = 0
 
 
-def score_file(
-    target: Target,
-    input_path: str,
-    output_path: str,
-    *,
-    errors_path: str | None = None,
-    batch_size: int = 200,
-    concurrency: int | str = 8,
-    resume: bool = False,
-    method: str | None = None,
-    coerce: bool | None = None,
-    progress: Callable[[BatchProgress], None] | None = None,
-    validate: bool = True,
-    encoding: str | None = None,
-    drop_columns: Iterable[str] = (),
-    ignore_extra_columns: bool = False,
-    timeout_s: float | None = 60.0,
-) -> ScoreFileResult:
-    """Score every row of ``input_path`` into ``output_path`` (CSV, or JSON Lines / JSON by
-    extension); rows the endpoint or the swagger rejects go to ``errors_path`` (JSON Lines,
-    default ``<output stem>.errors.jsonl``).
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a file is scored: every setting of :func:`score_file` but the files and the progress
+    callback, in one value the library, the CLI and the benchmarks pass around.
 
     ``concurrency`` is a number of requests in flight, or ``"auto"`` to find the endpoint's
     capacity. ``resume=True`` continues an interrupted run from its journal. Rows are checked
@@ -176,26 +167,71 @@ def score_file(
     cells) is converted to the declared types; ``coerce`` True/False forces either way.
     ``validate=False`` sends rows unchecked, in the input's own envelope. ``encoding`` names
     the input's encoding when it has no byte-order mark. ``drop_columns`` /
-    ``ignore_extra_columns``: see above. ``timeout_s`` is each request's total deadline
-    (connect, send, whole answer).
+    ``ignore_extra_columns``: see the module's notes. ``timeout_s`` is each request's total
+    deadline (connect, send, whole answer). Invalid values raise ConfigError when made.
+    """
+
+    batch_size: int = 200
+    concurrency: int | str = 8
+    resume: bool = False
+    method: str | None = None
+    coerce: bool | None = None
+    validate: bool = True
+    encoding: str | None = None
+    drop_columns: Iterable[str] = ()
+    ignore_extra_columns: bool = False
+    timeout_s: float | None = 60.0
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise errors.ConfigError(f"batch size must be at least 1, not {self.batch_size}")
+        _parse_concurrency(self.concurrency)
+        object.__setattr__(self, "drop_columns", tuple(self.drop_columns))
+
+
+class BatchSettings(TypedDict, total=False):
+    """:class:`BatchOptions`' fields as keywords of :func:`score_file` (each one optional)."""
+
+    batch_size: int
+    concurrency: int | str
+    resume: bool
+    method: str | None
+    coerce: bool | None
+    validate: bool
+    encoding: str | None
+    drop_columns: Iterable[str]
+    ignore_extra_columns: bool
+    timeout_s: float | None
+
+
+def score_file(
+    target: Target,
+    input_path: str,
+    output_path: str,
+    options: BatchOptions | None = None,
+    *,
+    errors_path: str | None = None,
+    progress: Callable[[BatchProgress], None] | None = None,
+    **settings: Unpack[BatchSettings],
+) -> ScoreFileResult:
+    """Score every row of ``input_path`` into ``output_path`` (CSV, or JSON Lines / JSON by
+    extension); rows the endpoint or the swagger rejects go to ``errors_path`` (JSON Lines,
+    default ``<output stem>.errors.jsonl``).
+
+    The settings are ``options`` (a :class:`BatchOptions`, defaults when None), each one
+    replaceable by a keyword of the same name: ``score_file(t, "in.csv", "out.csv",
+    batch_size=100, concurrency="auto")``. ``progress`` is called with a
+    :class:`BatchProgress` a few times a second.
     """
     return asyncio.run(
         score_file_async(
             target,
             input_path,
             output_path,
+            options,
             errors_path=errors_path,
-            batch_size=batch_size,
-            concurrency=concurrency,
-            resume=resume,
-            method=method,
-            coerce=coerce,
             progress=progress,
-            validate=validate,
-            encoding=encoding,
-            drop_columns=drop_columns,
-            ignore_extra_columns=ignore_extra_columns,
-            timeout_s=timeout_s,
+            **settings,
         )
     )
 
@@ -204,37 +240,16 @@ async def score_file_async(
     target: Target | AsyncEndpoint,
     input_path: str,
     output_path: str,
+    options: BatchOptions | None = None,
     *,
     errors_path: str | None = None,
-    batch_size: int = 200,
-    concurrency: int | str = 8,
-    resume: bool = False,
-    method: str | None = None,
-    coerce: bool | None = None,
     progress: Callable[[BatchProgress], None] | None = None,
-    validate: bool = True,
-    encoding: str | None = None,
-    drop_columns: Iterable[str] = (),
-    ignore_extra_columns: bool = False,
-    timeout_s: float | None = 60.0,
+    **settings: Unpack[BatchSettings],
 ) -> ScoreFileResult:
     """:func:`score_file` for callers already inside an event loop; also takes an endpoint."""
+    chosen = dataclasses.replace(options or BatchOptions(), **settings)
     run = _Run(
-        target,
-        input_path,
-        output_path,
-        errors_path=errors_path,
-        batch_size=batch_size,
-        concurrency=_parse_concurrency(concurrency),
-        resume=resume,
-        method=method,
-        coerce=coerce,
-        progress=progress,
-        validate=validate,
-        encoding=encoding,
-        drop_columns=tuple(drop_columns),
-        ignore_extra_columns=ignore_extra_columns,
-        timeout_s=timeout_s,
+        target, input_path, output_path, chosen, errors_path=errors_path, progress=progress
     )
     return await run.run()
 
@@ -382,34 +397,23 @@ class _Run:
         target: Any,
         input_path: str,
         output_path: str,
+        options: BatchOptions,
         *,
         errors_path: str | None,
-        batch_size: int,
-        concurrency: int | None,
-        resume: bool,
-        method: str | None,
-        coerce: bool | None,
         progress: Callable[[BatchProgress], None] | None,
-        validate: bool = True,
-        encoding: str | None = None,
-        drop_columns: tuple[str, ...] = (),
-        ignore_extra_columns: bool = False,
-        timeout_s: float | None = 60.0,
     ):
-        if batch_size < 1:
-            raise errors.ConfigError(f"batch size must be at least 1, not {batch_size}")
         self.target = target
         self.input_path = str(input_path)
         self.output_path = Path(output_path)
         self.errors_path = Path(errors_path) if errors_path else default_errors_path(output_path)
-        self.batch_size = batch_size
-        self.resume = resume
-        self.method = method
-        self.coerce = coerce
-        self.validate = validate
-        self.encoding = encoding
-        self.drop_columns = drop_columns
-        self.ignore_extra_columns = ignore_extra_columns
+        self.batch_size = batch_size = options.batch_size
+        self.resume = options.resume
+        self.method = options.method
+        self.coerce = options.coerce
+        self.validate = options.validate
+        self.encoding = options.encoding
+        self.drop_columns = tuple(options.drop_columns)
+        self.ignore_extra_columns = options.ignore_extra_columns
         self.progress_callback = progress
         self.source: RowSource | None = None
         #: columns read but not sent (dropped, or not in the swagger and ignored)
@@ -418,12 +422,13 @@ class _Run:
         self.global_parameters: dict[str, Any] | float | None = None
         self.prefix: PrefixHash | None = None
         self._input_failure: errors.AmlcError | None = None
-        self.timeout_s = timeout_s
+        self.timeout_s = options.timeout_s
         # Retries live here, not in the client (a Retry-After must pause every request), but
         # by the client's rule and waits.
         self.retry_policy = RetryPolicy()
         # Adaptive: never below two in flight, so the client's own work on one batch always
         # overlaps the endpoint's work on another.
+        concurrency = _parse_concurrency(options.concurrency)
         self.limiter = ConcurrencyLimiter(
             concurrency,
             settings=AimdSettings(initial=2.0, min_limit=2.0) if concurrency is None else None,
