@@ -632,7 +632,7 @@ class RowSource:
         if self.format != "json" or not envelope.object:
             return None
         if not envelope.complete and envelope.params() is None:
-            for _ in self._walk(None, keep=False):
+            for _ in _JsonDocument(self).walk(None, keep=False):
                 pass
         return envelope.params()
 
@@ -811,13 +811,24 @@ class RowSource:
 
     def _read_head(self) -> None:
         """Read the document up to its rows: the convention, and keys that come first."""
-        for _ in self._walk(None, keep=False, head_only=True):
+        for _ in _JsonDocument(self).walk(None, keep=False, head_only=True):
             pass
 
     def _json(self, start: Position | None, where: Callable[[int, int], None]) -> Iterator[Any]:
-        yield from self._walk(start, keep=True, where=where)
+        yield from _JsonDocument(self).walk(start, keep=True, where=where)
 
-    def _walk(
+class _JsonDocument:
+    """One walk through a JSON document's rows, streamed: the envelope's keys are noted on
+    ``source``'s envelope as they pass, rows are kept or skipped."""
+
+    def __init__(self, source: RowSource):
+        self.path = source.path
+        self.codec = source.codec
+        self.bom = source.bom
+        self._open = source._open
+        self._envelope = source._envelope
+
+    def walk(
         self,
         start: Position | None,
         *,
