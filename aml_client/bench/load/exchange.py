@@ -70,7 +70,8 @@ class _Deadline(Exception):
 class Outcome:
     """One request: when it was sent and done (perf_counter ns), its status and failure kind.
 
-    ``reason`` is Azure's explanation of a 408/424/429 (see :func:`~.checks.failure_reason`);
+    ``reason`` is Azure's explanation of a 408/424/429 (see
+    :func:`~aml_client.bench.checks.failure_reason`);
     ``predictions`` are the good response's predictions, kept only when asked for (a blue/green
     run compares them between deployments).
     """
