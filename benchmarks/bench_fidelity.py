@@ -14,7 +14,14 @@ medians)::
    connections). Both see the same server, so the difference of their p50 / p99 is what each
    load generator adds. Targets: p99 within 1 ms, p50 within 0.5 ms. A bare gevent socket loop
    (no HTTP parsing, checks or recording) runs in the same rounds: the floor of any
-   gevent-based generator on the machine, which separates amlc's own cost from gevent's.
+   gevent-based generator on the machine that stamps in user space, which separates amlc's own
+   cost from gevent's. What each one times: ``wrk`` from just before its ``write`` to the end
+   of its parse of the reply, in C (its own user-space delay is a few µs); the gevent loop
+   from just before ``sendall`` to the return of its ``recv`` (it waits while the other
+   greenlets handle the replies that arrived with its own); ``amlc bench`` from just before
+   ``sendall`` to the kernel's receive timestamp of the reply's last bytes (on a plain-TCP
+   connection on Linux, see ``aml_client.bench.exchange``), so its queueing behind other
+   replies is not counted and its figure can be below ``wrk``'s by ``wrk``'s own few µs.
 3. **Per-request costs** of the response checks (``check_response`` on a typical body) and of
    the engine's recording with all phases (``Recording.record`` with a ``Sample``).
 
