@@ -23,8 +23,8 @@ import pytest
 from geventhttpclient.client import HTTPClient
 from geventhttpclient.url import URL
 
-from aml_client.bench import exchange
-from aml_client.bench.exchange import Reply, Sender, arrival_ns, ask_receive_timestamps
+from aml_client.bench.load import exchange
+from aml_client.bench.load.exchange import Reply, Sender, arrival_ns, ask_receive_timestamps
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="kernel receive timestamps")
 
