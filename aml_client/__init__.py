@@ -43,7 +43,7 @@ from aml_client.version import __version__
 if TYPE_CHECKING:
     from aml_client.batch import ScoreFileResult, score_file, score_file_async
     from aml_client.bench.summary import BenchSummary
-    from aml_client.benchmark import BenchError, CapacitySearch, find_capacity, run_bench
+    from aml_client.benchmark import BenchError, find_capacity, run_bench
     from aml_client.client import (
         AsyncEndpoint,
         Endpoint,
@@ -80,7 +80,6 @@ _LAZY = {
     "ScoreFileResult": "aml_client.batch",
     "run_bench": "aml_client.benchmark",
     "find_capacity": "aml_client.benchmark",
-    "CapacitySearch": "aml_client.benchmark",
     "BenchError": "aml_client.benchmark",
     "BenchSummary": "aml_client.bench.summary",
     "KeyCredential": "aml_client.http.credentials",
@@ -96,7 +95,6 @@ __all__ = [
     "BadRequestError",
     "BenchError",
     "BenchSummary",
-    "CapacitySearch",
     "ConfigError",
     "ConnectionFailedError",
     "Convention",

@@ -41,7 +41,7 @@ __all__ = [
     "DEFAULT_DURATION",
     "DEFAULT_MASTER_PORT",
     "BenchError",
-    "CapacitySearch",
+    "CapacityOptions",
     "Distribution",
     "build_target",
     "failed_requests",
@@ -122,7 +122,7 @@ def parse_timeout(value: str | float) -> float:
 
 
 @dataclass(frozen=True)
-class CapacitySearch:
+class CapacityOptions:
     """The capacity search: open-model steps from ``start_rate``, doubling then bisecting,
     until the highest rate at which every objective holds is known within ``precision``."""
 
@@ -516,7 +516,11 @@ def find_capacity(
     endpoint: EndpointSpec = None,
     *,
     slo: Sequence[str],
-    search: CapacitySearch | None = None,
+    start_rate: float = 10.0,
+    max_rate: float = 10_000.0,
+    step_duration: str | float = "20s",
+    warmup: str | float = "2s",
+    precision: float = 0.05,
     deployments: str | Sequence[str] | None = None,
     report_dir: str | Path = "reports",
     payload: str | Path | None = None,
@@ -530,10 +534,15 @@ def find_capacity(
     """The highest rate at which every ``slo`` objective holds, as ``amlc bench
     --find-capacity`` searches it: the answer is ``summary.capacity`` (``found``,
     ``max_rate_rps``, every step), one search per deployment of a blue/green run
-    (``summary.blue_green.runs[i].capacity``). ``search`` sets the rates and steps."""
+    (``summary.blue_green.runs[i].capacity``). The search starts at ``start_rate`` req/s and
+    never goes above ``max_rate``; each step measures at least ``step_duration`` after a
+    discarded ``warmup``; it stops when the passing and failing rates are within
+    ``precision`` (a fraction) of each other."""
     lanes = parse_deployments(deployments, deployment)
     objectives = parse_objectives(slo)
-    capacity = (search or CapacitySearch()).settings(objectives, list(slo))
+    search = CapacityOptions(start_rate=start_rate, max_rate=max_rate,
+                             step_duration=step_duration, warmup=warmup, precision=precision)
+    capacity = search.settings(objectives, list(slo))
     plan = plan_load(timeout_s=parse_timeout(timeout), capacity=capacity, deployments=lanes)
     return _run_plan(endpoint, plan, report_dir, payload=payload, swagger=swagger,
                      rows_per_request=rows_per_request, deployment=deployment, lanes=lanes,

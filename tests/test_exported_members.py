@@ -18,7 +18,7 @@ EXPECTED = {
     # large files
     "score_file", "score_file_async", "ScoreFileResult",
     # benchmarks
-    "run_bench", "find_capacity", "CapacitySearch", "BenchSummary", "BenchError",
+    "run_bench", "find_capacity", "BenchSummary", "BenchError",
     # schemas
     "load_schema", "ScoringSchema", "Convention",
     # configuration

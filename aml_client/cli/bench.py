@@ -489,9 +489,9 @@ def bench(
     timeout_s = lib.parse_timeout(timeout)
     capacity = None
     if find_capacity:
-        search = lib.CapacitySearch(start_rate=start_rate, max_rate=max_rate,
-                                    step_duration=step_duration, warmup=warmup,
-                                    precision=precision)
+        search = lib.CapacityOptions(start_rate=start_rate, max_rate=max_rate,
+                                     step_duration=step_duration, warmup=warmup,
+                                     precision=precision)
         capacity = search.settings(
             objectives, slo_texts or [], rate=rate,
             conflicts=master or worker or web or duration is not None or requests is not None
