@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -71,10 +72,18 @@ def start_server(tmp_path: Path, *args: str, script: Path = SERVER) -> Server:
     return Server(proc, int(line.split()[1]), log)
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def bench_env(server: Server, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(AMLC_SCORING_URI=server.uri, AMLC_KEY=KEY, PYTHONPATH=str(ROOT))
     env.pop("AMLC_DEBUG", None)
+    # A web UI of its own: tests run side by side, and the default port is one for all.
+    env["AMLC_WEB_PORT"] = str(_free_port())
     env.update(extra)
     return env
 
