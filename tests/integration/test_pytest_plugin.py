@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+# One worker runs both, so the installation (a module fixture) is built once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pytest-plugin")]
 
 ROOT = Path(__file__).resolve().parents[2]
 
