@@ -41,7 +41,13 @@ from aml_client.errors import (
 from aml_client.version import __version__
 
 if TYPE_CHECKING:
-    from aml_client.batch import ScoreFileResult, score_file, score_file_async
+    from aml_client.batch import (
+        BatchOptions,
+        BatchProgress,
+        ScoreFileResult,
+        score_file,
+        score_file_async,
+    )
     from aml_client.bench.summary import BenchSummary
     from aml_client.benchmark import BenchError, find_capacity, run_bench
     from aml_client.client import (
@@ -75,6 +81,8 @@ _LAZY = {
     "resolve_target": "aml_client.config",
     "open_endpoint": "aml_client.client",
     "open_async_endpoint": "aml_client.client",
+    "BatchOptions": "aml_client.batch",
+    "BatchProgress": "aml_client.batch",
     "score_file": "aml_client.batch",
     "score_file_async": "aml_client.batch",
     "ScoreFileResult": "aml_client.batch",
@@ -93,6 +101,8 @@ __all__ = [
     "AsyncEndpoint",
     "AuthenticationError",
     "BadRequestError",
+    "BatchOptions",
+    "BatchProgress",
     "BenchError",
     "BenchSummary",
     "ConfigError",

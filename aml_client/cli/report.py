@@ -16,6 +16,7 @@ from aml_client.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
     from aml_client.bench import slo
+    from aml_client.bench.compare import Comparison
     from aml_client.bench.summary import BenchSummary
 
 # The bench modules (pydantic models of the summary) load when a report command runs, not with
@@ -358,27 +359,7 @@ def compare(
     if as_json:
         output.print_json(result.model_dump(mode="json"))
     else:
-        out = output.stdout
-        for name, side in (("A", result.a), ("B", result.b)):
-            runs = f", {output.plural(side.runs, 'run')}" if side.runs > 1 else ""
-            out.print(Text.assemble((name, "bold"), f" {side.report_id}  ({side.endpoint}, "
-                                    f"{side.mode}{runs})"))
-            if side.runs > 1:
-                for run_id in side.report_ids:
-                    out.print(Text(f"  {run_id}", style="dim"))
-        for section in result.sections:
-            table = Table(title=section.title, title_justify="left")
-            for name in ("", "A", "B", "change", "change %", "95 % CI"):
-                table.add_column(name, justify="left" if not name else "right",
-                                 style="bold" if not name else None)
-            for row in section.rows:
-                unit = f" ({row.unit})" if row.unit else ""
-                table.add_row(f"{row.metric}{unit}", _fmt_value(row.a, row.unit),
-                              _fmt_value(row.b, row.unit), *_change(row))
-            output.table(table)
-        out.print(Text(f"{result.method}; 'same' when the interval contains 0.", style="dim"))
-        for note in result.notes:
-            out.print(Text.assemble(("note:", "yellow"), f" {note}"))
+        _print_comparison(result)
     for gate in result.gates:
         if gate.failed:
             output.error(gate.message)
@@ -386,6 +367,31 @@ def compare(
             output.stdout.print(Text(gate.message, style="green"))
     if result.failed:
         raise typer.Exit(EXIT_SLO_MISSED)
+
+
+def _print_comparison(result: Comparison) -> None:
+    """The two sides, a table per section of figures, the method and its notes."""
+    out = output.stdout
+    for name, side in (("A", result.a), ("B", result.b)):
+        runs = f", {output.plural(side.runs, 'run')}" if side.runs > 1 else ""
+        out.print(Text.assemble((name, "bold"), f" {side.report_id}  ({side.endpoint}, "
+                                f"{side.mode}{runs})"))
+        if side.runs > 1:
+            for run_id in side.report_ids:
+                out.print(Text(f"  {run_id}", style="dim"))
+    for section in result.sections:
+        table = Table(title=section.title, title_justify="left")
+        for name in ("", "A", "B", "change", "change %", "95 % CI"):
+            table.add_column(name, justify="left" if not name else "right",
+                             style="bold" if not name else None)
+        for row in section.rows:
+            unit = f" ({row.unit})" if row.unit else ""
+            table.add_row(f"{row.metric}{unit}", _fmt_value(row.a, row.unit),
+                          _fmt_value(row.b, row.unit), *_change(row))
+        output.table(table)
+    out.print(Text(f"{result.method}; 'same' when the interval contains 0.", style="dim"))
+    for note in result.notes:
+        out.print(Text.assemble(("note:", "yellow"), f" {note}"))
 
 
 def list_(
