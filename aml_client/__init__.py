@@ -48,7 +48,7 @@ if TYPE_CHECKING:
         score_file,
         score_file_async,
     )
-    from aml_client.bench.summary import BenchSummary
+    from aml_client.bench.report.summary import BenchSummary
     from aml_client.benchmark import BenchError, find_capacity, run_bench
     from aml_client.client import (
         AsyncEndpoint,
@@ -89,7 +89,7 @@ _LAZY = {
     "run_bench": "aml_client.benchmark",
     "find_capacity": "aml_client.benchmark",
     "BenchError": "aml_client.benchmark",
-    "BenchSummary": "aml_client.bench.summary",
+    "BenchSummary": "aml_client.bench.report.summary",
     "KeyCredential": "aml_client.http.credentials",
     "TokenCredential": "aml_client.http.credentials",
     "entra_id_credential": "aml_client.http.credentials",

@@ -2,7 +2,7 @@
 ``amlc bench`` builds its runs from (the load plan, the process roles and what each load
 process is told, the verdicts on a finished run).
 
-A run happens in a load process (``python -m aml_client.bench.runner``) started and followed
+A run happens in a load process (``python -m aml_client.bench.load.runner``) started and followed
 from here, so the caller never imports Locust or gevent. The report files go under
 ``report_dir`` as with ``amlc bench``; the returned summary names its directory.
 
@@ -27,8 +27,8 @@ from aml_client.errors import AmlcError, ConfigError
 if TYPE_CHECKING:
     from aml_client.bench.launch import LoadProcess
     from aml_client.bench.plan import BenchPlan
-    from aml_client.bench.slo import Objective
-    from aml_client.bench.summary import BenchSummary
+    from aml_client.bench.report.slo import Objective
+    from aml_client.bench.report.summary import BenchSummary
     from aml_client.bench.target import RunTarget
     from aml_client.client import AsyncEndpoint, Endpoint
     from aml_client.config import Target
@@ -84,7 +84,7 @@ class BenchError(AmlcError):
 def parse_objectives(texts: Sequence[str] | None) -> list[Objective]:
     """The objectives (``p99<=200ms``, ``error_rate<=1%``…), with the implied error objective
     when they set no error rate."""
-    from aml_client.bench import slo
+    from aml_client.bench.report import slo
 
     try:
         return slo.with_implied(slo.parse_slos(texts or []))
@@ -359,7 +359,7 @@ def start_load(
 
 def summary_of(result: dict[str, Any]) -> BenchSummary:
     """The summary in a load process's ``result`` event, with its report directory."""
-    from aml_client.bench.summary import BenchSummary
+    from aml_client.bench.report.summary import BenchSummary
 
     summary = BenchSummary.model_validate(result["summary"])
     summary.report_dir = result.get("report_dir")
@@ -444,8 +444,8 @@ def missed_objectives(
 ) -> list[str]:
     """Each objective the run missed, as one line (for each deployment of a blue/green run);
     an INVALID run (the load generator fell behind) misses unless ``allow_invalid``."""
-    from aml_client.bench import render
-    from aml_client.bench import slo as slos
+    from aml_client.bench.report import render
+    from aml_client.bench.report import slo as slos
 
     objectives = slos.with_implied(
         o if isinstance(o, slos.Objective) else parse_objectives([o])[0] for o in slo

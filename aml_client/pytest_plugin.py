@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from aml_client.bench.summary import BenchSummary
+    from aml_client.bench.report.summary import BenchSummary
     from aml_client.config import Target
 
 __all__ = ["BenchRun", "amlc_bench", "amlc_endpoint"]

@@ -20,9 +20,9 @@ B's added delay is calibrated on the first A group: 30 % of its median p99 (ever
 the delay; nothing queues with U users). The regression the runs really showed (mean p99 of
 the B runs over that of the A runs) is printed beside, with the run-to-run spread of p99 and
 throughput (standard deviation of the log over the identical pairs: the figure
-``aml_client.bench.compare.RUN_NOISE`` takes as its prior) and the machine's load average.
+``aml_client.bench.report.compare.RUN_NOISE`` takes as its prior) and the machine's load average.
 
-The comparisons are made by the library (``aml_client.bench.compare.compare``: what ``amlc
+The comparisons are made by the library (``aml_client.bench.report.compare.compare``: what ``amlc
 report compare`` calls) on the stored reports, so they cost no process each.
 
     python -m benchmarks.compare_noise [--groups 10] [--duration 8s] [--users 5] [--json]
@@ -95,7 +95,7 @@ def _sd_log(pairs: list[tuple[float, float]]) -> float:
 
 def _measure(args: argparse.Namespace, reports: Path, home: Path) -> dict[str, Any]:
     """Run the alternating groups; return where they are (``groups``: side and directory)."""
-    from aml_client.bench.report import load_runs
+    from aml_client.bench.report.directory import load_runs
 
     load_before = os.getloadavg()
     servers: list[Server] = []
@@ -159,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from aml_client.bench.compare import compare, parse_gate
-    from aml_client.bench.report import load_runs
+    from aml_client.bench.report.compare import compare, parse_gate
+    from aml_client.bench.report.directory import load_runs
 
     gates = [parse_gate(g) for g in GATES]
     p99_gate = [parse_gate(GATES[0])]

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from aml_client import KeyCredential, benchmark
-from aml_client.bench.summary import BenchSummary, DeploymentRun, Failures, LatencyBlock
-from aml_client.bench.summary import BlueGreen as BlueGreenSection
+from aml_client.bench.report.summary import BenchSummary, DeploymentRun, Failures, LatencyBlock
+from aml_client.bench.report.summary import BlueGreen as BlueGreenSection
 from aml_client.bench.target import RunTarget
 from aml_client.client import Endpoint
 from aml_client.errors import ConfigError

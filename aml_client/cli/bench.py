@@ -4,7 +4,7 @@ over processes and machines.
 This command never imports Locust (it patches the standard library with gevent when imported):
 it reads its options, has the library (:mod:`aml_client.benchmark`) build and validate the plan,
 the target and the load process's configuration, follows that process (``python -m
-aml_client.bench.runner``) and renders what it reports.
+aml_client.bench.load.runner``) and renders what it reports.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from aml_client.errors import ConfigError
 
 if TYPE_CHECKING:
     from aml_client.bench.plan import BenchPlan
-    from aml_client.bench.slo import Objective
-    from aml_client.bench.summary import BenchSummary, Capacity
+    from aml_client.bench.report.slo import Objective
+    from aml_client.bench.report.summary import BenchSummary, Capacity
     from aml_client.bench.target import RunTarget
 
 __all__ = ["BenchError", "bench", "register"]
@@ -697,7 +697,7 @@ def _repeat(
 ) -> None:
     """``--repeat N``: N runs of the same load, one line each, then a group of them (written
     also when the runs are interrupted, with the runs that finished)."""
-    from aml_client.bench.report import write_group
+    from aml_client.bench.report.directory import write_group
 
     started = time.time()
     summaries: list[BenchSummary] = []
@@ -754,8 +754,8 @@ def _capacity_verdict(summary: BenchSummary, junit: Path | None, *, quiet: bool)
     """Exit 0 when a capacity was found (for every deployment of a blue/green run), 5 when
     even the lowest rate missed or the load generator's limit came first (then the answer is
     only a lower bound)."""
-    from aml_client.bench import render
-    from aml_client.bench.junit import Case, write_junit
+    from aml_client.bench.report import render
+    from aml_client.bench.report.junit import Case, write_junit
 
     searches: list[tuple[str, Capacity | None]] = (
         [("", summary.capacity)] if summary.capacity is not None else []
