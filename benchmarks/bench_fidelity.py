@@ -20,7 +20,7 @@ medians)::
    from just before ``sendall`` to the return of its ``recv`` (it waits while the other
    greenlets handle the replies that arrived with its own); ``amlc bench`` from just before
    ``sendall`` to the kernel's receive timestamp of the reply's last bytes (on a plain-TCP
-   connection on Linux, see ``aml_client.bench.exchange``), so its queueing behind other
+   connection on Linux, see ``aml_client.bench.load.exchange``), so its queueing behind other
    replies is not counted and its figure can be below ``wrk``'s by ``wrk``'s own few µs. The
    same gevent loop stamped as amlc stamps (``gevent-k``: kernel receive timestamps) is the
    floor for that: what remains between it and ``wrk`` is not timing but the endpoint itself
