@@ -7,6 +7,8 @@ cheap: no httpx or pydantic until they are needed, and never Locust, pandas or s
     from aml_client import Endpoint, KeyCredential
     with Endpoint("https://…/score", KeyCredential(key)) as endpoint:
         print(endpoint.score(rows).predictions)
+
+    summary = run_bench("local", users=4, requests=500)  # a benchmark, as `amlc bench` runs it
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ if TYPE_CHECKING:
         score_file,
         score_file_async,
     )
+    from aml_client.bench.report.summary import BenchSummary
+    from aml_client.benchmark import BenchError, find_capacity, run_bench
     from aml_client.client import (
         AsyncEndpoint,
         Endpoint,
@@ -82,6 +86,10 @@ _LAZY = {
     "score_file": "aml_client.batch",
     "score_file_async": "aml_client.batch",
     "ScoreFileResult": "aml_client.batch",
+    "run_bench": "aml_client.benchmark",
+    "find_capacity": "aml_client.benchmark",
+    "BenchError": "aml_client.benchmark",
+    "BenchSummary": "aml_client.bench.report.summary",
     "KeyCredential": "aml_client.http.credentials",
     "TokenCredential": "aml_client.http.credentials",
     "entra_id_credential": "aml_client.http.credentials",
@@ -95,6 +103,8 @@ __all__ = [
     "BadRequestError",
     "BatchOptions",
     "BatchProgress",
+    "BenchError",
+    "BenchSummary",
     "ConfigError",
     "ConnectionFailedError",
     "Convention",
@@ -123,10 +133,12 @@ __all__ = [
     "ValidationError",
     "__version__",
     "entra_id_credential",
+    "find_capacity",
     "load_schema",
     "open_async_endpoint",
     "open_endpoint",
     "resolve_target",
+    "run_bench",
     "score_file",
     "score_file_async",
     "token_command_credential",

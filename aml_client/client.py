@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
+from urllib.parse import urlsplit
 
 from aml_client import errors
 from aml_client.config import check_scoring_uri, sibling_uri, swagger_uri_for
@@ -242,6 +243,22 @@ class _EndpointBase:
         if target.swagger_uri:
             kw.setdefault("swagger_uri", target.swagger_uri)
         return cls(target.scoring_uri, target.credential, **kw)
+
+    def to_target(self, name: str | None = None) -> Target:
+        """This endpoint as a :class:`~aml_client.config.Target` (what ``amlc bench`` and
+        :func:`aml_client.run_bench` resolve a profile to), named ``name`` or by its host."""
+        from aml_client.config import Target
+
+        core = self._core
+        return Target(
+            name=name or urlsplit(core.scoring_uri).netloc,
+            scoring_uri=core.scoring_uri,
+            swagger_uri=core.swagger_uri,
+            credential=core.credential,
+            verify=self._verify,
+            source="Endpoint",
+            deployment=core.deployment,
+        )
 
     @classmethod
     def from_profile(cls, name: str | None = None, **kw: Any) -> Self:

@@ -17,6 +17,8 @@ EXPECTED = {
     "KeyCredential", "TokenCredential", "entra_id_credential", "token_command_credential",
     # large files
     "score_file", "score_file_async", "ScoreFileResult", "BatchOptions", "BatchProgress",
+    # benchmarks
+    "run_bench", "find_capacity", "BenchSummary", "BenchError",
     # schemas
     "load_schema", "ScoringSchema", "Convention",
     # configuration

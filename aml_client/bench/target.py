@@ -267,7 +267,7 @@ def build_bodies(
 
 
 def build_run_target(
-    endpoint: str | None = None,
+    endpoint: str | Target | None = None,
     payload: str | Path | None = None,
     *,
     swagger: str | Path | None = None,
@@ -278,14 +278,15 @@ def build_run_target(
     deployment: str | None = None,
     deployments: list[str] | None = None,
 ) -> RunTarget:
-    """Resolve the endpoint like ``amlc score`` does and build the request bodies up front.
+    """Resolve the endpoint like ``amlc score`` does (or take one already resolved) and build
+    the request bodies up front.
 
     ``deployments`` (a blue/green run) pins each request to one of them as it is sent, so the
     target itself pins none, whatever the profile says.
     """
-    from aml_client.config import resolve_target
+    from aml_client.config import Target, resolve_target
 
-    target = resolve_target(endpoint)
+    target = endpoint if isinstance(endpoint, Target) else resolve_target(endpoint)
     if insecure:
         target = dataclasses.replace(target, verify=False)
     if deployment is not None:

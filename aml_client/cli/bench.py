@@ -2,16 +2,14 @@
 over processes and machines.
 
 This command never imports Locust (it patches the standard library with gevent when imported):
-it resolves the endpoint, builds and validates the request bodies with the same code as
-``amlc score``, then hands the run to a load process
-(``python -m aml_client.bench.load.runner``) over a pipe and renders what that process reports.
+it reads its options, has the library (:mod:`aml_client.benchmark`) build and validate the plan,
+the target and the load process's configuration, follows that process (``python -m
+aml_client.bench.load.runner``) and renders what it reports.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import re
 import signal
 import time
 from collections.abc import Callable
@@ -24,12 +22,19 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from aml_client import benchmark as lib
+from aml_client.benchmark import DEFAULT_DURATION, DEFAULT_MASTER_PORT, BenchError
 from aml_client.cli import checks, output
-from aml_client.errors import AmlcError, ConfigError
+from aml_client.errors import ConfigError
 
 if TYPE_CHECKING:
+    from aml_client.bench.plan import BenchPlan
     from aml_client.bench.protocol import LoadConfig
+    from aml_client.bench.report.slo import Objective
     from aml_client.bench.report.summary import BenchSummary, Capacity
+    from aml_client.bench.target import RunTarget
+
+__all__ = ["BenchError", "bench", "register"]
 
 #: Exit code of a run that misses an objective.
 EXIT_SLO_MISSED = 5
@@ -37,103 +42,10 @@ EXIT_SLO_MISSED = 5
 EXIT_REQUESTS_FAILED = 4
 #: Exit code of a run whose result is partial: a load process (worker) was lost during it.
 EXIT_PARTIAL = 6
-DEFAULT_DURATION = "30s"
-#: Locust's own default port for a master (``--master``, ``--worker``).
-DEFAULT_MASTER_PORT = 5557
-
-
-class BenchError(AmlcError):
-    """The load process failed (exit 1, or the code the load process gave, e.g. 2 for a
-    configuration it could not use)."""
-
-    exit_code = 1
-
-    def __init__(self, message: str, *, exit_code: int | None = None) -> None:
-        super().__init__(message)
-        if exit_code is not None:
-            self.exit_code = exit_code
 
 
 def _raise_interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
-
-
-def _plan(
-    *,
-    users: int | None,
-    spawn_rate: float | None,
-    duration: str | None,
-    requests: int | None,
-    rate: float | None,
-    arrival: str,
-    seed: int,
-    workers: int,
-    timeout_s: float,
-    bounded: bool,
-    max_senders: int | None = None,
-    capacity: dict[str, Any] | None = None,
-    deployments: list[str] | None = None,
-) -> Any:
-    from aml_client.bench.plan import BenchPlan, default_max_senders, parse_duration
-
-    try:
-        duration_s = parse_duration(duration) if duration else None
-    except ValueError as exc:
-        raise ConfigError(f"--duration: {exc}") from exc
-    if capacity is not None:
-        # One load process runs every step; the search bounds the run.
-        rate, duration_s, requests, workers = capacity["start_rps"], None, None, 1
-        if max_senders is None:
-            max_senders = default_max_senders(capacity["max_rps"])
-    elif bounded and duration_s is None and requests is None:
-        duration_s = parse_duration(DEFAULT_DURATION)
-    mode = "open" if rate is not None else "closed"
-    if mode == "open":
-        # -u with --rate (0.1's "senders") caps the senders, as --max-senders does.
-        if max_senders is None and users is not None:
-            max_senders = users
-        # One dispatcher per load process: it creates senders as the schedule needs them.
-        users = max(1, workers)
-    elif users is None:
-        users = 10
-    if spawn_rate is None:
-        # Open model: every dispatcher at once, the schedule does the pacing.
-        spawn_rate = float(users) if mode == "open" else float(min(users, 100))
-    # Each load process needs at least one user, or its share would never be sent.
-    workers = max(1, min(workers, users))
-    interval_s = 1.0
-    if duration_s is not None and duration_s > 300:
-        interval_s = float(2 ** math.ceil(math.log2(duration_s / 300)))
-    try:
-        return BenchPlan(
-            mode=mode,
-            users=users,
-            spawn_rate=spawn_rate,
-            duration_s=duration_s,
-            max_requests=requests,
-            rate=rate,
-            arrival=arrival,
-            seed=seed,
-            workers=workers,
-            timeout_s=timeout_s,
-            interval_s=interval_s,
-            max_senders=max_senders,
-            capacity=capacity,
-            deployments=deployments,
-        )
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
-
-
-def _objectives(texts: list[str] | None) -> list[Any]:
-    """The --slo objectives, with the implied error objective when they set no error rate."""
-    from aml_client.bench.report import slo
-
-    try:
-        return slo.with_implied(slo.parse_slos(texts or []))
-    except ValueError as exc:
-        raise ConfigError(f"--slo {exc}") from exc
-
 
 def _ms(us: float) -> str:
     return f"{us / 1000:,.1f} ms"
@@ -196,11 +108,6 @@ def print_summary(summary: BenchSummary, report_dir: str | None) -> None:
 
     show(summary, report_dir)
 
-
-#: A load-process log line of amlc's own: ``LEVEL aml_client.module: message``.
-_OWN_LOG_LINE = re.compile(r"(WARNING|ERROR|CRITICAL) aml_client[\w.]*: (.*)")
-
-
 def _show_log_line(line: str) -> None:
     """The load process's stderr: amlc's own warnings and errors as one line each; everything
     else (Locust's and gevent's log lines, tracebacks) only with AMLC_DEBUG=1. The last lines
@@ -208,10 +115,68 @@ def _show_log_line(line: str) -> None:
     if os.environ.get("AMLC_DEBUG") == "1":
         output.console.print(Text(line, style="dim"))
         return
-    own = _OWN_LOG_LINE.fullmatch(line)
+    own = lib.own_log_line(line)
     if own is not None:
-        level, message = own.groups()
+        level, message = own
         (output.warning if level == "WARNING" else output.error)(message)
+
+
+class _Follower:
+    """What a followed run shows of each event, and what it keeps: results and the error."""
+
+    def __init__(self, *, live: bool, total: str, web: bool, lines: bool,
+                 clock: Callable[[], float], observer: Any) -> None:
+        self.total, self.web, self.lines, self.clock, self.observer = (
+            total, web, lines, clock, observer)
+        self.results: list[dict[str, Any]] = []
+        self.error: str | None = None
+        self.error_code = BenchError.exit_code
+        self.last_line: float | None = None
+        self.display: Live | None = None
+        if live:
+            self.display = Live(
+                Text("starting load…"), console=output.console, transient=True,
+                refresh_per_second=4,
+            )
+            self.display.start()
+
+    def progress(self, event: dict[str, Any]) -> None:
+        if self.display is not None:
+            self.display.update(_live_view(event, self.total))
+        elif self.lines:
+            now = self.clock()
+            if self.last_line is None or now - self.last_line >= PROGRESS_EVERY_S:
+                self.last_line = now
+                output.console.print(_progress_line(event, self.total), markup=False,
+                                     soft_wrap=True)
+
+    def show(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if self.observer is not None:
+            self.observer(event)
+        if kind == "progress":
+            self.progress(event)
+        elif kind == "status":
+            output.console.print(f"[dim]{event.get('message', '')}[/]")
+        elif kind == "web":
+            # Each address whole on its own line, so a terminal opens it in one click; the
+            # secret in it is this run's own and dies with it.
+            output.result("Locust web UI (Ctrl-C to quit):")
+            for label, url in (("", event["url"]), ("HDR percentiles: ", event["hdr_url"])):
+                output.result(f"  {label}{url}", markup=False)
+        elif kind == "result":
+            self.results.append(event)
+            if self.web:
+                output.result(f"test stopped — report: {event.get('report_dir')}", markup=False)
+        elif kind == "error":
+            self.error = str(event.get("message"))
+            self.error_code = int(event.get("exit_code") or BenchError.exit_code)
+        elif kind == "output":
+            output.console.print(event.get("line", ""), markup=False)
+
+    def stop(self) -> None:
+        if self.display is not None:
+            self.display.stop()
 
 
 def _follow(
@@ -222,19 +187,12 @@ def _follow(
 
     Progress goes to a live table on a terminal (``live``), else, with ``lines``, to a plain
     line on stderr every :data:`PROGRESS_EVERY_S` seconds. ``observer`` (the live metrics)
-    sees every event first.
+    sees every event first. The first Ctrl-C asks the load process to stop (it still
+    reports), the second abandons it.
     """
-    results: list[dict[str, Any]] = []
-    last_line: float | None = None
-    error: str | None = None
-    error_code = BenchError.exit_code
-    display: Live | None = None
+    follower = _Follower(live=live, total=total, web=web, lines=lines, clock=clock,
+                         observer=observer)
     interrupted = 0
-    if live:
-        display = Live(
-            Text("starting load…"), console=output.console, transient=True, refresh_per_second=4
-        )
-        display.start()
     try:
         events = proc.events()
         while True:
@@ -251,44 +209,17 @@ def _follow(
                 proc.interrupt()
                 events = proc.events()
                 continue
-            kind = event.get("type")
-            if observer is not None:
-                observer(event)
-            if kind == "progress" and display is not None:
-                display.update(_live_view(event, total))
-            elif kind == "progress" and lines:
-                now = clock()
-                if last_line is None or now - last_line >= PROGRESS_EVERY_S:
-                    last_line = now
-                    output.console.print(_progress_line(event, total), markup=False,
-                                         soft_wrap=True)
-            elif kind == "status":
-                output.console.print(f"[dim]{event.get('message', '')}[/]")
-            elif kind == "web":
-                # Each address whole on its own line, so a terminal opens it in one click; the
-                # secret in it is this run's own and dies with it.
-                output.result("Locust web UI (Ctrl-C to quit):")
-                for label, url in (("", event["url"]), ("HDR percentiles: ", event["hdr_url"])):
-                    output.result(f"  {label}{url}", markup=False)
-            elif kind == "result":
-                results.append(event)
-                if web:
-                    output.result(f"test stopped — report: {event.get('report_dir')}", markup=False)
-            elif kind == "error":
-                error = str(event.get("message"))
-                error_code = int(event.get("exit_code") or BenchError.exit_code)
-            elif kind == "output":
-                output.console.print(event.get("line", ""), markup=False)
+            follower.show(event)
     finally:
-        if display is not None:
-            display.stop()
+        follower.stop()
     code = proc.wait()
+    error = follower.error
     if error is None and code != 0 and not interrupted:
         tail = "; ".join(list(proc.log_tail)[-3:])
         error = f"the load process exited with code {code}" + (f": {tail}" if tail else "")
-    if error is not None and error_code != BenchError.exit_code:
-        raise BenchError(error, exit_code=error_code)
-    return results, error, interrupted > 0
+    if error is not None and follower.error_code != BenchError.exit_code:
+        raise BenchError(error, exit_code=follower.error_code)
+    return follower.results, error, interrupted > 0
 
 
 def bench(
@@ -548,156 +479,51 @@ def bench(
     an --slo 'error_rate<=...'); 5 an objective was missed, or no capacity found; 6 a worker
     was lost (partial result).
     """
-    from aml_client.bench.launch import LoadProcess
-    from aml_client.bench.plan import ARRIVALS, parse_duration
-    from aml_client.bench.target import build_run_target
-
-    if master and worker:
-        raise ConfigError("--master and --worker exclude each other")
+    spread = lib.Distribution(master=master, worker=worker, expect_workers=expect_workers,
+                              master_bind=master_bind, master_host=master_host,
+                              master_port=master_port)
     if repeat > 1 and (web or master or worker or find_capacity or junit is not None):
         raise ConfigError("--repeat runs headless runs of its own: drop --web, --master, "
                           "--worker, --find-capacity and --junit")
-    if arrival not in ARRIVALS:
-        raise ConfigError(f"--arrival must be one of {', '.join(ARRIVALS)}")
-    if rate is not None and rate <= 0:
-        raise ConfigError("--rate must be above 0")
-    lanes = _deployments(deployments, deployment)
-    objectives = _objectives(slo_texts)
-    try:
-        timeout_s = parse_duration(timeout)
-    except ValueError as exc:
-        raise ConfigError(f"--timeout: {exc}") from exc
-    if timeout_s <= 0:
-        raise ConfigError(f"--timeout: {timeout!r} is not a duration above 0")
+    lanes = lib.parse_deployments(deployments, deployment)
+    objectives = lib.parse_objectives(slo_texts)
+    timeout_s = lib.parse_timeout(timeout)
     capacity = None
     if find_capacity:
-        capacity = _capacity_settings(
-            objectives, slo_texts or [], rate=rate, start_rate=start_rate, max_rate=max_rate,
-            step_duration=step_duration, warmup=warmup, precision=precision,
+        search = lib.CapacityOptions(start_rate=start_rate, max_rate=max_rate,
+                                     step_duration=step_duration, warmup=warmup,
+                                     precision=precision)
+        capacity = search.settings(
+            objectives, slo_texts or [], rate=rate,
             conflicts=master or worker or web or duration is not None or requests is not None
             or (workers or 1) > 1,
         )
         workers = 1
-    if workers is None:
-        workers = os.cpu_count() or 1
-    if master:
-        workers = expect_workers
-    plan = _plan(
-        users=users,
-        spawn_rate=spawn_rate,
-        duration=duration,
-        requests=requests,
-        rate=rate,
-        arrival=arrival,
-        seed=seed,
-        workers=max(workers, 1),
-        timeout_s=timeout_s,
-        bounded=not web and not worker,
-        max_senders=max_senders,
-        capacity=capacity,
-        deployments=lanes,
+    plan = lib.plan_load(
+        users=users, spawn_rate=spawn_rate, duration=duration, requests=requests, rate=rate,
+        arrival=arrival, seed=seed,
+        workers=spread.workers(workers if workers is not None else os.cpu_count() or 1),
+        timeout_s=timeout_s, bounded=not web and not worker, max_senders=max_senders,
+        capacity=capacity, deployments=lanes,
     )
-    if master and plan.users < expect_workers:
-        raise ConfigError(f"--users ({plan.users}) must be at least --expect-workers")
-    if web and not worker:
-        from aml_client.bench.launch import check_port_free
-
-        check_port_free("127.0.0.1", web_port)
-    local_master = plan.workers > 1 and not master and not worker
-    if master_port is not None and not (master or worker or local_master):
-        raise ConfigError(
-            "--master-port needs --master, --worker or --workers N (N > 1): a single load "
-            "process has no master"
-        )
-    if master or (local_master and master_port is not None):
-        checks.free_port(master_port or DEFAULT_MASTER_PORT, "--master-port", host=master_bind)
+    spread.check(plan)
     live_metrics = metrics_port is not None or otlp_endpoint is not None
-    if live_metrics and worker:
-        raise ConfigError("--metrics-port/--otlp-endpoint go to the master: it serves the "
-                          "workers' aggregate")
-    if live_metrics and repeat > 1:
-        raise ConfigError("--metrics-port/--otlp-endpoint serve one run: not with --repeat")
-    if metrics_port is not None:
-        checks.free_port(metrics_port, "--metrics-port", host=metrics_host)
-    try:
-        linger_s = parse_duration(metrics_linger)
-    except ValueError as exc:
-        raise ConfigError(f"--metrics-linger: {exc}") from exc
-    if otlp_endpoint is not None:
-        from aml_client.bench.metrics_export import otlp_metrics_url
-
-        otlp_metrics_url(otlp_endpoint)
-    if not worker:  # a worker writes no report: its master does
-        checks.writable_dir(report_dir, "--report-dir")
-    if junit is not None:
-        checks.writable_file(junit, "--junit", example="bench.xml")
-    from aml_client.errors import ValidationError
-
-    try:
-        target = build_run_target(
-            endpoint,
-            str(payload) if payload is not None else None,
-            swagger=swagger,
-            rows_per_request=rows_per_request,
-            encoding=encoding,
-            timeout_s=timeout_s,
-            insecure=insecure,
-            deployment=deployment,
-            deployments=lanes,
-        )
-    except ValidationError as exc:
-        if exc.source is not None or payload is None:
-            raise
-        raise ValidationError(exc.problems, source=str(payload)) from exc  # name the file
-    if not worker:  # a worker's master probed them
-        from aml_client.bench.target import named_deployments, probe_deployments
-
-        probe_deployments(target, named_deployments(target, lanes))
-    from aml_client.bench.protocol import LoadConfig, MasterOptions, WebOptions, WorkerOptions
-
-    config = LoadConfig(target=target.to_wire(), plan=plan, report_root=str(report_dir))
-    if worker:
-        role = "worker"
-        master_port = master_port or DEFAULT_MASTER_PORT
-        config.worker = WorkerOptions(master_host=master_host, master_port=master_port)
-    elif master:
-        role = "master"
-        config.master = MasterOptions(
-            expect_workers=expect_workers,
-            bind_host=master_bind,
-            bind_port=master_port or DEFAULT_MASTER_PORT,
-        )
-    elif local_master:
-        role = "master"
-        config.master = MasterOptions(local_workers=plan.workers, bind_port=master_port or 0)
-    else:
-        role = "local"
-    if web:
-        config.web = WebOptions(host="127.0.0.1", port=web_port)
-    exporters = None
-    if live_metrics:
-        config.live_metrics = True
-        exporters = _start_exporters(objectives, plan, deployment, metrics_host, metrics_port,
-                                     otlp_endpoint)
-    bodies = output.plural(
-        int(target.payload["bodies"]), "distinct request body", "distinct request bodies"
+    linger_s = _check_places(
+        spread, plan, web_port=web_port if web else None, live_metrics=live_metrics,
+        repeat=repeat, metrics_host=metrics_host, metrics_port=metrics_port,
+        metrics_linger=metrics_linger, otlp_endpoint=otlp_endpoint, report_dir=report_dir,
+        junit=junit,
     )
-    if worker:
-        output.console.print(
-            f"[bold]amlc bench[/] worker for {target.name} ({target.scoring_uri}): the master at "
-            f"{master_host}:{master_port} sets the load; {bodies} from {target.payload['source']}",
-            markup=False,
-        )
-    elif not as_json:
-        output.console.print(
-            f"amlc bench {target.name} ({target.scoring_uri}): {plan.describe()}; "
-            f"{bodies} from {target.payload['source']}",
-            markup=False,
-        )
-        if objectives:
-            output.console.print(
-                f"objectives: {', '.join(o.label for o in objectives)}", markup=False
-            )
+    target = lib.build_target(
+        endpoint, payload, swagger=swagger, rows_per_request=rows_per_request, encoding=encoding,
+        timeout_s=timeout_s, insecure=insecure, deployment=deployment, deployments=lanes,
+        probe=not worker,  # a worker's master probed them
+    )
+    role, config = lib.load_config(target, plan, report_dir, distribution=spread,
+                                   web_port=web_port if web else None, live_metrics=live_metrics)
+    exporters = (_start_exporters(objectives, plan, deployment, metrics_host, metrics_port,
+                                  otlp_endpoint) if live_metrics else None)
+    _announce(target, plan, objectives, spread, as_json=as_json)
     live = not as_json and not web and role != "worker" and output.console.is_terminal
     total = f"/{plan.max_requests:,}" if plan.max_requests else ""
     started = time.monotonic()
@@ -709,13 +535,7 @@ def bench(
                 allow_failures=allow_failures)
         return
     try:
-        proc = LoadProcess(
-            role,
-            config,
-            on_log=_show_log_line,
-            credential=target.credential,
-            secret_env=target.secret_env,
-        )
+        proc = lib.start_load(role, config, target, on_log=_show_log_line)
         results, error, interrupted = _follow(
             proc, live=live, total=total, web=web,
             lines=not live and not web and role != "worker",
@@ -730,6 +550,79 @@ def bench(
     if role == "worker":
         output.result(f"worker finished after {time.monotonic() - started:.1f} s")
         return
+    _conclude(results, interrupted, web=web, as_json=as_json, capacity=capacity is not None,
+              junit=junit, objectives=objectives, allow_invalid=allow_invalid,
+              allow_failures=allow_failures)
+
+
+def _check_places(
+    spread: lib.Distribution, plan: BenchPlan, *, web_port: int | None, live_metrics: bool,
+    repeat: int, metrics_host: str, metrics_port: int | None, metrics_linger: str,
+    otlp_endpoint: str | None, report_dir: Path, junit: Path | None,
+) -> float:
+    """Every port and file the run needs, checked before it starts; the metrics' linger (s)."""
+    from aml_client.bench.plan import parse_duration
+
+    if web_port is not None and not spread.worker:
+        from aml_client.bench.launch import check_port_free
+
+        check_port_free("127.0.0.1", web_port)
+    if spread.master or (spread.local_master(plan) and spread.master_port is not None):
+        checks.free_port(spread.master_port or DEFAULT_MASTER_PORT, "--master-port",
+                         host=spread.master_bind)
+    if live_metrics and spread.worker:
+        raise ConfigError("--metrics-port/--otlp-endpoint go to the master: it serves the "
+                          "workers' aggregate")
+    if live_metrics and repeat > 1:
+        raise ConfigError("--metrics-port/--otlp-endpoint serve one run: not with --repeat")
+    if metrics_port is not None:
+        checks.free_port(metrics_port, "--metrics-port", host=metrics_host)
+    try:
+        linger_s = parse_duration(metrics_linger)
+    except ValueError as exc:
+        raise ConfigError(f"--metrics-linger: {exc}") from exc
+    if otlp_endpoint is not None:
+        from aml_client.bench.metrics_export import otlp_metrics_url
+
+        otlp_metrics_url(otlp_endpoint)
+    if not spread.worker:  # a worker writes no report: its master does
+        checks.writable_dir(report_dir, "--report-dir")
+    if junit is not None:
+        checks.writable_file(junit, "--junit", example="bench.xml")
+    return linger_s
+
+
+def _announce(target: RunTarget, plan: BenchPlan, objectives: list[Objective],
+              spread: lib.Distribution, *, as_json: bool) -> None:
+    """The run's first lines: what is benchmarked, how, and against which objectives."""
+    bodies = output.plural(
+        int(target.payload["bodies"]), "distinct request body", "distinct request bodies"
+    )
+    if spread.worker:
+        output.console.print(
+            f"[bold]amlc bench[/] worker for {target.name} ({target.scoring_uri}): the master at "
+            f"{spread.master_host}:{spread.master_port or DEFAULT_MASTER_PORT} sets the load; "
+            f"{bodies} from {target.payload['source']}",
+            markup=False,
+        )
+    elif not as_json:
+        output.console.print(
+            f"amlc bench {target.name} ({target.scoring_uri}): {plan.describe()}; "
+            f"{bodies} from {target.payload['source']}",
+            markup=False,
+        )
+        if objectives:
+            output.console.print(
+                f"objectives: {', '.join(o.label for o in objectives)}", markup=False
+            )
+
+
+def _conclude(
+    results: list[dict[str, Any]], interrupted: bool, *, web: bool, as_json: bool,
+    capacity: bool, junit: Path | None, objectives: list[Objective], allow_invalid: bool,
+    allow_failures: bool,
+) -> None:
+    """The finished run's summary and verdicts, and its exit code."""
     # Ctrl-C is how the web UI is left: that ends the command normally (exit 0).
     if not results:
         if web:
@@ -737,12 +630,8 @@ def bench(
         if interrupted:
             raise KeyboardInterrupt
         raise BenchError("the load process ended without a result")
-    from aml_client.bench.report.summary import BenchSummary
-
-    final = results[-1]
-    summary = BenchSummary.model_validate(final["summary"])
-    directory = final.get("report_dir")
-    summary.report_dir = directory
+    summary = lib.summary_of(results[-1])
+    directory = summary.report_dir
     if as_json:
         output.print_json(summary.to_data())
         if directory:
@@ -757,7 +646,7 @@ def bench(
         for lost in summary.lost_workers:
             output.error(describe(lost))
         raise typer.Exit(EXIT_PARTIAL)
-    if capacity is not None:
+    if capacity:
         _capacity_verdict(summary, junit, quiet=as_json)
         return
     if objectives or junit is not None:
@@ -771,27 +660,14 @@ def bench(
 
 
 def _check_failures(
-    summaries: list[BenchSummary], objectives: list[Any], *, allow_failures: bool
+    summaries: list[BenchSummary], objectives: list[Objective], *, allow_failures: bool
 ) -> None:
     """A run (or group of runs) in which requests failed exits 4, unless the user said
-    failures are acceptable: ``--allow-failures``, or an ``error_rate`` objective the user
-    wrote (judged already; the implied ``error_rate<=1%`` does not accept failures)."""
-    failed = sum(s.failures.total for s in summaries)
-    explicit = any(o.metric == "error_rate" and not o.implied for o in objectives)
-    if not failed or allow_failures or explicit:
-        return
-    by_kind: dict[str, int] = {}
-    for summary in summaries:
-        for kind, count in summary.failures.by_kind.items():
-            by_kind[kind] = by_kind.get(kind, 0) + count
-    kinds = ", ".join(
-        f"{kind} {count:,}" for kind, count in sorted(by_kind.items(), key=lambda item: -item[1])
-    )
-    output.error(
-        f"{failed:,} of {sum(s.requests for s in summaries):,} requests failed ({kinds}): "
-        "--allow-failures or --slo 'error_rate<=...' accepts failures"
-    )
-    raise typer.Exit(EXIT_REQUESTS_FAILED)
+    failures are acceptable (:func:`aml_client.benchmark.failed_requests`)."""
+    problem = lib.failed_requests(summaries, objectives, allow_failures=allow_failures)
+    if problem is not None:
+        output.error(problem)
+        raise typer.Exit(EXIT_REQUESTS_FAILED)
 
 
 def _start_exporters(
@@ -817,14 +693,12 @@ def _start_exporters(
 
 
 def _repeat(
-    count: int, role: str, config: LoadConfig, target: Any, *, live: bool, total: str,
-    as_json: bool, objectives: list[Any], allow_invalid: bool, allow_failures: bool = False,
+    count: int, role: str, config: LoadConfig, target: RunTarget, *, live: bool, total: str,
+    as_json: bool, objectives: list[Objective], allow_invalid: bool, allow_failures: bool = False,
 ) -> None:
     """``--repeat N``: N runs of the same load, one line each, then a group of them (written
     also when the runs are interrupted, with the runs that finished)."""
-    from aml_client.bench.launch import LoadProcess
     from aml_client.bench.report.directory import write_group
-    from aml_client.bench.report.summary import BenchSummary
 
     started = time.time()
     summaries: list[BenchSummary] = []
@@ -832,14 +706,12 @@ def _repeat(
     for index in range(count):
         if not as_json:
             output.note(f"run {index + 1} of {count}")
-        proc = LoadProcess(role, config, on_log=_show_log_line, credential=target.credential,
-                           secret_env=target.secret_env)
+        proc = lib.start_load(role, config, target, on_log=_show_log_line)
         results, error, interrupted = _follow(proc, live=live, total=total, lines=not live)
         if error:
             raise BenchError(error)
         if results:
-            summary = BenchSummary.model_validate(results[-1]["summary"])
-            summary.report_dir = results[-1].get("report_dir")
+            summary = lib.summary_of(results[-1])
             summaries.append(summary)
             if not as_json:
                 output.result(_run_line(index + 1, count, summary), markup=False)
@@ -878,50 +750,6 @@ def _run_line(index: int, count: int, summary: BenchSummary) -> str:
             + f"p50 {'-' if p50 is None else f'{p50:,.1f}'} ms, "
             + f"p99 {'-' if p99 is None else f'{p99:,.1f}'} ms"
             + ("" if summary.valid else ", INVALID"))
-
-
-def _deployments(text: str | None, deployment: str | None) -> list[str] | None:
-    """``--deployments blue,green`` as a list (None when not given)."""
-    if text is None:
-        return None
-    from aml_client.bench.bluegreen import parse_deployments
-
-    if deployment is not None:
-        raise ConfigError("--deployment and --deployments exclude each other")
-    try:
-        return parse_deployments(text)
-    except ValueError as exc:
-        raise ConfigError(f"--deployments {exc}") from exc
-
-
-def _capacity_settings(
-    objectives: list[Any], texts: list[str], *, rate: float | None, start_rate: float,
-    max_rate: float, step_duration: str, warmup: str, precision: float, conflicts: bool,
-) -> dict[str, Any]:
-    from aml_client.bench.plan import parse_duration
-
-    if not objectives:
-        raise ConfigError("--find-capacity needs at least one --slo, e.g. --slo 'p99<=200ms'")
-    if conflicts:
-        raise ConfigError(
-            "--find-capacity runs its own steps in one load process: drop --workers, "
-            "--duration, --requests, --web, --master and --worker"
-        )
-    if rate is not None:
-        raise ConfigError("--find-capacity chooses the rates: use --start-rate/--max-rate")
-    if not 0 < start_rate <= max_rate:
-        raise ConfigError("--start-rate must be above 0 and at most --max-rate")
-    if not 0 < precision < 1:
-        raise ConfigError("--precision must be between 0 and 1 (e.g. 0.05)")
-    try:
-        step_s, warmup_s = parse_duration(step_duration), parse_duration(warmup)
-    except ValueError as exc:
-        raise ConfigError(f"--step-duration/--warmup: {exc}") from exc
-    if step_s <= 0 or warmup_s < 0:
-        raise ConfigError("--step-duration must be above 0 and --warmup at least 0")
-    return {"objectives": texts, "start_rps": start_rate, "max_rps": max_rate,
-            "step_s": step_s, "warmup_s": warmup_s, "precision": precision}
-
 
 def _capacity_verdict(summary: BenchSummary, junit: Path | None, *, quiet: bool) -> None:
     """Exit 0 when a capacity was found (for every deployment of a blue/green run), 5 when

@@ -242,7 +242,7 @@ def _check(ran: Ran) -> None:
 
 def test_the_tour_is_read_from_the_readme() -> None:
     """What the README test runs: the quick start's two amlc commands, every section of the
-    tour but Azure's, the library example, the error line it shows."""
+    tour but Azure's, the library examples, the error line it shows."""
     tour = read_tour(README.read_text(encoding="utf-8"))
     assert tour.quick_start == [
         ".venv/bin/amlc local up --detach",
@@ -251,8 +251,9 @@ def test_the_tour_is_read_from_the_readme() -> None:
     assert tour.skipped == set(SKIPPED_SECTIONS)
     sections = {step.section for step in tour.steps}
     assert {"Score from the command line", "Use it as a library", "The local endpoint",
-            "Swagger tools", "Benchmarks", "Scoring large files"} <= sections  # fmt: skip
-    assert [step.language for step in tour.steps].count("python") == 1
+            "Swagger tools", "Benchmarks", "Benchmarks in Python and in a model's CI",
+            "Scoring large files"} <= sections  # fmt: skip
+    assert [step.language for step in tour.steps].count("python") == 2
     assert tour.error_lines == [
         "error: examples/bad.json: row 2, column 'age': expected integer, got 'abc'"
     ]
