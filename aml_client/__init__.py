@@ -39,7 +39,13 @@ from aml_client.errors import (
 from aml_client.version import __version__
 
 if TYPE_CHECKING:
-    from aml_client.batch import ScoreFileResult, score_file, score_file_async
+    from aml_client.batch import (
+        BatchOptions,
+        BatchProgress,
+        ScoreFileResult,
+        score_file,
+        score_file_async,
+    )
     from aml_client.client import (
         AsyncEndpoint,
         Endpoint,
@@ -71,6 +77,8 @@ _LAZY = {
     "resolve_target": "aml_client.config",
     "open_endpoint": "aml_client.client",
     "open_async_endpoint": "aml_client.client",
+    "BatchOptions": "aml_client.batch",
+    "BatchProgress": "aml_client.batch",
     "score_file": "aml_client.batch",
     "score_file_async": "aml_client.batch",
     "ScoreFileResult": "aml_client.batch",
@@ -85,6 +93,8 @@ __all__ = [
     "AsyncEndpoint",
     "AuthenticationError",
     "BadRequestError",
+    "BatchOptions",
+    "BatchProgress",
     "ConfigError",
     "ConnectionFailedError",
     "Convention",

@@ -43,34 +43,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import dataclasses
 import io
 import itertools
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from aml_client import errors
+from aml_client._batch_files import RunFiles
 from aml_client.concurrency import AimdSettings, ConcurrencyLimiter, PauseGate
 from aml_client.envelope import Convention, EnvelopeSpec, wrap
 from aml_client.http.jsonbody import encode_json
 from aml_client.http.retry import RetryPolicy
-from aml_client.journal import (
-    Checkpoint,
-    CommittedFile,
-    Completion,
-    Journal,
-    PrefixHash,
-    file_sha256,
-    journal_path,
-    partial_path,
-    read_completion,
-    record_completion,
-)
+from aml_client.journal import Checkpoint
 from aml_client.rows import BadRow, Position, RowReader, RowSource, check_columns, without_columns
 
 if TYPE_CHECKING:
@@ -78,7 +68,14 @@ if TYPE_CHECKING:
     from aml_client.config import Target
     from aml_client.schema import ScoringSchema
 
-__all__ = ["BatchProgress", "ScoreFileResult", "score_file", "score_file_async"]
+__all__ = [
+    "BatchOptions",
+    "BatchProgress",
+    "BatchSettings",
+    "ScoreFileResult",
+    "score_file",
+    "score_file_async",
+]
 
 log = logging.getLogger("aml_client.batch")
 
@@ -148,27 +145,10 @@ class ScoreFileResult:
     concurrency_final: int = 0
 
 
-def score_file(
-    target: Target,
-    input_path: str,
-    output_path: str,
-    *,
-    errors_path: str | None = None,
-    batch_size: int = 200,
-    concurrency: int | str = 8,
-    resume: bool = False,
-    method: str | None = None,
-    coerce: bool | None = None,
-    progress: Callable[[BatchProgress], None] | None = None,
-    validate: bool = True,
-    encoding: str | None = None,
-    drop_columns: Iterable[str] = (),
-    ignore_extra_columns: bool = False,
-    timeout_s: float | None = 60.0,
-) -> ScoreFileResult:
-    """Score every row of ``input_path`` into ``output_path`` (CSV, or JSON Lines / JSON by
-    extension); rows the endpoint or the swagger rejects go to ``errors_path`` (JSON Lines,
-    default ``<output stem>.errors.jsonl``).
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a file is scored: every setting of :func:`score_file` but the files and the progress
+    callback, in one value the library, the CLI and the benchmarks pass around.
 
     ``concurrency`` is a number of requests in flight, or ``"auto"`` to find the endpoint's
     capacity. ``resume=True`` continues an interrupted run from its journal. Rows are checked
@@ -176,26 +156,71 @@ def score_file(
     cells) is converted to the declared types; ``coerce`` True/False forces either way.
     ``validate=False`` sends rows unchecked, in the input's own envelope. ``encoding`` names
     the input's encoding when it has no byte-order mark. ``drop_columns`` /
-    ``ignore_extra_columns``: see above. ``timeout_s`` is each request's total deadline
-    (connect, send, whole answer).
+    ``ignore_extra_columns``: see the module's notes. ``timeout_s`` is each request's total
+    deadline (connect, send, whole answer). Invalid values raise ConfigError when made.
+    """
+
+    batch_size: int = 200
+    concurrency: int | str = 8
+    resume: bool = False
+    method: str | None = None
+    coerce: bool | None = None
+    validate: bool = True
+    encoding: str | None = None
+    drop_columns: Iterable[str] = ()
+    ignore_extra_columns: bool = False
+    timeout_s: float | None = 60.0
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise errors.ConfigError(f"batch size must be at least 1, not {self.batch_size}")
+        _parse_concurrency(self.concurrency)
+        object.__setattr__(self, "drop_columns", tuple(self.drop_columns))
+
+
+class BatchSettings(TypedDict, total=False):
+    """:class:`BatchOptions`' fields as keywords of :func:`score_file` (each one optional)."""
+
+    batch_size: int
+    concurrency: int | str
+    resume: bool
+    method: str | None
+    coerce: bool | None
+    validate: bool
+    encoding: str | None
+    drop_columns: Iterable[str]
+    ignore_extra_columns: bool
+    timeout_s: float | None
+
+
+def score_file(
+    target: Target,
+    input_path: str,
+    output_path: str,
+    options: BatchOptions | None = None,
+    *,
+    errors_path: str | None = None,
+    progress: Callable[[BatchProgress], None] | None = None,
+    **settings: Unpack[BatchSettings],
+) -> ScoreFileResult:
+    """Score every row of ``input_path`` into ``output_path`` (CSV, or JSON Lines / JSON by
+    extension); rows the endpoint or the swagger rejects go to ``errors_path`` (JSON Lines,
+    default ``<output stem>.errors.jsonl``).
+
+    The settings are ``options`` (a :class:`BatchOptions`, defaults when None), each one
+    replaceable by a keyword of the same name: ``score_file(t, "in.csv", "out.csv",
+    batch_size=100, concurrency="auto")``. ``progress`` is called with a
+    :class:`BatchProgress` a few times a second.
     """
     return asyncio.run(
         score_file_async(
             target,
             input_path,
             output_path,
+            options,
             errors_path=errors_path,
-            batch_size=batch_size,
-            concurrency=concurrency,
-            resume=resume,
-            method=method,
-            coerce=coerce,
             progress=progress,
-            validate=validate,
-            encoding=encoding,
-            drop_columns=drop_columns,
-            ignore_extra_columns=ignore_extra_columns,
-            timeout_s=timeout_s,
+            **settings,
         )
     )
 
@@ -204,37 +229,16 @@ async def score_file_async(
     target: Target | AsyncEndpoint,
     input_path: str,
     output_path: str,
+    options: BatchOptions | None = None,
     *,
     errors_path: str | None = None,
-    batch_size: int = 200,
-    concurrency: int | str = 8,
-    resume: bool = False,
-    method: str | None = None,
-    coerce: bool | None = None,
     progress: Callable[[BatchProgress], None] | None = None,
-    validate: bool = True,
-    encoding: str | None = None,
-    drop_columns: Iterable[str] = (),
-    ignore_extra_columns: bool = False,
-    timeout_s: float | None = 60.0,
+    **settings: Unpack[BatchSettings],
 ) -> ScoreFileResult:
     """:func:`score_file` for callers already inside an event loop; also takes an endpoint."""
+    chosen = dataclasses.replace(options or BatchOptions(), **settings)
     run = _Run(
-        target,
-        input_path,
-        output_path,
-        errors_path=errors_path,
-        batch_size=batch_size,
-        concurrency=_parse_concurrency(concurrency),
-        resume=resume,
-        method=method,
-        coerce=coerce,
-        progress=progress,
-        validate=validate,
-        encoding=encoding,
-        drop_columns=tuple(drop_columns),
-        ignore_extra_columns=ignore_extra_columns,
-        timeout_s=timeout_s,
+        target, input_path, output_path, chosen, errors_path=errors_path, progress=progress
     )
     return await run.run()
 
@@ -382,48 +386,39 @@ class _Run:
         target: Any,
         input_path: str,
         output_path: str,
+        options: BatchOptions,
         *,
         errors_path: str | None,
-        batch_size: int,
-        concurrency: int | None,
-        resume: bool,
-        method: str | None,
-        coerce: bool | None,
         progress: Callable[[BatchProgress], None] | None,
-        validate: bool = True,
-        encoding: str | None = None,
-        drop_columns: tuple[str, ...] = (),
-        ignore_extra_columns: bool = False,
-        timeout_s: float | None = 60.0,
     ):
-        if batch_size < 1:
-            raise errors.ConfigError(f"batch size must be at least 1, not {batch_size}")
         self.target = target
         self.input_path = str(input_path)
         self.output_path = Path(output_path)
         self.errors_path = Path(errors_path) if errors_path else default_errors_path(output_path)
-        self.batch_size = batch_size
-        self.resume = resume
-        self.method = method
-        self.coerce = coerce
-        self.validate = validate
-        self.encoding = encoding
-        self.drop_columns = drop_columns
-        self.ignore_extra_columns = ignore_extra_columns
+        self.files = RunFiles(
+            self.input_path, self.output_path, self.errors_path, resume=options.resume
+        )
+        self.batch_size = batch_size = options.batch_size
+        self.method = options.method
+        self.coerce = options.coerce
+        self.validate = options.validate
+        self.encoding = options.encoding
+        self.drop_columns = tuple(options.drop_columns)
+        self.ignore_extra_columns = options.ignore_extra_columns
         self.progress_callback = progress
         self.source: RowSource | None = None
         #: columns read but not sent (dropped, or not in the swagger and ignored)
         self.strip: frozenset[str] = frozenset()
         self.envelope: EnvelopeSpec | Convention = Convention.DATA
         self.global_parameters: dict[str, Any] | float | None = None
-        self.prefix: PrefixHash | None = None
         self._input_failure: errors.AmlcError | None = None
-        self.timeout_s = timeout_s
+        self.timeout_s = options.timeout_s
         # Retries live here, not in the client (a Retry-After must pause every request), but
         # by the client's rule and waits.
         self.retry_policy = RetryPolicy()
         # Adaptive: never below two in flight, so the client's own work on one batch always
         # overlaps the endpoint's work on another.
+        concurrency = _parse_concurrency(options.concurrency)
         self.limiter = ConcurrencyLimiter(
             concurrency,
             settings=AimdSettings(initial=2.0, min_limit=2.0) if concurrency is None else None,
@@ -433,12 +428,9 @@ class _Run:
         self.schema: ScoringSchema | None = None
         self.endpoint: AsyncEndpoint | None = None
 
-        self.checkpoint = Checkpoint()
-        self.resumed_rows = 0
         self.rows_read = 0
         self.rows_total: int | None = None
         self.retries = 0
-        self.retries_before = 0  # counted by the run this one resumes
         self.requests = 0
         self.endpoint_rows_ok = 0
         self.endpoint_rows_failed = 0
@@ -455,40 +447,10 @@ class _Run:
         self._failure: BaseException | None = None
         self._last_progress = 0.0
         self._sync_task: asyncio.Future[None] | None = None
-        self._journal_commits = 0
         #: rows per request, lowered when the endpoint answers 413
         self._max_rows = batch_size
 
-        self.journal: Journal | None = None
-        self.out: CommittedFile | None = None
-        self.err: CommittedFile | None = None
-        self.already_complete = False
-
     # -- setup ---------------------------------------------------------------------------------
-
-    def _check_paths(self) -> None:
-        """Refuse outputs that could never be written, before any row is read or sent."""
-        for path, what in ((self.output_path, "output"), (self.errors_path, "errors file")):
-            if path.is_dir():
-                raise errors.InputError(
-                    f"the {what} is a directory; name a file in it, e.g. "
-                    f"{path / ('predictions.csv' if what == 'output' else 'errors.jsonl')}",
-                    path=str(path),
-                )
-        if self.input_path != "-":
-            source = Path(self.input_path)
-            if source.is_dir():
-                raise errors.InputError("is a directory, not a file", path=self.input_path)
-            if not source.is_file():
-                raise errors.InputError("no such file", path=self.input_path)
-            for path in (self.output_path, self.errors_path, partial_path(self.output_path)):
-                if source.resolve() == path.resolve() or _same_file(source, path):
-                    raise errors.InputError(
-                        "the output or errors file would overwrite the input",
-                        path=self.input_path,
-                    )
-        if self.output_path.resolve() == self.errors_path.resolve():
-            raise errors.ConfigError("the output and errors files must differ")
 
     def _header(self) -> dict[str, Any]:
         assert self.source is not None
@@ -506,178 +468,6 @@ class _Run:
             "batch_size": self.batch_size,
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-
-    def _open_files(self) -> bool:
-        """Start or resume the journal and partial files; True when the run is already done.
-
-        Opening them is the check that the output can be written at all (a read-only
-        directory, ``/proc/x.csv``): it happens before any row is read, on a resume too.
-        """
-        path = journal_path(self.output_path)
-        if path.exists() and not self.resume:
-            raise errors.InputError(
-                "an unfinished run left this journal: pass --resume (resume=True) to continue "
-                "it, or delete it to start over",
-                path=str(path),
-            )
-        if self.resume and not path.exists() and self._finished_before():
-            return True
-        try:
-            if not path.exists():
-                self.out = CommittedFile(self.output_path)
-                self.err = CommittedFile(self.errors_path)
-                self.journal = Journal.create(path, self._header())
-                return False
-            return self._reopen(path)
-        except OSError as exc:
-            for handle in (self.out, self.err):
-                if handle is not None:
-                    handle.discard()
-            if self.journal is not None:
-                self.journal.close()
-            failed = Path(exc.filename or self.output_path)
-            for final in (self.output_path, self.errors_path):
-                if failed == partial_path(final):  # name the file the user asked for
-                    failed = final
-            raise errors.InputError(
-                f"cannot write: {exc.strerror or exc}", path=str(failed)
-            ) from None
-
-    def _reopen(self, path: Path) -> bool:
-        journal, state = Journal.reopen(path)
-        self.journal = journal
-        header = self._header()
-        for key in self._RUN_SETTINGS:
-            if state.header.get(key) != header[key]:
-                journal.close()
-                raise errors.InputError(
-                    f"cannot resume: {key} differs from the interrupted run's "
-                    f"({state.header.get(key)!r}); delete the journal to start over",
-                    path=str(path),
-                )
-        cp = state.checkpoint
-        committed = cp.batches > 0  # a run killed before its first commit verifies nothing
-        if committed and self.prefix is not None and not self.prefix.matches(
-            cp.input_offset, cp.input_sha256
-        ):
-            journal.close()
-            raise errors.InputError(
-                f"cannot resume: the input's first {cp.rows:,} rows (its first "
-                f"{cp.input_offset:,} bytes), scored by the interrupted run, have changed "
-                "since; only rows after them may change. Delete the journal to start over",
-                path=self.input_path,
-            )
-        self.checkpoint = cp
-        self.resumed_rows = cp.rows
-        self.retries_before = cp.retries
-        if state.done:
-            self._complete_finished_run()
-            return True
-        self.out = CommittedFile(self.output_path, resume_at=cp.out)
-        self.err = CommittedFile(self.errors_path, resume_at=cp.err)
-        log.info("resuming after row %d", cp.rows)
-        return False
-
-    #: Settings that must match for a resume to carry on (or to find the output complete).
-    _RUN_SETTINGS = (
-        "input", "encoding", "output", "errors", "format", "method", "coerce", "validate",
-        "drop_columns", "ignore_extra_columns",
-    )
-
-    def _finished_before(self) -> bool:
-        """A resume without a journal: True when a finished run of this very input, with these
-        settings, wrote the output and errors file as they are now (nothing to send). An output
-        that no such run explains is refused rather than scored again, which a paid endpoint
-        would bill twice."""
-        if not self.output_path.exists() or self.prefix is None:
-            return False  # nothing written yet: a fresh start is the resume
-        record = read_completion(self.output_path)
-        again = "run without --resume (resume=False) to score every row again"
-        if record is None:
-            raise errors.InputError(
-                f"cannot resume: no journal beside this output, and no finished run is known "
-                f"to have written it; {again}",
-                path=str(self.output_path),
-            )
-        header = self._header()
-        for key in self._RUN_SETTINGS:
-            if record.header.get(key) != header[key]:
-                raise errors.InputError(
-                    f"cannot resume: the run that finished this output had another {key} "
-                    f"({record.header.get(key)!r}); {again}",
-                    path=str(self.output_path),
-                )
-        size = Path(self.input_path).stat().st_size
-        if size != record.input_size or not PrefixHash(self.input_path).matches(
-            size, record.input_sha256
-        ):
-            raise errors.InputError(
-                f"cannot resume: the input has changed since the run that finished "
-                f"{self.output_path}; {again}",
-                path=self.input_path,
-            )
-        for final, digest in (
-            (self.output_path, record.output_sha256),
-            (self.errors_path, record.errors_sha256),
-        ):
-            if file_sha256(final) != digest:
-                raise errors.InputError(
-                    f"cannot resume: changed since the run that finished it; {again}",
-                    path=str(final),
-                )
-        self.checkpoint = record.checkpoint
-        self.resumed_rows = record.checkpoint.rows
-        self.already_complete = True
-        log.info("already complete: %d rows, nothing sent", record.checkpoint.rows)
-        return True
-
-    def _record_completion(self) -> None:
-        """Remember what this finished run wrote, for a later resume to recognise."""
-        if self.prefix is None:
-            return  # stdin: nothing to compare a later run with
-        cp = self.checkpoint
-        size = Path(self.input_path).stat().st_size
-        output_sha = file_sha256(self.output_path)
-        if output_sha is None:
-            return
-        header = self._header()
-        header.pop("started_at", None)
-        record_completion(
-            self.output_path,
-            Completion(
-                header=header,
-                checkpoint=cp,
-                input_size=size,
-                input_sha256=self.prefix.extend_to(size),
-                output_sha256=output_sha,
-                errors_sha256=file_sha256(self.errors_path) if cp.rows_failed else None,
-            ),
-        )
-
-    def _discard_if_nothing_committed(self) -> None:
-        """A run that failed before its first commit leaves nothing to resume: no journal."""
-        if self.checkpoint.batches or self._journal_commits or self.journal is None:
-            return
-        if self._sync_task is not None and not self._sync_task.done():
-            return  # a first commit may be landing; keep the journal to be safe
-        for handle in (self.out, self.err):
-            if handle is not None:
-                handle.discard()
-        self.journal.remove()
-
-    def _complete_finished_run(self) -> None:
-        """The journal says done: finish the renames a crash may have interrupted."""
-        for final in (self.output_path, self.errors_path):
-            partial = partial_path(final)
-            if not partial.exists():
-                continue
-            if final == self.errors_path and not self.checkpoint.rows_failed:
-                partial.unlink()
-            else:
-                os.replace(partial, final)
-        assert self.journal is not None
-        self.journal.remove()
-        self._record_completion()
 
     async def _open_endpoint(self) -> AsyncEndpoint:
         from aml_client.client import AsyncEndpoint
@@ -733,14 +523,12 @@ class _Run:
     # -- main ----------------------------------------------------------------------------------
 
     async def run(self) -> ScoreFileResult:
-        self._check_paths()
+        self.files.check_paths()
         from aml_client.rows import read_rows
 
         self.source = source = read_rows(self.input_path, encoding=self.encoding)
         self.coerce = source.converts_values(self.coerce)
-        if self.input_path != "-":
-            self.prefix = PrefixHash(self.input_path)
-        if self._open_files():
+        if self.files.open(self._header()):
             return self._summary()
         owns_endpoint = not _is_endpoint(self.target)
         self.endpoint = await self._open_endpoint()
@@ -767,50 +555,39 @@ class _Run:
                                         path=str(where)) from failure
             if failure is not None:
                 raise failure
-            if self.resumed_rows + self.rows_read == 0:  # as the small path says it
+            if self.files.resumed_rows + self.rows_read == 0:  # as the small path says it
                 raise errors.InputError("no rows to score", path=source.path)
             return await self._finish()
         except BaseException:
-            self._discard_if_nothing_committed()
+            landing = self._sync_task is not None and not self._sync_task.done()
+            self.files.discard_if_nothing_committed(commit_landing=landing)
             raise
         finally:
             if counter is not None:
                 counter.cancel()
             if self._sync_task is not None and not self._sync_task.done():
                 await asyncio.wait([self._sync_task])
-            for handle in (self.out, self.err, self.journal):
-                if handle is not None:
-                    handle.close()
+            self.files.close()
             if owns_endpoint:
                 await self.endpoint.aclose()
 
     async def _finish(self) -> ScoreFileResult:
-        cp = self.checkpoint
-        rows_in = self.resumed_rows + self.rows_read
+        cp = self.files.checkpoint
+        rows_in = self.files.resumed_rows + self.rows_read
         if cp.rows != rows_in or rows_in != cp.rows_out + cp.rows_failed:
             raise errors.AmlcError(
                 f"row counts do not add up: {rows_in} read, {cp.rows_out} scored + "
                 f"{cp.rows_failed} failed; the partial output and journal are kept"
             )
-        assert self.journal is not None and self.out is not None and self.err is not None
-        self.journal.finish(cp)
         opening = self.fmt.prologue() if cp.out == 0 else b""
-        self.out.finalise(opening + self.fmt.epilogue(cp.rows_out))
-        if cp.rows_failed:
-            self.err.finalise()
-        else:
-            self.err.discard()
-            # an errors file from an earlier run would describe rows this output has
-            self.errors_path.unlink(missing_ok=True)
-        self.journal.remove()
-        self._record_completion()
+        self.files.finish(opening + self.fmt.epilogue(cp.rows_out))
         self._report(force=True)
         return self._summary()
 
     def _summary(self) -> ScoreFileResult:
-        cp = self.checkpoint
+        cp = self.files.checkpoint
         elapsed = time.monotonic() - self.started
-        fresh = cp.rows - self.resumed_rows
+        fresh = cp.rows - self.files.resumed_rows
         return ScoreFileResult(
             rows_in=cp.rows,
             rows_out=cp.rows_out,
@@ -821,9 +598,9 @@ class _Run:
             rows_per_s=fresh / elapsed if elapsed > 0 else 0.0,
             batches=cp.batches,
             retries=cp.retries,
-            resumed_rows=self.resumed_rows,
+            resumed_rows=self.files.resumed_rows,
             requests=self.requests,
-            already_complete=self.already_complete,
+            already_complete=self.files.already_complete,
             concurrency_peak=self.limiter.peak_in_flight,
             concurrency_final=self.limiter.cap,
         )
@@ -836,7 +613,7 @@ class _Run:
         return 2 * self.limiter.cap + 2
 
     async def _reader(self, source: RowSource) -> None:
-        cp = self.checkpoint
+        cp = self.files.checkpoint
         first_row, header = source.first_row(), source.header()
         if first_row is not None or header:  # (an empty input makes an empty output)
             self.fmt.learn(first_row, header)
@@ -1092,8 +869,9 @@ class _Run:
                 return
 
     async def _commit(self, group: list[_Batch]) -> None:
-        assert self.out is not None and self.err is not None and self.journal is not None
-        cp = self.checkpoint
+        files = self.files
+        assert files.out is not None and files.err is not None
+        cp = files.checkpoint
         pairs: list[tuple[Any, Any]] = []
         failures = []
         for batch in group:
@@ -1116,8 +894,8 @@ class _Run:
         data = self.fmt.encode(pairs, cp.rows_out)
         if cp.out == 0:
             data = self.fmt.prologue() + data
-        self.out.write(data)
-        self.err.write(
+        files.out.write(data)
+        files.err.write(
             b"".join(json.dumps(f, ensure_ascii=False).encode() + b"\n" for f in failures)
         )
         last = group[-1]
@@ -1127,25 +905,15 @@ class _Run:
             rows_out=cp.rows_out + len(pairs),
             rows_failed=cp.rows_failed + len(failures),
             batches=cp.batches + len(group),
-            retries=self.retries_before + self.retries,
+            retries=self.files.retries_before + self.retries,
             input_offset=end.offset,
             input_line=end.line,
         )
-
-        def sync() -> None:
-            assert self.out is not None and self.err is not None and self.journal is not None
-            next_cp.out = self.out.sync()
-            next_cp.err = self.err.sync()
-            if self.prefix is not None:
-                next_cp.input_sha256 = self.prefix.extend_to(next_cp.input_offset)
-            self.journal.commit(next_cp)
-            self._journal_commits += 1
-
         # fsync off the loop; shielded (and awaited on the way out) so an interrupt never
         # closes the files under a commit.
-        self._sync_task = asyncio.ensure_future(asyncio.to_thread(sync))
+        self._sync_task = asyncio.ensure_future(asyncio.to_thread(files.sync, next_cp))
         await asyncio.shield(self._sync_task)
-        self.checkpoint = next_cp
+        files.checkpoint = next_cp
         self._outstanding -= len(group)
         self._wake_reader.set()
         self._report()
@@ -1164,20 +932,20 @@ class _Run:
         if not force and now - self._last_progress < _PROGRESS_EVERY_S:
             return
         self._last_progress = now
-        cp = self.checkpoint
+        cp = self.files.checkpoint
         elapsed = now - self.started
-        fresh = cp.rows - self.resumed_rows
+        fresh = cp.rows - self.files.resumed_rows
         rate = fresh / elapsed if elapsed > 0 else 0.0
         total = self.rows_total
         if total is not None:
-            total = max(total, self.resumed_rows + self.rows_read)
+            total = max(total, self.files.resumed_rows + self.rows_read)
         eta = (total - cp.rows) / rate if total is not None and rate > 0 else None
         self.progress_callback(
             BatchProgress(
                 rows_total=total,
                 rows_done=cp.rows,
                 rows_failed=cp.rows_failed,
-                retries=self.retries_before + self.retries,
+                retries=self.files.retries_before + self.retries,
                 batches_done=cp.batches,
                 rows_per_s=rate,
                 eta_s=eta,
@@ -1198,14 +966,6 @@ def _first_leaf(group: BaseExceptionGroup) -> BaseException:
 
 def _resolved(path: str) -> str:
     return path if path == "-" else str(Path(path).resolve())
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    """Whether two paths name one file (a hard link too); False if either does not exist."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 def _is_endpoint(target: Any) -> bool:

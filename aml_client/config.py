@@ -35,6 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from aml_client import paths
 from aml_client.auth import mask
+from aml_client.environment import seconds_from_env
 from aml_client.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -269,19 +270,7 @@ def _optional_seconds(table: dict[str, Any], key: str, name: str) -> float | Non
 
 def token_command_timeout() -> float | None:
     """``AMLC_TOKEN_COMMAND_TIMEOUT`` in seconds, if set."""
-    raw = os.environ.get(ENV_TOKEN_COMMAND_TIMEOUT, "").strip()
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value <= MAX_TOKEN_COMMAND_TIMEOUT_S:  # also refuses nan
-        raise ConfigError(
-            f"{ENV_TOKEN_COMMAND_TIMEOUT}={raw[:20]!r}: expected seconds above 0 and at most "
-            f"{MAX_TOKEN_COMMAND_TIMEOUT_S:g}"
-        )
-    return value
+    return seconds_from_env(ENV_TOKEN_COMMAND_TIMEOUT, maximum=MAX_TOKEN_COMMAND_TIMEOUT_S)
 
 
 # --------------------------------------------------------------------------- the file

@@ -632,7 +632,7 @@ class RowSource:
         if self.format != "json" or not envelope.object:
             return None
         if not envelope.complete and envelope.params() is None:
-            for _ in self._walk(None, keep=False):
+            for _ in _JsonDocument(self).walk(None, keep=False):
                 pass
         return envelope.params()
 
@@ -811,13 +811,24 @@ class RowSource:
 
     def _read_head(self) -> None:
         """Read the document up to its rows: the convention, and keys that come first."""
-        for _ in self._walk(None, keep=False, head_only=True):
+        for _ in _JsonDocument(self).walk(None, keep=False, head_only=True):
             pass
 
     def _json(self, start: Position | None, where: Callable[[int, int], None]) -> Iterator[Any]:
-        yield from self._walk(start, keep=True, where=where)
+        yield from _JsonDocument(self).walk(start, keep=True, where=where)
 
-    def _walk(
+class _JsonDocument:
+    """One walk through a JSON document's rows, streamed: the envelope's keys are noted on
+    ``source``'s envelope as they pass, rows are kept or skipped."""
+
+    def __init__(self, source: RowSource):
+        self.path = source.path
+        self.codec = source.codec
+        self.bom = source.bom
+        self._open = source._open
+        self._envelope = source._envelope
+
+    def walk(
         self,
         start: Position | None,
         *,
@@ -864,7 +875,6 @@ class RowSource:
         head_only: bool,
         where: Callable[[int, int], None] | None,
     ) -> Iterator[Any]:
-        envelope = self._envelope
         first = stream.peek()
         if first == "":
             raise InputError("empty file, expected JSON", path=self.path)
@@ -883,7 +893,23 @@ class RowSource:
                 path=self.path,
                 line=1,
             )
-        envelope.object = True
+        yield from self._walk_object(
+            stream, handle, start, keep=keep, head_only=head_only, where=where
+        )
+
+    def _walk_object(
+        self,
+        stream: _JsonStream,
+        handle: IO[bytes],
+        start: Position | None,
+        *,
+        keep: bool,
+        head_only: bool,
+        where: Callable[[int, int], None] | None,
+    ) -> Iterator[Any]:
+        """A top-level object: its rows under 'data' or 'Inputs', beside the envelope's
+        keys."""
+        self._envelope.object = True
         stream.pos += 1
         seen: list[str] = []
         rows_key = None
@@ -908,19 +934,8 @@ class RowSource:
                     if head_only:
                         return
                     yield from self._rows(stream, handle, start, keep, where)
-            elif key == "GlobalParameters":
-                envelope.global_parameters = self._small_value(stream, key)
-            elif key == "method":
-                envelope.method = self._small_value(stream, key)
-            elif key == "input_data":
-                raise InputError(
-                    "an MLflow 'input_data' body; Azure ML scoring scripts expect 'data' or "
-                    "'Inputs'",
-                    path=self.path,
-                    line=line,
-                )
             else:
-                raise InputError(f"unexpected top-level key {key!r}", path=self.path, line=line)
+                self._envelope_key(stream, key, line)
         if rows_key is None:
             keys = ", ".join(repr(k) for k in seen[:5]) or "none"
             raise InputError(
@@ -932,6 +947,23 @@ class RowSource:
         if stray in seen:
             raise InputError(f"unexpected top-level key {stray!r}", path=self.path)
         self._end(stream)
+
+    def _envelope_key(self, stream: _JsonStream, key: str, line: int) -> None:
+        """A top-level key beside the rows: read the envelope's own, refuse any other."""
+        envelope = self._envelope
+        if key == "GlobalParameters":
+            envelope.global_parameters = self._small_value(stream, key)
+        elif key == "method":
+            envelope.method = self._small_value(stream, key)
+        elif key == "input_data":
+            raise InputError(
+                "an MLflow 'input_data' body; Azure ML scoring scripts expect 'data' or "
+                "'Inputs'",
+                path=self.path,
+                line=line,
+            )
+        else:
+            raise InputError(f"unexpected top-level key {key!r}", path=self.path, line=line)
 
     def _inputs(
         self,

@@ -14,7 +14,17 @@ medians)::
    connections). Both see the same server, so the difference of their p50 / p99 is what each
    load generator adds. Targets: p99 within 1 ms, p50 within 0.5 ms. A bare gevent socket loop
    (no HTTP parsing, checks or recording) runs in the same rounds: the floor of any
-   gevent-based generator on the machine, which separates amlc's own cost from gevent's.
+   gevent-based generator on the machine that stamps in user space, which separates amlc's own
+   cost from gevent's. What each one times: ``wrk`` from just before its ``write`` to the end
+   of its parse of the reply, in C (its own user-space delay is a few µs); the gevent loop
+   from just before ``sendall`` to the return of its ``recv`` (it waits while the other
+   greenlets handle the replies that arrived with its own); ``amlc bench`` from just before
+   ``sendall`` to the kernel's receive timestamp of the reply's last bytes (on a plain-TCP
+   connection on Linux, see ``aml_client.bench.load.exchange``), so its queueing behind other
+   replies is not counted and its figure can be below ``wrk``'s by ``wrk``'s own few µs. The
+   same gevent loop stamped as amlc stamps (``gevent-k``: kernel receive timestamps) is the
+   floor for that: what remains between it and ``wrk`` is not timing but the endpoint itself
+   answering more slowly while a Python load process shares the machine's CPUs with it.
 3. **Per-request costs** of the response checks (``check_response`` on a typical body) and of
    the engine's recording with all phases (``Recording.record`` with a ``Sample``).
 
@@ -70,19 +80,31 @@ asyncio.run(main())
 
 # The floor of any gevent-based generator on this machine: N greenlets, one keep-alive
 # connection each, one pre-built request, one recv per reply (no HTTP parsing, no checks, no
-# recording). amlc above this line is amlc's own cost; this line above wrk is gevent's.
+# recording). amlc above this line is amlc's own cost; this line above wrk is gevent's. With
+# "kernel", the end of each reply is its kernel receive timestamp (SO_TIMESTAMPNS), as amlc's.
 _GEVENT_FLOOR = r"""
 from gevent import monkey; monkey.patch_all()
-import gevent, json, socket, sys, time
+import gevent, json, socket, struct, sys, time
 host, port, seconds, users, body = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), \
     int(sys.argv[4]), sys.argv[5].encode()
+kernel = sys.argv[6] == "kernel"
 request = (b"POST /score HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
            b"Content-Length: %d\r\n\r\n" % (host.encode(), port, len(body))) + body
 latencies = []
 end = time.monotonic() + seconds
 def user():
     sock = socket.create_connection((host, port))
+    if kernel:
+        sock.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_TIMESTAMPNS", 35), 1)
     while time.monotonic() < end:
+        if kernel:
+            start = time.time_ns()
+            sock.sendall(request)
+            _, ancillary, _, _ = sock.recvmsg(65536, 64)
+            done = [struct.unpack("@ll", data[:16]) for _, _, data in ancillary]
+            arrived = done[0][0] * 10**9 + done[0][1] if done else time.time_ns()
+            latencies.append((arrived - start) / 1e6)
+            continue
         start = time.perf_counter_ns()
         sock.sendall(request)
         sock.recv(65536)
@@ -191,11 +213,11 @@ def run_wrk(url: str, seconds: int, connections: int, tmp: Path) -> dict[str, fl
     return {"rps": float(rps.group(1)), "p50": _ms(p50.group(1)), "p99": _ms(p99.group(1))}
 
 
-def run_gevent_floor(url: str, seconds: int, users: int) -> dict[str, float]:
+def run_gevent_floor(url: str, seconds: int, users: int, stamp: str) -> dict[str, float]:
     host, port = url.removeprefix("http://").split(":")
     out = subprocess.run(
         [sys.executable, "-c", _GEVENT_FLOOR, host, port, str(seconds), str(users),
-         BODY.decode()],
+         BODY.decode(), stamp],
         capture_output=True, text=True, check=True,
     ).stdout
     return dict(json.loads(out))
@@ -247,7 +269,9 @@ def main() -> int:
     if args.baseline is not None:
         trees = {"before": args.baseline.resolve(), "amlc": ROOT}
     rps: dict[str, list[float]] = {name: [] for name in (*trees, "locust")}
-    lat: dict[str, list[dict[str, float]]] = {name: [] for name in (*trees, "gevent", "wrk")}
+    lat: dict[str, list[dict[str, float]]] = {
+        name: [] for name in (*trees, "gevent", "gevent-k", "wrk")
+    }
     with tempfile.TemporaryDirectory(prefix="amlc-fidelity-") as name:
         tmp = Path(name)
         fast, fast_url = start_server(0.0)
@@ -259,7 +283,10 @@ def main() -> int:
                 rps["locust"].append(run_locust(fast_url, s, args.users, tmp))
                 for tool, tree in trees.items():
                     lat[tool].append(run_amlc(slow_url, s, args.latency_connections, tmp, tree))
-                lat["gevent"].append(run_gevent_floor(slow_url, s, args.latency_connections))
+                for tool, stamp in (("gevent", "user"), ("gevent-k", "kernel")):
+                    lat[tool].append(
+                        run_gevent_floor(slow_url, s, args.latency_connections, stamp)
+                    )
                 lat["wrk"].append(run_wrk(slow_url, s, args.latency_connections, tmp))
                 print(f"round {round_no}: throughput "
                       + "  ".join(f"{t} {v[-1]:,.0f}" for t, v in rps.items())
@@ -285,7 +312,7 @@ def main() -> int:
           "(target: amlc >= 1.30x)")
     print(f"\nLatency at {args.latency_connections} connections, endpoint answers after 20 ms "
           "(targets: p50 within 0.5 ms, p99 within 1 ms of wrk):")
-    for tool in (*trees, "gevent"):
+    for tool in (*trees, "gevent", "gevent-k"):
         for key in ("p50", "p99"):
             am, wr = med(x[key] for x in lat[tool]), med(x[key] for x in lat["wrk"])
             rounds = ", ".join(
@@ -296,7 +323,8 @@ def main() -> int:
         print(f"  {tool:<8} throughput: {med(x['rps'] for x in lat[tool]):,.0f} req/s, "
               f"wrk {med(x['rps'] for x in lat['wrk']):,.0f} req/s")
     print("  (gevent: a bare gevent socket loop, no HTTP parsing, checks or recording: the floor "
-          "of any gevent-based generator here)")
+          "of any gevent-based generator here; gevent-k: the same, stamped as amlc stamps, with "
+          "the kernel's receive timestamps)")
     checks, full, bare = per_request_costs()
     print(f"\nPer request: response checks {checks:,.0f} ns; recording with every phase "
           f"{full:,.0f} ns (total latency only: {bare:,.0f} ns)")

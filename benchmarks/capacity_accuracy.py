@@ -18,16 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from support.bench import bench_env, run_bench, start_slots_server  # noqa: E402
+from benchmark_helpers import bench_env, busy_loops, run_bench, start_slots_server
 
 SERVERS = "2x20,8x80,1x5"
 
@@ -80,25 +78,18 @@ def main() -> int:
     args = parser.parse_args()
     import tempfile
 
-    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-             for _ in range(args.busy)]
     rows = []
-    try:
-        with tempfile.TemporaryDirectory() as directory:
-            for item in args.servers.split(","):
-                slots_text, _, ms_text = item.partition("x")
-                slots, service_ms = int(slots_text), float(ms_text)
-                for start in (None, 2 * slots / (service_ms / 1000)):
-                    tmp = Path(directory) / f"{slots}-{service_ms:g}-{start}"
-                    tmp.mkdir()
-                    rows.append(_search(tmp, slots, service_ms, start, args))
-                    if args.steps:
-                        print("\n".join(rows[-1]["step_lines"]), file=sys.stderr)
-                        print(json.dumps(rows[-1]["step_notes"], indent=1), file=sys.stderr)
-    finally:
-        for loop in loops:
-            loop.kill()
-            loop.wait()
+    with busy_loops(args.busy), tempfile.TemporaryDirectory() as directory:
+        for item in args.servers.split(","):
+            slots_text, _, ms_text = item.partition("x")
+            slots, service_ms = int(slots_text), float(ms_text)
+            for start in (None, 2 * slots / (service_ms / 1000)):
+                tmp = Path(directory) / f"{slots}-{service_ms:g}-{start}"
+                tmp.mkdir()
+                rows.append(_search(tmp, slots, service_ms, start, args))
+                if args.steps:
+                    print("\n".join(rows[-1]["step_lines"]), file=sys.stderr)
+                    print(json.dumps(rows[-1]["step_notes"], indent=1), file=sys.stderr)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

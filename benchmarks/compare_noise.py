@@ -20,9 +20,9 @@ B's added delay is calibrated on the first A group: 30 % of its median p99 (ever
 the delay; nothing queues with U users). The regression the runs really showed (mean p99 of
 the B runs over that of the A runs) is printed beside, with the run-to-run spread of p99 and
 throughput (standard deviation of the log over the identical pairs: the figure
-``aml_client.bench.compare.RUN_NOISE`` takes as its prior) and the machine's load average.
+``aml_client.bench.report.compare.RUN_NOISE`` takes as its prior) and the machine's load average.
 
-The comparisons are made by the library (``aml_client.bench.compare.compare``: what ``amlc
+The comparisons are made by the library (``aml_client.bench.report.compare.compare``: what ``amlc
 report compare`` calls) on the stored reports, so they cost no process each.
 
     python -m benchmarks.compare_noise [--groups 10] [--duration 8s] [--users 5] [--json]
@@ -31,6 +31,7 @@ report compare`` calls) on the stored reports, so they cost no process each.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import math
@@ -42,22 +43,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchmark_helpers import ROOT, Server, busy_loops, calibrated_server
+
 GATES = ("p99>+10%", "throughput<-10%")
 
 
-def _server(service_ms: float) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "support" / "calibrated.py"),
-         "--service-ms", f"{service_ms:.3f}"],
-        stdout=subprocess.PIPE, text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("PORT "):
-        proc.kill()
-        raise SystemExit(f"calibrated server did not start: {line!r}")
-    return proc, f"http://127.0.0.1:{line.split()[1]}/score"
+def _stop_all(servers: list[Server]) -> None:
+    for server in servers:
+        server.stop()
 
 
 def _env(home: Path, uri: str) -> dict[str, str]:
@@ -100,18 +95,18 @@ def _sd_log(pairs: list[tuple[float, float]]) -> float:
 
 def _measure(args: argparse.Namespace, reports: Path, home: Path) -> dict[str, Any]:
     """Run the alternating groups; return where they are (``groups``: side and directory)."""
-    from aml_client.bench.report import load_runs
+    from aml_client.bench.report.directory import load_runs
 
     load_before = os.getloadavg()
-    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    servers: list[subprocess.Popen[str]] = []
+    servers: list[Server] = []
     started = time.monotonic()
     groups: list[list[str]] = []
     delay_ms = 0.0
-    try:
-        proc_a, uri_a = _server(args.service_ms)
-        servers.append(proc_a)
-        uri_b = ""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(busy_loops(1))
+        stack.callback(_stop_all, servers)
+        servers.append(calibrated_server(home, args.service_ms))
+        uri_a, uri_b = servers[0].uri, ""
         for index in range(2 * args.groups):
             name = "AB"[index % 2]
             document = _group(home, uri_a if name == "A" else uri_b, reports, args, 3)
@@ -120,19 +115,13 @@ def _measure(args: argparse.Namespace, reports: Path, home: Path) -> dict[str, A
             if index == 0:
                 p99s = sorted(r.judged.value_ms("p99") or 0.0 for r in runs)
                 delay_ms = args.regression * p99s[1]
-                proc_b, uri_b = _server(args.service_ms + delay_ms)
-                servers.append(proc_b)
+                servers.append(calibrated_server(home, args.service_ms + delay_ms))
+                uri_b = servers[1].uri
                 print(f"baseline median p99 {p99s[1]:.2f} ms: B's service time "
                       f"+{delay_ms:.2f} ms", file=sys.stderr)
             print(f"group {index + 1}/{2 * args.groups} ({name}): p99 "
                   + ", ".join(f"{r.judged.value_ms('p99') or 0:.1f}" for r in runs)
                   + f" ms; load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
-    finally:
-        hog.kill()
-        hog.wait()
-        for server in servers:
-            server.terminate()
-            server.wait()
     setup = {"groups": groups, "added_delay_ms": round(delay_ms, 2),
              "run": {"model": "closed", "users": args.users, "duration": args.duration,
                      "service_ms": args.service_ms},
@@ -170,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from aml_client.bench.compare import compare, parse_gate
-    from aml_client.bench.report import load_runs
+    from aml_client.bench.report.compare import compare, parse_gate
+    from aml_client.bench.report.directory import load_runs
 
     gates = [parse_gate(g) for g in GATES]
     p99_gate = [parse_gate(GATES[0])]

@@ -112,10 +112,10 @@ def per_second_cost_ms(windows: int = 120, per_window: int = 2000) -> dict[str, 
     ``amlc bench``'s rendering of the Prometheus text (once a scrape)."""
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from aml_client.bench import slo
     from aml_client.bench.metrics import LiveMetrics, live_numbers
     from aml_client.bench.metrics_export import _Collector
     from aml_client.bench.recording import Recording
+    from aml_client.bench.report import slo
 
     rec = Recording(interval_s=1.0)
     t0 = 1_700_000_000.0

@@ -13,8 +13,8 @@ Origin and Sec-Fetch-Site checks); add other names it should answer to
 
 from locust import events
 
-from aml_client.bench.hooks import on_init
-from aml_client.bench.user import ScoringUser
+from aml_client.bench.load.hooks import on_init
+from aml_client.bench.load.user import ScoringUser
 
 __all__ = ["ScoringUser"]
 

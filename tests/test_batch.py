@@ -3,13 +3,21 @@ the limiters are in test_journal.py and test_concurrency.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import typing
 from pathlib import Path
 
 import pytest
 
 from aml_client import errors
-from aml_client.batch import _OutputFormat, _parse_concurrency, default_errors_path
+from aml_client.batch import (
+    BatchOptions,
+    BatchSettings,
+    _OutputFormat,
+    _parse_concurrency,
+    default_errors_path,
+)
 
 
 def test_concurrency_option() -> None:
@@ -20,6 +28,20 @@ def test_concurrency_option() -> None:
     for bad in ("0", "many", 0, -1):
         with pytest.raises(errors.ConfigError):
             _parse_concurrency(bad)
+
+
+def test_options_refuse_bad_values_when_made() -> None:
+    with pytest.raises(errors.ConfigError, match="batch size must be at least 1, not 0"):
+        BatchOptions(batch_size=0)
+    with pytest.raises(errors.ConfigError, match="concurrency must be a number or 'auto'"):
+        BatchOptions(concurrency="many")
+    assert BatchOptions(drop_columns=iter(["y", "id"])).drop_columns == ("y", "id")
+
+
+def test_every_option_is_a_keyword_of_score_file() -> None:
+    fields = {f.name: f.type for f in dataclasses.fields(BatchOptions)}
+    assert typing.get_type_hints(BatchSettings).keys() == fields.keys()
+    assert BatchSettings.__optional_keys__ == fields.keys()
 
 
 def test_default_errors_path() -> None:

@@ -22,6 +22,8 @@ from aml_client.bench.bluegreen import (
 from aml_client.bench.checks import failure_reason
 from aml_client.bench.hdr import LatencyRecorder
 from aml_client.bench.recording import Recording
+from aml_client.bench.report.summarize import summarize
+from aml_client.bench.report.summary import SCHEMA_VERSION, parse_summary
 from aml_client.bench.result import (
     MAX_REASONS,
     OTHER_REASONS,
@@ -29,8 +31,6 @@ from aml_client.bench.result import (
     BenchResult,
     Sample,
 )
-from aml_client.bench.summarize import summarize
-from aml_client.bench.summary import SCHEMA_VERSION, parse_summary
 
 START = 1_800_000_000.0
 LANES = ("blue", "green")
@@ -276,7 +276,7 @@ def test_too_few_intervals_are_not_judged() -> None:
 
 
 def test_summary_round_trips_and_a_version_2_file_still_reads(tmp_path: Path) -> None:
-    from aml_client.bench.report import load_summary, write_report
+    from aml_client.bench.report.directory import load_summary, write_report
 
     result = _blue_green_result()
     directory = write_report(result, tmp_path)
@@ -297,7 +297,7 @@ def test_summary_round_trips_and_a_version_2_file_still_reads(tmp_path: Path) ->
 
 
 def test_markdown_and_html_show_the_deployments_side_by_side(tmp_path: Path) -> None:
-    from aml_client.bench import render
+    from aml_client.bench.report import render
 
     summary = summarize(_blue_green_result())
     text = render.markdown(summary)
@@ -315,7 +315,7 @@ def test_markdown_and_html_show_the_deployments_side_by_side(tmp_path: Path) -> 
 
 
 def test_objectives_apply_to_each_deployment(tmp_path: Path) -> None:
-    from aml_client.bench import slo
+    from aml_client.bench.report import slo
     from aml_client.cli.report import check_objectives
 
     summary = summarize(_blue_green_result())
@@ -330,8 +330,8 @@ def test_objectives_apply_to_each_deployment(tmp_path: Path) -> None:
 
 
 def test_interval_values_read_off_the_counts_array_match_hdrhs_iterator(tmp_path: Path) -> None:
-    from aml_client.bench.compare import _recorded
-    from aml_client.bench.files import read_hlog, write_hlog
+    from aml_client.bench.report.compare import _recorded
+    from aml_client.bench.report.files import read_hlog, write_hlog
     from aml_client.bench.result import Interval
 
     rng = random.Random(3)

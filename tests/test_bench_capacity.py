@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aml_client.bench.capacity import (
+from aml_client.bench.report.capacity import (
     CapacitySearch,
     SearchSettings,
     generator_limited,
@@ -12,9 +12,9 @@ from aml_client.bench.capacity import (
     knee,
     step_seconds,
 )
-from aml_client.bench.render import capacity_answer, capacity_rows, capacity_table
-from aml_client.bench.slo import parse_slos, with_implied
-from aml_client.bench.summary import BenchSummary, CapacityStep, LatencyBlock
+from aml_client.bench.report.render import capacity_answer, capacity_rows, capacity_table
+from aml_client.bench.report.slo import parse_slos, with_implied
+from aml_client.bench.report.summary import BenchSummary, CapacityStep, LatencyBlock
 
 
 def _step(rate: float, passed: bool, *, p50: float = 20.0, valid: bool = True,

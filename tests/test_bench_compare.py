@@ -1,5 +1,6 @@
-"""``aml_client.bench.compare``: runs per side, the hierarchical bootstrap and the prior on the
-noise between runs; groups of runs read back (``aml_client.bench.report.load_runs``)."""
+"""``aml_client.bench.report.compare``: runs per side, the hierarchical bootstrap and the prior on
+the noise between runs; groups of runs read back (``aml_client.bench.report.directory.load_runs``).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from pathlib import Path
 import pytest
 from support.bench_results import synthetic_result
 
-from aml_client.bench import report
-from aml_client.bench.compare import RUN_NOISE, compare, parse_gate, row_map
-from aml_client.bench.summary import BenchSummary
+from aml_client.bench.report import directory as report
+from aml_client.bench.report.compare import RUN_NOISE, compare, parse_gate, row_map
+from aml_client.bench.report.summary import BenchSummary
 from aml_client.errors import InputError
 
 GATES = [parse_gate("p99>+10%"), parse_gate("throughput<-10%")]

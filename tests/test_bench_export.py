@@ -14,7 +14,7 @@ from aml_client.bench.export import (
     write_azure_load_testing,
     write_kubernetes,
 )
-from aml_client.bench.slo import parse_slos
+from aml_client.bench.report.slo import parse_slos
 from aml_client.errors import ConfigError
 
 VAULT = "https://my-vault.vault.azure.net/secrets/endpoint-key"

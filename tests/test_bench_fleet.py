@@ -8,7 +8,7 @@ import os
 from support.bench_results import synthetic_result
 
 from aml_client.bench.fleet import Fleet, describe, worker_live
-from aml_client.bench.summarize import summarize
+from aml_client.bench.report.summarize import summarize
 
 
 def test_a_lost_worker_keeps_the_counts_of_its_last_report() -> None:

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from aml_client.bench.files import read_hlog
 from aml_client.bench.hdr import HIGHEST_US, LOWEST_US, SIGNIFICANT_FIGURES, LatencyRecorder
-from aml_client.bench.merge import load_sources, merge_results, write_merged_report
 from aml_client.bench.recording import Recording, Sample
-from aml_client.bench.results_dir import Identity, log_lines, read_results, write_results
+from aml_client.bench.report.files import read_hlog
+from aml_client.bench.report.merge import load_sources, merge_results, write_merged_report
+from aml_client.bench.report.results_dir import Identity, log_lines, read_results, write_results
 from aml_client.errors import InputError
 
 PERCENTILES = [0, 1, 10, 25, 50, 75, 90, 95, 99, 99.9, 99.99, 100]

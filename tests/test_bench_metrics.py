@@ -10,10 +10,10 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from aml_client.bench import slo
 from aml_client.bench.metrics import METRICS, LiveMetrics, live_numbers, names
 from aml_client.bench.metrics_export import _Collector, otlp_metrics_url
 from aml_client.bench.recording import Recording
+from aml_client.bench.report import slo
 
 T0 = 1_700_000_000.0  # an epoch second on a window boundary
 

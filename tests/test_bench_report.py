@@ -13,13 +13,13 @@ from hdrh.log import HistogramLogReader
 from support.bench_results import SECRET, START, synthetic_result
 
 import aml_client
-from aml_client.bench import report
-from aml_client.bench.compare import compare, row_map
 from aml_client.bench.hdr import LatencyRecorder
-from aml_client.bench.redact import redact
+from aml_client.bench.report import directory as report
+from aml_client.bench.report.compare import compare, row_map
+from aml_client.bench.report.redact import redact
+from aml_client.bench.report.summarize import summarize
+from aml_client.bench.report.summary import PERCENTILES, SCHEMA_VERSION, min_samples
 from aml_client.bench.result import BenchResult
-from aml_client.bench.summarize import summarize
-from aml_client.bench.summary import PERCENTILES, SCHEMA_VERSION, min_samples
 from aml_client.errors import InputError
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aml_client.bench.slo import (
+from aml_client.bench.report.slo import (
     Objective,
     evaluate,
     latency_bound_ms,
@@ -12,7 +12,7 @@ from aml_client.bench.slo import (
     parse_slos,
     with_implied,
 )
-from aml_client.bench.summary import BenchSummary, Failures, LatencyBlock
+from aml_client.bench.report.summary import BenchSummary, Failures, LatencyBlock
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,14 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from aml_client.bench.svgchart import RefLine, Series, line_chart, nice_ticks, nines_ticks, nines_x
+from aml_client.bench.report.svgchart import (
+    RefLine,
+    Series,
+    line_chart,
+    nice_ticks,
+    nines_ticks,
+    nines_x,
+)
 
 SVG = "{http://www.w3.org/2000/svg}"
 

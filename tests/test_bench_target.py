@@ -136,8 +136,9 @@ def test_the_bench_command_never_imports_locust() -> None:
     code = (
         "import sys; import aml_client.cli.bench, aml_client.bench.launch, "
         "aml_client.bench.target, aml_client.bench.plan, aml_client.bench.recording, "
-        "aml_client.bench.report, aml_client.bench.summary, aml_client.bench.compare, "
-        "aml_client.bench.checks, aml_client.bench.capacity, aml_client.cli.report; "
+        "aml_client.bench.report.directory, aml_client.bench.report.summary, "
+        "aml_client.bench.report.compare, "
+        "aml_client.bench.checks, aml_client.bench.report.capacity, aml_client.cli.report; "
         "bad = [m for m in sys.modules if m.split('.')[0] in ('locust', 'gevent', 'zmq')]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )
@@ -172,7 +173,7 @@ def test_bench_package_public_api_is_pinned_and_lazy() -> None:
 @pytest.mark.parametrize("args", [["--help"], ["score", "--help"], ["bench", "--help"]])
 def test_amlc_help_and_score_never_import_locust(args: list[str]) -> None:
     # Locust monkey-patches the standard library with gevent when imported: only the load
-    # process (python -m aml_client.bench.runner) may import it.
+    # process (python -m aml_client.bench.load.runner) may import it.
     code = (
         "import atexit, sys\n"
         "def report():\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aml_client.bench.webui import same_host
+from aml_client.bench.load.webui import same_host
 
 BASE = "http://127.0.0.1:5001"
 

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from support.bench_results import synthetic_result
 
-from aml_client.bench import report
+from aml_client.bench.report import directory as report
 from aml_client.cli import output
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from support.bench_results import SECRET, synthetic_result
 
-from aml_client.bench import report
+from aml_client.bench.report import directory as report
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -131,7 +131,7 @@ def test_report_commands_never_import_locust(runs):
             except SystemExit:
                 pass
         from aml_client.bench.hdr import LatencyRecorder
-        from aml_client.bench.report import write_report
+        from aml_client.bench.report.directory import write_report
         from aml_client.bench.result import BenchResult
         write_report(BenchResult(config={{}}, started_at=0.0, ended_at=1.0,
                                  latency=LatencyRecorder()), {str(a.parent)!r})
@@ -221,7 +221,7 @@ def test_compare_bad_sides_exit_2(amlc, runs, args, needle):
 
 def test_compare_noise_is_no_significant_difference(tmp_path):
     """Two runs of the same distribution (different seeds): the interval contains zero."""
-    from aml_client.bench.compare import compare, parse_gate
+    from aml_client.bench.report.compare import compare, parse_gate
 
     root = tmp_path / "reports"
     a = report.load_summary(report.write_report(synthetic_result(seed=11), root))

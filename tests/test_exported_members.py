@@ -16,7 +16,7 @@ EXPECTED = {
     # credentials
     "KeyCredential", "TokenCredential", "entra_id_credential", "token_command_credential",
     # large files
-    "score_file", "score_file_async", "ScoreFileResult",
+    "score_file", "score_file_async", "ScoreFileResult", "BatchOptions", "BatchProgress",
     # schemas
     "load_schema", "ScoringSchema", "Convention",
     # configuration

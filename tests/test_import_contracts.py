@@ -1,8 +1,8 @@
 """The import contracts of pyproject.toml cover every module they are meant to cover.
 
 ``lint-imports`` checks the contracts; this checks that a new module cannot slip past them: the
-layers contract is exhaustive by itself, but the Locust contract names the bench modules one by
-one, on the side that runs in the load process or the side that must never import it.
+layers contract is exhaustive by itself, and the load-process contracts name folders
+(``aml_client.bench.load``, ``aml_client.bench.report``) and wildcards, never single modules.
 """
 
 from __future__ import annotations
@@ -29,18 +29,27 @@ def _children(package: str) -> set[str]:
     }
 
 
-def test_every_bench_module_is_on_one_side_of_the_locust_contract() -> None:
-    contract = _contracts()["locust-only-in-load-process"]
-    control = {m for m in contract["source_modules"] if m.startswith("aml_client.bench.")}
-    load = {m for m in contract["forbidden_modules"] if m.startswith("aml_client.bench.")}
-    assert not control & load
-    assert _children("aml_client.bench") == control | load
+def test_bench_is_split_into_the_load_process_the_reports_and_the_parent() -> None:
+    packages = {m for m in _children("aml_client.bench") if (ROOT / m.replace(".", "/")).is_dir()}
+    assert packages == {"aml_client.bench.load", "aml_client.bench.report"}
 
 
-def test_every_library_package_is_kept_from_typer_rich_and_locust() -> None:
+def test_only_the_load_process_imports_locust_and_nothing_imports_it() -> None:
+    contracts = _contracts()
+    protected = contracts["locust-only-in-load-process"]
+    assert protected["type"] == "protected"
+    assert set(protected["protected_modules"]) == {"locust", "gevent", "geventhttpclient"}
+    assert set(protected["allowed_importers"]) == {"aml_client.bench.load", "loadtests"}
+    apart = contracts["load-process-apart"]
+    # Wildcards: every module of aml_client and of aml_client.bench, present and future.
+    assert set(apart["source_modules"]) == {"aml_client.*", "aml_client.bench.*"}
+    assert apart["forbidden_modules"] == ["aml_client.bench.load"]
+    reports = contracts["reports-from-recordings"]
+    assert reports["source_modules"] == ["aml_client.bench.report"]
+    assert "aml_client.bench.load" in reports["forbidden_modules"]
+
+
+def test_every_library_package_is_kept_from_typer_and_rich() -> None:
     contracts = _contracts()
     library = _children("aml_client") - {"aml_client.cli", "aml_client.__main__"}
     assert set(contracts["no-ui-in-library"]["source_modules"]) == library
-    locust_sources = set(contracts["locust-only-in-load-process"]["source_modules"])
-    top_level = {m for m in locust_sources if m.count(".") == 1}
-    assert top_level == (library - {"aml_client.bench"}) | {"aml_client.cli"}

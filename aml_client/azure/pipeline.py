@@ -28,8 +28,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-import httpx
-
 from aml_client.azure.control import sign_in_details
 from aml_client.azure.reference import clean_text
 from aml_client.errors import (
@@ -45,12 +43,16 @@ from aml_client.errors import (
     ResponseFormatError,
     UnavailableError,
 )
+from aml_client.http.credentials import Credential
+from aml_client.http.retry import RetryPolicy
+from aml_client.http.session import Session
 
 ParamValue = str | int | float
 
 #: The audience of the token a published pipeline wants (Resource Manager).
 MANAGEMENT_SCOPE = "https://management.azure.com/.default"
-MAX_RESPONSE_BYTES = 1_000_000
+#: Largest answer read from the pipeline service.
+MAX_RESPONSE_BYTES = 1024 * 1024
 MAX_PARAMS = 200
 
 _INT = re.compile(r"^-?(0|[1-9][0-9]{0,17})$")
@@ -241,11 +243,24 @@ class SubmittedRun:
     response: dict[str, Any]
 
 
+class _BearerToken(Credential):
+    """A token source as the HTTP layer's credential: asked on every request (the source
+    caches), never refreshed on a 401 (a run is submitted once)."""
+
+    def __init__(self, token: Callable[[], str]):
+        self._token = token
+
+    def secret(self) -> str:
+        return self._token()
+
+
 class PipelineClient:
     """One published pipeline: submit runs and read their status.
 
-    The token goes only to the pipeline URL's origin (the status URL is built on it) and
-    redirects are never followed.
+    Requests go through the HTTP layer's :class:`~aml_client.http.session.Session`: the token
+    goes only to the pipeline URL's origin (the status URL is built on it), each request has
+    a total deadline, redirects are never followed, and nothing is retried here (``wait``
+    waits out its own transient failures).
     """
 
     def __init__(
@@ -254,12 +269,17 @@ class PipelineClient:
         *,
         token: Callable[[], str] | None = None,
         timeout_s: float = 60.0,
-        verify: bool | str = True,
+        verify: bool = True,
     ):
         self.url = check_pipeline_url(url)
-        self._token = token or entra_token_source()
-        self._timeout_s = timeout_s
-        self._http = httpx.Client(verify=verify, follow_redirects=False, timeout=timeout_s)
+        self._http = Session(
+            self.url,
+            _BearerToken(token or entra_token_source()),
+            timeout_s=timeout_s,
+            verify=verify,
+            retry=RetryPolicy(max_retries=0),
+            headers={"Accept": "application/json"},
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -328,42 +348,25 @@ class PipelineClient:
     # ------------------------------------------------------------------ HTTP
 
     def _send(self, method: str, url: str, body: bytes | None, doing: str) -> Any:
-        headers = {"Authorization": f"Bearer {self._token()}", "Accept": "application/json"}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        deadline = time.monotonic() + self._timeout_s
+        headers = {"Content-Type": "application/json"} if body is not None else None
         try:
-            with self._http.stream(method, url, content=body, headers=headers) as response:
-                data = bytearray()
-                for chunk in response.iter_bytes():
-                    data += chunk
-                    if len(data) > MAX_RESPONSE_BYTES:
-                        raise ResponseFormatError(
-                            f"the pipeline service's answer is over {MAX_RESPONSE_BYTES} bytes"
-                        )
-                    if time.monotonic() > deadline:
-                        raise EndpointTimeoutError(
-                            f"no complete answer within {self._timeout_s:g} s while {doing}"
-                        )
-                status = response.status_code
-                location = response.headers.get("location")
-        except httpx.TimeoutException as exc:
-            raise EndpointTimeoutError(
-                f"no answer within {self._timeout_s:g} s while {doing}"
-            ) from exc
-        except httpx.TransportError as exc:
-            host = urlsplit(url).netloc
-            raise ConnectionFailedError(f"cannot reach {host} while {doing}: {exc}") from exc
+            reply = self._http.exchange(
+                method, url, content=body, headers=headers, max_bytes=MAX_RESPONSE_BYTES
+            )
+        except (EndpointTimeoutError, ConnectionFailedError) as exc:
+            raise type(exc)(f"{exc} while {doing}") from exc
+        status = reply.status_code
         if 300 <= status < 400:
+            location = reply.headers.get("location")
             raise EndpointError(
                 f"the pipeline service redirected ({status}) to {clean_text(location, 200)}; "
                 "not followed",
                 status_code=status,
             )
         if status >= 400:
-            raise _status_error(status, bytes(data), doing)
+            raise _status_error(status, reply.content, doing)
         try:
-            return json.loads(bytes(data))
+            return json.loads(reply.content)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ResponseFormatError(
                 f"the pipeline service's answer is not JSON while {doing}"

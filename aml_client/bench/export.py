@@ -2,7 +2,7 @@
 Kubernetes with the Locust operator.
 
 Both bundles hold the same generated ``locustfile.py`` — amlc's scoring user and HDR recording
-under plain ``locust`` (``aml_client.bench.hooks``), the payload beside it — and a
+under plain ``locust`` (``aml_client.bench.load.hooks``), the payload beside it — and a
 ``requirements.txt`` naming what the engine must install (amlc, which brings Locust and hdrh).
 Each load process prints its results directory to its log at the end (``AMLC_RESULTS_LOG``), so
 ``amlc report merge`` rebuilds the exact merged run from the engines' logs.
@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from aml_client.bench.slo import Objective
+from aml_client.bench.report.slo import Objective
 from aml_client.errors import ConfigError
 from aml_client.version import __version__
 
@@ -77,9 +77,9 @@ os.environ.setdefault("AMLC_RESULTS_LOG", "1")
 
 from locust import events  # noqa: E402
 
-from aml_client.bench.hooks import on_init  # noqa: E402
+from aml_client.bench.load.hooks import on_init  # noqa: E402
 from aml_client.bench.target import run_target_from_environment  # noqa: E402
-from aml_client.bench.user import ScoringUser  # noqa: E402
+from aml_client.bench.load.user import ScoringUser  # noqa: E402
 
 __all__ = ["ScoringUser"]
 

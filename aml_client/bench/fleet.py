@@ -17,7 +17,7 @@ import socket
 from collections.abc import Iterable
 from typing import Any
 
-from aml_client.bench.summary import BenchSummary, LostWorker
+from aml_client.bench.report.summary import BenchSummary, LostWorker
 
 __all__ = ["Fleet", "worker_live"]
 

@@ -1,8 +1,8 @@
 """Start the load process and follow it, from a process that never imports Locust.
 
 ``amlc bench`` builds everything up front (target, bodies, plan), then runs
-``python -m aml_client.bench.runner`` with that configuration on the child's stdin and reads its
-JSON-lines events. The credential stays here: an :class:`~aml_client.bench.auth.AuthFeeder`
+``python -m aml_client.bench.load.runner`` with that configuration on the child's stdin and reads
+its JSON-lines events. The credential stays here: an :class:`~aml_client.bench.auth.AuthFeeder`
 writes the current ``Authorization`` value to the child's stdin — the only place the secret
 travels — and again before each refresh and when the child reports a 401. The child's
 environment holds no secret. Locust (and gevent's patching of the standard library) stays
@@ -52,7 +52,7 @@ def _child_env(secret_env: tuple[str, ...] = ()) -> dict[str, str]:
 
 
 class LoadProcess:
-    """One ``aml_client.bench.runner`` child: configuration in, events out, logs kept."""
+    """One ``aml_client.bench.load.runner`` child: configuration in, events out, logs kept."""
 
     def __init__(
         self,
@@ -74,7 +74,7 @@ class LoadProcess:
             credential.secret()
         self.log_tail: deque[str] = deque(maxlen=40)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "aml_client.bench.runner", "--role", role],
+            [sys.executable, "-m", "aml_client.bench.load.runner", "--role", role],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

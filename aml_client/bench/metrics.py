@@ -33,11 +33,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aml_client.bench.summary import LatencyBlock, percentile_key
+from aml_client.bench.report.summary import LatencyBlock, percentile_key
 
 if TYPE_CHECKING:
     from aml_client.bench.recording import Recording
-    from aml_client.bench.slo import Objective
+    from aml_client.bench.report.slo import Objective
 
 __all__ = [
     "METRICS",
@@ -170,7 +170,7 @@ def live_numbers(
 
 @dataclass
 class _LiveMeasured:
-    """The run so far, in the shape :func:`aml_client.bench.slo.evaluate` checks."""
+    """The run so far, in the shape :func:`aml_client.bench.report.slo.evaluate` checks."""
 
     judged: LatencyBlock
     judged_on: str
@@ -255,7 +255,7 @@ class LiveMetrics:
 
     def samples(self) -> list[MetricSample]:
         """Every current value, in :data:`METRICS` order."""
-        from aml_client.bench import slo
+        from aml_client.bench.report import slo
 
         with self._lock:
             numbers = self._last

@@ -3,8 +3,8 @@ over processes and machines.
 
 This command never imports Locust (it patches the standard library with gevent when imported):
 it resolves the endpoint, builds and validates the request bodies with the same code as
-``amlc score``, then hands the run to a load process (``python -m aml_client.bench.runner``) over
-a pipe and renders what that process reports.
+``amlc score``, then hands the run to a load process
+(``python -m aml_client.bench.load.runner``) over a pipe and renders what that process reports.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from aml_client.cli import checks, output
 from aml_client.errors import AmlcError, ConfigError
 
 if TYPE_CHECKING:
-    from aml_client.bench.summary import BenchSummary, Capacity
+    from aml_client.bench.report.summary import BenchSummary, Capacity
 
 #: Exit code of a run that misses an objective.
 EXIT_SLO_MISSED = 5
@@ -126,7 +126,7 @@ def _plan(
 
 def _objectives(texts: list[str] | None) -> list[Any]:
     """The --slo objectives, with the implied error objective when they set no error rate."""
-    from aml_client.bench import slo
+    from aml_client.bench.report import slo
 
     try:
         return slo.with_implied(slo.parse_slos(texts or []))
@@ -738,7 +738,7 @@ def bench(
         if interrupted:
             raise KeyboardInterrupt
         raise BenchError("the load process ended without a result")
-    from aml_client.bench.summary import BenchSummary
+    from aml_client.bench.report.summary import BenchSummary
 
     final = results[-1]
     summary = BenchSummary.model_validate(final["summary"])
@@ -824,8 +824,8 @@ def _repeat(
     """``--repeat N``: N runs of the same load, one line each, then a group of them (written
     also when the runs are interrupted, with the runs that finished)."""
     from aml_client.bench.launch import LoadProcess
-    from aml_client.bench.report import write_group
-    from aml_client.bench.summary import BenchSummary
+    from aml_client.bench.report.directory import write_group
+    from aml_client.bench.report.summary import BenchSummary
 
     started = time.time()
     summaries: list[BenchSummary] = []
@@ -928,8 +928,8 @@ def _capacity_verdict(summary: BenchSummary, junit: Path | None, *, quiet: bool)
     """Exit 0 when a capacity was found (for every deployment of a blue/green run), 5 when
     even the lowest rate missed or the load generator's limit came first (then the answer is
     only a lower bound)."""
-    from aml_client.bench import render
-    from aml_client.bench.junit import Case, write_junit
+    from aml_client.bench.report import render
+    from aml_client.bench.report.junit import Case, write_junit
 
     searches: list[tuple[str, Capacity | None]] = (
         [("", summary.capacity)] if summary.capacity is not None else []

@@ -28,8 +28,8 @@ _SLO = typer.Option("--slo", help="Objective, e.g. 'p99<=200ms', 'error_rate<=1%
 
 def _azure_criteria(slo_texts: list[str] | None) -> None:
     """Objectives the service cannot judge are refused before the endpoint is asked."""
-    from aml_client.bench import slo
     from aml_client.bench.export import azure_failure_criteria
+    from aml_client.bench.report import slo
 
     try:
         objectives = slo.parse_slos(slo_texts or [])
@@ -47,9 +47,9 @@ def _settings(
     endpoint: str | None, payload: Path | None, swagger: Path | None, users: int,
     spawn_rate: float | None, duration: str, slo_texts: list[str] | None,
 ) -> ExportSettings:
-    from aml_client.bench import slo
     from aml_client.bench.export import ExportSettings
     from aml_client.bench.plan import parse_duration
+    from aml_client.bench.report import slo
     from aml_client.bench.target import build_run_target
 
     try:

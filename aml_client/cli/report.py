@@ -15,8 +15,9 @@ from aml_client.cli import checks, output
 from aml_client.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
-    from aml_client.bench import slo
-    from aml_client.bench.summary import BenchSummary
+    from aml_client.bench.report import slo
+    from aml_client.bench.report.compare import Comparison
+    from aml_client.bench.report.summary import BenchSummary
 
 # The bench modules (pydantic models of the summary) load when a report command runs, not with
 # every `amlc` command.
@@ -29,7 +30,7 @@ EXIT_SLO_MISSED = 5
 
 
 def _resolve(directory: Path | None, root: Path) -> Path:
-    from aml_client.bench import report
+    from aml_client.bench.report import directory as report
 
     if directory is not None:
         return directory
@@ -65,7 +66,7 @@ def print_summary(summary: BenchSummary, report_dir: str | None = None) -> None:
 
     Shared by ``amlc bench`` (at the end of a run) and ``amlc report show``.
     """
-    from aml_client.bench import render
+    from aml_client.bench.report import render
 
     out = output.stdout
     out.print(f"[bold]Benchmark of {summary.endpoint}[/] — {render.describe_load(summary)}")
@@ -108,7 +109,7 @@ def print_summary(summary: BenchSummary, report_dir: str | None = None) -> None:
 
 def _print_blue_green(summary: BenchSummary) -> None:
     """The deployments of a blue/green run side by side, the verdicts and the agreement."""
-    from aml_client.bench import render
+    from aml_client.bench.report import render
 
     section = summary.blue_green
     assert section is not None
@@ -135,7 +136,7 @@ def _print_blue_green(summary: BenchSummary) -> None:
 
 
 def _parse_slos(texts: list[str] | None) -> list[slo.Objective]:
-    from aml_client.bench import slo
+    from aml_client.bench.report import slo
 
     try:
         return slo.parse_slos(texts or [])
@@ -160,8 +161,8 @@ def check_objectives(
     for the run's validity). In a blue/green run every objective applies to each deployment
     (one case per deployment and objective).
     """
-    from aml_client.bench import render, slo
-    from aml_client.bench.junit import Case, write_junit
+    from aml_client.bench.report import render, slo
+    from aml_client.bench.report.junit import Case, write_junit
 
     objectives = slo.with_implied(objectives)  # failures are never a pass
     section = summary.blue_green
@@ -214,7 +215,7 @@ def show(
     ] = False,
 ) -> None:
     """Print a stored benchmark run: summary, latency percentiles, ab-style table."""
-    from aml_client.bench import report
+    from aml_client.bench.report import directory as report
 
     parsed = _parse_slos(objectives)  # a bad objective fails before anything is printed
     summary = report.load_summary(_resolve(directory, root))
@@ -227,7 +228,7 @@ def show(
 
 
 def _fmt_value(value: float | None, unit: str) -> str:
-    from aml_client.bench import render
+    from aml_client.bench.report import render
 
     if value is None:
         return "-"
@@ -241,7 +242,7 @@ def _fmt_value(value: float | None, unit: str) -> str:
 
 
 def _change(row: object) -> tuple[Text, Text, Text]:
-    from aml_client.bench.compare import Row
+    from aml_client.bench.report.compare import Row
 
     assert isinstance(row, Row)
     style = _VERDICT_STYLE.get(row.verdict, "")
@@ -278,7 +279,7 @@ def _sides(paths: list[str]) -> tuple[list[Path], list[Path]]:
 def _load_side(paths: list[Path]) -> tuple[str | None, list[BenchSummary]]:
     """A side's runs (each path a report or a group directory) and its label (a lone group's
     id)."""
-    from aml_client.bench import report
+    from aml_client.bench.report import directory as report
 
     label: str | None = None
     runs: list[BenchSummary] = []
@@ -336,9 +337,9 @@ def compare(
     With one run per side the noise between runs is unknown and a prior is assumed; give
     several runs per side (amlc bench --repeat 3) to measure it.
     """
-    from aml_client.bench.compare import compare as compare_runs
-    from aml_client.bench.compare import parse_gate
-    from aml_client.bench.junit import Case, write_junit
+    from aml_client.bench.report.compare import compare as compare_runs
+    from aml_client.bench.report.compare import parse_gate
+    from aml_client.bench.report.junit import Case, write_junit
 
     side_a, side_b = _sides(paths)
     try:
@@ -358,27 +359,7 @@ def compare(
     if as_json:
         output.print_json(result.model_dump(mode="json"))
     else:
-        out = output.stdout
-        for name, side in (("A", result.a), ("B", result.b)):
-            runs = f", {output.plural(side.runs, 'run')}" if side.runs > 1 else ""
-            out.print(Text.assemble((name, "bold"), f" {side.report_id}  ({side.endpoint}, "
-                                    f"{side.mode}{runs})"))
-            if side.runs > 1:
-                for run_id in side.report_ids:
-                    out.print(Text(f"  {run_id}", style="dim"))
-        for section in result.sections:
-            table = Table(title=section.title, title_justify="left")
-            for name in ("", "A", "B", "change", "change %", "95 % CI"):
-                table.add_column(name, justify="left" if not name else "right",
-                                 style="bold" if not name else None)
-            for row in section.rows:
-                unit = f" ({row.unit})" if row.unit else ""
-                table.add_row(f"{row.metric}{unit}", _fmt_value(row.a, row.unit),
-                              _fmt_value(row.b, row.unit), *_change(row))
-            output.table(table)
-        out.print(Text(f"{result.method}; 'same' when the interval contains 0.", style="dim"))
-        for note in result.notes:
-            out.print(Text.assemble(("note:", "yellow"), f" {note}"))
+        _print_comparison(result)
     for gate in result.gates:
         if gate.failed:
             output.error(gate.message)
@@ -388,12 +369,38 @@ def compare(
         raise typer.Exit(EXIT_SLO_MISSED)
 
 
+def _print_comparison(result: Comparison) -> None:
+    """The two sides, a table per section of figures, the method and its notes."""
+    out = output.stdout
+    for name, side in (("A", result.a), ("B", result.b)):
+        runs = f", {output.plural(side.runs, 'run')}" if side.runs > 1 else ""
+        out.print(Text.assemble((name, "bold"), f" {side.report_id}  ({side.endpoint}, "
+                                f"{side.mode}{runs})"))
+        if side.runs > 1:
+            for run_id in side.report_ids:
+                out.print(Text(f"  {run_id}", style="dim"))
+    for section in result.sections:
+        table = Table(title=section.title, title_justify="left")
+        for name in ("", "A", "B", "change", "change %", "95 % CI"):
+            table.add_column(name, justify="left" if not name else "right",
+                             style="bold" if not name else None)
+        for row in section.rows:
+            unit = f" ({row.unit})" if row.unit else ""
+            table.add_row(f"{row.metric}{unit}", _fmt_value(row.a, row.unit),
+                          _fmt_value(row.b, row.unit), *_change(row))
+        output.table(table)
+    out.print(Text(f"{result.method}; 'same' when the interval contains 0.", style="dim"))
+    for note in result.notes:
+        out.print(Text.assemble(("note:", "yellow"), f" {note}"))
+
+
 def list_(
     root: Annotated[Path, typer.Argument(help=_ROOT_HELP)] = Path("reports"),
     as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
 ) -> None:
     """The stored runs under ROOT, oldest first."""
-    from aml_client.bench import render, report
+    from aml_client.bench.report import directory as report
+    from aml_client.bench.report import render
 
     if root.exists() and not root.is_dir():
         raise InputError("not a directory of reports", path=str(root))
@@ -451,7 +458,7 @@ def merge(
 ) -> None:
     """Merge load processes' results exactly: counts, max and percentiles equal one histogram
     over every request. Says which engines were merged and whether their windows overlap."""
-    from aml_client.bench.merge import load_sources, merge_results, write_merged_report
+    from aml_client.bench.report.merge import load_sources, merge_results, write_merged_report
 
     merged = merge_results(load_sources(list(sources)))
     directory, summary = write_merged_report(merged, out)

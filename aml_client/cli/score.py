@@ -37,7 +37,7 @@ from aml_client.errors import (
 )
 
 if TYPE_CHECKING:
-    from aml_client.batch import BatchProgress, ScoreFileResult
+    from aml_client.batch import BatchOptions, BatchProgress, ScoreFileResult
     from aml_client.client import Endpoint, ScoreResult
     from aml_client.rows import RowSource
     from aml_client.schema import ScoringSchema
@@ -241,19 +241,10 @@ def _run_batch(
     target: config.Target,
     input_path: str,
     output_path: str,
+    options: BatchOptions,
     *,
     errors_path: str | None,
-    batch_size: int,
-    concurrency: int | str,
-    resume: bool,
-    method: str | None,
-    coerce: bool | None,
     show_progress: bool,
-    validate: bool = True,
-    encoding: str | None = None,
-    drop_columns: tuple[str, ...] = (),
-    ignore_extra_columns: bool = False,
-    timeout_s: float,
 ) -> ScoreFileResult:
     """The large-input path: stream, score concurrently, write in input order, show progress.
 
@@ -296,21 +287,8 @@ def _run_batch(
     try:
         with progress:
             return score_file(
-                target,
-                input_path,
-                output_path,
-                errors_path=errors_path,
-                batch_size=batch_size,
-                concurrency=concurrency,
-                resume=resume,
-                method=method,
-                coerce=coerce,
+                target, input_path, output_path, options, errors_path=errors_path,
                 progress=report,
-                validate=validate,
-                encoding=encoding,
-                drop_columns=drop_columns,
-                ignore_extra_columns=ignore_extra_columns,
-                timeout_s=timeout_s,
             )
     except KeyboardInterrupt:
         raise CliExit(
@@ -385,18 +363,7 @@ def _report_batch(target: config.Target, summary: ScoreFileResult, json_out: boo
 
 
 def _score_many_to_screen(
-    target: config.Target,
-    source: RowSource,
-    *,
-    batch_size: int,
-    concurrency: int | str,
-    method: str | None,
-    coerce: bool | None,
-    validate: bool,
-    encoding: str | None,
-    drop_columns: tuple[str, ...],
-    ignore_extra_columns: bool,
-    timeout_s: float,
+    target: config.Target, source: RowSource, options: BatchOptions
 ) -> tuple[list[Any], list[Any], float]:
     """More rows than one batch but no ``-o``: score through the large-input path into a
     temporary file, then hand back (rows, predictions, seconds) for the table or JSON."""
@@ -411,11 +378,8 @@ def _score_many_to_screen(
         out = Path(tmp) / "predictions.jsonl"
         errors_file = Path(tmp) / "errors.jsonl"
         summary = _run_batch(
-            target, input_path, str(out), errors_path=str(errors_file), batch_size=batch_size,
-            concurrency=concurrency, resume=False, method=method, coerce=coerce,
-            show_progress=output.console.is_terminal, validate=validate, encoding=encoding,
-            drop_columns=drop_columns, ignore_extra_columns=ignore_extra_columns,
-            timeout_s=timeout_s,
+            target, input_path, str(out), dataclasses.replace(options, resume=False),
+            errors_path=str(errors_file), show_progress=output.console.is_terminal,
         )
         if summary.rows_failed:
             with errors_file.open(encoding="utf-8") as handle:
@@ -555,6 +519,7 @@ def score(
     A column the swagger does not declare is refused once, before anything is sent: drop it
     with --drop-columns NAME or pass --ignore-extra-columns.
     """
+    from aml_client.batch import BatchOptions
     from aml_client.rows import check_columns, read_rows
 
     concurrency_value = _parse_concurrency(concurrency)
@@ -574,17 +539,18 @@ def score(
     chosen = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
     # Only text (CSV cells) is converted unless --coerce/--no-coerce says otherwise; the
     # large-input path decides per format the same way.
-    coerce_batch = coerce
+    options = BatchOptions(
+        batch_size=batch_size, concurrency=concurrency_value, resume=resume,
+        method=method_value, coerce=coerce, validate=validate, encoding=encoding,
+        drop_columns=dropped, ignore_extra_columns=ignore_extra_columns, timeout_s=timeout,
+    )
 
     if output_path is not None:
         if resume and input_ == "-":
             raise InputError("--resume needs a file input, not stdin")
         summary = _run_batch(
-            target, input_, output_path, errors_path=errors_path, batch_size=batch_size,
-            concurrency=concurrency_value, resume=resume, method=method_value,
-            coerce=coerce_batch, show_progress=output.console.is_terminal, validate=validate,
-            encoding=encoding, drop_columns=dropped, ignore_extra_columns=ignore_extra_columns,
-            timeout_s=timeout,
+            target, input_, output_path, options, errors_path=errors_path,
+            show_progress=output.console.is_terminal,
         )
         _report_batch(target, summary, json_out)
         return
@@ -614,11 +580,7 @@ def score(
     answered_by: str | None = None
     retries_note = ""
     if len(rows) > batch_size:
-        rows, predictions, elapsed_s = _score_many_to_screen(
-            target, source, batch_size=batch_size, concurrency=concurrency_value,
-            method=method_value, coerce=coerce_batch, validate=validate, encoding=encoding,
-            drop_columns=dropped, ignore_extra_columns=ignore_extra_columns, timeout_s=timeout,
-        )
+        rows, predictions, elapsed_s = _score_many_to_screen(target, source, options)
     else:
         try:
             result = _score_small(

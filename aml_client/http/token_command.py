@@ -156,44 +156,19 @@ def _run_bounded(argv: list[str], timeout_s: float, program: str) -> tuple[bytes
             f"token command `{program}` cannot run: {exc.strerror or exc}"
         ) from None
     assert proc.stdout is not None and proc.stderr is not None
-    streams = {proc.stdout.fileno(): "out", proc.stderr.fileno(): "err"}
-    kept = {"out": bytearray(), "err": bytearray()}
-    failure: str | None = None
+    reader = _BoundedOutput(proc.stdout.fileno(), proc.stderr.fileno(), program)
     exited = _ExitWatch(proc)
-
-    def take(fd: int) -> bool:
-        """Read what ``fd`` holds now; False at its end. Sets ``failure`` on too much output."""
-        nonlocal failure
-        name = streams[fd]
-        for _ in range(8):  # bounded: a child that writes on for ever cannot hold us here
-            try:
-                chunk = os.read(fd, 65536)
-            except BlockingIOError:
-                return True
-            if not chunk:
-                return False
-            buffer = kept[name]
-            if name == "out" and len(buffer) + len(chunk) > MAX_OUTPUT_BYTES:
-                failure = (
-                    f"token command `{program}` printed more than {MAX_OUTPUT_BYTES // 1024} KiB"
-                )
-                return False
-            buffer += chunk[: MAX_OUTPUT_BYTES - len(buffer)]
-            # Standard error past the limit is read on (the command must not block on it)
-            # and dropped.
-        return True
-
     with selectors.DefaultSelector() as selector:
-        for fd in streams:
+        for fd in reader.streams:
             os.set_blocking(fd, False)
             selector.register(fd, selectors.EVENT_READ)
         if exited.fd is not None:
             selector.register(exited.fd, selectors.EVENT_READ)
         try:
-            while failure is None and not exited.check():
+            while reader.failure is None and not exited.check():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    failure = (
+                    reader.failure = (
                         f"token command `{program}` did not finish within {timeout_s:g} s "
                         "(stopped, with everything it started; token_command_timeout or "
                         "AMLC_TOKEN_COMMAND_TIMEOUT allows longer)"
@@ -201,22 +176,55 @@ def _run_bounded(argv: list[str], timeout_s: float, program: str) -> tuple[bytes
                     break
                 wait = remaining if exited.fd is not None else min(remaining, _POLL_S)
                 for key, _ in selector.select(timeout=wait):
-                    if key.fd in streams and not take(key.fd):
+                    if key.fd in reader.streams and not reader.take(key.fd):
                         selector.unregister(key.fd)
-            if failure is None:
+            if reader.failure is None:
                 # It has exited: what it printed is in the pipes already; a child that keeps
                 # them open is not waited for.
-                for fd in [fd for fd in selector.get_map() if fd in streams]:
-                    take(fd)
+                for fd in [fd for fd in selector.get_map() if fd in reader.streams]:
+                    reader.take(fd)
         finally:
             _kill_group(proc.pid)
             exited.close()
             code = proc.wait()
             proc.stdout.close()
             proc.stderr.close()
-    if failure is not None:
-        raise CredentialError(failure)
-    return bytes(kept["out"]), bytes(kept["err"]), code
+    if reader.failure is not None:
+        raise CredentialError(reader.failure)
+    return bytes(reader.kept["out"]), bytes(reader.kept["err"]), code
+
+
+class _BoundedOutput:
+    """What a command printed on its two pipes, at most MAX_OUTPUT_BYTES of each kept;
+    ``failure`` says why reading stopped early."""
+
+    def __init__(self, out_fd: int, err_fd: int, program: str):
+        self.streams = {out_fd: "out", err_fd: "err"}
+        self.kept = {"out": bytearray(), "err": bytearray()}
+        self.failure: str | None = None
+        self._program = program
+
+    def take(self, fd: int) -> bool:
+        """Read what ``fd`` holds now; False at its end. Sets ``failure`` on too much output."""
+        name = self.streams[fd]
+        for _ in range(8):  # bounded: a child that writes on for ever cannot hold us here
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                return True
+            if not chunk:
+                return False
+            buffer = self.kept[name]
+            if name == "out" and len(buffer) + len(chunk) > MAX_OUTPUT_BYTES:
+                self.failure = (
+                    f"token command `{self._program}` printed more than "
+                    f"{MAX_OUTPUT_BYTES // 1024} KiB"
+                )
+                return False
+            buffer += chunk[: MAX_OUTPUT_BYTES - len(buffer)]
+            # Standard error past the limit is read on (the command must not block on it)
+            # and dropped.
+        return True
 
 
 #: How often the exit is checked where the system cannot signal it (no pidfd).

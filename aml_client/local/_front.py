@@ -57,6 +57,8 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
+from aml_client.environment import seconds_from_env
+from aml_client.errors import ConfigError
 from aml_client.local import _launch
 from aml_client.local._auth import (
     WWW_AUTHENTICATE,
@@ -157,19 +159,14 @@ class Exchange:
 
 
 def client_timeout_s() -> float:
-    """The head and body deadline: ``AMLC_LOCAL_CLIENT_TIMEOUT`` seconds, else 15 s."""
-    text = os.environ.get(ENV_CLIENT_TIMEOUT, "").strip()
-    if not text:
-        return CLIENT_TIMEOUT_S
+    """The head and body deadline: ``AMLC_LOCAL_CLIENT_TIMEOUT`` seconds, else 15 s (with a
+    warning when the variable holds anything but seconds up to an hour)."""
     try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= 3600:
-        logger.warning("%s=%r is not a number of seconds in (0, 3600]; using %.0f s",
-                       ENV_CLIENT_TIMEOUT, text[:40], CLIENT_TIMEOUT_S)
+        value = seconds_from_env(ENV_CLIENT_TIMEOUT, maximum=3600)
+    except ConfigError as exc:
+        logger.warning("%s; using %.0f s", exc, CLIENT_TIMEOUT_S)
         return CLIENT_TIMEOUT_S
-    return value
+    return CLIENT_TIMEOUT_S if value is None else value
 
 
 class HeadDeadlines:

@@ -167,3 +167,27 @@ def test_wait_gives_up_after_its_timeout(httpserver: HTTPServer) -> None:
         client.wait(RUN_ID, poll_interval_s=15, timeout_s=70,
                     clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
     assert len(walk.seen) == 5  # at 0, 15, 30, 45, 60 s; the next would pass 70 s
+
+
+def test_client_speaks_through_the_http_layer(httpserver: HTTPServer) -> None:
+    """amlc's User-Agent and token on the pipeline's origin; a redirect is reported, never
+    followed; an answer over the size limit is not read."""
+    from aml_client.azure.pipeline import MAX_RESPONSE_BYTES, PipelineRequest
+    from aml_client.errors import EndpointError, ResponseFormatError
+    from aml_client.version import __version__
+
+    httpserver.expect_oneshot_request(
+        SUBMIT, method="POST",
+        headers={"Authorization": "Bearer t", "User-Agent": f"amlc/{__version__}",
+                 "Accept": "application/json"},
+    ).respond_with_data("", status=307, headers={"Location": "http://elsewhere.example/x"})
+    httpserver.expect_oneshot_request(f"{PREFIX}/{RUN_ID}", method="GET").respond_with_data(
+        b'{"Status": "' + b"x" * MAX_RESPONSE_BYTES + b'"}', content_type="application/json"
+    )
+    with PipelineClient(httpserver.url_for(SUBMIT), token=lambda: "t") as client:
+        with pytest.raises(EndpointError, match=r"redirected \(307\) to http://elsewhere"):
+            client.submit(PipelineRequest(experiment="bank"))
+        with pytest.raises(ResponseFormatError, match="larger than 1 MiB"):
+            client.status(RUN_ID)
+    httpserver.check_assertions()
+    assert len(httpserver.log) == 2

@@ -23,7 +23,7 @@ from support.bench import KEY, Server, bench_env, files_under, start_server
 from support.local import free_port
 
 from aml_client.bench.hdr import HIGHEST_US, LOWEST_US, SIGNIFICANT_FIGURES
-from aml_client.bench.merge import load_sources, merge_results
+from aml_client.bench.report.merge import load_sources, merge_results
 
 pytestmark = pytest.mark.slow
 

@@ -99,7 +99,7 @@ def test_open_model_at_30_per_second_keeps_up_or_says_invalid(  # type: ignore[n
         assert summary["corrected"]["percentiles_ms"]["p50"] <= uncorrected + slip_p99 + 1.0
         # Valid means few late sends, by the summary's own rule: at most 1 %, or fewer than 5
         # (one scheduling hiccup of a busy machine is not a trend).
-        from aml_client.bench.summary import LATE_FRACTION_LIMIT, LATE_MIN_COUNT
+        from aml_client.bench.report.summary import LATE_FRACTION_LIMIT, LATE_MIN_COUNT
 
         assert (validity["late_fraction"] <= LATE_FRACTION_LIMIT
                 or validity["late_sends"] < LATE_MIN_COUNT), validity

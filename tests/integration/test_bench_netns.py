@@ -209,7 +209,7 @@ def test_a_worker_killed_mid_run_is_reported_and_the_result_is_partial(hosts: Ho
         time.sleep(0.2)
     # The worker's load process: the child of `amlc bench --worker` (under `ip netns exec`).
     load_pids = {p.pid for p in psutil.Process(victim.pid).children(recursive=True)
-                 if "aml_client.bench.runner" in " ".join(p.cmdline())}
+                 if "aml_client.bench.load.runner" in " ".join(p.cmdline())}
     assert len(load_pids) == 1
     os.killpg(victim.pid, signal.SIGKILL)
     code = master.wait(timeout=240)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from support.bench import KEY, bench_env, files_under, run_bench, start_server
 
-from aml_client.bench.merge import merge_results
-from aml_client.bench.results_dir import read_results
+from aml_client.bench.report.merge import merge_results
+from aml_client.bench.report.results_dir import read_results
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ import pytest
 from support.web import serving
 
 from aml_client.bench.launch import check_port_free
-from aml_client.bench.webguard import WebGuard, local_hosts, new_token
+from aml_client.bench.load.webguard import WebGuard, local_hosts, new_token
 from aml_client.errors import ConfigError
 
 TOKEN = new_token()

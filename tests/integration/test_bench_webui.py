@@ -51,6 +51,10 @@ def _wait_for(predicate: Callable[[], T | None], timeout_s: float, what: str) ->
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _ended(proc: subprocess.Popen[str]) -> bool:
+    return proc.poll() is not None
+
+
 @dataclass
 class WebBench:
     """A running ``amlc bench --web`` and what it printed."""
@@ -92,10 +96,12 @@ def web_bench(server: Server, tmp_path: Path, *args: str) -> Iterator[WebBench]:
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
-        try:
-            found = _wait_for(lambda: PRINTED.search(bench.output), 180, "the printed address")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}; exit {proc.poll()}; printed:\n{bench.output}") from None
+        found = _wait_for(
+            lambda: PRINTED.search(bench.output) or _ended(proc), 180, "the printed address"
+        )
+        if not isinstance(found, re.Match):  # it ended without serving: say what it printed
+            reader.join(timeout=5)
+            raise AssertionError(f"exit {proc.poll()} before serving:\n{bench.output}")
         bench.url, bench.base, bench.token = found[0], found[1], found[3]
         yield bench
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -55,9 +56,13 @@ def start_slots_server(tmp_path: Path, slots: int, service_ms: float, *args: str
                         *args, script=SLOTS_SERVER)
 
 
-def start_server(tmp_path: Path, *args: str, script: Path = SERVER) -> Server:
-    log = tmp_path / f"server-{time.monotonic_ns()}.log"
-    logging = ["--log", str(log)] if script == SERVER else []
+def start_server(
+    tmp_path: Path, *args: str, script: Path = SERVER, log: bool = True
+) -> Server:
+    """``script`` on a free port of 127.0.0.1; the calibrated server appends each scoring
+    request to a log under ``tmp_path`` unless ``log`` is False."""
+    log_path = tmp_path / f"server-{time.monotonic_ns()}.log"
+    logging = ["--log", str(log_path)] if script == SERVER and log else []
     proc = subprocess.Popen(
         [sys.executable, str(script), *logging, *args],
         stdout=subprocess.PIPE,
@@ -68,13 +73,21 @@ def start_server(tmp_path: Path, *args: str, script: Path = SERVER) -> Server:
     if not line.startswith("PORT "):
         proc.kill()
         raise RuntimeError(f"calibrated server did not start: {line!r}")
-    return Server(proc, int(line.split()[1]), log)
+    return Server(proc, int(line.split()[1]), log_path)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def bench_env(server: Server, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(AMLC_SCORING_URI=server.uri, AMLC_KEY=KEY, PYTHONPATH=str(ROOT))
     env.pop("AMLC_DEBUG", None)
+    # A web UI of its own: tests run side by side, and the default port is one for all.
+    env["AMLC_WEB_PORT"] = str(_free_port())
     env.update(extra)
     return env
 

@@ -1,4 +1,4 @@
-"""The load process: ``python -m aml_client.bench.runner --role local|master|worker``.
+"""The load process: ``python -m aml_client.bench.load.runner --role local|master|worker``.
 
 Locust is imported first thing, so gevent patches the standard library before anything else
 uses it; this is why the load runs in its own process and ``amlc`` itself never imports Locust.
@@ -43,13 +43,13 @@ from locust.env import Environment
 from locust.runners import MasterRunner
 
 from aml_client.bench.auth import PushedAuth
-from aml_client.bench.engine import Engine, install, json_line
+from aml_client.bench.load.engine import Engine, install, json_line
+from aml_client.bench.load.user import ScoringUser
 from aml_client.bench.plan import BenchPlan
 from aml_client.bench.target import RunTarget
-from aml_client.bench.user import ScoringUser
 from aml_client.errors import AmlcError, ConfigError
 
-log = logging.getLogger("aml_client.bench.runner")
+log = logging.getLogger("aml_client.bench.load.runner")
 
 #: Workers report to the master every second (Locust: 3 s) so live progress stays current.
 WORKER_REPORT_INTERVAL_S = 1.0
@@ -125,10 +125,10 @@ def _start_web_ui(
     environment: Environment, engine: Engine, host: str, port: int, emit: _Emitter
 ) -> None:
     """Locust's web UI with the HDR tab, answering only this machine and whoever holds the
-    per-run secret (see :mod:`aml_client.bench.webguard`); its address goes to the parent."""
+    per-run secret (see :mod:`aml_client.bench.load.webguard`); its address goes to the parent."""
     from aml_client.bench.launch import check_port_free
-    from aml_client.bench.webguard import TOKEN_PARAM, new_token, protect
-    from aml_client.bench.webui import add_hdr_tab, keep_target
+    from aml_client.bench.load.webguard import TOKEN_PARAM, new_token, protect
+    from aml_client.bench.load.webui import add_hdr_tab, keep_target
 
     check_port_free(host, port)
     # Pre-fill the start form with the command line's users and spawn rate.
@@ -176,7 +176,7 @@ def _spawn_local_workers(
     procs = []
     for _ in range(count):
         proc = subprocess.Popen(
-            [sys.executable, "-m", "aml_client.bench.runner", "--role", "worker"],
+            [sys.executable, "-m", "aml_client.bench.load.runner", "--role", "worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             start_new_session=True,
@@ -416,7 +416,7 @@ def run_worker(config: dict[str, Any], emit: _Emitter, stdin: _Stdin | None = No
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m aml_client.bench.runner")
+    parser = argparse.ArgumentParser(prog="python -m aml_client.bench.load.runner")
     parser.add_argument("--role", choices=("local", "master", "worker"), default="local")
     args = parser.parse_args(argv)
     # Locust's web UI parses sys.argv for its own options: leave it nothing of ours to reject.

@@ -1,12 +1,12 @@
 """The Locust user that drives a scoring endpoint: pre-encoded bodies, retries off, exact timing.
 
 Importing this module imports Locust (and so gevent's monkey-patching): only the load process
-(``python -m aml_client.bench.runner``) and locustfiles import it.
+(``python -m aml_client.bench.load.runner``) and locustfiles import it.
 
 The user is a ``FastHttpUser``: its geventhttpclient client (TLS settings, timeouts,
-keep-alive pool) carries the requests, through :class:`~aml_client.bench.exchange.Sender`,
+keep-alive pool) carries the requests, through :class:`~aml_client.bench.load.exchange.Sender`,
 which times each phase of a request and checks the response; the process's
-:class:`~aml_client.bench.engine.Engine` records it in microseconds. Locust still sees every
+:class:`~aml_client.bench.load.engine.Engine` records it in microseconds. Locust still sees every
 request (its own tables and charts keep working).
 
 * closed model: each user sends one request at a time;
@@ -22,8 +22,8 @@ from locust import constant, task
 from locust.contrib.fasthttp import FastHttpUser
 from locust.exception import StopUser
 
-from aml_client.bench.engine import engine_of
-from aml_client.bench.exchange import Sender
+from aml_client.bench.load.engine import engine_of
+from aml_client.bench.load.exchange import Sender
 
 __all__ = ["ScoringUser"]
 

@@ -1,6 +1,7 @@
 """Service-level objectives for CI: ``p99<=200ms``, ``error_rate<=1%``, ``throughput>=100/s``.
 
-An objective is checked against a run summary (:class:`~aml_client.bench.summary.BenchSummary`).
+An objective is checked against a run summary
+(:class:`~aml_client.bench.report.summary.BenchSummary`).
 Latency objectives use the latency the run is judged on: the corrected one in an open model
 (intended start -> reply), otherwise send -> reply.
 
@@ -27,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from aml_client.bench.summary import AB_PERCENTS, PERCENTILES, LatencyBlock
+from aml_client.bench.report.summary import AB_PERCENTS, PERCENTILES, LatencyBlock
 
 __all__ = [
     "IMPLIED_ERROR_OBJECTIVE",
@@ -47,7 +48,7 @@ IMPLIED_ERROR_OBJECTIVE = "error_rate<=1%"
 
 class Measured(Protocol):
     """What an objective is checked against: a whole run's summary, or one deployment's part
-    of a blue/green run (:class:`~aml_client.bench.summary.DeploymentRun`)."""
+    of a blue/green run (:class:`~aml_client.bench.report.summary.DeploymentRun`)."""
 
     @property
     def judged(self) -> LatencyBlock: ...

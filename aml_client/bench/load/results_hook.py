@@ -1,9 +1,10 @@
 """Inside a load process: leave this process's results directory when its test stops.
 
-:func:`attach_from_environment` is called by :func:`aml_client.bench.engine.install`. When
+:func:`attach_from_environment` is called by :func:`aml_client.bench.load.engine.install`. When
 ``AMLC_RESULTS_DIR`` names a folder, each process writes ``<folder>/<role>-<host>-<pid>-<r>``; when
 ``AMLC_RESULTS_LOG`` is set, a single process or a master also prints its results to standard
-output as :data:`~.results_dir.MARKER` lines, so a pod's or a managed engine's log carries them.
+output as :data:`~aml_client.bench.report.results_dir.MARKER` lines, so a pod's or a managed
+engine's log carries them.
 A worker keeps a copy of every delta it ships to its master, so its directory holds exactly what
 it measured; a master's (or a single process's) holds the whole run it saw. Merge either the
 master's results or its workers', not both (``amlc report merge`` refuses a master with its own
@@ -27,7 +28,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from aml_client.bench.recording import Recording
-from aml_client.bench.results_dir import Identity, log_lines, write_results
+from aml_client.bench.report.results_dir import Identity, log_lines, write_results
 from aml_client.version import __version__
 
 __all__ = ["ENV_RESULTS_DIR", "ENV_RESULTS_LOG", "attach"]
@@ -92,8 +93,8 @@ class _Keeper:
             log.exception("could not write the results directory")
 
     def _write(self, identity: Identity, recording: Recording) -> None:
-        from aml_client.bench.merge import result_of
-        from aml_client.bench.summarize import summarize
+        from aml_client.bench.report.merge import result_of
+        from aml_client.bench.report.summarize import summarize
 
         summary = summarize(result_of(recording, identity.config, identity.started_at,
                                       identity.ended_at)).to_data()

@@ -21,23 +21,37 @@ What the generator adds to each latency is kept small:
 
 * the request head (request line and headers, built and checked by geventhttpclient's own
   ``_build_request``) is built once per header set and body length, and each request is one
-  ``sendall`` of head and body;
-* a reply is timed as soon as its last byte is read; the checks and the recording wait until
-  the other greenlets whose replies arrived in the same loop iteration have read theirs
-  (``gevent.sleep(0)``), so one request's bookkeeping is never inside another's latency.
+  ``sendall`` of head and body, stamped just before it (as ``wrk`` stamps its ``write``); a
+  request that opened a connection counts its ``connect`` time as well;
+* a reply ends when its last bytes *arrived*, not when this greenlet got round to reading them:
+  on Linux every plain-TCP connection asks the kernel for receive timestamps
+  (``SO_TIMESTAMPNS``) and each read is a ``recvmsg`` that returns one, so the time a reply
+  waits while other greenlets handle the replies that arrived with it (user-space queueing in
+  one Python thread) is not counted. The kernel stamps ``CLOCK_REALTIME``; the span from the
+  send is taken on that clock and bounded by the user-space stamps, so a clock step can never
+  make a latency negative or longer than it was seen. TLS connections (and other systems) keep
+  the user-space stamp taken when the last byte was read;
+* the checks and the recording wait until the other greenlets whose replies arrived in the
+  same loop iteration have read theirs (``gevent.sleep(0)``), so one request's bookkeeping
+  delays no other request.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import socket
+import struct
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import gevent
+import gevent.socket
 from gevent import Timeout
+from gevent.ssl import SSLSocket
 from geventhttpclient.client import HTTPClient
 from geventhttpclient.response import HTTPSocketPoolResponse
 from geventhttpclient.url import URL
@@ -51,7 +65,7 @@ from aml_client.bench.checks import (
 )
 from aml_client.bench.result import Sample, clean_name
 
-__all__ = ["Outcome", "Reply", "Sender"]
+__all__ = ["Outcome", "Reply", "Sender", "arrival_ns", "ask_receive_timestamps"]
 
 _SERVER_TIME = "x-ms-run-fn-exec-ms"
 _RUN_FAILED = "x-ms-run-function-failed"
@@ -62,6 +76,88 @@ _HEAD_OVERHEAD = 2
 _MAX_HEADER_SETS = 16
 
 
+#: ``SO_TIMESTAMPNS`` (its ``SCM_TIMESTAMPNS`` control message has the same number): Linux
+#: only, and not every Python names it.
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35) if sys.platform == "linux" else None
+#: The kernel's ``struct timespec`` of ``SCM_TIMESTAMPNS``: two C longs.
+_TIMESPEC = struct.Struct("@ll")
+_ANCILLARY_SIZE = socket.CMSG_SPACE(_TIMESPEC.size) if _SO_TIMESTAMPNS is not None else 0
+
+
+def _plain(sock: Any) -> bool:
+    """A gevent socket without TLS: its reads can be ``recvmsg`` (a TLS socket's cannot)."""
+    return isinstance(sock, gevent.socket.socket) and not isinstance(sock, SSLSocket)
+
+
+def ask_receive_timestamps(sock: Any) -> bool:
+    """Ask the kernel to stamp what ``sock`` receives (a plain TCP socket on Linux); False
+    when it cannot (TLS, another system): its replies keep user-space stamps."""
+    if _SO_TIMESTAMPNS is None or not _plain(sock):
+        return False
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
+def arrival_ns(ancillary: list[tuple[int, int, bytes]]) -> int:
+    """The kernel's receive time (``CLOCK_REALTIME`` ns) in ``recvmsg``'s control messages,
+    or 0 when there is none."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS \
+                and len(data) >= _TIMESPEC.size:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(data)
+            return int(seconds * 1_000_000_000 + nanoseconds)
+    return 0
+
+
+class _StampedReads:
+    """A socket's reads as the response parser sees them (``recv``), each one a ``recvmsg``
+    that keeps the kernel's receive time of the last bytes read (:attr:`arrived_rt`)."""
+
+    __slots__ = ("arrived_rt", "sock")
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        self.arrived_rt = 0
+
+    def recv(self, size: int) -> bytes:
+        data, ancillary, _flags, _address = self.sock.recvmsg(size, _ANCILLARY_SIZE)
+        if data:
+            self.arrived_rt = arrival_ns(ancillary)
+        return data  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class _Response(HTTPSocketPoolResponse):
+    """geventhttpclient's pooled response, reading through :class:`_StampedReads`; the pool
+    gets the socket itself back."""
+
+    def release(self) -> None:
+        reads = self._sock
+        if isinstance(reads, _StampedReads):
+            self._sock = reads.sock
+        super().release()
+
+    def __del__(self) -> None:
+        reads = self._sock
+        if isinstance(reads, _StampedReads):
+            self._sock = reads.sock
+        super().__del__()
+
+
+def _on_clock(stamp_ns: int, sent_ns: int, sent_rt: int, arrived_rt: int, read_ns: int) -> int:
+    """The perf_counter time at which bytes stamped ``arrived_rt`` (realtime) arrived, for a
+    request sent at ``sent_ns`` / ``sent_rt``: never before ``stamp_ns`` (the previous stamp)
+    nor after ``read_ns`` (when they were read); ``read_ns`` when there is no kernel stamp."""
+    if not arrived_rt:
+        return read_ns
+    return min(max(sent_ns + arrived_rt - sent_rt, stamp_ns), read_ns)
+
+
 class _Deadline(Exception):
     """The request's total deadline passed (raised by gevent.Timeout in the sender)."""
 
@@ -70,7 +166,8 @@ class _Deadline(Exception):
 class Outcome:
     """One request: when it was sent and done (perf_counter ns), its status and failure kind.
 
-    ``reason`` is Azure's explanation of a 408/424/429 (see :func:`~.checks.failure_reason`);
+    ``reason`` is Azure's explanation of a 408/424/429 (see
+    :func:`~aml_client.bench.checks.failure_reason`);
     ``predictions`` are the good response's predictions, kept only when asked for (a blue/green
     run compares them between deployments).
     """
@@ -120,6 +217,7 @@ class Sender:
             start = time.perf_counter_ns()
             sock = create()
             connects[gevent.getcurrent()] = time.perf_counter_ns() - start
+            ask_receive_timestamps(sock)
             return sock
 
         pool._create_socket = timed_create_socket  # type: ignore[method-assign]
@@ -142,12 +240,17 @@ class Sender:
             head = entry[1][length] = text.encode("latin-1")
         return head
 
-    def _request(self, body: bytes, headers: dict[str, str]) -> tuple[Any, int]:
-        """Send one POST on a pooled keep-alive connection; (response, bytes sent). A POST is
-        never sent twice (as geventhttpclient: not after a send error)."""
+    def _request(
+        self, body: bytes, headers: dict[str, str]
+    ) -> tuple[Any, int, int, int, _StampedReads | None]:
+        """Send one POST on a pooled keep-alive connection: (response, bytes sent, the send's
+        perf_counter and realtime stamps, the stamped reads if any). A POST is never sent twice
+        (as geventhttpclient: not after a send error)."""
         wire = self._head(headers, len(body)) + body
         pool = self._pool
         sock = pool.get_socket()
+        sent_rt = time.time_ns()
+        sent_ns = time.perf_counter_ns()
         try:
             sock.sendall(wire)
         except OSError as exc:
@@ -159,11 +262,13 @@ class Sender:
             pool.release_socket(sock)
             raise
         client = self.client
-        response = HTTPSocketPoolResponse(
-            sock, pool, block_size=client.block_size, method="POST",
+        reads = _StampedReads(sock) if _ANCILLARY_SIZE and _plain(sock) else None
+        stream: Any = sock if reads is None else reads
+        response = _Response(
+            stream, pool, block_size=client.block_size, method="POST",
             headers_type=client.headers_type,
         )
-        return response, len(wire)
+        return response, len(wire), sent_ns, sent_rt, reads
 
     def send(
         self,
@@ -189,8 +294,9 @@ class Sender:
         sent_ns = time.perf_counter_ns()
         timer.start()
         try:
-            response, sent = self._request(body, headers)
+            response, sent, wire_ns, sent_rt, reads = self._request(body, headers)
             headers_ns = time.perf_counter_ns()
+            headers_rt = reads.arrived_rt if reads is not None else 0
             data = response.read()
             done_ns = time.perf_counter_ns()
             timer.close()
@@ -215,8 +321,14 @@ class Sender:
                 sample.ttfb_us = (done_ns - sent_ns - max(connect, 0)) // 1000
             return Outcome(sent_ns, done_ns, status, kind, sample,
                            error=None if isinstance(exc, _Deadline) else exc)
-        return Reply(sent_ns, headers_ns, done_ns, self._connect_ns.pop(me, -1), sent,
-                     response, data)
+        connect = self._connect_ns.pop(me, -1)
+        # From the send (a new connection's connect included) to the kernel's arrival of the
+        # headers and of the last byte (see the module docstring).
+        sent_ns = max(wire_ns - max(connect, 0), sent_ns)
+        done_rt = reads.arrived_rt if reads is not None else 0
+        headers_ns = _on_clock(wire_ns, wire_ns, sent_rt, headers_rt, headers_ns)
+        done_ns = _on_clock(headers_ns, wire_ns, sent_rt, done_rt, done_ns)
+        return Reply(sent_ns, headers_ns, done_ns, connect, sent, response, data)
 
     def finish(
         self, reply: Reply, expected_rows: int | None, keep_predictions: bool = False

@@ -1,8 +1,8 @@
 """Turn a run summary into tables, Markdown and a self-contained HTML page.
 
-Works from a :class:`~aml_client.bench.summary.BenchSummary` alone, so a stored run renders the
-same way it did when it was written. The table builders return plain rows of strings that the
-Markdown, the HTML and the CLI's rich tables all share, so the three never disagree.
+Works from a :class:`~aml_client.bench.report.summary.BenchSummary` alone, so a stored run
+renders the same way it did when it was written. The table builders return plain rows of strings
+that the Markdown, the HTML and the CLI's rich tables all share, so the three never disagree.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from aml_client.bench.capacity import GENERATOR_LIMIT_HINT
-from aml_client.bench.summary import (
+from aml_client.bench.report.capacity import GENERATOR_LIMIT_HINT
+from aml_client.bench.report.summary import (
     PERCENTILES,
     BenchSummary,
     Capacity,
@@ -24,7 +24,7 @@ from aml_client.bench.summary import (
     LatencyBlock,
     sample_warnings,
 )
-from aml_client.bench.svgchart import (
+from aml_client.bench.report.svgchart import (
     PALETTE,
     RefLine,
     Series,

@@ -43,16 +43,16 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from aml_client.bench.files import HlogInterval, read_hlog
 from aml_client.bench.hdr import nearest_rank
-from aml_client.bench.result import Interval
-from aml_client.bench.summary import (
+from aml_client.bench.report.files import HlogInterval, read_hlog
+from aml_client.bench.report.summary import (
     PERCENTILES,
     BenchSummary,
     DeploymentRun,
     LatencyBlock,
     Verdict,
 )
+from aml_client.bench.result import Interval
 
 __all__ = [
     "VERDICT_METRICS",

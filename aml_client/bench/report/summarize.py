@@ -1,7 +1,7 @@
-"""Building a run's :class:`~aml_client.bench.summary.BenchSummary` from its result.
+"""Building a run's :class:`~aml_client.bench.report.summary.BenchSummary` from its result.
 
-Apart from the model itself (:mod:`aml_client.bench.summary`), because a blue/green run's
-verdicts come from :mod:`aml_client.bench.compare`, which reads the model too.
+Apart from the model itself (:mod:`aml_client.bench.report.summary`), because a blue/green run's
+verdicts come from :mod:`aml_client.bench.report.compare`, which reads the model too.
 """
 
 from __future__ import annotations
@@ -10,12 +10,11 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from aml_client.bench.compare import capacity_verdicts, deployment_verdicts
 from aml_client.bench.hdr import LatencyRecorder
 from aml_client.bench.machine import environment_facts
-from aml_client.bench.redact import redact
-from aml_client.bench.result import PHASES, BenchResult, Interval
-from aml_client.bench.summary import (
+from aml_client.bench.report.compare import capacity_verdicts, deployment_verdicts
+from aml_client.bench.report.redact import redact
+from aml_client.bench.report.summary import (
     AB_PERCENTS,
     CPU_SATURATED,
     CPU_SATURATED_MIN_S,
@@ -41,6 +40,7 @@ from aml_client.bench.summary import (
     sample_warnings,
     to_ms,
 )
+from aml_client.bench.result import PHASES, BenchResult, Interval
 
 __all__ = ["latency_block", "summarize"]
 
@@ -62,7 +62,8 @@ def _spectrum(recorder: LatencyRecorder) -> list[tuple[float, float]]:
 def latency_block(
     recorder: LatencyRecorder, kind: str, description: str = "", *, spectrum: bool = True
 ) -> LatencyBlock:
-    """The figures of one recorder, percentiles by nearest rank (see :mod:`~.hdr`)."""
+    """The figures of one recorder, percentiles by nearest rank (see
+    :mod:`~aml_client.bench.hdr`)."""
     wanted = sorted({*PERCENTILES, *AB_PERCENTS})
     values = recorder.percentiles_us(wanted)
     return LatencyBlock(

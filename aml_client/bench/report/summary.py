@@ -1,6 +1,6 @@
 """The summary of a benchmark run: one versioned pydantic model, built once, used everywhere.
 
-:func:`aml_client.bench.summarize.summarize` turns a
+:func:`aml_client.bench.report.summarize.summarize` turns a
 :class:`~aml_client.bench.result.BenchResult` into a :class:`BenchSummary`; report files, the
 console, Markdown/HTML, objectives (``--slo``), the web UI's HDR tab and ``--json`` all read
 that object (never a dict, never the file just written). ``summary.json`` is its JSON form,

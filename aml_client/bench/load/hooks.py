@@ -6,11 +6,11 @@ endpoint, key and payload come from the same settings as ``amlc``: ``AMLC_SCORIN
 ``AMLC_KEY``/``AMLC_TOKEN``, a profile named by ``AMLC_ENDPOINT``, else the local endpoint;
 ``AMLC_PAYLOAD`` names a payload file; reports go under ``AMLC_REPORT_DIR`` (default
 ``reports``); ``AMLC_RESULTS_DIR`` / ``AMLC_RESULTS_LOG`` make each process leave (or print) its
-results for ``amlc report merge`` (:mod:`aml_client.bench.results_hook`).
+results for ``amlc report merge`` (:mod:`aml_client.bench.load.results_hook`).
 
 Locust's web UI, when there is one, answers only requests addressed to this machine and sent
 by its own pages (the Host, Origin and Sec-Fetch-Site checks of
-:mod:`aml_client.bench.webguard`); other names it should answer go in
+:mod:`aml_client.bench.load.webguard`); other names it should answer go in
 ``AMLC_WEB_ALLOWED_HOSTS``. Who may use it beyond that is up to Locust's own flags
 (``--web-host``, ``--web-login``, ``--tls-cert``); ``amlc bench --web`` adds a per-run secret.
 """
@@ -24,7 +24,7 @@ from typing import Any
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
-from aml_client.bench.engine import install
+from aml_client.bench.load.engine import install
 from aml_client.bench.plan import BenchPlan
 from aml_client.bench.target import RunTarget, run_target_from_environment
 
@@ -65,8 +65,8 @@ def _install(environment: Environment, runner: Any, web_ui: Any, target: RunTarg
     )
     engine = install(environment, target, plan, report_root=report_root, headless=headless)
     if web_ui is not None:
-        from aml_client.bench.webguard import protect
-        from aml_client.bench.webui import add_hdr_tab, keep_target
+        from aml_client.bench.load.webguard import protect
+        from aml_client.bench.load.webui import add_hdr_tab, keep_target
 
         add_hdr_tab(environment, engine)
         keep_target(environment, target.base_url)

@@ -33,9 +33,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aml_client.bench.files import read_hlog, write_hlog
 from aml_client.bench.hdr import LatencyRecorder
 from aml_client.bench.recording import Recording
+from aml_client.bench.report.files import read_hlog, write_hlog
 from aml_client.bench.result import Interval
 from aml_client.errors import InputError
 

@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, jsonify, request
 
-from aml_client.bench.render import spectrum_svg
-from aml_client.bench.summary import (
+from aml_client.bench.report.render import spectrum_svg
+from aml_client.bench.report.summary import (
     AB_PERCENTS,
     PERCENTILES,
     BenchSummary,
@@ -38,7 +38,7 @@ from aml_client.bench.summary import (
 if TYPE_CHECKING:
     from locust.env import Environment
 
-    from aml_client.bench.engine import Engine
+    from aml_client.bench.load.engine import Engine
 
 __all__ = ["add_hdr_tab", "hdr_rows", "hdr_snapshot", "keep_target", "same_host"]
 

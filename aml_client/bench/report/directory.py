@@ -2,7 +2,7 @@
 
 A report directory ``reports/<UTC start>-<endpoint>/`` holds:
 
-* ``summary.json`` — the :class:`~aml_client.bench.summary.BenchSummary` (versioned);
+* ``summary.json`` — the :class:`~aml_client.bench.report.summary.BenchSummary` (versioned);
 * ``latency.hgrm`` (and ``corrected.hgrm`` for an open model) — HdrHistogram's standard
   percentile distribution in milliseconds, which HdrHistogram's plotters read;
 * ``latency.hlog`` — the per-interval histograms in HdrHistogram's interval log format;
@@ -14,9 +14,9 @@ A group of runs (``amlc bench --repeat N``) is a directory ``reports/<UTC start>
 holding only ``group.json``: the names of its runs, which are report directories beside it.
 ``amlc report compare`` takes a group as one side.
 
-The numbers come from :mod:`~aml_client.bench.summary`, the files from
-:mod:`~aml_client.bench.files`, the pages from :mod:`~aml_client.bench.render`, comparisons
-from :mod:`~aml_client.bench.compare`. Nothing here imports Locust.
+The numbers come from :mod:`~aml_client.bench.report.summary`, the files from
+:mod:`~aml_client.bench.report.files`, the pages from :mod:`~aml_client.bench.report.render`,
+comparisons from :mod:`~aml_client.bench.report.compare`. Nothing here imports Locust.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aml_client.bench.files import write_hgrm, write_hlog
+from aml_client.bench.report.files import write_hgrm, write_hlog
+from aml_client.bench.report.summary import BenchSummary, parse_summary
 from aml_client.bench.result import BenchResult
-from aml_client.bench.summary import BenchSummary, parse_summary
 from aml_client.errors import InputError
 
 __all__ = [
@@ -69,10 +69,10 @@ def write_report(
     ``summary`` (default: :func:`summarize` of ``result``) gets its ``report_id`` and
     ``report_dir`` set, so the caller renders the very object that was written.
     """
-    from aml_client.bench import render  # the HTML/Markdown layer, only needed here
+    from aml_client.bench.report import render  # the HTML/Markdown layer, only needed here
 
     if summary is None:
-        from aml_client.bench.summarize import summarize  # numpy, for blue/green verdicts
+        from aml_client.bench.report.summarize import summarize  # numpy, for blue/green verdicts
 
         summary = summarize(result)
     directory = _new_dir(Path(root), result.started_at, summary.endpoint)

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from aml_client.bench.recording import Recording
+from aml_client.bench.report.results_dir import ResultsDir, read_log, read_results
+from aml_client.bench.report.summary import BenchSummary
 from aml_client.bench.result import BenchResult, LoadFacts
-from aml_client.bench.results_dir import ResultsDir, read_log, read_results
-from aml_client.bench.summary import BenchSummary
 from aml_client.errors import InputError
 
 __all__ = ["Merged", "load_sources", "merge_results", "result_of", "write_merged_report"]
@@ -167,8 +167,8 @@ def merge_results(sources: list[ResultsDir]) -> Merged:
 
 def write_merged_report(merged: Merged, root: str | Path) -> tuple[Path, BenchSummary]:
     """Write the merged run's report (the same files as a bench run) plus ``merge.json``."""
-    from aml_client.bench.report import write_report
-    from aml_client.bench.summarize import summarize
+    from aml_client.bench.report.directory import write_report
+    from aml_client.bench.report.summarize import summarize
 
     summary = summarize(merged.result)
     directory = write_report(merged.result, root, summary=summary)

@@ -30,8 +30,8 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from aml_client.bench.slo import Objective
-from aml_client.bench.summary import Capacity, CapacityStep, min_samples
+from aml_client.bench.report.slo import Objective
+from aml_client.bench.report.summary import Capacity, CapacityStep, min_samples
 
 __all__ = [
     "CapacitySearch",
