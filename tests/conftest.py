@@ -59,6 +59,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
     The sort is stable, so each group keeps its collection order; with pytest-xdist's
     ``--dist loadgroup`` (pyproject.toml) the workers take tests in this order too.
+
+    Every integration test starts servers or processes (seconds each on a busy machine), so
+    all of them count as ``slow``: ``-m "not slow"`` (the fast subset) is the unit tests that
+    take less than a few seconds. This runs before pytest deselects by marker.
     """
 
     def rank(item: pytest.Item) -> tuple[bool, bool]:
@@ -66,6 +70,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return integration, integration and item.get_closest_marker("slow") is None
 
     items.sort(key=rank)
+    for item in items:
+        if item.path.is_relative_to(_INTEGRATION):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True)

@@ -143,6 +143,7 @@ def test_report_commands_never_import_locust(runs):
     assert proc.stdout.strip().splitlines()[-1] == "[]"
 
 
+@pytest.mark.slow  # tens of seconds on a busy 2-core machine
 def test_compare_gates_fail_on_a_significant_regression(amlc, tmp_path):
     """Three runs per side (A's, then --vs and B's), p99 +40 %: exit 5, one JUnit case per
     gate; the same two sides as groups give the same verdict."""

@@ -146,6 +146,7 @@ def _either(action: Any) -> Any:
         return None
 
 
+@pytest.mark.slow  # tens of seconds on a busy 2-core machine
 @given(garbage_swaggers())
 def test_garbage_swaggers_are_read_or_refused_cleanly(doc: dict[str, Any]) -> None:
     schema = _either(lambda: load_schema(doc))

@@ -193,6 +193,7 @@ def _mypy(folder: Path, *files: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow  # tens of seconds on a busy 2-core machine
 def test_generated_clients_pass_mypy_strict(generated: dict[str, Path]) -> None:
     folder = next(iter(generated.values())).parent
     names = sorted(path.name for path in generated.values())  # all of them: a few seconds
@@ -201,6 +202,7 @@ def test_generated_clients_pass_mypy_strict(generated: dict[str, Path]) -> None:
     assert f"no issues found in {len(names)} source files" in result.stdout
 
 
+@pytest.mark.slow  # tens of seconds on a busy 2-core machine
 def test_mypy_catches_a_wrong_row_and_accepts_python_names(
     generated: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -244,6 +244,7 @@ def _keep_sample(code: str) -> None:
         _SAMPLES[(_SEEN[0] // 7) % 40] = code
 
 
+@pytest.mark.slow  # tens of seconds on a busy 2-core machine
 @given(hostile_swaggers())
 def test_hostile_text_never_becomes_code(case: tuple[dict[str, Any], str]) -> None:
     doc, source = case
@@ -347,6 +348,7 @@ def test_known_breakages_import(name: str) -> None:
     module.build_request(module.example_rows())
 
 
+@pytest.mark.slow  # tens of seconds on a busy 2-core machine
 def test_known_breakages_and_fuzzed_modules_pass_ruff_and_mypy(tmp_path: Path) -> None:
     for name, (doc, source) in HOSTILE.items():
         (tmp_path / f"client_{name}.py").write_text(

@@ -176,6 +176,7 @@ def test_known_service_times_give_a_significant_verdict_and_answers_are_compared
     assert agreement["examples"][0].endswith("blue 0.5, green 0.7")
 
 
+@pytest.mark.xdist_group("capacity")  # one capacity search at a time (test_bench_capacity_cli)
 def test_capacity_of_each_deployment_in_one_command(tmp_path: Path) -> None:
     # 8 slots each: blue 80 ms (capacity 100 req/s), green 40 ms (200 req/s).
     srv = start_server(tmp_path, "--pinned", "blue=80,green=40", "--slots", "8")

@@ -23,9 +23,10 @@ from pathlib import Path
 import pytest
 from support.bench import bench_env, run_bench, start_server, start_slots_server
 
-# One xdist worker runs these one after another: three searches at once would each starve the
-# others' load process and blame the endpoint for it.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("capacity")]
+pytestmark = pytest.mark.slow
+# One xdist worker runs the searches one after another: three searches at once would each
+# starve the others' load process and blame the endpoint for it.
+one_search_at_a_time = pytest.mark.xdist_group("capacity")
 
 SLO = "p90<=250ms"
 SHORT_STEPS = ["--step-duration", "3s", "--warmup", "1s"]
@@ -41,6 +42,7 @@ def _search(srv, tmp_path: Path, name: str, *args: str, slo: str = SLO) -> tuple
     return json.loads(done.stdout), done.stderr
 
 
+@one_search_at_a_time
 @pytest.mark.parametrize(
     ("slots", "service_ms"),
     [(2, 20.0), (8, 80.0), (1, 5.0)],
@@ -82,6 +84,7 @@ def test_capacity_search_finds_the_known_capacity(tmp_path: Path, slots: int,
         srv.stop()
 
 
+@one_search_at_a_time
 def test_refusals_fail_a_step_even_when_latency_holds(tmp_path: Path) -> None:
     """2 slots x 20 ms answering 429 at once past 16 pending requests: past 100 req/s the
     latency of the answered requests stays under 200 ms, the refusals grow. The implied error
