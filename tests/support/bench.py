@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from support.local import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER = ROOT / "tests" / "support" / "calibrated.py"
@@ -76,18 +77,12 @@ def start_server(
     return Server(proc, int(line.split()[1]), log_path)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def bench_env(server: Server, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(AMLC_SCORING_URI=server.uri, AMLC_KEY=KEY, PYTHONPATH=str(ROOT))
     env.pop("AMLC_DEBUG", None)
     # A web UI of its own: tests run side by side, and the default port is one for all.
-    env["AMLC_WEB_PORT"] = str(_free_port())
+    env["AMLC_WEB_PORT"] = str(free_port())
     env.update(extra)
     return env
 

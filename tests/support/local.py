@@ -5,6 +5,7 @@ endpoint of their own)."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import socket
 import subprocess
@@ -21,9 +22,42 @@ from aml_client.local import LocalEndpointInfo
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+#: Ports handed out by :func:`free_port`: below the kernel's ephemeral range, where a port given
+#: to a test and bound by it only later cannot meanwhile become some connection's local port.
+_PORTS = range(20000, _ephemeral_low())
+_handed_out = itertools.count(os.getpid())
+
+
+def _own_ports() -> range:
+    """This test process's slice of :data:`_PORTS`: no other xdist worker hands them out."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    index = int(worker) if worker.isdigit() else 0
+    span = len(_PORTS) // max(count, 1)
+    start = _PORTS.start + (index % max(count, 1)) * span
+    return range(start, start + span)
+
+
 def free_port() -> int:
-    """A port nothing listens on right now (127.0.0.1)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+    """A 127.0.0.1 port nothing listens on, that no other test process hands out and no
+    outgoing connection takes while the test gets round to binding it."""
+    ports = _own_ports()
+    for _ in range(len(ports)):
+        port = ports[next(_handed_out) % len(ports)]
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:  # all taken: any port
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
@@ -66,7 +100,7 @@ def amlc_env(home: Path) -> dict[str, str]:
     return env
 
 
-def run_amlc_in(home: Path, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
+def run_amlc_in(home: Path, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
     """``python -m aml_client ARGS`` in a real process, with ``AMLC_HOME=home``."""
     return subprocess.run(
         [sys.executable, "-m", "aml_client", *args],
@@ -122,7 +156,7 @@ class LocalEndpointHandle:
         """Make in-process library calls (``running_endpoint()``, profiles "local") find it."""
         monkeypatch.setenv("AMLC_HOME", str(self.home))
 
-    def amlc(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
+    def amlc(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
         return run_amlc_in(self.home, *args, timeout=timeout)
 
     def access_log_lines(self) -> list[str]:
