@@ -137,7 +137,9 @@ def test_short_lived_tokens_are_refreshed_during_the_run(
     script.write_text(TOKEN_SCRIPT)
     seen: set[str] = set()
     server.auth_check = _token_checker(secret, seen)
-    env = _env(server, AMLC_TOKEN_COMMAND=f"{sys.executable} {script} {secret_file} 4")
+    # Tokens valid for 8 s: replaced at half-life, a refresh has 4 s to travel from the token
+    # command through the parent to every worker, which a busy machine needs.
+    env = _env(server, AMLC_TOKEN_COMMAND=f"{sys.executable} {script} {secret_file} 8")
     env.pop("AMLC_KEY")
     done = run_bench(
         ["-t", "20s", "--rate", "25", "-u", "4", "--workers", workers, "--json",
@@ -150,8 +152,8 @@ def test_short_lived_tokens_are_refreshed_during_the_run(
     summary = _summary(done)
     assert summary["requests"] >= 200
     assert summary["failures"]["total"] == 0, summary["failures"]
-    # Replaced halfway through their life: about ten during the run.
-    assert len(seen) >= 5, "tokens valid for 4 s were replaced during the 20 s run"
+    # Replaced halfway through their life: about five during the run.
+    assert len(seen) >= 3, "tokens valid for 8 s were replaced during the 20 s run"
     assert all(token not in done.stdout + done.stderr for token in seen)
 
 
