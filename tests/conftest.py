@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
+from support import forked_cli
 
 # Property-based tests run a few hundred examples in the normal suite; HYPOTHESIS_PROFILE=thorough
 # runs thousands (e.g. before a release, or after touching the swagger reader or codegen).
@@ -50,6 +50,16 @@ _AMLC_ENV = (
 
 
 _INTEGRATION = Path(__file__).resolve().parent / "integration"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C reaches the processes the tests start, however the suite itself was started.
+
+    A shell starts a background job (``pytest … &``, ``nohup``) with SIGINT ignored, and every
+    process started from it inherits that: the tests that interrupt a run as a user would then
+    see it go on. A handled signal is reset to its default in a started program."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -132,23 +142,15 @@ def run_amlc(
     timeout: float = 60.0,
     cwd: Path | None = None,
 ) -> CliResult:
-    """Run ``python -m aml_client ARGS`` in a real process, with this process's environment."""
+    """Run ``python -m aml_client ARGS`` in a real process (support/forked_cli.py), with this
+    process's environment."""
     full_env = dict(os.environ)
     full_env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(REPO), full_env.get("PYTHONPATH", "")) if p
     )
     full_env["COLUMNS"] = "200"  # rich wraps at 80 without a terminal; keep one error per line
     full_env.update(env or {})
-    proc = subprocess.run(
-        [sys.executable, "-m", "aml_client", *args],
-        input=input,
-        stdin=None if input is not None else subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=timeout,
-        cwd=cwd or REPO,
-    )
+    proc = forked_cli.run(list(args), input=input, env=full_env, timeout=timeout, cwd=cwd or REPO)
     return CliResult(list(args), proc.returncode, proc.stdout, proc.stderr)
 
 
@@ -156,6 +158,13 @@ def run_amlc(
 def amlc() -> Callable[..., CliResult]:
     """``amlc(*args, input=..., env=...)`` runs the CLI as a user would."""
     return run_amlc
+
+
+@pytest.fixture(scope="session")
+def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One mypy cache for the session's type checks (their tests share an ``xdist_group``):
+    the standard library and pydantic are analysed once, not by every check."""
+    return tmp_path_factory.mktemp("mypy-cache")
 
 
 @pytest.fixture

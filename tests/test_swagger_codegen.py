@@ -179,12 +179,12 @@ def test_generated_clients_pass_ruff(generated: dict[str, Path]) -> None:
     assert strict.returncode == 0, strict.stdout[-3000:]
 
 
-def _mypy(folder: Path, *files: str) -> subprocess.CompletedProcess[str]:
+def _mypy(folder: Path, cache: Path, *files: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, MYPYPATH=str(REPO))
     return subprocess.run(
         [
             *(sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent"),
-            *("--cache-dir", str(folder / ".mypy_cache"), *files),
+            *("--cache-dir", str(cache), *files),
         ],
         cwd=folder,
         capture_output=True,
@@ -194,17 +194,19 @@ def _mypy(folder: Path, *files: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow  # tens of seconds on a busy 2-core machine
-def test_generated_clients_pass_mypy_strict(generated: dict[str, Path]) -> None:
+@pytest.mark.xdist_group("mypy")
+def test_generated_clients_pass_mypy_strict(generated: dict[str, Path], mypy_cache: Path) -> None:
     folder = next(iter(generated.values())).parent
     names = sorted(path.name for path in generated.values())  # all of them: a few seconds
-    result = _mypy(folder, *names)
+    result = _mypy(folder, mypy_cache, *names)
     assert result.returncode == 0, result.stdout[-3000:]
     assert f"no issues found in {len(names)} source files" in result.stdout
 
 
 @pytest.mark.slow  # tens of seconds on a busy 2-core machine
+@pytest.mark.xdist_group("mypy")
 def test_mypy_catches_a_wrong_row_and_accepts_python_names(
-    generated: dict[str, Path], tmp_path: Path
+    generated: dict[str, Path], mypy_cache: Path
 ) -> None:
     """The point of the generated types: a type checker sees through them."""
     folder = generated["005-Aduzona.json"].parent
@@ -222,7 +224,7 @@ def test_mypy_catches_a_wrong_row_and_accepts_python_names(
         "labels: list[str] = score([row])\n"
         'probabilities: list[list[float]] = predict_proba([row], endpoint="prod")\n'
     )
-    result = _mypy(folder, good.name)
+    result = _mypy(folder, mypy_cache, good.name)
     assert result.returncode == 0, result.stdout
     bad = folder / "use_bad.py"
     bad.write_text(
@@ -231,7 +233,7 @@ def test_mypy_catches_a_wrong_row_and_accepts_python_names(
         'row = Row(age="old", job="admin.")\n'
         "numbers: list[int] = score([row], endpoint=42)\n"
     )
-    result = _mypy(folder, bad.name)
+    result = _mypy(folder, mypy_cache, bad.name)
     assert result.returncode == 1
     out = result.stdout
     assert 'Argument "age" to "Row" has incompatible type "str"; expected "int"' in out

@@ -349,7 +349,10 @@ def test_known_breakages_import(name: str) -> None:
 
 
 @pytest.mark.slow  # tens of seconds on a busy 2-core machine
-def test_known_breakages_and_fuzzed_modules_pass_ruff_and_mypy(tmp_path: Path) -> None:
+@pytest.mark.xdist_group("mypy")
+def test_known_breakages_and_fuzzed_modules_pass_ruff_and_mypy(
+    tmp_path: Path, mypy_cache: Path
+) -> None:
     for name, (doc, source) in HOSTILE.items():
         (tmp_path / f"client_{name}.py").write_text(
             generate_client(load_schema(doc), source=source), encoding="utf-8"
@@ -372,7 +375,10 @@ def test_known_breakages_and_fuzzed_modules_pass_ruff_and_mypy(tmp_path: Path) -
         )
         assert ruff.returncode == 0, ruff.stdout[-3000:]
     mypy = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent", "."],
+        [
+            *(sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent"),
+            *("--cache-dir", str(mypy_cache), "."),
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,

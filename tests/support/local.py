@@ -9,7 +9,6 @@ import itertools
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from aml_client.local import LocalEndpointInfo
+from support import forked_cli
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -102,15 +102,7 @@ def amlc_env(home: Path) -> dict[str, str]:
 
 def run_amlc_in(home: Path, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
     """``python -m aml_client ARGS`` in a real process, with ``AMLC_HOME=home``."""
-    return subprocess.run(
-        [sys.executable, "-m", "aml_client", *args],
-        capture_output=True,
-        text=True,
-        env=amlc_env(home),
-        stdin=subprocess.DEVNULL,
-        timeout=timeout,
-        cwd=REPO,
-    )
+    return forked_cli.run(list(args), env=amlc_env(home), cwd=REPO, input=None, timeout=timeout)
 
 
 @dataclass

@@ -1,0 +1,120 @@
+"""A process that has imported amlc and its libraries, and forks one real ``amlc`` per request.
+
+    python tests/support/cli_zygote.py SOCKET      # prints "ready", serves until stdin closes
+
+A request is one connection on the Unix socket ``SOCKET``: a JSON object (``args``, ``env``,
+``cwd``) with the caller's stdin, stdout and stderr passed as file descriptors. The forked
+child answers its pid, becomes ``python -m aml_client ARGS`` (those streams, that environment
+and directory, ``aml_client.cli`` imported afresh so its consoles read the new environment),
+and answers ``exit N`` once it ends as Python would: non-daemon threads joined, ``atexit``
+run, streams flushed. See tests/support/forked_cli.py for the caller's side.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import importlib
+import json
+import os
+import pkgutil
+import runpy
+import select
+import signal
+import socket
+import sys
+import threading
+import traceback
+
+#: What is imported again in each child: it builds rich consoles from the environment.
+FRESH = ("aml_client.cli", "aml_client.__main__")
+
+
+def _preload() -> None:
+    import aml_client.cli
+
+    for module in pkgutil.walk_packages(aml_client.cli.__path__, "aml_client.cli."):
+        importlib.import_module(module.name)
+    for name in [n for n in sys.modules if n == FRESH[0] or n.startswith(FRESH[0] + ".")]:
+        del sys.modules[name]
+    del aml_client.cli
+
+
+def _exit_code(error: SystemExit) -> int:
+    """What the interpreter makes of ``SystemExit(code)``."""
+    if error.code is None:
+        return 0
+    if isinstance(error.code, int):
+        return error.code
+    print(error.code, file=sys.stderr)
+    return 1
+
+
+def _run(request: dict, conn: socket.socket) -> int:
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    sys.path[0] = request["cwd"]
+    sys.argv = ["-m", *request["args"]]
+    try:
+        runpy.run_module("aml_client", run_name="__main__", alter_sys=True)
+        code = 0
+    except SystemExit as error:
+        code = _exit_code(error)
+    except KeyboardInterrupt:
+        traceback.print_exc()
+        code = 128 + signal.SIGINT
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    try:
+        threading._shutdown()  # type: ignore[attr-defined]
+        atexit._run_exitfuncs()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+    return code
+
+
+def _child(conn: socket.socket) -> None:
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    code = 1
+    try:
+        message, fds, _, _ = socket.recv_fds(conn, 1 << 22, 3)
+        while not message.endswith(b"\n"):
+            message += conn.recv(1 << 22)
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        conn.sendall(f"{os.getpid()}\n".encode())
+        code = _run(json.loads(message), conn)
+        conn.sendall(f"exit {code}\n".encode())
+    finally:
+        os._exit(code)
+
+
+def main(path: str) -> None:
+    _preload()
+    sys.stdout.flush()
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the children
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(128)
+    print("ready", flush=True)
+    while True:
+        readable, _, _ = select.select([server, 0], [], [])
+        if 0 in readable and not os.read(0, 1024):
+            return  # the caller went away
+        if server in readable:
+            conn, _ = server.accept()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            if os.fork() == 0:
+                server.close()
+                _child(conn)
+            conn.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
