@@ -149,6 +149,20 @@ def test_failures_are_counted_by_kind(tmp_path: Path) -> None:
     assert summary["failures"]["by_kind"] == {"connection": 5}
 
 
+def test_fewer_requests_than_load_processes_ends_by_itself(
+    server: Server, tmp_path: Path
+) -> None:
+    """One request shared by two workers: the worker whose share is none is done at once."""
+    done = run_bench(
+        ["-n", "1", "-u", "4", "--workers", "2", "--json", "--report-dir", str(tmp_path / "r")],
+        bench_env(server),
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert _summary(done)["requests"] == 1
+    assert server.count() == {"total": 1, "by_status": {"200": 1}}
+
+
 def _rows(tmp_path: Path) -> Path:
     rows = tmp_path / "rows.jsonl"
     rows.write_text('{"x": 1.0, "y": 1}\n{"x": 2.0, "y": 2}\n')

@@ -34,6 +34,10 @@ class HotPath(EngineNode):
             return None
         quota = self.share.quota
         if quota is not None and self.claimed >= quota:
+            # The share is all claimed: the node ends with its last answer, or now if its
+            # share was none at all (fewer requests than load processes).
+            self.stopping = True
+            self._maybe_finish()
             return None
         due_ns = 0
         if self._offsets is not None:
