@@ -24,8 +24,9 @@ from aml_client.bench.load.exchange import Sender
 from aml_client.bench.plan import BenchPlan
 from aml_client.bench.protocol import Event
 from aml_client.bench.recording import Recording
+from aml_client.bench.report.merge import result_of
 from aml_client.bench.report.summary import BenchSummary, Capacity
-from aml_client.bench.result import BenchResult, LoadFacts
+from aml_client.bench.result import BenchResult
 from aml_client.bench.target import RunTarget
 
 __all__ = ["Emit", "EngineNode"]
@@ -190,45 +191,14 @@ class EngineNode:
 
     def _result_of(
         self, rec: Recording, started_at: float, ended_at: float, *, rate: float | None = None,
-        config: dict[str, Any] | None = None,
     ) -> BenchResult:
-        if config is None:
-            config = self._config()
+        config = self._config()
         if rate is not None:
             config["rate"] = rate
-        cpu_samples = round(rec.cpu_wall_s)
-        rec.align_deployment_series()
-        return BenchResult(
-            config=config,
-            started_at=started_at,
-            ended_at=ended_at,
-            latency=rec.latency,
-            corrected=rec.corrected,
-            requests=rec.requests,
-            failures=dict(rec.failures),
-            intervals=rec.series.intervals(started_at, ended_at),
-            environment=_machine_facts(self.environment),
-            phases=dict(rec.phases),
-            slip=rec.slip if rec.open_model else None,
-            deployments=dict(rec.deployments),
-            transfer=rec.transfer,
-            load=LoadFacts(
-                late_sends=rec.late,
-                cpu_peak=rec.cpu_peak,
-                cpu_mean=rec.cpu_busy_s / rec.cpu_wall_s if rec.cpu_wall_s else 0.0,
-                cpu_saturated_s=rec.cpu_saturated_s,
-                cpu_samples=cpu_samples,
-                peak_in_flight=rec.peak_in_flight,
-                max_senders=self.plan.senders_cap if rec.open_model else None,
-            ),
-            good=rec.good if rec.good_within_us is not None else None,
-            failure_reasons={k: dict(v) for k, v in rec.failure_reasons.items()},
-            by_deployment={
-                name: self._result_of(sub, started_at, ended_at, config={"deployment": name})
-                for name, sub in rec.by_deployment.items()
-            },
-            agreement=rec.agreement if self.plan.deployments and self.plan.capacity is None
-            else None,
+        return result_of(
+            rec, config, started_at, ended_at, _machine_facts(self.environment),
+            max_senders=self.plan.senders_cap,
+            keep_agreement=bool(self.plan.deployments) and self.plan.capacity is None,
         )
 
     # -- provided by the other parts of the engine ------------------------------------------

@@ -298,16 +298,14 @@ def _reap(procs: list[subprocess.Popen[bytes]], timeout_s: float = 10.0) -> None
                 proc.wait()
 
 
-def run_local(config: LoadConfig, emit: _Emitter, stdin: _Stdin | None = None) -> int:
-    target = RunTarget.from_wire(config.target)
-    _pushed_auth(target, stdin, lambda: emit(AuthRequestEvent()))
-    plan = config.plan
-    environment = _environment()
-    runner = environment.create_local_runner()
+def _install_engine(
+    environment: Environment, target: RunTarget, config: LoadConfig, emit: _Emitter
+) -> Engine:
+    """The engine of a local or master process, stopped by signals and by its parent's end."""
     engine = install(
         environment,
         target,
-        plan,
+        config.plan,
         emit=emit,
         report_root=config.report_root,
         headless=config.web is None,
@@ -317,6 +315,16 @@ def run_local(config: LoadConfig, emit: _Emitter, stdin: _Stdin | None = None) -
     _stop_on_signals(environment)
     if config.parent_pid:
         _watch_parent(environment, config.parent_pid)
+    return engine
+
+
+def run_local(config: LoadConfig, emit: _Emitter, stdin: _Stdin | None = None) -> int:
+    target = RunTarget.from_wire(config.target)
+    _pushed_auth(target, stdin, lambda: emit(AuthRequestEvent()))
+    plan = config.plan
+    environment = _environment()
+    runner = environment.create_local_runner()
+    engine = _install_engine(environment, target, config, emit)
     if config.web is not None:
         _start_web_ui(environment, engine, config.web, emit)
     else:
@@ -359,19 +367,7 @@ def run_master(config: LoadConfig, emit: _Emitter, stdin: _Stdin | None = None) 
     environment = _environment()
     runner = environment.create_master_runner(options.bind_host, options.bind_port)
     assert isinstance(runner, MasterRunner)
-    engine = install(
-        environment,
-        target,
-        plan,
-        emit=emit,
-        report_root=config.report_root,
-        headless=config.web is None,
-        locust_stats=config.web is not None,
-    )
-    engine.live_metrics = config.live_metrics
-    _stop_on_signals(environment)
-    if config.parent_pid:
-        _watch_parent(environment, config.parent_pid)
+    engine = _install_engine(environment, target, config, emit)
     runner.register_message(MSG_AUTH_REQUEST, lambda *_a, **_kw: emit(AuthRequestEvent()))
     if options.local_workers:
         from aml_client.bench.auth import auth_line

@@ -27,11 +27,19 @@ __all__ = ["Merged", "load_sources", "merge_results", "result_of", "write_merged
 
 def result_of(
     recording: Recording, config: dict[str, Any], started_at: float, ended_at: float,
-    environment: dict[str, Any] | None = None,
+    environment: dict[str, Any] | None = None, *, max_senders: int | None = None,
+    keep_agreement: bool | None = None,
 ) -> BenchResult:
-    """The :class:`BenchResult` of a (merged) recording, as the load engine builds it."""
+    """The :class:`BenchResult` of a recording, in the load engine or merged afterwards.
+
+    ``max_senders`` defaults to the config's; ``keep_agreement`` (the prediction agreement of
+    a blue/green run) defaults to keeping it when anything was compared.
+    """
     rec = recording
     rec.align_deployment_series()
+    if max_senders is None:
+        max_senders = config.get("max_senders")
+    keep = not rec.agreement.empty if keep_agreement is None else keep_agreement
     return BenchResult(
         config=dict(config),
         started_at=started_at,
@@ -53,15 +61,18 @@ def result_of(
             cpu_saturated_s=rec.cpu_saturated_s,
             cpu_samples=round(rec.cpu_wall_s),
             peak_in_flight=rec.peak_in_flight,
-            max_senders=config.get("max_senders") if rec.open_model else None,
+            max_senders=max_senders if rec.open_model else None,
         ),
         good=rec.good if rec.good_within_us is not None else None,
         failure_reasons={k: dict(v) for k, v in rec.failure_reasons.items()},
         by_deployment={
-            name: result_of(sub, {"deployment": name}, started_at, ended_at)
+            name: result_of(
+                sub, {"deployment": name}, started_at, ended_at, environment,
+                max_senders=max_senders, keep_agreement=keep_agreement,
+            )
             for name, sub in rec.by_deployment.items()
         },
-        agreement=rec.agreement if not rec.agreement.empty else None,
+        agreement=rec.agreement if keep else None,
     )
 
 
