@@ -192,8 +192,9 @@ def _serve_then_interrupt(step: Step, command: list[str], cwd: Path, env: dict[s
     try:
         deadline = time.monotonic() + SERVE_READY_S
         # Serving means an address printed (amlc on stdout, Locust on stderr), or, for a command
-        # that prints no address (logs -f), a quiet moment after its first lines: Ctrl-C sent
-        # while a command is still importing would test its start-up, not the documented stop.
+        # that prints no address (logs -f), a quiet moment after its first lines (it printed, so
+        # it is past its start-up): Ctrl-C sent while a command is still importing would test
+        # its start-up, not the documented stop.
         first_output: float | None = None
         while proc.poll() is None and time.monotonic() < deadline:
             printed = "".join(out + err)
@@ -201,7 +202,7 @@ def _serve_then_interrupt(step: Step, command: list[str], cwd: Path, env: dict[s
                 break
             if printed and first_output is None:
                 first_output = time.monotonic()
-            if first_output is not None and time.monotonic() - first_output > 15:
+            if first_output is not None and time.monotonic() - first_output > 3:
                 break
             time.sleep(0.1)
         assert proc.poll() is None, f"{step.code} ended by itself: {''.join(out + err)}"

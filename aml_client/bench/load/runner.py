@@ -284,7 +284,8 @@ def _pushed_auth(
     return auth
 
 
-def _reap(procs: list[subprocess.Popen[bytes]], timeout_s: float = 10.0) -> None:
+def _reap(procs: list[subprocess.Popen[bytes]], timeout_s: float = 60.0) -> None:
+    """Wait for local workers to end (after the run they write their results), bounded."""
     deadline = time.monotonic() + timeout_s
     for proc in procs:
         while proc.poll() is None and time.monotonic() < deadline:

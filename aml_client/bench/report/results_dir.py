@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
 import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
@@ -129,9 +130,15 @@ def write_results(
     root: str | Path, identity: Identity, recording: Recording,
     summary: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``recording`` as the results directory ``root/<engine>``; return it."""
-    directory = Path(root) / safe_name(identity.engine, 128)
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write ``recording`` as the results directory ``root/<engine>``; return it.
+
+    The files go to ``<engine>.partial`` first, renamed once all are written: a process
+    stopped while writing leaves a directory that says it is partial, never one that looks
+    complete and is not."""
+    final = Path(root) / safe_name(identity.engine, 128)
+    directory = final.with_name(final.name + ".partial")
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
     start, end = identity.started_at, identity.ended_at
     (directory / "identity.json").write_text(
         json.dumps(asdict(identity), indent=1, default=str), encoding="utf-8")
@@ -147,7 +154,10 @@ def write_results(
     if summary is not None:
         (directory / "summary.json").write_text(json.dumps(summary, indent=1),
                                                 encoding="utf-8")
-    return directory
+    if final.exists():
+        shutil.rmtree(final)
+    directory.rename(final)
+    return final
 
 
 def _write_hlogs(directory: Path, prefix: str, identity: Identity, recording: Recording) -> None:
