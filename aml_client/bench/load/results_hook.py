@@ -124,6 +124,12 @@ def attach(environment: Environment, engine: Any, root: str | None, *,
     events.test_stop.add_listener(lambda **_kw: keeper.end())
 
 
+def results_wanted() -> bool:
+    """Whether this run's load processes write results (``AMLC_RESULTS_DIR`` / ``_LOG``)."""
+    return bool(os.environ.get(ENV_RESULTS_DIR)) or \
+        os.environ.get(ENV_RESULTS_LOG, "") not in ("", "0")
+
+
 def attach_from_environment(environment: Environment, engine: Any, **_kw: Any) -> None:
     """:func:`attach` as ``AMLC_RESULTS_DIR`` / ``AMLC_RESULTS_LOG`` ask (nothing if unset)."""
     root = os.environ.get(ENV_RESULTS_DIR) or None

@@ -45,6 +45,7 @@ from pydantic import ValidationError
 
 from aml_client.bench.auth import PushedAuth
 from aml_client.bench.load.engine import Engine, install, json_line
+from aml_client.bench.load.results_hook import results_wanted
 from aml_client.bench.load.user import ScoringUser
 from aml_client.bench.protocol import (
     AuthRequestEvent,
@@ -66,6 +67,10 @@ log = logging.getLogger("aml_client.bench.load.runner")
 WORKER_REPORT_INTERVAL_S = 1.0
 #: How long a master waits for its local worker processes to connect.
 LOCAL_WORKERS_WAIT_S = 60.0
+#: How long a master waits for its local workers to end after the run before stopping them,
+#: and how long when they write their results directories (a busy machine needs that long).
+WORKER_EXIT_WAIT_S = 10.0
+WORKER_RESULTS_WAIT_S = 60.0
 #: How long the web UI may take to start listening.
 WEB_UI_START_S = 30.0
 #: How long a load process waits for its first credential from the parent.
@@ -284,8 +289,9 @@ def _pushed_auth(
     return auth
 
 
-def _reap(procs: list[subprocess.Popen[bytes]], timeout_s: float = 60.0) -> None:
-    """Wait for local workers to end (after the run they write their results), bounded."""
+def _reap(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Wait (bounded) for local workers to end: longer when they write results after the run."""
+    timeout_s = WORKER_RESULTS_WAIT_S if results_wanted() else WORKER_EXIT_WAIT_S
     deadline = time.monotonic() + timeout_s
     for proc in procs:
         while proc.poll() is None and time.monotonic() < deadline:
