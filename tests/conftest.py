@@ -2,7 +2,7 @@
 
 ``amlc`` runs the CLI in a real subprocess (``python -m aml_client``), as a user would.
 
-The suite runs on several processes at once (pytest-xdist, ``-n 6``: see the README's Tests
+The suite runs on several processes at once (pytest-xdist, ``-n 4``: see the README's Tests
 section), unit tests first. Every test must hold when any other test runs beside it, in another
 process:
 

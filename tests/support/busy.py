@@ -1,6 +1,6 @@
 """Run the test suite as a busy CI machine would: two CPU-bound processes beside it.
 
-    .venv/bin/python tests/support/busy.py               # python -m pytest -q -n 6, two busy loops
+    .venv/bin/python tests/support/busy.py               # python -m pytest -q -n 4, two busy loops
     .venv/bin/python tests/support/busy.py -x tests/integration/test_batch_http.py
     BUSY_LOOPS=4 .venv/bin/python tests/support/busy.py  # busier still
 
@@ -20,7 +20,7 @@ def main(argv: list[str]) -> int:
     count = int(os.environ.get("BUSY_LOOPS", "2"))
     loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
     try:
-        return subprocess.call([sys.executable, "-m", "pytest", "-q", "-n", "6", *argv])
+        return subprocess.call([sys.executable, "-m", "pytest", "-q", "-n", "4", *argv])
     finally:
         for loop in loops:
             loop.kill()
