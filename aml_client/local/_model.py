@@ -127,12 +127,21 @@ MODEL_NAME = "bankmarketing"
 MODEL_VERSION = "1"
 
 
-def model_dir(metric: str, *, data_hash: str | None = None) -> Path:
-    """Cache directory of the model for this data and metric (need not exist yet)."""
-    import sklearn
+def _sklearn_version() -> str:
+    """The installed scikit-learn's version (PackageNotFoundError, an ImportError, without it)."""
+    from importlib.metadata import version
 
+    return version("scikit-learn")
+
+
+def model_dir(metric: str, *, data_hash: str | None = None) -> Path:
+    """Cache directory of the model for this data and metric (need not exist yet).
+
+    scikit-learn's version is read from its installed metadata: importing it costs more than a
+    second of CPU, which every ``amlc local up`` would pay only to name a directory.
+    """
     data_hash = data_hash or data_sha256()
-    key = f"{data_hash[:16]}-{metric}-sklearn{sklearn.__version__}-r{RECIPE_VERSION}"
+    key = f"{data_hash[:16]}-{metric}-sklearn{_sklearn_version()}-r{RECIPE_VERSION}"
     return paths.cache_dir() / "local-model" / key / MODEL_NAME / MODEL_VERSION
 
 
