@@ -479,7 +479,9 @@ def launch(plan: FrontPlan) -> dict[str, Deployment]:
             info, style=plan.style, app_root=app_root, keys_file=Path(plan.keys_file)
         )
         process = subprocess.Popen(
-            _launch.deployment_command(fd, info.workers, info.name),
+            _launch.deployment_command(
+                fd, info.workers, info.name, preload=info.kind == "sklearn" and info.workers > 1
+            ),
             env=env,
             stdin=subprocess.DEVNULL,
             pass_fds=(fd,),
