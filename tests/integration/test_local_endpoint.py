@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from pathlib import Path
 
@@ -277,3 +278,13 @@ def test_request_log_has_status_latency_and_ids_but_never_a_key(local_endpoint) 
     everything = "\n".join(local_endpoint.access_log_lines()) + local_endpoint.server_log_text()
     assert local_endpoint.primary_key not in everything
     assert local_endpoint.secondary_key not in everything
+
+
+def test_several_workers_share_one_loaded_model(local_endpoint) -> None:
+    """The scikit-learn deployment loads the server and model once, in gunicorn's master, and
+    forks its two workers from it: the model's init runs once, in no worker's pid."""
+    log = local_endpoint.server_log_text()
+    inits = re.findall(r"\[(\d+)\] azmlinfsrv\.user_script - Invoking user's init", log)
+    booted = re.findall(r"Booting worker with pid: (\d+)", log)
+    assert len(booted) == 2, log
+    assert len(inits) == 1 and inits[0] not in booted, log
