@@ -1,11 +1,13 @@
 """The README's quick start (its ``amlc`` half, twice) and its whole tour, run as written.
 
 Each ``bash`` block of "A short tour" runs line by line in ``bash``, in README order, one test
-per section (each after a quick start of its own, so sections run side by side), from a
-directory that looks like the clone (``examples/``, ``loadtests/``, ``.venv``), with the
-virtual environment's ``bin`` first on the ``PATH`` (what ``source .venv/bin/activate`` does)
-and an ``AMLC_HOME`` of its own. The ``python`` block runs with the virtual environment's
-Python. What the README says about a command is what is checked:
+per section (each after the quick start, so sections run side by side), from a directory of
+its own that looks like the clone (``examples/``, ``loadtests/``, ``.venv``), with the
+virtual environment's ``bin`` first on the ``PATH`` (what ``source .venv/bin/activate`` does).
+The sections one test process runs share an ``AMLC_HOME``, so the quick start's endpoint
+starts once per process; the quick start still runs twice before each section. The
+``python`` block runs with the virtual environment's Python. What the README says about a
+command is what is checked:
 
 - exit 0, unless its comment says ``→ exit N`` (exactly N) or ``exit 5 on …`` (0 or 5: a gate
   whose verdict depends on the machine);
@@ -31,6 +33,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -266,22 +269,15 @@ def test_the_tour_is_read_from_the_readme() -> None:
 TOUR = read_tour(README.read_text(encoding="utf-8"))
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("section", TOUR.sections)
-def test_the_quick_start_twice_then_every_tour_command_as_written(
-    section: str, tmp_path: Path, local_model_cache: Path
-) -> None:
-    """One section of the tour after the quick start, in a clone of its own (own ``AMLC_HOME``,
-    ports, reports): sections start from the quick start's state, not from each other's, so
-    they run side by side."""
-    tour = read_tour(README.read_text(encoding="utf-8"))
-    clone = tmp_path / "clone"
-    clone.mkdir()
-    for name in ("examples", "loadtests"):
-        (clone / name).symlink_to(REPO / name, target_is_directory=True)
-    (clone / ".venv").symlink_to(Path(sys.executable).parent.parent, target_is_directory=True)
-    home = tmp_path / "home"
-    home.mkdir()
+@pytest.fixture(scope="session")
+def tour_home(
+    tmp_path_factory: pytest.TempPathFactory, local_model_cache: Path
+) -> Iterator[tuple[Path, dict[str, str]]]:
+    """The ``AMLC_HOME`` and environment of the tour in this test process: after the quick
+    start, as ``source .venv/bin/activate`` leaves a shell. The sections this process runs, one
+    after another, share it, so the quick start's endpoint starts once per process; each
+    section leaves it as the quick start did (or, when it failed, stopped)."""
+    home = tmp_path_factory.mktemp("tour-home")
     (home / "cache").symlink_to(local_model_cache, target_is_directory=True)
     env = amlc_env(home)
     env.pop("PYTHONPATH", None)  # the installed amlc, as after the quick start
@@ -297,7 +293,36 @@ def test_the_quick_start_twice_then_every_tour_command_as_written(
     )
     for name in ("BANK_KEY", "AMLC_ENDPOINT", "AMLC_DEPLOYMENT", "AMLC_TOKEN_COMMAND"):
         env.pop(name, None)
+    try:
+        yield home, env
+    finally:
+        _local_down(home)
+
+
+def _local_down(home: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "aml_client", "local", "down"],
+        env=amlc_env(home), capture_output=True, timeout=60,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("section", TOUR.sections)
+def test_the_quick_start_twice_then_every_tour_command_as_written(
+    section: str, tmp_path: Path, tour_home: tuple[Path, dict[str, str]]
+) -> None:
+    """One section of the tour after the quick start (run twice: both succeed), in a clone of
+    its own (own reports and files): sections start from the quick start's state, not from
+    each other's, so they run side by side."""
+    tour = read_tour(README.read_text(encoding="utf-8"))
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    for name in ("examples", "loadtests"):
+        (clone / name).symlink_to(REPO / name, target_is_directory=True)
+    (clone / ".venv").symlink_to(Path(sys.executable).parent.parent, target_is_directory=True)
+    home, env = tour_home
     ran: list[Ran] = []
+    passed = False
     try:
         for attempt in (1, 2):  # a quick start run twice in a row: both succeed
             for command in tour.quick_start:
@@ -318,8 +343,7 @@ def test_the_quick_start_twice_then_every_tour_command_as_written(
         printed = {line for result in ran for line in result.stderr.splitlines()}
         for line in tour.section_errors.get(section, []):
             assert line in printed, line
+        passed = True
     finally:
-        subprocess.run(
-            [sys.executable, "-m", "aml_client", "local", "down"],
-            env=amlc_env(home), capture_output=True, timeout=60,
-        )  # fmt: skip
+        if not passed:  # the next section starts from a fresh quick start
+            _local_down(home)
