@@ -50,7 +50,7 @@ def _exit_code(error: SystemExit) -> int:
     return 1
 
 
-def _run(request: dict, conn: socket.socket) -> int:
+def _run(request: dict) -> int:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
@@ -88,7 +88,7 @@ def _child(conn: socket.socket) -> None:
             os.dup2(fd, target)
             os.close(fd)
         conn.sendall(f"{os.getpid()}\n".encode())
-        code = _run(json.loads(message), conn)
+        code = _run(json.loads(message))
         conn.sendall(f"exit {code}\n".encode())
     finally:
         os._exit(code)
