@@ -60,7 +60,11 @@ def test_capacity_search_finds_the_known_capacity(tmp_path: Path, slots: int,
             summary, log = _search(srv, tmp_path, f"from-{start}", *args)
             capacity = summary["capacity"]
             assert capacity["found"] is True, capacity["stopped_because"]
-            assert abs(capacity["max_rate_rps"] - true_rps) <= 0.1 * true_rps, capacity
+            # On a miss, every step's line (rate, achieved, judged figures, notes) says why.
+            steps_log = "\n".join(line for line in log.splitlines() if line.startswith("step "))
+            assert abs(capacity["max_rate_rps"] - true_rps) <= 0.1 * true_rps, (
+                f"start {start}: found {capacity['max_rate_rps']} req/s\n{steps_log}"
+            )
             steps = capacity["steps"]
             if start is not None:
                 first = next(s for s in steps if s["rate_rps"] == start)
