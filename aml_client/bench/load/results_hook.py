@@ -124,15 +124,21 @@ def attach(environment: Environment, engine: Any, root: str | None, *,
     events.test_stop.add_listener(lambda **_kw: keeper.end())
 
 
+def _requested() -> tuple[str | None, bool]:
+    """(results directory root or None, whether to print them into the log), as the
+    environment asks (``AMLC_RESULTS_DIR`` / ``AMLC_RESULTS_LOG``)."""
+    root = os.environ.get(ENV_RESULTS_DIR) or None
+    return root, os.environ.get(ENV_RESULTS_LOG, "") not in ("", "0")
+
+
 def results_wanted() -> bool:
     """Whether this run's load processes write results (``AMLC_RESULTS_DIR`` / ``_LOG``)."""
-    return bool(os.environ.get(ENV_RESULTS_DIR)) or \
-        os.environ.get(ENV_RESULTS_LOG, "") not in ("", "0")
+    root, to_log = _requested()
+    return root is not None or to_log
 
 
 def attach_from_environment(environment: Environment, engine: Any, **_kw: Any) -> None:
     """:func:`attach` as ``AMLC_RESULTS_DIR`` / ``AMLC_RESULTS_LOG`` ask (nothing if unset)."""
-    root = os.environ.get(ENV_RESULTS_DIR) or None
-    to_log = os.environ.get(ENV_RESULTS_LOG, "") not in ("", "0")
+    root, to_log = _requested()
     if root is not None or to_log:
         attach(environment, engine, root, to_log=to_log)
