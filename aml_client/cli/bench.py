@@ -333,8 +333,8 @@ def bench(
             "--workers",
             "-w",
             min=0,
-            help="Local load processes under a Locust master (default: one per core; "
-            "0 or 1: a single process).",
+            help="Local load processes under a Locust master (default 1: a single process; "
+            "a run that saturates its core says so).",
         ),
     ] = None,
     timeout: Annotated[
@@ -502,7 +502,7 @@ def bench(
     plan = lib.plan_load(
         users=users, spawn_rate=spawn_rate, duration=duration, requests=requests, rate=rate,
         arrival=arrival, seed=seed,
-        workers=spread.workers(workers if workers is not None else os.cpu_count() or 1),
+        workers=spread.workers(workers if workers is not None else 1),
         timeout_s=timeout_s, bounded=not web and not worker, max_senders=max_senders,
         capacity=capacity, deployments=lanes,
     )
