@@ -14,7 +14,9 @@ Fixtures (all start real servers on free 127.0.0.1 ports and stop them at the en
 ``blue_green_endpoint`` (session)
     Two deployments behind one scoring URI, as ``amlc local up --deployment blue --deployment
     green:onnx --traffic blue=50,green=50``: ``blue`` serves the scikit-learn pipeline,
-    ``green`` its ONNX copy (onnxruntime); one worker each. Shared: do not stop it.
+    ``green`` its ONNX copy (onnxruntime); one worker each. Shared: do not stop it. Its tests
+    carry ``xdist_group("blue-green")``: one pytest-xdist worker runs them all, so it starts
+    once per run.
 ``local_model_cache`` (session)
     The cache directory holding the trained model; every endpoint's ``AMLC_HOME/cache`` points
     at it, so the model is trained once per test run (a few seconds) and then only loaded.

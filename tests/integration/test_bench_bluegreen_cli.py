@@ -20,6 +20,10 @@ from support.bench import bench_env, run_bench, start_server
 
 pytestmark = pytest.mark.slow
 
+#: The tests of ``blue_green_endpoint`` share one worker (test_local_deployments_http.py), so
+#: it starts once per run.
+ON_THE_BLUE_GREEN_WORKER = pytest.mark.xdist_group("blue-green")
+
 
 @pytest.fixture(scope="module")
 def held_out_rows(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -37,13 +41,15 @@ def _scored_by_deployment(lines: list[str]) -> Counter[str]:
     return Counter(match.group(1) for match in found if match)
 
 
+@ON_THE_BLUE_GREEN_WORKER
 def test_blue_green_run_against_scikit_learn_and_onnx(  # type: ignore[no-untyped-def]
     blue_green_endpoint, held_out_rows: Path, tmp_path: Path
 ) -> None:
     before = len(blue_green_endpoint.access_log_lines())
+    # 200 requests: 100 bodies to each deployment, whatever the machine's speed.
     done = run_bench(
         ["--endpoint", "local", "--deployments", "blue,green", "--payload", str(held_out_rows),
-         "-u", "4", "-t", "10s", "--workers", "2", "--json", "--report-dir",
+         "-u", "4", "-n", "200", "--workers", "2", "--json", "--report-dir",
          str(tmp_path / "r")],
         blue_green_endpoint.env(),
         tmp_path,
@@ -51,6 +57,7 @@ def test_blue_green_run_against_scikit_learn_and_onnx(  # type: ignore[no-untype
     )
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
+    assert summary["requests"] == 200
     section = summary["blue_green"]
     assert section["deployments"] == ["blue", "green"] and section["baseline"] == "blue"
     runs = {run["name"]: run for run in section["runs"]}
@@ -76,6 +83,7 @@ def test_blue_green_run_against_scikit_learn_and_onnx(  # type: ignore[no-untype
                for v in section["verdicts"])
 
 
+@ON_THE_BLUE_GREEN_WORKER
 def test_an_unknown_deployment_is_refused_before_any_load(  # type: ignore[no-untyped-def]
     blue_green_endpoint, tmp_path: Path
 ) -> None:
@@ -98,6 +106,7 @@ def test_an_unknown_deployment_is_refused_before_any_load(  # type: ignore[no-un
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
 
 
+@ON_THE_BLUE_GREEN_WORKER
 def test_blue_green_console_objectives_per_deployment_and_junit(  # type: ignore[no-untyped-def]
     blue_green_endpoint, held_out_rows: Path, tmp_path: Path
 ) -> None:

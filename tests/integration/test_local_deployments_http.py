@@ -3,6 +3,9 @@
 ``blue_green_endpoint`` is ``amlc local up --deployment blue --deployment green:onnx --traffic
 blue=50,green=50``; ``misbehaving`` has deployments made slow, narrow or failing on purpose and
 no traffic at all, so only pinned requests are answered.
+
+Each endpoint's tests run on one pytest-xdist worker (``xdist_group``), so it starts once per
+run rather than once per worker that happens to take one of its tests.
 """
 
 from __future__ import annotations
@@ -26,6 +29,12 @@ from aml_client.local import SAMPLE_ROWS
 
 BODY = {"Inputs": {"data": SAMPLE_ROWS}, "GlobalParameters": {"method": "predict"}}
 NO_DEPLOYMENT = "No valid deployments to route to"
+DEPLOYMENT = "azureml-model-deployment"
+
+#: The tests of ``blue_green_endpoint`` (here and in test_bench_bluegreen_cli.py) share a worker.
+ON_THE_BLUE_GREEN_WORKER = pytest.mark.xdist_group("blue-green")
+#: And so do those of ``misbehaving`` (four deployments to start).
+ON_THE_MISBEHAVING_WORKER = pytest.mark.xdist_group("local-misbehaving")
 
 
 def _post(client: httpx.Client, handle: LocalEndpointHandle, deployment: str | None = None,
@@ -38,6 +47,7 @@ def _post(client: httpx.Client, handle: LocalEndpointHandle, deployment: str | N
 # --------------------------------------------------------------------------- blue and green
 
 
+@ON_THE_BLUE_GREEN_WORKER
 def test_status_shows_both_deployments_their_traffic_and_accuracy(blue_green_endpoint) -> None:
     result = blue_green_endpoint.amlc("local", "status", "--json")
     assert result.returncode == 0, result.stderr
@@ -60,19 +70,40 @@ def test_status_shows_both_deployments_their_traffic_and_accuracy(blue_green_end
         assert needle in table.stdout
 
 
+@ON_THE_BLUE_GREEN_WORKER
 def test_pinned_requests_are_all_answered_by_the_named_deployment(blue_green_endpoint) -> None:
+    # A pinned request bypasses the split: it is answered by the deployment it names, and it
+    # takes no turn from the unpinned requests around it, which go on alternating blue, green.
+    # An odd number of pinned requests between two unpinned ones: had they taken turns, the
+    # second unpinned request would go where the first went.
+    pinned = 21
     with httpx.Client() as client:
-        for name in ("green", "blue"):
-            answered = Counter(
-                _post(client, blue_green_endpoint, name).headers["azureml-model-deployment"]
-                for _ in range(200 if name == "green" else 20)
-            )
-            assert answered == {name: 200 if name == "green" else 20}
+
+        def unpinned() -> str:
+            response = _post(client, blue_green_endpoint)
+            assert response.status_code == 200, response.text
+            return response.headers[DEPLOYMENT]
+
+        def answered(name: str) -> Counter[tuple[int, str]]:
+            responses = [_post(client, blue_green_endpoint, name) for _ in range(pinned)]
+            return Counter((r.status_code, r.headers[DEPLOYMENT]) for r in responses)
+
+        first = unpinned()
+        green = answered("green")
+        second = unpinned()
+        blue = answered("blue")
+        third = unpinned()
+    assert green == {(200, "green"): pinned}
+    assert blue == {(200, "blue"): pinned}
+    assert {first, second} == {"blue", "green"} and third == first, (first, second, third)
 
 
+@ON_THE_BLUE_GREEN_WORKER
 def test_unpinned_requests_split_by_weight(blue_green_endpoint) -> None:
-    # Two clients at once: never more than 2 pending on one deployment (its 429 limit with
-    # one worker), and twice as fast as one client.
+    # blue=50,green=50 under smooth weighted round-robin (aml_client/local/_routing.py) is
+    # blue, green, blue, green …: any 200 unpinned requests in a row are split exactly 100/100,
+    # whatever went before them. Two clients at once: the front draws each request in turn,
+    # whichever client sent it (and two pending requests are within any deployment's limit).
     responses: list[httpx.Response] = []
 
     def send(count: int) -> None:
@@ -80,20 +111,20 @@ def test_unpinned_requests_split_by_weight(blue_green_endpoint) -> None:
             mine = [_post(client, blue_green_endpoint) for _ in range(count)]
         responses.extend(mine)
 
-    threads = [threading.Thread(target=send, args=(500,)) for _ in range(2)]
+    threads = [threading.Thread(target=send, args=(100,)) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=300)
-    assert len(responses) == 1000
-    assert Counter(r.status_code for r in responses) == {200: 1000}
-    answered = Counter(r.headers["azureml-model-deployment"] for r in responses)
-    assert set(answered) == {"blue", "green"}
-    assert abs(answered["green"] - 500) <= 60, answered  # 50 % ± 6 %
+    assert len(responses) == 200
+    assert Counter(r.status_code for r in responses) == {200: 200}
+    answered = Counter(r.headers[DEPLOYMENT] for r in responses)
+    assert answered == {"blue": 100, "green": 100}, answered
     for response in responses[:50]:
         assert len(response.json()["Results"]) == 2
 
 
+@ON_THE_BLUE_GREEN_WORKER
 def test_an_unknown_deployment_is_404_and_reaches_no_model(blue_green_endpoint) -> None:
     before = blue_green_endpoint.server_log_text().count("azmlinfsrv.score - scored ")
     response = httpx.post(
@@ -111,6 +142,7 @@ def test_an_unknown_deployment_is_404_and_reaches_no_model(blue_green_endpoint) 
     assert blue_green_endpoint.server_log_text().count("azmlinfsrv.score - scored ") == before + 1
 
 
+@ON_THE_BLUE_GREEN_WORKER
 def test_onnx_and_scikit_learn_answer_alike_over_http(blue_green_endpoint) -> None:
     from aml_client.local._model import splits
 
@@ -138,6 +170,7 @@ def test_onnx_and_scikit_learn_answer_alike_over_http(blue_green_endpoint) -> No
     assert gap < 1e-4
 
 
+@ON_THE_BLUE_GREEN_WORKER
 def test_both_deployments_serve_the_same_swagger(blue_green_endpoint) -> None:
     documents = {}
     for name in (None, "blue", "green"):
@@ -154,6 +187,7 @@ def test_both_deployments_serve_the_same_swagger(blue_green_endpoint) -> None:
     assert json.loads(reference.read_text()) == documents["green"]
 
 
+@ON_THE_BLUE_GREEN_WORKER
 def test_client_connections_are_kept_alive(blue_green_endpoint) -> None:
     connection = http.client.HTTPConnection(
         blue_green_endpoint.info.host, blue_green_endpoint.info.port, timeout=30
@@ -178,6 +212,7 @@ def test_client_connections_are_kept_alive(blue_green_endpoint) -> None:
         connection.close()
 
 
+@ON_THE_BLUE_GREEN_WORKER
 def test_a_deployments_own_port_still_needs_the_key(blue_green_endpoint) -> None:
     for name in ("blue", "green"):
         uri = blue_green_endpoint.deployment_uri(name)
@@ -187,6 +222,7 @@ def test_a_deployments_own_port_still_needs_the_key(blue_green_endpoint) -> None
         assert direct.status_code == 200
 
 
+@ON_THE_BLUE_GREEN_WORKER
 def test_the_request_log_names_the_deployment(blue_green_endpoint) -> None:
     for name in ("blue", "green"):
         client_id = f"log-{name}-{threading.get_ident()}"
@@ -228,6 +264,7 @@ def misbehaving(
         stop_local_endpoint(handle)
 
 
+@ON_THE_MISBEHAVING_WORKER
 def test_without_traffic_only_pinned_requests_are_answered(misbehaving) -> None:
     unpinned = httpx.post(misbehaving.scoring_uri, json=BODY, headers=misbehaving.headers())
     assert unpinned.status_code == 404
@@ -239,6 +276,7 @@ def test_without_traffic_only_pinned_requests_are_answered(misbehaving) -> None:
     assert pinned.headers["azureml-model-deployment"] == "blue"
 
 
+@ON_THE_MISBEHAVING_WORKER
 def test_over_request_timeout_ms_is_408(misbehaving) -> None:
     response = httpx.post(
         misbehaving.scoring_uri,
@@ -252,6 +290,7 @@ def test_over_request_timeout_ms_is_408(misbehaving) -> None:
     assert response.headers["x-request-id"]
 
 
+@ON_THE_MISBEHAVING_WORKER
 def test_a_failing_scoring_function_is_424_with_the_model_status(misbehaving) -> None:
     response = httpx.post(
         misbehaving.scoring_uri, json=BODY, headers=misbehaving.headers(deployment="broken")
@@ -265,6 +304,7 @@ def test_a_failing_scoring_function_is_424_with_the_model_status(misbehaving) ->
     assert " 424 " in line and "model_status=500" in line and "deployment=broken" in line
 
 
+@ON_THE_MISBEHAVING_WORKER
 def test_more_than_twice_max_concurrent_pending_is_429(misbehaving) -> None:
     # narrow: one request at a time in the container, each taking 2.5 s, so of six sent at
     # once, two are admitted (one inside, one waiting) and four are refused at once.
@@ -359,6 +399,7 @@ def _score(handle: LocalEndpointHandle, deployment: str) -> str:
     return line
 
 
+@ON_THE_MISBEHAVING_WORKER
 def test_amlc_score_reports_424_and_408_with_azures_reason(misbehaving) -> None:
     line = _score(misbehaving, "broken")
     assert "HTTP 424" in line and "model container answered 500 Internal Server Error" in line
@@ -366,6 +407,7 @@ def test_amlc_score_reports_424_and_408_with_azures_reason(misbehaving) -> None:
     assert "HTTP 408" in line and "request_timeout_ms of deployment slow" in line
 
 
+@ON_THE_MISBEHAVING_WORKER
 def test_amlc_score_reports_429_with_its_cause(misbehaving, narrow_kept_full) -> None:
     line = _score(misbehaving, "narrow")
     assert "HTTP 429" in line and "Too many pending requests for deployment narrow" in line
@@ -373,6 +415,7 @@ def test_amlc_score_reports_429_with_its_cause(misbehaving, narrow_kept_full) ->
         in line
 
 
+@ON_THE_MISBEHAVING_WORKER
 @pytest.mark.parametrize(
     ("deployment", "options", "kind", "reason"),
     [
