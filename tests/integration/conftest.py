@@ -8,7 +8,8 @@ Fixtures (all start real servers on free 127.0.0.1 ports and stop them at the en
     rotate its keys: other tests share it (use ``scratch_local_endpoint`` for that).
 ``local_endpoint_v1`` (session)
     The 2020-era contract ("v1"): ``{"data": rows}`` -> a JSON *string* holding
-    ``{"result": [...]}``. One worker.
+    ``{"result": [...]}``. One worker. Its tests carry ``xdist_group("local-v1")``: one
+    pytest-xdist worker runs them all, so it starts once per run.
 ``scratch_local_endpoint`` (function)
     A throwaway "inputs" endpoint (one worker) that a test may stop or re-key.
 ``blue_green_endpoint`` (session)

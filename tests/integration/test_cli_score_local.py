@@ -18,6 +18,9 @@ import pytest
 Run = Callable[..., Any]
 LABELS = {"yes", "no"}
 
+#: The tests of ``local_endpoint_v1`` share one pytest-xdist worker, so it starts once per run.
+ON_THE_V1_WORKER = pytest.mark.xdist_group("local-v1")
+
 
 def score_json(amlc: Run, handle: Any, *args: str, input: str | None = None) -> dict[str, Any]:
     result = amlc("score", *args, "--json", env=handle.env(), input=input)
@@ -32,6 +35,7 @@ def score_json(amlc: Run, handle: Any, *args: str, input: str | None = None) -> 
 # --------------------------------------------------------------------------- both contracts
 
 
+@ON_THE_V1_WORKER
 def test_v1_contract_with_data_payload(amlc: Run, local_endpoint_v1: Any, samples: Path) -> None:
     """The original data.json against the 2020-era contract, found as the running local one."""
     data = score_json(amlc, local_endpoint_v1, str(samples / "data_v1.json"))
@@ -51,6 +55,7 @@ def test_inputs_contract_with_inputs_payload(
     assert local_endpoint.wait_for_log(data["request_id"]) or local_endpoint.access_log_lines()
 
 
+@ON_THE_V1_WORKER
 def test_either_convention_reaches_either_endpoint(
     amlc: Run, local_endpoint: Any, local_endpoint_v1: Any, samples: Path
 ) -> None:
@@ -130,6 +135,7 @@ def test_output_csv(amlc: Run, local_endpoint: Any, samples: Path, tmp_path: Pat
     assert "2 scored" in result.stdout
 
 
+@ON_THE_V1_WORKER
 def test_output_jsonl_with_json_summary(
     amlc: Run, local_endpoint_v1: Any, samples: Path, tmp_path: Path
 ) -> None:

@@ -15,6 +15,9 @@ from aml_client.local import SAMPLE_ROWS
 REPO = Path(__file__).resolve().parents[2]
 LABELS = {"yes", "no"}
 
+#: The tests of ``local_endpoint_v1`` share one pytest-xdist worker, so it starts once per run.
+ON_THE_V1_WORKER = pytest.mark.xdist_group("local-v1")
+
 
 def inputs_body(method: str | None = "predict", rows: list | None = None) -> dict:
     body: dict = {"Inputs": {"data": rows if rows is not None else SAMPLE_ROWS}}
@@ -81,6 +84,7 @@ def test_unknown_method_fails_the_scoring_function_a_424_as_on_azure(local_endpo
     assert "message" in response.json()
 
 
+@ON_THE_V1_WORKER
 def test_v1_contract_answers_a_json_string_holding_result(
     local_endpoint_v1, local_endpoint
 ) -> None:
@@ -106,6 +110,7 @@ def test_v1_contract_answers_a_json_string_holding_result(
     assert modern.json()["Results"] == inner["result"]
 
 
+@ON_THE_V1_WORKER
 def test_v1_model_error_comes_back_inside_a_200(local_endpoint_v1) -> None:
     # Same column count, so the schema layer lets it through; the model then misses "age".
     row = {("agee" if name == "age" else name): value for name, value in SAMPLE_ROWS[0].items()}
@@ -118,6 +123,7 @@ def test_v1_model_error_comes_back_inside_a_200(local_endpoint_v1) -> None:
     assert "age" in inner["error"]
 
 
+@ON_THE_V1_WORKER
 def test_v1_rejects_a_value_of_the_wrong_type_with_424(local_endpoint_v1) -> None:
     row = dict(SAMPLE_ROWS[0], age="abc")
     response = httpx.post(
@@ -224,6 +230,7 @@ def test_other_paths_need_the_key_too(local_endpoint) -> None:
     assert found.status_code == 404
 
 
+@ON_THE_V1_WORKER
 def test_health_route_is_open(local_endpoint, local_endpoint_v1) -> None:
     for handle in (local_endpoint, local_endpoint_v1):
         response = httpx.get(f"{handle.base_uri}/")
@@ -231,6 +238,7 @@ def test_health_route_is_open(local_endpoint, local_endpoint_v1) -> None:
         assert response.text == "Healthy"
 
 
+@ON_THE_V1_WORKER
 @pytest.mark.parametrize("version", ["2", "3"])
 def test_swagger_is_served_open_and_matches_the_reference(
     local_endpoint, local_endpoint_v1, version: str

@@ -12,6 +12,9 @@ from typing import Any
 
 import pytest
 
+#: The tests of ``local_endpoint_v1`` share one pytest-xdist worker, so it starts once per run.
+ON_THE_V1_WORKER = pytest.mark.xdist_group("local-v1")
+
 
 def _generate(handle: Any, folder: Path, name: str) -> ModuleType:
     """Run the real CLI against the endpoint, then import the module from ``folder``."""
@@ -65,6 +68,7 @@ def test_generated_client_scores_the_local_endpoint(
     assert asyncio.run(score_async()) == predictions[:3]
 
 
+@ON_THE_V1_WORKER
 def test_generated_client_for_the_v1_contract(
     local_endpoint_v1: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
