@@ -265,9 +265,12 @@ def test_up_in_the_foreground_stops_cleanly_on_ctrl_c(
         headers = {"Authorization": f"Bearer {json.loads(keys_file.read_text())['primary']}"}
         with httpx.Client(timeout=10) as client:
             while not stop_load.is_set():
-                with contextlib.suppress(httpx.HTTPError):
+                try:
                     url = f"http://127.0.0.1:{port}/score"
                     answered.append(client.post(url, json=BODY, headers=headers).status_code)
+                except httpx.HTTPError:
+                    # Refused once the front has stopped: no busy loop while amlc shuts down.
+                    stop_load.wait(0.05)
 
     keys_file = home / "config" / "local-keys.json"
     load = [threading.Thread(target=score_until_stopped, daemon=True) for _ in range(3)]
