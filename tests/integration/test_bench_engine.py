@@ -295,65 +295,24 @@ def test_bad_options_fail_before_any_load(server: Server, tmp_path: Path) -> Non
 def test_master_and_workers_started_separately(server: Server, tmp_path: Path) -> None:
     # As on several machines: `amlc bench --master` waits for two `amlc bench --worker`s.
     import socket
-    import subprocess
-
-    from support.bench import AMLC_BENCH
+    from concurrent.futures import ThreadPoolExecutor
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = bench_env(server)
-    master = subprocess.Popen(
-        [
-            *AMLC_BENCH,
-            "--master",
-            "--expect-workers",
-            "2",
-            "--master-port",
-            str(port),
-            "-n",
-            "101",
-            "-u",
-            "4",
-            "--json",
-            "--report-dir",
-            str(tmp_path / "r"),
-        ],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    workers = [
-        subprocess.Popen(
-            [
-                *AMLC_BENCH,
-                "--worker",
-                "--master-host",
-                "127.0.0.1",
-                "--master-port",
-                str(port),
-            ],
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    try:
-        out, err = master.communicate(timeout=90)
-        worker_codes = [w.wait(timeout=30) for w in workers]
-    finally:
-        for proc in (master, *workers):
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-    assert master.returncode == 0, err
+    master_args = ["--master", "--expect-workers", "2", "--master-port", str(port), "-n", "101",
+                   "-u", "4", "--json", "--report-dir", str(tmp_path / "r")]
+    worker_args = ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
+    # Three processes at once, each killed if it outlives its timeout.
+    with ThreadPoolExecutor(3) as pool:
+        master = pool.submit(run_bench, master_args, env, tmp_path, 90)
+        workers = [pool.submit(run_bench, worker_args, env, tmp_path, 120) for _ in range(2)]
+        done = master.result()
+        worker_codes = [w.result().returncode for w in workers]
+    assert done.returncode == 0, done.stderr
     assert worker_codes == [0, 0]
-    summary = json.loads(out)
+    summary = json.loads(done.stdout)
     assert summary["config"]["workers"] == 2
     assert summary["requests"] == 101 == server.count()["total"]
 
@@ -431,10 +390,8 @@ def test_master_port_applies_to_local_workers(server: Server, tmp_path: Path) ->
     port and ignore the option); a busy P is one line and exit 2 before any load; without
     workers or a master the option is refused rather than ignored."""
     import socket
-    import subprocess
     import time
-
-    from support.bench import AMLC_BENCH
+    from concurrent.futures import ThreadPoolExecutor
 
     env = bench_env(server)
     with socket.socket() as busy:
@@ -450,22 +407,19 @@ def test_master_port_applies_to_local_workers(server: Server, tmp_path: Path) ->
     assert alone.returncode == 2 and "--master-port needs" in alone.stderr, alone.stderr
     assert server.count()["total"] == 0
 
-    proc = subprocess.Popen(
-        [*AMLC_BENCH, "-n", "300", "-u", "2", "--workers", "2", "--master-port", str(port),
-         "--json", "--report-dir", str(tmp_path / "r")],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    listened = False
-    try:
-        while proc.poll() is None and not listened:
+    with ThreadPoolExecutor(1) as pool:
+        run = pool.submit(
+            run_bench,
+            ["-n", "300", "-u", "2", "--workers", "2", "--master-port", str(port), "--json",
+             "--report-dir", str(tmp_path / "r")],
+            env, tmp_path,
+        )  # fmt: skip
+        listened = False
+        while not run.done() and not listened:
             with socket.socket() as probe:
                 listened = probe.connect_ex(("127.0.0.1", port)) == 0
             time.sleep(0.05)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
+        done = run.result()
+    assert done.returncode == 0, done.stderr
     assert listened, "nothing listened on --master-port during the run"
-    assert json.loads(out)["requests"] == 300 == server.count()["total"]
+    assert json.loads(done.stdout)["requests"] == 300 == server.count()["total"]

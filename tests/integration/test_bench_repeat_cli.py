@@ -14,7 +14,9 @@ pytestmark = pytest.mark.slow
 
 
 def test_repeat_writes_a_group_that_compare_takes_as_one_side(tmp_path: Path, amlc) -> None:
-    srv = start_server(tmp_path, "--service-ms", "10")
+    # 50 ms a request: two users send ~40 a second, in each of the 6 one-second intervals a
+    # run needs (5 or more) for report compare's confidence interval.
+    srv = start_server(tmp_path, "--service-ms", "50")
     reports = tmp_path / "reports"
     try:
         done = run_bench(["-u", "2", "-t", "6s", "--workers", "1", "--repeat", "2",

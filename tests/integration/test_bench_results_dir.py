@@ -4,8 +4,6 @@ the master's merged run exactly, and ``amlc report merge`` writes the same repor
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ pytestmark = pytest.mark.slow
 PERCENTILES = [0, 50, 90, 99, 99.9, 100]
 
 
-def test_workers_results_merge_to_exactly_the_masters_run(tmp_path: Path) -> None:
+def test_workers_results_merge_to_exactly_the_masters_run(tmp_path: Path, amlc) -> None:
     server = start_server(tmp_path, "--service-ms", "5", "--key", KEY)
     results = tmp_path / "results"
     try:
@@ -47,15 +45,11 @@ def test_workers_results_merge_to_exactly_the_masters_run(tmp_path: Path) -> Non
             recorder.percentiles_us(PERCENTILES)
     assert merged.overlap
     # The master holds its workers' requests: merging both is refused, not counted twice.
-    refused = subprocess.run(
-        [sys.executable, "-m", "aml_client", "report", "merge", str(results)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    refused = amlc("report", "merge", str(results), cwd=tmp_path)
     assert refused.returncode != 0 and "not both" in refused.stderr
     assert "Traceback" not in refused.stderr
-    cli = subprocess.run(
-        [sys.executable, "-m", "aml_client", "report", "merge", *map(str, roles["worker"]),
-         "-o", str(tmp_path / "merged")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    cli = amlc("report", "merge", *map(str, roles["worker"]), "-o", str(tmp_path / "merged"),
+               cwd=tmp_path)
     assert cli.returncode == 0, cli.stderr[-2000:]
     assert "merged 2 engine(s)" in cli.stderr and "windows overlap" in cli.stderr
     (report,) = (tmp_path / "merged").iterdir()

@@ -21,7 +21,16 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from support.bench import AMLC_BENCH, KEY, ROOT, Server, bench_env, files_under, start_server
+from support.bench import (
+    AMLC_BENCH,
+    KEY,
+    ROOT,
+    Server,
+    bench_env,
+    files_under,
+    run_bench,
+    start_server,
+)
 from support.local import free_port
 from support.web import CHROMIUM, CHROMIUM_ARGS, page_elsewhere
 
@@ -296,13 +305,8 @@ def test_a_busy_web_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
             busy.bind(("127.0.0.1", 0))
             busy.listen()
             port = busy.getsockname()[1]
-            done = subprocess.run(
-                [*AMLC_BENCH, "--web", "--web-port", str(port)],
-                env=bench_env(server),
-                cwd=tmp_path,
-                capture_output=True,
-                text=True,
-                timeout=60,
+            done = run_bench(
+                ["--web", "--web-port", str(port)], bench_env(server), tmp_path, timeout_s=60
             )
         served = server.count()["total"]
     finally:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from support import forked_cli
 from support.local import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,14 +91,11 @@ def bench_env(server: Server, **extra: str) -> dict[str, str]:
 def run_bench(
     args: list[str], env: dict[str, str], cwd: Path, timeout_s: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*AMLC_BENCH, *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-    )
+    """``amlc bench ARGS`` as a real process of its own (``env``, ``cwd``, no stdin), forked
+    from one that has already imported amlc's libraries (support/forked_cli.py): what
+    ``subprocess.run([*AMLC_BENCH, *args], capture_output=True, text=True)`` returns. Killed
+    after ``timeout_s`` (``subprocess.TimeoutExpired``)."""
+    return forked_cli.run(["bench", *args], env=env, cwd=cwd, input=None, timeout=timeout_s)
 
 
 def files_under(path: Path) -> list[Path]:

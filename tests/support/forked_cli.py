@@ -6,14 +6,21 @@ forked child (tests/support/cli_zygote.py) is still a process of its own, with i
 streams, environment, working directory, exit code and pid (a test can signal it), and imports
 the CLI's own modules afresh; only the libraries' import is shared.
 
-A call whose environment would change how the interpreter itself starts (a ``PYTHON*`` or
-locale variable other than the zygote's) runs in a fresh interpreter instead, as does every
-call when ``AMLC_TEST_FRESH_PROCESS=1``.
+The zygote imports amlc from this checkout (the code under test), whatever the environment of
+the call that started it. A call that would import amlc from elsewhere (its working directory
+and ``PYTHONPATH`` name another copy first, or none, so the installed one) or whose environment
+would change how the interpreter itself starts (a ``PYTHON*`` or locale variable other than the
+zygote's) runs in a fresh interpreter instead, as does every call when
+``AMLC_TEST_FRESH_PROCESS=1``.
+
+On a timeout the child is killed (SIGKILL) and gone before ``TimeoutExpired`` is raised, as
+``subprocess.run`` does; the processes it started are left to notice, as they would be then.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import locale
 import os
@@ -29,7 +36,19 @@ from pathlib import Path
 from typing import IO
 
 ZYGOTE = Path(__file__).with_name("cli_zygote.py")
+#: The checkout whose ``aml_client`` the zygote imports.
+ROOT = Path(__file__).resolve().parents[2]
 _STARTUP_VARIABLES = ("PYTHON", "LANG", "LC_")
+
+
+def _imports_this_checkout(env: dict[str, str], cwd: Path | str) -> bool:
+    """Whether ``python -m aml_client`` run in ``cwd`` with ``env`` imports this checkout's
+    package: the first of the working directory and the ``PYTHONPATH`` entries holding one."""
+    for entry in [str(cwd), *env.get("PYTHONPATH", "").split(os.pathsep)]:
+        folder = Path(cwd, entry)
+        if entry and (folder / "aml_client" / "__init__.py").is_file():
+            return folder.resolve() == ROOT
+    return False  # the installed copy
 
 
 class _Zygote:
@@ -37,9 +56,12 @@ class _Zygote:
         self.env = env
         self.folder = tempfile.mkdtemp(prefix="amlc-zygote-")
         self.path = os.path.join(self.folder, "socket")
+        # This checkout first, whatever the first caller's PYTHONPATH: the code under test.
+        path = [str(ROOT), *(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p)]
         self.process = subprocess.Popen(
             [sys.executable, str(ZYGOTE), self.path],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=self.folder,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=self.folder,
+            env={**env, "PYTHONPATH": os.pathsep.join(dict.fromkeys(path))},
         )  # fmt: skip
         assert self.process.stdout is not None
         ready = self.process.stdout.readline()
@@ -74,9 +96,9 @@ _zygote: _Zygote | None = None
 _lock = threading.Lock()
 
 
-def _zygote_for(env: dict[str, str]) -> _Zygote | None:
+def _zygote_for(env: dict[str, str], cwd: Path | str) -> _Zygote | None:
     global _zygote
-    if os.environ.get("AMLC_TEST_FRESH_PROCESS") == "1":
+    if os.environ.get("AMLC_TEST_FRESH_PROCESS") == "1" or not _imports_this_checkout(env, cwd):
         return None
     with _lock:
         if _zygote is None or _zygote.process.poll() is not None:
@@ -99,12 +121,27 @@ def _text(handle: IO[bytes]) -> str:
     return data.replace("\r\n", "\n").replace("\r", "\n")
 
 
+def _kill(conn: socket.socket, answer: bytes) -> None:
+    """Kill the child whose answer so far is ``answer``, and wait until it has gone (the
+    connection it holds closes)."""
+    conn.settimeout(30)
+    with contextlib.suppress(OSError):  # TimeoutError included: the zygote itself is stuck
+        while b"\n" not in answer:  # the child sends its pid as soon as it starts
+            chunk = conn.recv(4096)
+            if not chunk:
+                return
+            answer += chunk
+        os.kill(int(answer.split(b"\n")[0]), signal.SIGKILL)
+        while conn.recv(4096):
+            pass
+
+
 def run(
     args: list[str], *, env: dict[str, str], cwd: Path | str, input: str | None, timeout: float
 ) -> subprocess.CompletedProcess[str]:
     """What ``subprocess.run([python, -m, aml_client, *args], capture_output=True, text=True)``
     returns, from a forked process when it can be one."""
-    zygote = _zygote_for(env)
+    zygote = _zygote_for(env, cwd)
     if zygote is None:
         return subprocess.run(
             [sys.executable, "-m", "aml_client", *args], input=input,
@@ -130,8 +167,7 @@ def run(
                     break
                 answer += chunk
         except TimeoutError:
-            if b"\n" in answer:
-                os.kill(int(answer.split(b"\n")[0]), signal.SIGKILL)
+            _kill(conn, answer)
             raise subprocess.TimeoutExpired(args, timeout, _text(stdout), _text(stderr)) from None
         lines = answer.decode().splitlines()
         returncode = int(lines[1].split()[1]) if len(lines) > 1 else -signal.SIGKILL
