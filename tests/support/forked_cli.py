@@ -9,11 +9,16 @@ the CLI's own modules afresh; only the libraries' import is shared.
 A call whose environment would change how the interpreter itself starts (a ``PYTHON*`` or
 locale variable other than the zygote's) runs in a fresh interpreter instead, as does every
 call when ``AMLC_TEST_FRESH_PROCESS=1``.
+
+A shell's ``amlc`` (the README's tour, run as written) goes the same way through
+:func:`launcher`: an ``amlc`` first on that shell's ``PATH`` (tests/support/amlc_launcher.py)
+that has a zygote of its own fork the installed console script.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import locale
 import os
@@ -25,10 +30,14 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from support import amlc_launcher
+
 ZYGOTE = Path(__file__).with_name("cli_zygote.py")
+LAUNCHER = Path(__file__).with_name("amlc_launcher.py")
 _STARTUP_VARIABLES = ("PYTHON", "LANG", "LC_")
 
 
@@ -82,6 +91,39 @@ def _zygote_for(env: dict[str, str]) -> _Zygote | None:
         if _zygote is None or _zygote.process.poll() is not None:
             _zygote = _Zygote(env)
     return _zygote if _zygote.fits(env) else None
+
+
+@contextlib.contextmanager
+def launcher(
+    env: dict[str, str], folder: Path, *, fresh: bool | None = None
+) -> Iterator[dict[str, str]]:
+    """``env`` for a shell whose ``amlc`` is the installed one forked from a zygote: ``folder``
+    gets that ``amlc`` (tests/support/amlc_launcher.py, run by this Python) and comes first on
+    the ``PATH``, and a zygote started with ``env`` (so it imports what the installed ``amlc``
+    imports: no ``PYTHONPATH`` of the tests' own) serves it until the ``with`` ends. With
+    ``fresh`` (by default, ``AMLC_TEST_FRESH_PROCESS=1``), ``env`` as it is: every ``amlc`` a
+    fresh interpreter."""
+    if fresh is None:
+        fresh = os.environ.get("AMLC_TEST_FRESH_PROCESS") == "1"
+    if fresh:
+        yield dict(env)
+        return
+    zygote = _Zygote(env)
+    try:
+        environb = {os.fsencode(k): os.fsencode(v) for k, v in env.items()}
+        Path(zygote.folder, "startup").write_bytes(amlc_launcher.startup(environb))
+        folder.mkdir(parents=True, exist_ok=True)
+        script = folder / "amlc"
+        code = LAUNCHER.read_text(encoding="utf-8").split("\n", 1)[1]
+        script.write_text(f"#!{sys.executable} -IS\n{code}", encoding="utf-8")
+        script.chmod(0o755)
+        yield {
+            **env,
+            "PATH": os.pathsep.join([str(folder), env.get("PATH", os.defpath)]),
+            amlc_launcher.VARIABLE: zygote.path,
+        }
+    finally:
+        zygote.close()
 
 
 def _stdin(input: str | None) -> IO[bytes]:
