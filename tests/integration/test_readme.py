@@ -6,8 +6,11 @@ its own that looks like the clone (``examples/``, ``loadtests/``, ``.venv``), wi
 virtual environment's ``bin`` first on the ``PATH`` (what ``source .venv/bin/activate`` does).
 The sections one test process runs share an ``AMLC_HOME``, so the quick start's endpoint
 starts once per process; the quick start still runs twice before each section. The
-``python`` block runs with the virtual environment's Python. What the README says about a
-command is what is checked:
+``python`` block runs with the virtual environment's Python. The quick start's
+``.venv/bin/amlc`` is the installed console script, a fresh interpreter each time; the tour's
+``amlc`` is that same script forked from a process that has imported its libraries
+(support/amlc_launcher.py: same streams, exit status, Ctrl-C; ``AMLC_TEST_FRESH_PROCESS=1``
+makes it a fresh interpreter too). What the README says about a command is what is checked:
 
 - exit 0, unless its comment says ``→ exit N`` (exactly N) or ``exit 5 on …`` (0 or 5: a gate
   whose verdict depends on the machine);
@@ -39,6 +42,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support import forked_cli
 from support.local import amlc_env, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -276,7 +280,8 @@ def tour_home(
     """The ``AMLC_HOME`` and environment of the tour in this test process: after the quick
     start, as ``source .venv/bin/activate`` leaves a shell. The sections this process runs, one
     after another, share it, so the quick start's endpoint starts once per process; each
-    section leaves it as the quick start did (or, when it failed, stopped)."""
+    section leaves it as the quick start did (or, when it failed, stopped). The shell's
+    ``amlc`` is the installed one, forked from a zygote of this process (forked_cli.launcher)."""
     home = tmp_path_factory.mktemp("tour-home")
     (home / "cache").symlink_to(local_model_cache, target_is_directory=True)
     env = amlc_env(home)
@@ -294,7 +299,8 @@ def tour_home(
     for name in ("BANK_KEY", "AMLC_ENDPOINT", "AMLC_DEPLOYMENT", "AMLC_TOKEN_COMMAND"):
         env.pop(name, None)
     try:
-        yield home, env
+        with forked_cli.launcher(env, tmp_path_factory.mktemp("tour-bin")) as shell_env:
+            yield home, shell_env
     finally:
         _local_down(home)
 

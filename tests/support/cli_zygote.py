@@ -8,12 +8,19 @@ child answers its pid, becomes ``python -m aml_client ARGS`` (those streams, tha
 and directory, ``aml_client.cli`` imported afresh so its consoles read the new environment),
 and answers ``exit N`` once it ends as Python would: non-daemon threads joined, ``atexit``
 run, streams flushed. See tests/support/forked_cli.py for the caller's side.
+
+Two optional fields: ``script`` (a console script, such as the installed ``amlc``, run as
+``python SCRIPT ARGS`` would run it instead of ``-m aml_client``) and ``group`` (true: the
+child leads a process group of its own, which the caller signals as a terminal would its
+foreground job). The child ends (SIGKILL) when its caller's end of the connection closes
+before it has ended, so a caller that is killed leaves no command running.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import importlib
 import json
 import os
@@ -63,10 +70,14 @@ def _run(request: dict) -> int:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
-    sys.path[0] = request["cwd"]
-    sys.argv = ["-m", *request["args"]]
+    script = request.get("script")
+    sys.path[0] = os.path.dirname(os.path.realpath(script)) if script else request["cwd"]
+    sys.argv = [script or "-m", *request["args"]]
     try:
-        runpy.run_module("aml_client", run_name="__main__", alter_sys=True)
+        if script:
+            runpy.run_path(script, run_name="__main__")
+        else:
+            runpy.run_module("aml_client", run_name="__main__", alter_sys=True)
         code = 0
     except SystemExit as error:
         code = _exit_code(error)
@@ -86,6 +97,15 @@ def _run(request: dict) -> int:
     return code
 
 
+def _end_with(conn: socket.socket) -> None:
+    """Have the kernel send this process SIGKILL when the caller's end of ``conn`` closes (the
+    caller sends nothing after its request); a caller already gone fails the first send."""
+    fcntl.fcntl(conn.fileno(), fcntl.F_SETOWN, os.getpid())
+    fcntl.fcntl(conn.fileno(), fcntl.F_SETSIG, signal.SIGKILL)
+    flags = fcntl.fcntl(conn.fileno(), fcntl.F_GETFL)
+    fcntl.fcntl(conn.fileno(), fcntl.F_SETFL, flags | os.O_ASYNC)
+
+
 def _child(conn: socket.socket) -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     code = 1
@@ -96,8 +116,12 @@ def _child(conn: socket.socket) -> None:
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
             os.close(fd)
+        request = json.loads(message)
+        if request.get("group"):
+            os.setpgid(0, 0)
+        _end_with(conn)
         conn.sendall(f"{os.getpid()}\n".encode())
-        code = _run(json.loads(message))
+        code = _run(request)
         conn.sendall(f"exit {code}\n".encode())
     finally:
         os._exit(code)

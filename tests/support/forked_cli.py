@@ -15,6 +15,10 @@ zygote's) runs in a fresh interpreter instead, as does every call when
 
 On a timeout the child is killed (SIGKILL) and gone before ``TimeoutExpired`` is raised, as
 ``subprocess.run`` does; the processes it started are left to notice, as they would be then.
+
+A shell's ``amlc`` (the README's tour, run as written) goes the same way through
+:func:`launcher`: an ``amlc`` first on that shell's ``PATH`` (tests/support/amlc_launcher.py)
+that has a zygote of its own fork the installed console script.
 """
 
 from __future__ import annotations
@@ -32,12 +36,16 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+from support import amlc_launcher
 
 ZYGOTE = Path(__file__).with_name("cli_zygote.py")
 #: The checkout whose ``aml_client`` the zygote imports.
 ROOT = Path(__file__).resolve().parents[2]
+LAUNCHER = Path(__file__).with_name("amlc_launcher.py")
 _STARTUP_VARIABLES = ("PYTHON", "LANG", "LC_")
 
 
@@ -52,16 +60,20 @@ def _imports_this_checkout(env: dict[str, str], cwd: Path | str) -> bool:
 
 
 class _Zygote:
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], *, this_checkout: bool = True) -> None:
+        """``this_checkout``: import amlc from this checkout whatever ``env``'s PYTHONPATH (the
+        code under test); otherwise as ``env`` would (the installed one, for a shell)."""
         self.env = env
         self.folder = tempfile.mkdtemp(prefix="amlc-zygote-")
         self.path = os.path.join(self.folder, "socket")
-        # This checkout first, whatever the first caller's PYTHONPATH: the code under test.
-        path = [str(ROOT), *(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p)]
+        path = [str(ROOT)] if this_checkout else []
+        path += [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        child_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
+        if path:
+            child_env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(path))
         self.process = subprocess.Popen(
             [sys.executable, str(ZYGOTE), self.path],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=self.folder,
-            env={**env, "PYTHONPATH": os.pathsep.join(dict.fromkeys(path))},
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=self.folder, env=child_env,
         )  # fmt: skip
         assert self.process.stdout is not None
         ready = self.process.stdout.readline()
@@ -104,6 +116,39 @@ def _zygote_for(env: dict[str, str], cwd: Path | str) -> _Zygote | None:
         if _zygote is None or _zygote.process.poll() is not None:
             _zygote = _Zygote(env)
     return _zygote if _zygote.fits(env) else None
+
+
+@contextlib.contextmanager
+def launcher(
+    env: dict[str, str], folder: Path, *, fresh: bool | None = None
+) -> Iterator[dict[str, str]]:
+    """``env`` for a shell whose ``amlc`` is the installed one forked from a zygote: ``folder``
+    gets that ``amlc`` (tests/support/amlc_launcher.py, run by this Python) and comes first on
+    the ``PATH``, and a zygote started with ``env`` (so it imports what the installed ``amlc``
+    imports: no ``PYTHONPATH`` of the tests' own) serves it until the ``with`` ends. With
+    ``fresh`` (by default, ``AMLC_TEST_FRESH_PROCESS=1``), ``env`` as it is: every ``amlc`` a
+    fresh interpreter."""
+    if fresh is None:
+        fresh = os.environ.get("AMLC_TEST_FRESH_PROCESS") == "1"
+    if fresh:
+        yield dict(env)
+        return
+    zygote = _Zygote(env, this_checkout=False)
+    try:
+        environb = {os.fsencode(k): os.fsencode(v) for k, v in env.items()}
+        Path(zygote.folder, "startup").write_bytes(amlc_launcher.startup(environb))
+        folder.mkdir(parents=True, exist_ok=True)
+        script = folder / "amlc"
+        code = LAUNCHER.read_text(encoding="utf-8").split("\n", 1)[1]
+        script.write_text(f"#!{sys.executable} -IS\n{code}", encoding="utf-8")
+        script.chmod(0o755)
+        yield {
+            **env,
+            "PATH": os.pathsep.join([str(folder), env.get("PATH", os.defpath)]),
+            amlc_launcher.VARIABLE: zygote.path,
+        }
+    finally:
+        zygote.close()
 
 
 def _stdin(input: str | None) -> IO[bytes]:
