@@ -29,7 +29,7 @@ The zygote's Python decided the streams' encoding and buffering when it started,
 """
 
 import _json
-import _signal
+import _signal  # type: ignore[import-not-found]  # (no stub; "signal" imports enum)
 import _socket
 import os
 import sys
