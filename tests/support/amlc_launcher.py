@@ -2,12 +2,12 @@
 """``amlc`` for a test's shell: the installed ``amlc``, run in a process forked from a zygote.
 
 The README test runs the tour's commands as written, in ``bash``; each ``amlc`` there would be
-a fresh interpreter spending about half a second of CPU on importing typer, rich, pydantic and
-httpx. ``forked_cli.launcher()`` puts this script first on such a shell's ``PATH`` as ``amlc``,
-run by the tests' Python with ``-I -S`` and only built-in modules imported (about 10 ms): it asks
-a zygote (tests/support/cli_zygote.py) that has imported those libraries to fork the installed
-``amlc`` console script, and waits for it. What the shell sees is what the installed ``amlc``
-gives it:
+a fresh interpreter spending a few tenths of a second of CPU on imports (typer, rich, click,
+pydantic, httpx) before doing anything. ``forked_cli.launcher()`` puts this script first on
+such a shell's ``PATH`` as ``amlc``, run by the tests' Python with ``-I -S`` and only built-in
+modules imported (about 15 ms of CPU): it asks a zygote (tests/support/cli_zygote.py), which
+has already imported the libraries it preloads, to fork the installed ``amlc`` console script,
+and waits for it. What the shell sees is what the installed ``amlc`` gives it:
 
 - the same command: the next ``amlc`` on the ``PATH``, run by the zygote with this process's
   arguments, environment (less ``AMLC_TEST_ZYGOTE``), working directory and standard streams
