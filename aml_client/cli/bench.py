@@ -328,15 +328,15 @@ def bench(
     ] = 0.05,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the poisson arrivals.")] = 1,
     workers: Annotated[
-        int | None,
+        int,
         typer.Option(
             "--workers",
             "-w",
             min=0,
-            help="Local load processes under a Locust master (default 1: a single process; "
+            help="Local load processes under a Locust master (0 or 1: a single process; "
             "a run that saturates its core says so).",
         ),
-    ] = None,
+    ] = 1,
     timeout: Annotated[
         str,
         typer.Option(
@@ -496,13 +496,13 @@ def bench(
         capacity = search.settings(
             objectives, slo_texts or [], rate=rate,
             conflicts=master or worker or web or duration is not None or requests is not None
-            or (workers or 1) > 1,
+            or workers > 1,
         )
         workers = 1
     plan = lib.plan_load(
         users=users, spawn_rate=spawn_rate, duration=duration, requests=requests, rate=rate,
         arrival=arrival, seed=seed,
-        workers=spread.workers(workers if workers is not None else 1),
+        workers=spread.workers(workers),
         timeout_s=timeout_s, bounded=not web and not worker, max_senders=max_senders,
         capacity=capacity, deployments=lanes,
     )
