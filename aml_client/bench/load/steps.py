@@ -76,6 +76,7 @@ class CapacitySteps(HotPath):
         search = CapacitySearch(settings)
         steps: dict[float, tuple[BenchResult, Recording]] = {}
         endpoint_p50s: dict[float, float] = {}  # rate -> send -> reply p50 (the endpoint's own)
+        passed_p50s: dict[float, float] = {}  # the same, of the steps that passed
         while (rate := search.next_rate()) is not None:
             measure_s = step_seconds(rate, objectives, settings.step_s)
             result, throttled, achieved, early = self._run_step(
@@ -87,8 +88,11 @@ class CapacitySteps(HotPath):
             if endpoint_p50 is not None:
                 endpoint_p50s[rate] = endpoint_p50
             lightest = endpoint_p50s[min(endpoint_p50s)] if endpoint_p50s else None
+            lightest_passed = passed_p50s[min(passed_p50s)] if passed_p50s else None
             step = _step_of(result, rate, settings.warmup_s, objectives, throttled, achieved,
-                            lightest, early)
+                            lightest, early, lightest_passed)
+            if step.passed and endpoint_p50 is not None:
+                passed_p50s[rate] = endpoint_p50
             search.observe(step)
             if self.emit is not None:
                 prefix = f"{deployment}: " if deployment is not None else ""
@@ -211,6 +215,7 @@ def _step_of(
     achieved: float,
     lightest_p50_ms: float | None,
     ended_early: str | None,
+    lightest_passed_p50_ms: float | None = None,
 ) -> CapacityStep:
     """One step's verdict (see :mod:`~aml_client.bench.report.capacity`): passed, failed (an
     objective missed, the endpoint saturated, or the step ended early on a certain miss), or
@@ -246,12 +251,18 @@ def _step_of(
         endpoint_p50_ms=endpoint_p50, baseline_p50_ms=lightest_p50_ms,
         senders_exhausted=exhausted, sends_slipped=slipped,
         held_from_send=all(o.passed for o in from_send),
+        passed_p50_ms=lightest_passed_p50_ms,
+        errors_held=all(o.passed for o in outcomes if o.objective.kind == "error_rate"),
     )
-    if limited and slipped and all(o.passed for o in from_send):
+    if limited == "slipped":
         notes.append("the load process's sends slipped while the endpoint answered every "
                      "request within the objectives (send -> reply): the machine did not "
                      "give the load process the CPU it needed")
-    elif limited:
+    elif limited == "burst":
+        notes.append("the load process's sends slipped while the endpoint's own p50 stayed "
+                     "near the lightest passed step's: the late requests left in a burst, "
+                     "and the machine did not give the load process the CPU it needed")
+    elif limited == "cpu":
         notes.append(
             f"the load process used >= {CPU_SATURATED:.0%} of a CPU core for "
             f"{load.cpu_saturated_s} of {load.cpu_samples} s while the endpoint's own p50 "
@@ -274,8 +285,8 @@ def _step_of(
         else None,
         throttled_fraction=round(throttled, 4),
         passed=all(o.passed for o in outcomes) and not exhausted and ended_early is None
-        and not limited,
-        valid=not limited,
+        and limited is None,
+        valid=limited is None,
         notes=notes,
         judged={o.objective.metric: None if o.actual is None else round(o.actual, 6)
                 for o in outcomes},

@@ -16,7 +16,8 @@ What a step says:
   measurements already guarantee the miss ends early (:func:`guaranteed_miss`);
 * the load process itself was the bottleneck while the endpoint had headroom
   (:func:`generator_limited`: its CPU saturated, measured; or its sends slipped while every
-  request the endpoint got was answered within the objectives): **unmeasurable** (``valid``
+  request the endpoint got was answered within the objectives, or while the endpoint's own
+  p50 stayed near a passed step's): **unmeasurable** (``valid``
   False). The step is run once more (a busy machine has moments); a second time, the search
   stops and the answer is a lower bound, "capacity ≥ X req/s", never "found".
 
@@ -218,30 +219,41 @@ def generator_limited(
     senders_exhausted: bool,
     sends_slipped: bool = False,
     held_from_send: bool = False,
-) -> bool:
-    """Was the load process, not the endpoint, the bottleneck of a step?
+    passed_p50_ms: float | None = None,
+    errors_held: bool = True,
+) -> str | None:
+    """Why the load process, not the endpoint, was the bottleneck of a step (None: it was not).
 
-    Never when every sender was waiting on the endpoint (it saturated). Otherwise when either
-    is measured:
+    Never when every sender was waiting on the endpoint (it saturated). Otherwise when one of
+    these is measured:
 
-    * the load process's CPU saturated (at least a quarter of its one-second samples at
-      >= 90 % of a core, and at least one) while the endpoint had headroom: its own send ->
-      reply p50 stayed within :data:`KNEE_FACTOR` of the lightest step's;
-    * its sends slipped (more than 1 % late, as for a run's validity) — a busy machine that
-      starves it of CPU — while every objective held on the send -> reply latency: the
-      endpoint answered what it got in time, only the schedule was not kept.
+    * ``"cpu"``: the load process's CPU saturated (at least a quarter of its one-second
+      samples at >= 90 % of a core, and at least one) while the endpoint had headroom: its own
+      send -> reply p50 stayed within :data:`KNEE_FACTOR` of the lightest step's;
+    * ``"slipped"``: its sends slipped (more than 1 % late, as for a run's validity) — a busy
+      machine that starves it of CPU — while every objective held on the send -> reply
+      latency: the endpoint answered what it got in time, only the schedule was not kept;
+    * ``"burst"``: its sends slipped while the endpoint's own p50 stayed within
+      :data:`KNEE_FACTOR` of the lightest passed step's (``passed_p50_ms``). A load process
+      that stalls sends its late requests in a burst, which queues even at an endpoint with
+      headroom, so the send -> reply tail misses too. Only when the error objectives held (a
+      refusal is the endpoint's answer), and only after a step passed: before, there is
+      nothing to compare with, and the miss is the endpoint's.
     """
     if senders_exhausted:
-        return False
+        return None
     if sends_slipped and held_from_send:
-        return True
+        return "slipped"
+    if sends_slipped and errors_held and endpoint_p50_ms is not None \
+            and passed_p50_ms is not None and endpoint_p50_ms <= KNEE_FACTOR * passed_p50_ms:
+        return "burst"
     if cpu_saturated_s < max(1, math.ceil(0.25 * cpu_samples)):
-        return False
+        return None
     if endpoint_p50_ms is None:
-        return True  # nothing came back to blame the endpoint for
-    if baseline_p50_ms is None:
-        return False
-    return endpoint_p50_ms <= KNEE_FACTOR * baseline_p50_ms
+        return "cpu"  # nothing came back to blame the endpoint for
+    if baseline_p50_ms is None or endpoint_p50_ms > KNEE_FACTOR * baseline_p50_ms:
+        return None
+    return "cpu"
 
 
 def guaranteed_miss(
