@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import os
+import pkgutil
 import re
 from pathlib import Path
+
+from support.cli_zygote import FRESH, NOT_PRELOADED
+
+import aml_client
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -54,3 +60,30 @@ def test_grouped_tests_share_one_worker(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     workers = {(tmp_path / f"worker-{i}").read_text() for i in range(4)}
     assert len(workers) == 1, workers
+
+
+def test_the_modules_forked_commands_share_read_nothing_on_import() -> None:
+    """The zygote of support/forked_cli.py imports amlc's modules once and forks each command
+    from it, so a module it preloads must not read the environment, start a thread or install
+    a handler on import: the forked command would see the zygote's, not its own."""
+    root = Path(aml_client.__file__).parent
+    shared = [
+        module for module in pkgutil.walk_packages(aml_client.__path__, "aml_client.")
+        if not module.name.startswith(NOT_PRELOADED + FRESH)
+    ]  # fmt: skip
+    assert len(shared) > 50
+    for module in shared:
+        relative = module.name.split(".")[1:]
+        path = root.joinpath(*relative, "__init__.py") if module.ispkg else \
+            root.joinpath(*relative[:-1], relative[-1] + ".py")
+        for statement in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue  # runs when called
+            body = statement.body if isinstance(statement, ast.ClassDef) else [statement]
+            for node in body:
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    continue
+                names = {n.attr if isinstance(n, ast.Attribute) else n.id
+                         for n in ast.walk(node) if isinstance(n, (ast.Attribute, ast.Name))}
+                read = names & {"environ", "getenv", "Thread", "signal", "register", "Console"}
+                assert not read, f"{module.name} line {node.lineno}: {ast.unparse(node)[:100]}"

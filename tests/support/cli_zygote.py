@@ -39,21 +39,35 @@ FRESH = ("aml_client.cli", "aml_client.__main__")
 #: client with the transport it loads on its first request, and pydantic's model machinery.
 #: Importing them was most of what a short command cost (about 0.1 s of CPU each time).
 LIBRARIES = (
-    "asyncio", "ssl", "orjson", "httpx", "httpcore", "h11", "anyio",
+    "asyncio", "ssl", "orjson", "httpx", "httpcore", "h11", "anyio", "anyio.to_thread",
+    "anyio._backends._asyncio", "concurrent.futures.thread", "encodings.idna",
+    "encodings.utf_8_sig",
     "pydantic", "pydantic.main", "pydantic.fields", "pydantic.types", "pydantic.type_adapter",
 )  # fmt: skip
 
 
-def _preload() -> None:
-    import aml_client.cli
+#: amlc's modules that the zygote leaves alone: the load process's (Locust and gevent patch
+#: the standard library when imported), the local endpoint's server side (it reads its
+#: environment on import) and the pytest plugin. Every other module reads no environment and
+#: starts nothing on import (tests/test_ci.py checks it), so the children share them; they
+#: were most of what a command still cost (0.1 to 0.25 s of CPU each time).
+NOT_PRELOADED = (
+    "aml_client.__main__", "aml_client.bench.load", "aml_client.local.scoring",
+    "aml_client.local._wsgi", "aml_client.pytest_plugin",
+)  # fmt: skip
 
-    for module in pkgutil.walk_packages(aml_client.cli.__path__, "aml_client.cli."):
-        importlib.import_module(module.name)
+
+def _preload() -> None:
+    import aml_client
+
+    for module in pkgutil.walk_packages(aml_client.__path__, "aml_client."):
+        if not module.name.startswith(NOT_PRELOADED):
+            importlib.import_module(module.name)
     for name in LIBRARIES:
         importlib.import_module(name)
     for name in [n for n in sys.modules if n == FRESH[0] or n.startswith(FRESH[0] + ".")]:
         del sys.modules[name]
-    del aml_client.cli
+    del aml_client.cli  # type: ignore[attr-defined]
 
 
 def _exit_code(error: SystemExit) -> int:
