@@ -113,7 +113,7 @@ def test_capacity_of_the_local_endpoint(local_endpoint, tmp_path: Path) -> None:
     reports = tmp_path / "reports"
     done = run_bench(
         ["--endpoint", "local", "--find-capacity", "--slo", "p90<=500ms", "--start-rate", "20",
-         "--max-rate", "80", "--step-duration", "3s", "--warmup", "1s", "--report-dir",
+         "--max-rate", "40", "--step-duration", "3s", "--warmup", "1s", "--report-dir",
          str(reports)],
         local_endpoint.env(),
         tmp_path,
@@ -140,7 +140,7 @@ def test_twenty_users_get_no_429_from_the_default_local_endpoint(  # type: ignor
     [deployment] = json.loads(status.stdout)["deployments"]
     assert 2 * deployment["max_concurrent_requests_per_instance"] >= 20
     done = run_bench(
-        ["--endpoint", "local", "--users", "20", "-n", "300", "--workers", "1", "--json",
+        ["--endpoint", "local", "--users", "20", "-n", "100", "--workers", "1", "--json",
          "--report-dir", str(tmp_path / "r")],
         local_endpoint.env(),
         tmp_path,
@@ -148,7 +148,7 @@ def test_twenty_users_get_no_429_from_the_default_local_endpoint(  # type: ignor
     )
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
-    assert summary["requests"] == 300
+    assert summary["requests"] == 100
     assert summary["failures"]["by_kind"] == {}, summary["failures"]
     # More requests were pending at once than the old default (2 x 2 workers) let wait.
     assert summary["validity"]["peak_in_flight"] > 4, summary["validity"]
