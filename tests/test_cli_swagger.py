@@ -162,7 +162,10 @@ def test_validate_a_20000_column_swagger(amlc: Any, tmp_path: Path) -> None:
 
 
 def test_validate_is_linear_in_the_number_of_columns() -> None:
-    """Ten times the columns costs about ten times as much (quadratic would be a hundred)."""
+    """Ten times the columns costs about ten times as much (quadratic would be a hundred).
+
+    Measured in this process's CPU time, the best of three: time spent waiting for a core on a
+    busy machine is not the validator's."""
     import time
 
     from support.swaggers import wide_swagger
@@ -172,10 +175,10 @@ def test_validate_is_linear_in_the_number_of_columns() -> None:
     def cost(columns: int) -> float:
         doc = wide_swagger(columns)
         best = float("inf")
-        for _ in range(2):
-            started = time.perf_counter()
+        for _ in range(3):
+            started = time.process_time()
             assert validate_document(doc).ok
-            best = min(best, time.perf_counter() - started)
+            best = min(best, time.process_time() - started)
         return best
 
     cost(200)  # warm up imports and caches

@@ -106,4 +106,4 @@ def test_pause_gate_holds_everyone_until_the_date() -> None:
         await asyncio.gather(gate.wait(), gate.wait())
         return time.perf_counter() - started
 
-    assert 0.18 <= asyncio.run(scenario()) < 1.0
+    assert 0.18 <= asyncio.run(scenario()) < 10.0  # it opens, however busy the machine
