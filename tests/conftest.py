@@ -18,9 +18,11 @@ process:
 
 from __future__ import annotations
 
+import compileall
 import json
 import os
 import signal
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,9 +59,30 @@ def pytest_configure(config: pytest.Config) -> None:
 
     A shell starts a background job (``pytest … &``, ``nohup``) with SIGINT ignored, and every
     process started from it inherits that: the tests that interrupt a run as a user would then
-    see it go on. A handled signal is reset to its default in a started program."""
+    see it go on. A handled signal is reset to its default in a started program.
+
+    Python's bytecode of the clone is cached even where ``PYTHONDONTWRITEBYTECODE`` is set
+    (:func:`_cache_bytecode`)."""
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    _cache_bytecode(is_worker="PYTEST_XDIST_WORKER" in os.environ)
+
+
+#: The clone's packages that the processes a test starts import: the CLI, load processes,
+#: local endpoints, test servers.
+_BYTECODE_DIRECTORIES = ("aml_client", "loadtests", "tests/support")
+
+
+def _cache_bytecode(*, is_worker: bool) -> None:
+    """The suite starts some hundreds of Python processes, and each would compile amlc's
+    modules again where ``PYTHONDONTWRITEBYTECODE`` is set (as on some CI machines): about
+    0.2 s of CPU per load process. The first pytest process compiles them once into
+    ``__pycache__`` (ignored by git), which every process reads whatever that variable says,
+    and pytest caches its rewritten test modules there too. Nothing else is written."""
+    sys.dont_write_bytecode = False
+    if not is_worker:
+        for name in _BYTECODE_DIRECTORIES:
+            compileall.compile_dir(REPO / name, quiet=2, workers=1)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
