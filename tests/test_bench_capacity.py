@@ -134,6 +134,15 @@ def test_a_burst_after_a_stall_is_the_load_process_s_limit():
     assert generator_limited(**stalled, endpoint_p50_ms=8.0, sends_slipped=True) is None
     assert generator_limited(**stalled, endpoint_p50_ms=8.0, sends_slipped=True,
                              passed_p50_ms=6.9, errors_held=False) is None
+    # Sends slipped and the objectives held on send -> reply, but the endpoint's own p50 rose
+    # far past the passed step's: it was queueing (a search from 400 req/s blamed the load
+    # generator for 212.5 against a capacity of 200 this way: p90 252 ms, p50 ~200 ms).
+    held = {**stalled, "held_from_send": True}
+    assert generator_limited(**held, endpoint_p50_ms=200.0, sends_slipped=True,
+                             passed_p50_ms=18.0) is None
+    assert generator_limited(**held, endpoint_p50_ms=40.0, sends_slipped=True,
+                             passed_p50_ms=18.0) == "slipped"
+    assert generator_limited(**held, endpoint_p50_ms=200.0, sends_slipped=True) == "slipped"
     # Every sender waiting on the endpoint is the endpoint saturating, whatever else.
     assert generator_limited(**{**stalled, "senders_exhausted": True}, endpoint_p50_ms=8.0,
                              sends_slipped=True, passed_p50_ms=6.9) is None

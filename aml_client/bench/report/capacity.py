@@ -46,6 +46,11 @@ __all__ = [
 
 #: How a step's latency compares with the lightest step's before it counts as past the knee.
 KNEE_FACTOR = 1.5
+#: How far the endpoint's own p50 may be above the lightest passed step's in a step whose
+#: sends slipped and whose objectives held on send -> reply, for the load process to be the
+#: limit: a starved load process reads its replies late too, which inflates the median it
+#: measures; a queue at the endpoint inflates it by far more (tens of times at capacity).
+SLIPPED_FACTOR = 3.0
 KNEE_RULE = (
     f"highest offered rate whose p50 stays within {KNEE_FACTOR:g}x the p50 at the lowest rate "
     "and whose achieved throughput is at least 95 % of the offered rate"
@@ -233,19 +238,27 @@ def generator_limited(
     * ``"slipped"``: its sends slipped (more than 1 % late, as for a run's validity) — a busy
       machine that starves it of CPU — while every objective held on the send -> reply
       latency: the endpoint answered what it got in time, only the schedule was not kept;
-    * ``"burst"``: its sends slipped while the endpoint's own p50 stayed within
-      :data:`KNEE_FACTOR` of the lightest passed step's (``passed_p50_ms``). A load process
-      that stalls sends its late requests in a burst, which queues even at an endpoint with
-      headroom, so the send -> reply tail misses too. Only when the error objectives held (a
-      refusal is the endpoint's answer), and only after a step passed: before, there is
-      nothing to compare with, and the miss is the endpoint's.
+    * ``"burst"``: its sends slipped while the error objectives held (a refusal is the
+      endpoint's answer). A load process that stalls sends its late requests in a burst,
+      which queues even at an endpoint with headroom, so the send -> reply tail misses too.
+
+    Slipped sends count only while the endpoint's own p50 stayed near the lightest passed
+    step's (``passed_p50_ms``): within :data:`SLIPPED_FACTOR` of it when every objective held
+    on send -> reply, within :data:`KNEE_FACTOR` for a burst (weaker evidence). An endpoint
+    whose median climbed further is queueing, and a step just past capacity can miss by a
+    hair that its few late sends did not cause. Before any step passed there is nothing to
+    compare with: a burst is the endpoint's, slipped sends count as above.
     """
     if senders_exhausted:
         return None
-    if sends_slipped and held_from_send:
+
+    def near(factor: float) -> bool:
+        return endpoint_p50_ms is not None and passed_p50_ms is not None \
+            and endpoint_p50_ms <= factor * passed_p50_ms
+
+    if sends_slipped and held_from_send and (passed_p50_ms is None or near(SLIPPED_FACTOR)):
         return "slipped"
-    if sends_slipped and errors_held and endpoint_p50_ms is not None \
-            and passed_p50_ms is not None and endpoint_p50_ms <= KNEE_FACTOR * passed_p50_ms:
+    if sends_slipped and errors_held and near(KNEE_FACTOR):
         return "burst"
     if cpu_saturated_s < max(1, math.ceil(0.25 * cpu_samples)):
         return None
