@@ -23,6 +23,10 @@ Fixtures (all start real servers on free 127.0.0.1 ports and stop them at the en
     at it, so the model is trained once per test run (a few seconds) and then only loaded.
 ``home_with_model`` (function)
     An empty ``AMLC_HOME`` whose cache already holds the model: ``amlc local up`` starts fast.
+``chromium`` (function; one browser per module)
+    A fresh context (its own cookies and storage) of a headless Chromium that the module's
+    browser tests share: ``chromium.new_page()``. Those tests carry ``xdist_group("browser")``
+    (``support.web.ON_THE_BROWSER_WORKER``), so one worker launches it once per module.
 ``amlc_in`` / ``port_factory`` (function)
     ``amlc_in(home, *args)`` runs the real CLI with ``AMLC_HOME=home`` (a CompletedProcess);
     ``port_factory()`` gives a free port.
@@ -52,6 +56,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.local import (
@@ -166,3 +171,27 @@ def home_with_model(tmp_path: Path, local_model_cache: Path) -> Path:
     home.mkdir()
     (home / "cache").symlink_to(local_model_cache, target_is_directory=True)
     return home
+
+
+@pytest.fixture(scope="module")
+def _chromium_browser() -> Iterator[Any]:
+    """Debian's Chromium, headless, launched once for the module's browser tests."""
+    from playwright.sync_api import sync_playwright
+    from support.web import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def chromium(_chromium_browser: Any) -> Iterator[Any]:
+    """A context of its own for one test: a new profile's cookies, storage and pages."""
+    context = _chromium_browser.new_context()
+    try:
+        yield context
+    finally:
+        context.close()

@@ -32,16 +32,17 @@ from support.bench import (
     start_server,
 )
 from support.local import free_port
-from support.web import CHROMIUM, CHROMIUM_ARGS, page_elsewhere
+from support.web import CHROMIUM, ON_THE_BROWSER_WORKER, page_elsewhere
 
 pytestmark = pytest.mark.slow
 T = TypeVar("T")
 
 
 def browser(test: T) -> T:
-    """Drives a real headless Chromium (skipped without Debian's)."""
+    """Drives a real headless Chromium (skipped without Debian's): the module's one, on the
+    process that runs every browser test (the ``chromium`` fixture)."""
     needs = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
-    return pytest.mark.browser(needs(test))  # type: ignore[no-any-return]
+    return pytest.mark.browser(ON_THE_BROWSER_WORKER(needs(test)))  # type: ignore[no-any-return]
 
 
 PRINTED = re.compile(r"(http://127\.0\.0\.1:(\d+))/\?token=([A-Za-z0-9_-]{40,})")
@@ -124,8 +125,10 @@ def web_bench(server: Server, tmp_path: Path, *args: str) -> Iterator[WebBench]:
 
 
 @browser
-def test_the_printed_address_opens_the_ui_hdr_tab_and_report_on_stop(tmp_path: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
+def test_the_printed_address_opens_the_ui_hdr_tab_and_report_on_stop(
+    tmp_path: Path, chromium: Any
+) -> None:
+    from playwright.sync_api import expect
 
     server = start_server(tmp_path, "--service-ms", "20", "--key", KEY)
     reports = tmp_path / "reports"
@@ -133,52 +136,50 @@ def test_the_printed_address_opens_the_ui_hdr_tab_and_report_on_stop(tmp_path: P
         with web_bench(server, tmp_path, "--users", "3", "--report-dir", str(reports)) as bench:
             # One line, whole, so a terminal opens it in one click.
             assert any(line.strip() == bench.url for line in bench.lines), bench.output
-            with sync_playwright() as pw:
-                chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-                try:
-                    page = chromium.new_page()
-                    page.goto(bench.url)
-                    assert page.url == bench.base + "/"  # the secret left the address bar
-                    # The form is pre-filled from the command line; start with 2 users.
-                    assert page.input_value("input[name=userCount]") == "3"
-                    page.fill("input[name=userCount]", "2")
-                    page.fill("input[name=spawnRate]", "2")
-                    page.click("button[type=submit]")
-                    _wait_for(lambda: bench.get("/hdr/json")["requests"] >= 50, 60, "requests")
+            try:
+                page = chromium.new_page()
+                page.goto(bench.url)
+                assert page.url == bench.base + "/"  # the secret left the address bar
+                # The form is pre-filled from the command line; start with 2 users.
+                assert page.input_value("input[name=userCount]") == "3"
+                page.fill("input[name=userCount]", "2")
+                page.fill("input[name=spawnRate]", "2")
+                page.click("button[type=submit]")
+                _wait_for(lambda: bench.get("/hdr/json")["requests"] >= 50, 60, "requests")
 
-                    page.get_by_role("tab", name="HDR latency").click()
-                    p50 = page.get_by_role("row").filter(has_text="p50").first
-                    # The UI refreshes its tables every 2 s: wait for a number.
-                    expect(p50.locator("td").nth(1)).to_have_text(
-                        re.compile(r"^\d+\.\d{3}$"), timeout=10_000
-                    )
-                    cells = p50.locator("td").all_inner_texts()
-                    assert cells[0] == "p50"
-                    assert float(cells[1]) >= 19.0, cells  # the server takes 20 ms
-                    # Each statistic once (no "count" and "requests" twice), then the failures.
-                    stats = [
-                        row.locator("td").first.inner_text()
-                        for row in page.get_by_role("row").all()
-                        if row.locator("td").count()
-                    ]
-                    numeric = [s for s in stats if s not in ("failures", "warning")]
-                    assert len(numeric) == len(set(numeric)) and "samples" in numeric
-                    assert "count" not in stats and "requests" not in stats
-                    # The nines chart under the tab's table, refreshed while the tab is open.
-                    expect(page.locator("#amlc-hdr-chart svg#hdr-tab-spectrum")).to_be_visible(
-                        timeout=10_000
-                    )
+                page.get_by_role("tab", name="HDR latency").click()
+                p50 = page.get_by_role("row").filter(has_text="p50").first
+                # The UI refreshes its tables every 2 s: wait for a number.
+                expect(p50.locator("td").nth(1)).to_have_text(
+                    re.compile(r"^\d+\.\d{3}$"), timeout=10_000
+                )
+                cells = p50.locator("td").all_inner_texts()
+                assert cells[0] == "p50"
+                assert float(cells[1]) >= 19.0, cells  # the server takes 20 ms
+                # Each statistic once (no "count" and "requests" twice), then the failures.
+                stats = [
+                    row.locator("td").first.inner_text()
+                    for row in page.get_by_role("row").all()
+                    if row.locator("td").count()
+                ]
+                numeric = [s for s in stats if s not in ("failures", "warning")]
+                assert len(numeric) == len(set(numeric)) and "samples" in numeric
+                assert "count" not in stats and "requests" not in stats
+                # The nines chart under the tab's table, refreshed while the tab is open.
+                expect(page.locator("#amlc-hdr-chart svg#hdr-tab-spectrum")).to_be_visible(
+                    timeout=10_000
+                )
 
-                    page.get_by_role("button", name="Stop").click()
-                    snap = _wait_for(
-                        lambda: (s := bench.get("/hdr/json"))["reports"] and s, 30, "a report"
-                    )
-                    # The standalone page shows the same numbers and the report written.
-                    page.goto(bench.base + "/hdr")
-                    assert page.locator("#hdr-table tr[data-stat=p99]").count() == 1
-                    assert snap["reports"][0] in page.inner_text("#reports")
-                finally:
-                    chromium.close()
+                page.get_by_role("button", name="Stop").click()
+                snap = _wait_for(
+                    lambda: (s := bench.get("/hdr/json"))["reports"] and s, 30, "a report"
+                )
+                # The standalone page shows the same numbers and the report written.
+                page.goto(bench.base + "/hdr")
+                assert page.locator("#hdr-table tr[data-stat=p99]").count() == 1
+                assert snap["reports"][0] in page.inner_text("#reports")
+            finally:
+                chromium.close()
         (directory,) = reports.iterdir()
         assert str(directory) == snap["reports"][0]
         summary = json.loads((directory / "summary.json").read_text())
@@ -218,13 +219,11 @@ fetch("{base}/stats/requests", {{credentials: "include"}})
 
 @browser
 def test_other_pages_hosts_and_requests_without_the_secret_start_nothing(
-    tmp_path: Path,
+    tmp_path: Path, chromium: Any
 ) -> None:
     """The browser holds the run's cookie (the user opened the printed address), then visits a
     page on another port of 127.0.0.1 — the same site, so the cookie goes along — which posts
     the start form, as any page can. Scripts try a foreign Host and no secret."""
-    from playwright.sync_api import sync_playwright
-
     server = start_server(tmp_path, "--service-ms", "5", "--key", KEY)
     try:
         with web_bench(server, tmp_path, "--report-dir", str(tmp_path / "reports")) as bench:
@@ -255,8 +254,7 @@ def test_other_pages_hosts_and_requests_without_the_secret_start_nothing(
                     "hdr without secret": client.get("/hdr/json"),
                 }
             html = ATTACK_PAGE.format(base=bench.base)
-            with page_elsewhere(html) as attack, sync_playwright() as pw:
-                chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            with page_elsewhere(html) as attack:
                 try:
                     page = chromium.new_page()
                     page.goto(bench.url)

@@ -17,10 +17,11 @@ from typing import Any
 import httpx
 import pytest
 from support.local import free_port
-from support.web import CHROMIUM, CHROMIUM_ARGS
+from support.web import CHROMIUM, ON_THE_BROWSER_WORKER
 
 pytestmark = [
     pytest.mark.browser,
+    ON_THE_BROWSER_WORKER,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed"),
 ]
 
@@ -68,48 +69,45 @@ def served(
 
 
 def test_try_it_out_returns_predictions(
-    served: tuple[str, str, str], local_endpoint: Any, tmp_path: Path
+    served: tuple[str, str, str], local_endpoint: Any, tmp_path: Path, chromium: Any
 ) -> None:
-    from playwright.sync_api import sync_playwright
-
     url, address, log = served
     key = local_endpoint.primary_key
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1400})
-            seen_requests: list[str] = []
-            page.on("request", lambda r: seen_requests.append(f"{r.method} {r.url}"))
-            errors: list[str] = []
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(address)  # the secret becomes a cookie, and leaves the address bar
-            assert page.url == url
-            score = page.locator(".opblock-post", has_text="/score")
-            score.wait_for(timeout=20_000)
-            assert "/score" in page.locator(".opblock-summary-path").all_inner_texts()
+    try:
+        page = chromium.new_page()
+        page.set_viewport_size({"width": 1280, "height": 1400})
+        seen_requests: list[str] = []
+        page.on("request", lambda r: seen_requests.append(f"{r.method} {r.url}"))
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(address)  # the secret becomes a cookie, and leaves the address bar
+        assert page.url == url
+        score = page.locator(".opblock-post", has_text="/score")
+        score.wait_for(timeout=20_000)
+        assert "/score" in page.locator(".opblock-summary-path").all_inner_texts()
 
-            score.locator(".opblock-summary").click()
-            score.locator("button.try-out__btn").click()
-            body = json.loads(score.locator("textarea.body-param__text").input_value())
-            assert "Inputs" in body and body["Inputs"]["data"]  # a valid example, prefilled
-            score.locator("button.execute").click()
+        score.locator(".opblock-summary").click()
+        score.locator("button.try-out__btn").click()
+        body = json.loads(score.locator("textarea.body-param__text").input_value())
+        assert "Inputs" in body and body["Inputs"]["data"]  # a valid example, prefilled
+        score.locator("button.execute").click()
 
-            live = score.locator(".live-responses-table tbody tr.response")
-            live.wait_for(timeout=30_000)
-            assert live.locator(".response-col_status").inner_text().strip() == "200"
-            answer = json.loads(live.locator(".response-col_description pre").first.inner_text())
-            assert len(answer["Results"]) == len(body["Inputs"]["data"])
-            assert set(answer["Results"]) <= {"yes", "no"}
-            request_url = score.locator(".request-url pre").inner_text()
-            assert request_url == f"{url}proxy/score"
+        live = score.locator(".live-responses-table tbody tr.response")
+        live.wait_for(timeout=30_000)
+        assert live.locator(".response-col_status").inner_text().strip() == "200"
+        answer = json.loads(live.locator(".response-col_description pre").first.inner_text())
+        assert len(answer["Results"]) == len(body["Inputs"]["data"])
+        assert set(answer["Results"]) <= {"yes", "no"}
+        request_url = score.locator(".request-url pre").inner_text()
+        assert request_url == f"{url}proxy/score"
 
-            live.scroll_into_view_if_needed()
-            page.screenshot(path=str(tmp_path / "swagger-ui.png"))
-            html = page.content()
-            storage = page.evaluate("() => JSON.stringify({...localStorage, ...sessionStorage})")
-        finally:
-            browser.close()
+        live.scroll_into_view_if_needed()
+        page.screenshot(path=str(tmp_path / "swagger-ui.png"))
+        html = page.content()
+        storage = page.evaluate("() => JSON.stringify({...localStorage, ...sessionStorage})")
+    finally:
+        chromium.close()
     assert errors == []  # no script error, nothing blocked by the page's content policy
     assert key not in html and key not in storage
     assert (tmp_path / "swagger-ui.png").stat().st_size > 10_000
@@ -147,12 +145,13 @@ fetch("{proxy}", {{method: "POST", mode: "no-cors", body: "{{}}", credentials: "
 </script></body></html>"""
 
 
-def test_another_local_page_cannot_use_the_proxy(caplog: pytest.LogCaptureFixture) -> None:
+def test_another_local_page_cannot_use_the_proxy(
+    caplog: pytest.LogCaptureFixture, chromium: Any
+) -> None:
     """A page on another port of 127.0.0.1 tries everything a page can: an image (GET with the
     request in the query), a form, a fetch with the custom header (preflight), a no-cors fetch,
     in a browser that opened the Swagger UI before (so it holds its cookie). The endpoint
     receives nothing; then the served page itself still gets through."""
-    from playwright.sync_api import sync_playwright
     from support.web import page_elsewhere, recording_upstream
 
     from aml_client import KeyCredential
@@ -173,12 +172,9 @@ def test_another_local_page_cannot_use_the_proxy(caplog: pytest.LogCaptureFixtur
         with SwaggerUIServer(doc, target=target, port=0) as ui:
             proxy = f"{ui.url}proxy/score"
             html = ATTACK_PAGE.format(proxy=proxy, header=PAGE_HEADER, value=PAGE_HEADER_VALUE)
-            with page_elsewhere(html) as attack_url, sync_playwright() as playwright:
-                browser = playwright.chromium.launch(
-                    executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
-                )
+            with page_elsewhere(html) as attack_url:
                 try:
-                    page = browser.new_page()
+                    page = chromium.new_page()
                     page.goto(ui.address)  # the user opened the UI: the cookie is set
                     page.wait_for_function("window.ui !== undefined")
                     caplog.set_level(logging.INFO, logger="aml_client.swagger.ui")
@@ -206,7 +202,7 @@ def test_another_local_page_cannot_use_the_proxy(caplog: pytest.LogCaptureFixtur
                         [proxy, PAGE_HEADER, PAGE_HEADER_VALUE],
                     )
                 finally:
-                    browser.close()
+                    chromium.close()
         seen = list(upstream.seen)
     assert results["custom_header"].startswith("blocked TypeError"), results
     assert results["img"] == "error" and results["form"] == "answered", results

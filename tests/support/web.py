@@ -16,7 +16,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 CHROMIUM = Path("/usr/bin/chromium")
+#: The browser tests run on one pytest-xdist worker, one after another, so each module launches
+#: Chromium once (the ``chromium`` fixture of tests/integration/conftest.py), not each test.
+ON_THE_BROWSER_WORKER = pytest.mark.xdist_group("browser")
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--headless",
