@@ -15,11 +15,10 @@ What a step says:
   corrected latency carries that wait): **failed**, and the search bisects on. A step whose
   measurements already guarantee the miss ends early (:func:`guaranteed_miss`);
 * the load process itself was the bottleneck while the endpoint had headroom
-  (:func:`generator_limited`: its CPU saturated, measured; or its sends slipped while every
-  request the endpoint got was answered within the objectives, or while the endpoint's own
-  p50 stayed near a passed step's): **unmeasurable** (``valid``
-  False). The step is run once more (a busy machine has moments); a second time, the search
-  stops and the answer is a lower bound, "capacity ≥ X req/s", never "found".
+  (:func:`generator_limited`: its CPU saturated, measured; or its sends slipped while the
+  endpoint's own p50 stayed near a passed step's): **unmeasurable** (``valid`` False). The
+  step is run once more (a busy machine has moments); a second time, the search stops and the
+  answer is a lower bound, "capacity ≥ X req/s", never "found".
 
 Pure logic, no Locust: the load process runs the steps (one process for every step), this
 module decides the next rate and reads the answer off the steps.
