@@ -143,9 +143,15 @@ def test_a_burst_after_a_stall_is_the_load_process_s_limit():
     assert generator_limited(**held, endpoint_p50_ms=40.0, sends_slipped=True,
                              passed_p50_ms=18.0) == "slipped"
     assert generator_limited(**held, endpoint_p50_ms=200.0, sends_slipped=True) == "slipped"
+    # Most sends late: the step never applied its rate, whatever the latency and before any
+    # step passed (a first step at 10 req/s against 100: 9 of 14 sends late, p90 438 ms).
+    assert generator_limited(**stalled, endpoint_p50_ms=130.0, sends_slipped=True,
+                             late_fraction=9 / 14) == "schedule"
+    assert generator_limited(**stalled, endpoint_p50_ms=130.0, sends_slipped=True,
+                             late_fraction=16 / 637) is None
     # Every sender waiting on the endpoint is the endpoint saturating, whatever else.
     assert generator_limited(**{**stalled, "senders_exhausted": True}, endpoint_p50_ms=8.0,
-                             sends_slipped=True, passed_p50_ms=6.9) is None
+                             sends_slipped=True, passed_p50_ms=6.9, late_fraction=0.9) is None
 
 
 def test_a_step_ends_once_its_miss_is_certain():

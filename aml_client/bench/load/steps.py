@@ -253,11 +253,16 @@ def _step_of(
         held_from_send=all(o.passed for o in from_send),
         passed_p50_ms=lightest_passed_p50_ms,
         errors_held=all(o.passed for o in outcomes if o.objective.kind == "error_rate"),
+        late_fraction=load.late_sends / max(result.requests, 1),
     )
     if limited == "slipped":
         notes.append("the load process's sends slipped while the endpoint answered every "
                      "request within the objectives (send -> reply): the machine did not "
                      "give the load process the CPU it needed")
+    elif limited == "schedule":
+        notes.append(f"{load.late_sends} of {result.requests} sends left late: the load process "
+                     "did not keep the offered rate's schedule, so the step did not apply it "
+                     "(the machine did not give the load process the CPU it needed)")
     elif limited == "burst":
         notes.append("the load process's sends slipped while the endpoint's own p50 stayed "
                      "near the lightest passed step's: the late requests left in a burst, "

@@ -16,7 +16,8 @@ What a step says:
   measurements already guarantee the miss ends early (:func:`guaranteed_miss`);
 * the load process itself was the bottleneck while the endpoint had headroom
   (:func:`generator_limited`: its CPU saturated, measured; or its sends slipped while the
-  endpoint's own p50 stayed near a passed step's): **unmeasurable** (``valid`` False). The
+  endpoint's own p50 stayed near a passed step's, or a quarter of them did, whatever the
+  latency): **unmeasurable** (``valid`` False). The
   step is run once more (a busy machine has moments); a second time, the search stops and the
   answer is a lower bound, "capacity ≥ X req/s", never "found".
 
@@ -50,6 +51,10 @@ KNEE_FACTOR = 1.5
 #: limit: a starved load process reads its replies late too, which inflates the median it
 #: measures; a queue at the endpoint inflates it by far more (tens of times at capacity).
 SLIPPED_FACTOR = 3.0
+#: A step whose sends left late more often than this did not apply its offered rate: its
+#: miss says nothing about the endpoint, whatever its latency (an endpoint that queues makes
+#: replies late, never sends: senders are created on demand).
+SCHEDULE_LOST = 0.25
 KNEE_RULE = (
     f"highest offered rate whose p50 stays within {KNEE_FACTOR:g}x the p50 at the lowest rate "
     "and whose achieved throughput is at least 95 % of the offered rate"
@@ -225,6 +230,7 @@ def generator_limited(
     held_from_send: bool = False,
     passed_p50_ms: float | None = None,
     errors_held: bool = True,
+    late_fraction: float = 0.0,
 ) -> str | None:
     """Why the load process, not the endpoint, was the bottleneck of a step (None: it was not).
 
@@ -237,6 +243,9 @@ def generator_limited(
     * ``"slipped"``: its sends slipped (more than 1 % late, as for a run's validity) — a busy
       machine that starves it of CPU — while every objective held on the send -> reply
       latency: the endpoint answered what it got in time, only the schedule was not kept;
+    * ``"schedule"``: its sends slipped, more than :data:`SCHEDULE_LOST` of them: the step
+      never applied its offered rate (a load process starved for a long moment, which also
+      reads its replies late, so send -> reply misses too);
     * ``"burst"``: its sends slipped while the error objectives held (a refusal is the
       endpoint's answer). A load process that stalls sends its late requests in a burst,
       which queues even at an endpoint with headroom, so the send -> reply tail misses too.
@@ -257,6 +266,8 @@ def generator_limited(
 
     if sends_slipped and held_from_send and (passed_p50_ms is None or near(SLIPPED_FACTOR)):
         return "slipped"
+    if sends_slipped and late_fraction > SCHEDULE_LOST:
+        return "schedule"
     if sends_slipped and errors_held and near(KNEE_FACTOR):
         return "burst"
     if cpu_saturated_s < max(1, math.ceil(0.25 * cpu_samples)):
