@@ -77,8 +77,9 @@ def _cache_bytecode(*, is_worker: bool) -> None:
     """The suite starts some hundreds of Python processes, and each would compile amlc's
     modules again where ``PYTHONDONTWRITEBYTECODE`` is set (as on some CI machines): about
     0.2 s of CPU per load process. The first pytest process compiles them once into
-    ``__pycache__`` (ignored by git), which every process reads whatever that variable says,
-    and pytest caches its rewritten test modules there too. Nothing else is written."""
+    ``__pycache__`` (ignored by git), which every process reads whatever that variable says;
+    the pytest processes themselves write bytecode as Python does by default (pytest's
+    rewritten test modules included)."""
     sys.dont_write_bytecode = False
     if not is_worker:
         for name in _BYTECODE_DIRECTORIES:
