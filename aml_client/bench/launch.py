@@ -52,7 +52,15 @@ def _child_env(secret_env: tuple[str, ...] = ()) -> dict[str, str]:
 
 
 class LoadProcess:
-    """One ``aml_client.bench.load.runner`` child: configuration in, events out, logs kept."""
+    """One ``aml_client.bench.load.runner`` child: configuration in, events out, logs kept.
+
+    The child runs in a session of its own, as the workers of a distributed run do. Where the
+    kernel groups processes by session for CPU time (Linux's autogroup, on by default on most
+    distributions), a load process that shares its session with busy jobs gets a slice of that
+    session's share and sends late: a delay the corrected latency charges to the endpoint.
+    Ctrl-C and SIGTERM reach it through this process (:meth:`interrupt`), and it stops itself,
+    results kept, when this process disappears.
+    """
 
     def __init__(
         self,
@@ -83,6 +91,7 @@ class LoadProcess:
             text=True,
             encoding="utf-8",
             bufsize=1,
+            start_new_session=True,
         )
         assert self.proc.stdin is not None
         # The child ends its test (keeping the results) if this process disappears.

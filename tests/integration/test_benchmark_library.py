@@ -4,9 +4,12 @@ through its stdin), real load processes, servers whose answers are known."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from support.bench import KEY, files_under, start_server, start_slots_server
 
@@ -20,11 +23,20 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("capacity")]
 
 def test_run_bench_counts_exactly_what_it_sent_and_writes_the_report(tmp_path: Path) -> None:
     srv = start_server(tmp_path, "--service-ms", "5", "--key", KEY)
+    events: list[dict[str, Any]] = []
+    sessions: dict[int, int] = {}  # the load process: pid -> its session
+
+    def on_event(event: dict[str, Any]) -> None:
+        events.append(event)
+        for child in psutil.Process().children():
+            with contextlib.suppress(psutil.Error, ProcessLookupError):
+                if "aml_client.bench.load.runner" in child.cmdline():
+                    sessions[child.pid] = os.getsid(child.pid)
+
     try:
-        events: list[dict[str, Any]] = []
         summary = aml_client.run_bench(
             Endpoint(srv.uri, KeyCredential(KEY)), users=2, requests=60,
-            report_dir=tmp_path / "reports", slo=["p99<=10s"], on_event=events.append,
+            report_dir=tmp_path / "reports", slo=["p99<=10s"], on_event=on_event,
         )
         counts = srv.count()
     finally:
@@ -38,6 +50,8 @@ def test_run_bench_counts_exactly_what_it_sent_and_writes_the_report(tmp_path: P
     assert missed_objectives(summary, ["p99<=10s"]) == []
     assert failed_requests([summary], []) is None
     assert any(event.get("type") == "result" for event in events)
+    # The load process leads a session of its own: not a slice of this one's CPU share.
+    assert sessions and all(sid == pid != os.getsid(0) for pid, sid in sessions.items()), sessions
     for path in files_under(tmp_path / "reports"):
         assert KEY not in path.read_text(encoding="utf-8", errors="replace"), path
 
