@@ -66,11 +66,16 @@ class _LogWriter(HistogramLogWriter):  # type: ignore[misc]  # hdrh is untyped
         self.log.write(f"#[StartTime: {seconds:.3f} (seconds since epoch), {when}]\n")
 
     def output_interval(self, recorder: LatencyRecorder, start_s: float, end_s: float) -> None:
-        """One interval line: start and length in seconds (from the base time), max in ms."""
-        offset = start_s - self.base_time / 1000.0
+        """One interval line: start and length in seconds (from the base time), max in ms.
+
+        Never below zero: the base time's round trip through milliseconds can put the first
+        interval a fraction of a microsecond before it, and hdrh's reader skips a line that
+        starts "-0.000" without a word."""
+        offset = max(0.0, start_s - self.base_time / 1000.0)
         blob = recorder.histogram.encode().decode("ascii")
         self.log.write(
-            f"{offset:.3f},{end_s - start_s:.3f},{recorder.max_us / 1000.0:.3f},{blob}\n"
+            f"{offset:.3f},{max(0.0, end_s - start_s):.3f},{recorder.max_us / 1000.0:.3f},"
+            f"{blob}\n"
         )
 
 
