@@ -126,7 +126,8 @@ def test_blue_green_console_objectives_per_deployment_and_junit(  # type: ignore
         header = next(line for line in out.splitlines() if "green vs blue" in line)
         assert name in header
     rate = re.search(r"prediction agreement \(green vs blue\): ([\d.]+) % of ([\d,]+) rows", out)
-    assert rate and float(rate.group(1)) >= 99.9 and int(rate.group(2).replace(",", "")) > 50
+    assert rate and float(rate.group(1)) >= 99.9
+    compared = int(rate.group(2).replace(",", ""))
     assert re.search(r"p99 \(corrected\) ms\s*│\s*[\d.,]+\s*│\s*[\d.,]+", out), out
     assert re.search(r"^green p50 [+-][\d.]+ %", out, re.M), out
     errors = done.stderr
@@ -145,6 +146,14 @@ def test_blue_green_console_objectives_per_deployment_and_junit(  # type: ignore
     page = (directory / "report.html").read_text()
     assert "Deployments side by side" in page and 'id="deployments-spectrum"' in page
     assert (directory / "deployment-green.hlog").is_file()
+    # The console's count is the report's; a busy machine's failures and the requests in flight
+    # at the end leave bodies not compared, so the count is checked against the run's own
+    # answers: every compared body (one row each) was answered by both deployments.
+    bluegreen = json.loads((directory / "summary.json").read_text())["blue_green"]
+    agreement = bluegreen["agreement"]
+    assert compared == agreement["compared_rows"] == agreement["compared_requests"] >= 1
+    assert compared + agreement["not_compared"] >= min(r["requests"] for r in bluegreen["runs"])
+    assert all(r["successes"] >= compared for r in bluegreen["runs"]), bluegreen["runs"]
 
 
 # ---------------------------------------------------------------------------- calibrated truth

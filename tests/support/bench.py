@@ -62,13 +62,18 @@ def start_server(
     tmp_path: Path, *args: str, script: Path = SERVER, log: bool = True
 ) -> Server:
     """``script`` on a free port of 127.0.0.1; the calibrated server appends each scoring
-    request to a log under ``tmp_path`` unless ``log`` is False."""
+    request to a log under ``tmp_path`` unless ``log`` is False.
+
+    In a session of its own, as amlc's local endpoint and load processes are: where the kernel
+    shares CPU time between sessions (Linux's autogroup), the suite's busy processes would
+    otherwise delay its replies, as an endpoint on another machine is never delayed."""
     log_path = tmp_path / f"server-{time.monotonic_ns()}.log"
     logging = ["--log", str(log_path)] if script == SERVER and log else []
     proc = subprocess.Popen(
         [sys.executable, str(script), *logging, *args],
         stdout=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
