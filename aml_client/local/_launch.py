@@ -120,6 +120,9 @@ def deployment_command(listen_fd: int, workers: int, name: str, *, preload: bool
         "info",
         "--name",
         f"amlc-local-{name}",
+        # Each worker ends with its master (see the module).
+        "--config",
+        "python:aml_client.local._gunicorn_hooks",
         *extra,
         *(["--preload"] if preload else []),
         DEPLOYMENT_MARKER + ":app",

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from support.local import (
     LocalEndpointHandle,
@@ -333,7 +334,6 @@ def test_more_than_twice_max_concurrent_pending_is_429(misbehaving) -> None:
 def test_a_deployment_that_dies_takes_the_endpoint_down(
     tmp_path_factory: pytest.TempPathFactory, local_model_cache: Path
 ) -> None:
-    import os
     import re
     import signal
     import time
@@ -345,7 +345,10 @@ def test_a_deployment_that_dies_takes_the_endpoint_down(
         found = re.search(r"deployment green \(onnx, 1 worker\): gunicorn pid (\d+)",
                           handle.server_log_text())  # fmt: skip
         assert found, handle.server_log_text()
-        os.kill(int(found.group(1)), signal.SIGKILL)
+        master = psutil.Process(int(found.group(1)))
+        workers = master.children()
+        assert workers
+        master.send_signal(signal.SIGKILL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and handle.amlc("local", "status").returncode == 0:
             time.sleep(0.5)
@@ -353,6 +356,10 @@ def test_a_deployment_that_dies_takes_the_endpoint_down(
         assert "deployment green stopped" in handle.server_log_text()
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"{handle.base_uri}/", timeout=2)
+        # Its workers go with it (without the parent-death signal, a sync worker noticed only
+        # when its wait for a connection timed out, 150 s later, serving until then).
+        _, alive = psutil.wait_procs(workers, timeout=60)
+        assert not alive, alive
     finally:
         stop_local_endpoint(handle)
 
