@@ -1,10 +1,17 @@
 """The concurrency limiters of a batch run (fixed and adaptive) and the pause gate, driven by a
-simulated endpoint."""
+simulated endpoint.
+
+The endpoint's service times pass on the event loop's clock, a virtual one
+(``support/virtual_clock.py``): the simulation's figures are the limiter's doing, however busy
+the machine.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+
+from support.virtual_clock import simulate
 
 from aml_client.concurrency import AimdSettings, ConcurrencyLimiter, PauseGate
 
@@ -14,6 +21,7 @@ async def _drive(limiter: ConcurrencyLimiter, *, capacity: int, service_s: float
     """A simulated endpoint: ``capacity`` workers, a queue, optional 503 above a depth."""
     workers = asyncio.Semaphore(capacity)
     state = {"in_system": 0, "peak": 0, "shed": 0, "done": 0}
+    clock = asyncio.get_running_loop().time
 
     async def one() -> None:
         while True:
@@ -24,29 +32,29 @@ async def _drive(limiter: ConcurrencyLimiter, *, capacity: int, service_s: float
                     continue
                 state["in_system"] += 1
                 state["peak"] = max(state["peak"], state["in_system"])
-                started = time.perf_counter()
+                started = clock()
                 async with workers:
                     await asyncio.sleep(service_s)
                 state["in_system"] -= 1
-                limiter.record_success(time.perf_counter() - started, epoch)
+                limiter.record_success(clock() - started, epoch)
                 state["done"] += 1
                 return
 
-    started = time.perf_counter()
+    started = clock()
     pending: set[asyncio.Task[None]] = set()
     for _ in range(requests):  # a bounded window of tasks, as the batch reader keeps
         while len(pending) >= 2 * limiter.cap + 2:
             _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
         pending.add(asyncio.create_task(one()))
     await asyncio.gather(*pending)
-    state["elapsed"] = time.perf_counter() - started
+    state["elapsed"] = clock() - started
     state["throughput"] = requests / state["elapsed"]
     return state
 
 
 def test_fixed_limiter_never_exceeds_its_cap() -> None:
     limiter = ConcurrencyLimiter(3)
-    state = asyncio.run(_drive(limiter, capacity=10, service_s=0.002, requests=60))
+    state = simulate(_drive(limiter, capacity=10, service_s=0.002, requests=60))
     assert state["peak"] == 3
     assert limiter.cap == 3 and limiter.peak_in_flight == 3
 
@@ -54,7 +62,7 @@ def test_fixed_limiter_never_exceeds_its_cap() -> None:
 def test_adaptive_limiter_finds_the_capacity_without_piling_up_a_queue() -> None:
     capacity, service_s = 4, 0.01
     limiter = ConcurrencyLimiter(None, settings=AimdSettings(initial=1))
-    state = asyncio.run(_drive(limiter, capacity=capacity, service_s=service_s, requests=400))
+    state = simulate(_drive(limiter, capacity=capacity, service_s=service_s, requests=400))
     best = capacity / service_s
     assert state["throughput"] >= 0.8 * best, state
     # enough in flight to keep every worker busy, never a long queue
@@ -64,7 +72,7 @@ def test_adaptive_limiter_finds_the_capacity_without_piling_up_a_queue() -> None
 
 def test_adaptive_limiter_backs_off_when_the_endpoint_sheds_load() -> None:
     limiter = ConcurrencyLimiter(None, settings=AimdSettings(initial=8))
-    state = asyncio.run(
+    state = simulate(
         _drive(limiter, capacity=4, service_s=0.01, requests=300, shed_above=6)
     )
     assert limiter.decreases >= 1
