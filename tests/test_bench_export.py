@@ -11,6 +11,7 @@ import yaml
 from aml_client.bench.export import (
     ExportSettings,
     azure_failure_criteria,
+    default_spawn_rate,
     write_azure_load_testing,
     write_kubernetes,
 )
@@ -85,3 +86,16 @@ def test_kubernetes_refuses_what_a_cluster_would(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--workers"):
         write_kubernetes(tmp_path / "x", _settings(), name="t", workers=501, secret_name="s")
     assert not (tmp_path / "x").exists()
+
+
+
+@pytest.mark.parametrize(("users", "duration_s", "ramp_s"),
+                         [(4, 4, 2.0), (4, 60, 4.0), (100, 60, 10.0), (100, 8, 4.0), (1, 1, 0.5)])
+def test_the_default_ramp_ends_within_10_s_and_the_first_half_of_the_run(
+    users: int, duration_s: int, ramp_s: float
+) -> None:
+    # A ramp ending as the run time does races Locust's master (rebalancing restarts the test).
+    rate = default_spawn_rate(users, duration_s)
+    assert rate >= 1.0
+    assert users / rate == pytest.approx(ramp_s)
+    assert users / rate <= min(10.0, duration_s / 2)

@@ -115,6 +115,14 @@ class ExportSettings:
                               f"most {PAYLOAD_MAX_BYTES:,}")
 
 
+def default_spawn_rate(users: int, duration_s: float) -> float:
+    """Users started per second when none is given: all within 10 s, and within the first half
+    of a shorter run. A ramp that ends as the run time does races Locust's master: with
+    rebalancing on (the Kubernetes operator turns it on), a worker reporting ready after the
+    stop can start the test again."""
+    return max(1.0, users / 10, users / max(duration_s / 2, 1e-9))
+
+
 def _requirements() -> str:
     from importlib import metadata
 

@@ -20,7 +20,8 @@ _PAYLOAD = typer.Option("--payload", "-p", help="Rows or a payload (JSON, JSONL,
                         "into the bundle. Default: the swagger's example.")
 _SWAGGER = typer.Option("--swagger", help="Swagger file (default: the endpoint's).")
 _SPAWN = typer.Option("--spawn-rate", "-r", callback=checks.positive_number,
-                      help="Users started per second (default: all within 10 s).")
+                      help="Users started per second (default: all within 10 s, or within "
+                      "the first half of a shorter run).")
 _DURATION = typer.Option("--duration", "-t", help="Run time, e.g. 60s, 5m.")
 _SLO = typer.Option("--slo", help="Objective, e.g. 'p99<=200ms', 'error_rate<=1%' "
                     "(repeatable).")
@@ -47,7 +48,7 @@ def _settings(
     endpoint: str | None, payload: Path | None, swagger: Path | None, users: int,
     spawn_rate: float | None, duration: str, slo_texts: list[str] | None,
 ) -> ExportSettings:
-    from aml_client.bench.export import ExportSettings
+    from aml_client.bench.export import ExportSettings, default_spawn_rate
     from aml_client.bench.plan import parse_duration
     from aml_client.bench.report import slo
     from aml_client.bench.target import build_run_target
@@ -75,7 +76,8 @@ def _settings(
         data, name = target.bodies[0], "payload.json"
     return ExportSettings(
         name=target.name, scoring_uri=target.scoring_uri, users=users,
-        spawn_rate=spawn_rate or max(1.0, users / 10), duration_s=max(1, round(duration_s)),
+        spawn_rate=spawn_rate or default_spawn_rate(users, duration_s),
+        duration_s=max(1, round(duration_s)),
         payload_name=name, payload=data, objectives=objectives,
         authenticated=target.authenticated,
     )
