@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -68,6 +67,7 @@ from aml_client.local._auth import (
     is_open,
 )
 from aml_client.local._deployments import DeploymentInfo, FrontPlan
+from aml_client.local._parent import die_with_parent
 from aml_client.local._routing import (
     Admission,
     RequestTimedOut,
@@ -464,12 +464,6 @@ class Front:
 
 
 # the deployments' processes -----------------------------------------------------------------
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Linux: the deployment gets SIGTERM if the front dies, even by SIGKILL."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 def launch(plan: FrontPlan) -> dict[str, Deployment]:
     """Start every deployment's server on its pre-bound socket (before any thread exists)."""
     app_root = Path(plan.app_root)
@@ -486,7 +480,8 @@ def launch(plan: FrontPlan) -> dict[str, Deployment]:
             stdin=subprocess.DEVNULL,
             pass_fds=(fd,),
             cwd=str(app_root),
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            # Linux: the deployment gets SIGTERM if the front dies, even by SIGKILL.
+            preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
         )
         os.close(fd)  # the deployment holds it now; the port closes when it stops
         logger.info(

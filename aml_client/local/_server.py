@@ -25,6 +25,7 @@ from pathlib import Path
 from aml_client.errors import ConfigError, UnavailableError
 from aml_client.local import _deployments, _keys, _launch, _logs, _model, _state
 from aml_client.local._deployments import DeploymentInfo, DeploymentSpec, FrontPlan
+from aml_client.local._parent import die_with_parent
 from aml_client.local._state import LocalEndpointInfo
 
 STYLES = ("inputs", "v1")
@@ -258,7 +259,7 @@ def _launch_front(
             start_new_session=True,
             cwd=str(app_root),
             pass_fds=fds,
-            preexec_fn=None if detach or not sys.platform.startswith("linux") else _die_with_parent,
+            preexec_fn=None if detach or not sys.platform.startswith("linux") else die_with_parent,
         )
 
     base = f"http://{host}:{port}"
@@ -314,14 +315,6 @@ def _log_tail_message(log: Path | None, lines: int = 15) -> str:
         return f" (no output in {log})"
     hint = "(if the model cache is damaged, `amlc local up --retrain` rebuilds it)"
     return f"; last lines of {log}:\n" + "\n".join(tail) + "\n" + hint
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Linux: the foreground front gets SIGTERM when ``amlc local up`` dies, even by SIGKILL."""
-    import ctypes
-
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _serve_foreground(process: subprocess.Popen[bytes]) -> None:
